@@ -1,0 +1,59 @@
+# runseal: `make` builds ./runseal, `make check` runs every test (integration tests need root).
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+VERSION  := 0.1.0
+B        := build
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DRUNSEAL_VERSION=\"$(VERSION)\" \
+	    -I$(B) -Ibpf -Iuser
+LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto
+TESTLIBS := -lyaml -lcrypto -lcmocka
+
+# Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
+USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
+	     user/record.c user/collector.c user/runner.c user/progress.c
+USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
+
+all: runseal $(B)/actions
+
+$(B):
+	mkdir -p $@
+
+$(B)/vmlinux.h: | $(B)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(B)/runseal.bpf.o: bpf/runseal.bpf.c bpf/runseal.h $(B)/vmlinux.h
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -I$(B) -Ibpf -c $< -o $@
+
+$(B)/runseal.skel.h: $(B)/runseal.bpf.o
+	$(BPFTOOL) gen skeleton $< name runseal_bpf > $@.tmp && mv $@.tmp $@
+
+$(B)/collector.o: $(B)/runseal.skel.h
+
+$(B)/%.o: user/%.c $(wildcard user/*.h) bpf/runseal.h | $(B)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+runseal: $(USER_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(B)/actions: tests/helpers/actions.c | $(B)
+	$(CC) $(CFLAGS) -pthread $< -o $@
+
+# Each unit test links its module and the pure modules it may use.
+$(B)/test_%: tests/unit/test_%.c user/%.c user/util.c user/json.c user/redact.c user/decode.c | $(B)
+	$(CC) $(CFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
+unit: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
+
+check: all $(UNIT_TESTS)
+	tests/run-all
+
+clean:
+	rm -rf $(B) runseal
+
+.PHONY: all unit check clean
