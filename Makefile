@@ -7,7 +7,7 @@ VERSION  := 0.1.0
 B        := build
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DRUNSEAL_VERSION=\"$(VERSION)\" \
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -DRUNSEAL_VERSION=\"$(VERSION)\" \
 	    -I$(B) -Ibpf -Iuser
 LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto
 TESTLIBS := -lyaml -lcrypto -lcmocka

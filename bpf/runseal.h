@@ -7,6 +7,10 @@
 #ifndef RUNSEAL_BPF_H
 #define RUNSEAL_BPF_H
 
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
 #define RS_COMM_LEN   16
 #define RS_ARGV_MAX   4096 /* argv bytes kept per exec; more is flagged, never cut silently */
 #define RS_NAME_MAX   4096 /* a path as passed to a syscall */

@@ -1,0 +1,386 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "collector.h"
+#include "decode.h"
+#include "runseal.h"
+#include "runseal.skel.h"
+#include "util.h"
+
+#define TRACEFS "/sys/kernel/tracing"
+
+static const char *const syscall_names[] = {"openat", "openat2", "open", "creat"};
+
+/* libbpf attaches tracepoints through tracefs, which these hosts may leave unmounted. */
+static int ensure_tracefs(void)
+{
+	if (access(TRACEFS "/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+		return 0;
+	mkdir(TRACEFS, 0700);
+	if (mount("tracefs", TRACEFS, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		warn("cannot mount tracefs at " TRACEFS " (needed to attach tracepoints)");
+		return -1;
+	}
+	return 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static const char *step_name(const struct collector *c, uint32_t seq)
+{
+	return seq < c->nsteps && c->steps[seq] ? c->steps[seq] : "?";
+}
+
+static void begin_proc(struct collector *c, enum rec_kind kind, const struct rs_hdr *h)
+{
+	struct stream *s = c->out;
+
+	rec_begin(s, kind, h->ts + c->boot_to_real, c->run_id, (int)h->step);
+	rec_str(s, "step", step_name(c, h->step));
+	rec_int(s, "pid", h->pid);
+	rec_int(s, "ppid", h->ppid);
+	rec_int(s, "tid", h->tid);
+	rec_int(s, "uid", h->uid);
+	rec_int(s, "euid", h->euid);
+	rec_int(s, "gid", h->gid);
+	rec_strn(s, "comm", h->comm, strnlen(h->comm, RS_COMM_LEN), false);
+}
+
+static void put_result(struct stream *s, int64_t ret)
+{
+	char buf[16];
+
+	rec_int(s, "ret", ret);
+	if (ret < 0)
+		rec_str(s, "error", decode_errno((int)-ret, buf, sizeof(buf)));
+}
+
+static void put_components(struct stream *s, const char *key, const char *p, size_t len,
+			   unsigned depth)
+{
+	char *path = path_from_components(p, len, depth == 0xffff ? 0xffff : depth);
+
+	rec_str(s, key, path);
+	free(path);
+}
+
+/* argv arrives as NUL-separated strings; a cut last one is passed on as truncated so that
+ * redaction also hides a secret's beginning. */
+static void put_argv(struct stream *s, const char *a, size_t len, bool trunc)
+{
+	rec_open(s, "argv", '[');
+	for (size_t i = 0; i < len;) {
+		const char *end = memchr(a + i, '\0', len - i);
+		size_t n = end ? (size_t)(end - (a + i)) : len - i;
+
+		rec_item(s, a + i, n, !end && trunc);
+		i += n + 1;
+	}
+	rec_close(s, ']');
+}
+
+static int on_exec(struct collector *c, const struct rs_exec *e, size_t size)
+{
+	struct stream *s = c->out;
+	size_t need = sizeof(*e) + e->filename_len + e->argv_len + e->cwd_len + e->exe_len;
+	const char *d = e->data;
+	bool trunc = e->h.flags & RS_F_ARGV_TRUNC;
+
+	if (size < sizeof(*e) || need > size)
+		return -1;
+	begin_proc(c, REC_EXEC, &e->h);
+	rec_strn(s, "filename", d, e->filename_len, e->h.flags & RS_F_NAME_TRUNC);
+	if (e->exe_len)
+		put_components(s, "path", d + e->filename_len + e->argv_len + e->cwd_len,
+			       e->exe_len, e->exe_depth);
+	put_argv(s, d + e->filename_len, e->argv_len, trunc);
+	rec_int(s, "argc", e->argc);
+	rec_int(s, "argv_bytes", e->argv_total);
+	rec_bool(s, "argv_truncated", trunc);
+	put_components(s, "cwd", d + e->filename_len + e->argv_len, e->cwd_len, e->cwd_depth);
+	put_result(s, e->ret);
+	return rec_end(s);
+}
+
+static int on_fork(struct collector *c, const struct rs_fork *e, size_t size)
+{
+	if (size < sizeof(*e))
+		return -1;
+	begin_proc(c, REC_FORK, &e->h);
+	rec_int(c->out, "child_pid", e->child_pid);
+	return rec_end(c->out);
+}
+
+static int on_exit_ev(struct collector *c, const struct rs_exit *e, size_t size)
+{
+	struct stream *s = c->out;
+
+	if (size < sizeof(*e))
+		return -1;
+	begin_proc(c, REC_EXIT, &e->h);
+	if (e->code & 0x7f) {
+		rec_null(s, "exit_code");
+		rec_int(s, "signal", e->code & 0x7f);
+		rec_bool(s, "core_dumped", e->code & 0x80);
+	} else {
+		rec_int(s, "exit_code", (e->code >> 8) & 0xff);
+		rec_null(s, "signal");
+	}
+	return rec_end(s);
+}
+
+static void put_open_path(struct stream *s, const struct rs_open *e)
+{
+	const char *name = e->data, *res = e->data + e->name_len;
+	char *base = NULL, *path = NULL, *arg = strndup(name, e->name_len);
+
+	if (!arg)
+		err(2, "out of memory");
+	if (e->h.flags & RS_F_RESOLVED && e->res_len)
+		path = path_from_components(res, e->res_len, e->res_depth);
+	else if (name[0] == '/' || !e->name_len)
+		path = e->name_len ? path_join("/", arg) : NULL;
+	else if (e->h.flags & RS_F_BASE && e->res_len)
+		path = path_join(base = path_from_components(res, e->res_len, e->res_depth), arg);
+	rec_str(s, "path", path);
+	if (e->res_depth == 0xffff)
+		rec_bool(s, "path_truncated", true);
+	free(arg);
+	free(base);
+	free(path);
+}
+
+static int on_open(struct collector *c, const struct rs_open *e, size_t size)
+{
+	struct stream *s = c->out;
+	const char *names[24];
+	char extra[24], mode[16];
+	size_t n;
+
+	if (size < sizeof(*e) || sizeof(*e) + e->name_len + e->res_len > size)
+		return -1;
+	begin_proc(c, REC_OPEN, &e->h);
+	rec_str(s, "syscall", syscall_names[e->syscall & 3]);
+	put_open_path(s, e);
+	rec_strn(s, "path_arg", e->data, e->name_len, e->h.flags & RS_F_NAME_TRUNC);
+	n = decode_open_flags(e->flags, names, 24, extra, sizeof(extra));
+	rec_open(s, "flags", '[');
+	for (size_t i = 0; i < n; i++)
+		rec_item(s, names[i], strlen(names[i]), false);
+	rec_close(s, ']');
+	/* The mode only means something when the call may create the file. */
+	if (e->flags & (O_CREAT | __O_TMPFILE)) {
+		snprintf(mode, sizeof(mode), "%04o", e->mode & 07777);
+		rec_str(s, "mode", mode);
+	}
+	if (e->dfd != -100)
+		rec_int(s, "dirfd", e->dfd);
+	if (e->ret >= 0)
+		rec_int(s, "fd", e->ret);
+	put_result(s, e->ret);
+	return rec_end(s);
+}
+
+static int on_connect(struct collector *c, const struct rs_connect *e, size_t size)
+{
+	struct stream *s = c->out;
+	struct sockaddr_info a;
+	size_t len = e->addrlen < RS_SOCKADDR_MAX ? e->addrlen : RS_SOCKADDR_MAX;
+
+	if (size < sizeof(*e))
+		return -1;
+	begin_proc(c, REC_CONNECT, &e->h);
+	rec_int(s, "fd", e->fd);
+	if (decode_sockaddr(e->sockaddr, len, &a) < 0) {
+		rec_str(s, "family", "other");
+		rec_int(s, "family_num", len >= 2 ? *(const uint16_t *)e->sockaddr : -1);
+	} else {
+		rec_str(s, "family", a.family);
+		if (a.port >= 0) {
+			rec_str(s, "addr", a.addr);
+			rec_int(s, "port", a.port);
+		} else if (!strcmp(a.family, "unix")) {
+			rec_strn(s, "path", a.path, a.path_len, false);
+			rec_bool(s, "abstract", a.abstract);
+		} else if (!strcmp(a.family, "other")) {
+			rec_int(s, "family_num", a.family_num);
+		}
+	}
+	put_result(s, e->ret);
+	return rec_end(s);
+}
+
+static int handle(void *ctx, void *data, size_t size)
+{
+	struct collector *c = ctx;
+	const struct rs_hdr *h = data;
+	int r = -1;
+
+	if (size < sizeof(*h) || h->size > size) {
+		warnx("collector: malformed event of %zu bytes ignored", size);
+		return 0;
+	}
+	size = h->size;
+	c->events++;
+	switch (h->kind) {
+	case RS_EXEC:
+		r = on_exec(c, data, size);
+		break;
+	case RS_FORK:
+		r = on_fork(c, data, size);
+		break;
+	case RS_EXIT:
+		r = on_exit_ev(c, data, size);
+		break;
+	case RS_OPEN:
+		r = on_open(c, data, size);
+		break;
+	case RS_CONNECT:
+		r = on_connect(c, data, size);
+		break;
+	}
+	if (r < 0 && !c->out->failed)
+		warnx("collector: malformed event (kind %u, %zu bytes) ignored", h->kind, size);
+	/* A failed stream stops the drain; the runner then fails closed. */
+	return c->out->failed ? -1 : 0;
+}
+
+static const char *const kind_names[RS_KIND_MAX] = {
+	[RS_EXEC] = "exec", [RS_FORK] = "fork", [RS_EXIT] = "exit",
+	[RS_OPEN] = "open", [RS_CONNECT] = "connect",
+};
+
+/* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */
+static int check_drops(struct collector *c)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(c->skel->maps.drops);
+	uint64_t now[RS_KIND_MAX] = {0}, total = 0;
+	uint64_t *vals = xcalloc((size_t)ncpu, sizeof(uint64_t));
+	struct stream *s = c->out;
+
+	for (uint32_t k = 1; k < RS_KIND_MAX; k++) {
+		if (bpf_map_lookup_elem(fd, &k, vals) == 0)
+			for (int i = 0; i < ncpu; i++)
+				now[k] += vals[i];
+		total += now[k] - c->drops[k];
+	}
+	free(vals);
+	if (!total)
+		return 0;
+	c->lost += total;
+	rec_begin(s, REC_LOSS, now_ns(CLOCK_REALTIME), c->run_id, -1);
+	rec_int(s, "count", (int64_t)total);
+	rec_open(s, "kinds", '{');
+	for (uint32_t k = 1; k < RS_KIND_MAX; k++) {
+		if (now[k] != c->drops[k])
+			rec_int(s, kind_names[k], (int64_t)(now[k] - c->drops[k]));
+		c->drops[k] = now[k];
+	}
+	rec_close(s, '}');
+	return rec_end(s);
+}
+
+int collector_drain(struct collector *c)
+{
+	if (ring_buffer__consume(c->rb) < 0 && c->out->failed)
+		return -1;
+	if (check_drops(c) < 0)
+		return -1;
+	return c->out->failed ? -1 : 0;
+}
+
+int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes)
+{
+	memset(c, 0, sizeof(*c));
+	c->out = out;
+	c->boot_to_real = (int64_t)now_ns(CLOCK_REALTIME) - (int64_t)now_ns(CLOCK_BOOTTIME);
+	libbpf_set_print(libbpf_print);
+	if (geteuid() != 0) {
+		warnx("tracing needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN)");
+		return -1;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
+		warn("kernel BTF /sys/kernel/btf/vmlinux is not readable (a kernel with "
+		     "CONFIG_DEBUG_INFO_BTF is needed)");
+		return -1;
+	}
+	if (ensure_tracefs() < 0)
+		return -1;
+	c->skel = runseal_bpf__open();
+	if (!c->skel) {
+		warn("cannot open the BPF programs");
+		return -1;
+	}
+	if (ringbuf_bytes)
+		bpf_map__set_max_entries(c->skel->maps.events, (uint32_t)ringbuf_bytes);
+	if (runseal_bpf__load(c->skel) || runseal_bpf__attach(c->skel)) {
+		warnx("cannot load or attach the BPF programs (see the messages above)");
+		collector_close(c);
+		return -1;
+	}
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), handle, c, NULL);
+	if (!c->rb) {
+		warn("cannot open the BPF ring buffer");
+		collector_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+void collector_close(struct collector *c)
+{
+	ring_buffer__free(c->rb);
+	runseal_bpf__destroy(c->skel);
+	for (size_t i = 0; i < c->nsteps; i++)
+		free(c->steps[i]);
+	free(c->steps);
+	c->rb = NULL;
+	c->skel = NULL;
+	c->steps = NULL;
+	c->nsteps = 0;
+}
+
+void collector_set_run(struct collector *c, const char *run_id)
+{
+	c->run_id = run_id;
+}
+
+void collector_set_step(struct collector *c, uint32_t seq, const char *name)
+{
+	if (seq >= c->nsteps) {
+		c->steps = xrealloc(c->steps, (seq + 1) * sizeof(*c->steps));
+		memset(c->steps + c->nsteps, 0, (seq + 1 - c->nsteps) * sizeof(*c->steps));
+		c->nsteps = seq + 1;
+	}
+	free(c->steps[seq]);
+	c->steps[seq] = xstrdup(name);
+}
+
+int collector_track(struct collector *c, pid_t pid, uint32_t seq)
+{
+	struct rs_track t = {.run = 1, .step = seq};
+	uint32_t key = (uint32_t)pid;
+
+	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t, BPF_ANY);
+}
+
+int collector_fd(struct collector *c)
+{
+	return ring_buffer__epoll_fd(c->rb);
+}

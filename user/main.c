@@ -1,0 +1,167 @@
+/* runseal: run operational runbooks and prove what they did. Command-line entry point. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner.h"
+#include "util.h"
+
+static const char usage_main[] =
+	"usage: runseal COMMAND [OPTIONS]\n"
+	"\n"
+	"Run operational runbooks and record, with eBPF, every exec, file open and connect\n"
+	"their processes make, attributed to the step that caused it.\n"
+	"\n"
+	"commands:\n"
+	"  run RUNBOOK      run a runbook's steps and record what they did (needs root)\n"
+	"  version          print the version\n"
+	"  help [COMMAND]   show this help, or a command's\n"
+	"\n"
+	"exit status: 0 ok, 1 a step failed, 2 usage or set-up error, 3 events lost (--strict)\n";
+
+static const char usage_run[] =
+	"usage: runseal run [OPTIONS] RUNBOOK\n"
+	"\n"
+	"Runs RUNBOOK's steps in order. Each step's process tree (children, daemons that\n"
+	"double-fork, threads) is traced in the kernel and put in its own cgroup; its exec,\n"
+	"fork, exit, open and connect become records attributed to the step.\n"
+	"\n"
+	"options:\n"
+	"  -p, --param NAME=VALUE    set a runbook param (repeatable)\n"
+	"  -P, --param-file NAME=FILE  read a param's value from FILE (for secrets: keeps\n"
+	"                            them out of the process list); one trailing newline dropped\n"
+	"  -e, --events FILE         write every record as JSON Lines to FILE (mode 0600);\n"
+	"                            '-' for stdout (step output then goes to stderr)\n"
+	"      --strict              exit 3 when events were lost (the run is 'incomplete')\n"
+	"      --redact-env LIST     comma-separated substrings of env names whose values are\n"
+	"                            redacted (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
+	"      --ringbuf-mb N        kernel ring buffer size in MiB, a power of two (default 16)\n"
+	"  -q, --quiet               no progress lines, even on a terminal\n"
+	"  -h, --help                show this help\n"
+	"\n"
+	"Params marked secret never appear in records: every string is redacted to\n"
+	"[REDACTED:name] before it is written. A run with lost events ends 'incomplete'.\n"
+	"\n"
+	"example:\n"
+	"  runseal run runbooks/restart-service.yaml -p service=demo-web --events -\n";
+
+/* A value read from a file, so secrets need not be on the command line. */
+static char *param_from_file(const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char buf[65536];
+	size_t n;
+	FILE *f;
+
+	if (!eq || eq == arg)
+		errx(2, "--param-file %s: expected NAME=FILE", arg);
+	f = fopen(eq + 1, "re");
+	if (!f)
+		err(2, "--param-file %.*s: %s", (int)(eq - arg), arg, eq + 1);
+	n = fread(buf, 1, sizeof(buf), f);
+	if (ferror(f) || !feof(f))
+		errx(2, "--param-file %s: unreadable or larger than 64 KiB", eq + 1);
+	fclose(f);
+	if (n && buf[n - 1] == '\n')
+		n--;
+	if (memchr(buf, '\0', n))
+		errx(2, "--param-file %s: value contains a NUL byte", eq + 1);
+	return xasprintf("%.*s=%.*s", (int)(eq - arg), arg, (int)n, buf);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"param", required_argument, NULL, 'p'},
+		{"param-file", required_argument, NULL, 'P'},
+		{"events", required_argument, NULL, 'e'},
+		{"strict", no_argument, NULL, 's'},
+		{"redact-env", required_argument, NULL, 'r'},
+		{"ringbuf-mb", required_argument, NULL, 'b'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct run_opts o = {0};
+	char *end;
+	unsigned long mb;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "p:P:e:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+		case 'P':
+			if (c == 'p' && !strchr(optarg, '='))
+				errx(2, "--param %s: expected NAME=VALUE", optarg);
+			o.params = xrealloc(o.params, (o.nparams + 1) * sizeof(char *));
+			o.params[o.nparams++] = c == 'p' ? xstrdup(optarg) : param_from_file(optarg);
+			break;
+		case 'e':
+			o.events = optarg;
+			break;
+		case 's':
+			o.strict = true;
+			break;
+		case 'r':
+			o.redact_env = optarg;
+			break;
+		case 'b':
+			errno = 0;
+			mb = strtoul(optarg, &end, 10);
+			if (errno || *end || !mb || mb > 1024 || (mb & (mb - 1)))
+				errx(2, "--ringbuf-mb %s: expected a power of two from 1 to 1024",
+				     optarg);
+			o.ringbuf_bytes = (size_t)mb << 20;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			fputs(usage_run, stdout);
+			return 0;
+		default:
+			fputs(usage_run, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(usage_run, stderr);
+		return 2;
+	}
+	o.runbook = argv[optind];
+	rc = runner_run(&o);
+	for (size_t i = 0; i < o.nparams; i++) {
+		explicit_bzero(o.params[i], strlen(o.params[i]));
+		free(o.params[i]);
+	}
+	free(o.params);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    (!strcmp(argv[1], "help") && argc == 2)) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "help") && !strcmp(argv[2], "run")) {
+		fputs(usage_run, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		puts("runseal " RUNSEAL_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	fprintf(stderr, "runseal: unknown command \"%s\"\n\n%s", argv[1], usage_main);
+	return 2;
+}

@@ -1,0 +1,991 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "collector.h"
+#include "progress.h"
+#include "record.h"
+#include "redact.h"
+#include "runbook.h"
+#include "runner.h"
+#include "util.h"
+
+#define TAIL_SHOW   4096
+#define TAIL_KEEP   8192 /* more than shown, so a secret cut by the window is still redacted */
+#define OUTPUT_GRACE_MS 1000
+#define STEP_PATH   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum { TAG_RB = 1, TAG_SIG, TAG_OUT, TAG_ERR, TAG_PID, TAG_TIMER, TAG_GRACE };
+
+struct capture {
+	EVP_MD_CTX *md;
+	char ring[TAIL_KEEP];
+	uint64_t total;
+	bool eof;
+};
+
+/* Why a child could not reach its exec: written to a close-on-exec pipe. */
+struct child_err {
+	int stage;
+	int err;
+};
+
+enum { STAGE_CGROUP = 1, STAGE_CWD, STAGE_USER, STAGE_EXEC };
+static const char *const stage_names[] = {"", "cgroup", "chdir", "run_as", "exec"};
+
+struct attempt {
+	pid_t pid;
+	int pidfd, timerfd, gracefd, errpipe;
+	int outfd[2];
+	struct capture cap[2];
+	bool exited, timed_out;
+	int status;
+	struct child_err cerr;
+	uint64_t start;
+	char cgroup[PATH_MAX];
+};
+
+struct user {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[64];
+	int ngroups;
+	char home[PATH_MAX];
+	char name[64];
+};
+
+struct run {
+	const struct run_opts *o;
+	struct runbook rb;
+	struct rb_binding b;
+	struct redactor red;
+	struct stream s;
+	struct collector col;
+	struct progress prog;
+	char id[40];
+	char cg_mnt[PATH_MAX];  /* cgroup v2 mount point, "" without one */
+	char cg_home[PATH_MAX]; /* the cgroup runseal was started in */
+	char cg_run[PATH_MAX];
+	int epfd, sigfd, events_fd, passout;
+	char **env; /* base environment of every step */
+	size_t nenv;
+	uint32_t seq;
+	uint64_t start;
+	bool interrupted, log_failed, any_failed;
+	size_t steps_run;
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static uint64_t mono(void)
+{
+	return now_ns(CLOCK_MONOTONIC);
+}
+
+static uint64_t real(void)
+{
+	return now_ns(CLOCK_REALTIME);
+}
+
+/* UUIDv7: time-ordered, so run ids sort by start time. */
+static void make_run_id(char out[40])
+{
+	unsigned char u[16];
+	uint64_t ms = real() / 1000000;
+
+	if (getrandom(u, sizeof(u), 0) != sizeof(u))
+		err(2, "getrandom");
+	for (int i = 0; i < 6; i++)
+		u[i] = (unsigned char)(ms >> (40 - 8 * i));
+	u[6] = (u[6] & 0x0f) | 0x70;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	snprintf(out, 40,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+		 u[14], u[15]);
+}
+
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+static void ep_add(struct run *r, int fd, uint32_t tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
+
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		err(2, "epoll_ctl");
+}
+
+static void ep_del(struct run *r, int fd)
+{
+	epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static int arm_timer(int fd, uint64_t ms)
+{
+	struct itimerspec it = {.it_value = {.tv_sec = (time_t)(ms / 1000),
+					     .tv_nsec = (long)(ms % 1000) * 1000000}};
+
+	if (!ms)
+		it.it_value.tv_nsec = 1;
+	return timerfd_settime(fd, 0, &it, NULL);
+}
+
+/* ---- cgroups ------------------------------------------------------------------------- */
+
+/* Finds the cgroup v2 mount (the unified hierarchy on hybrid hosts) and our own cgroup. */
+static void cgroup_init(struct run *r)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], *rel = NULL;
+	size_t n = 0;
+
+	r->cg_mnt[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX], *sep = strstr(line, " - cgroup2 ");
+
+		if (sep && sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1) {
+			snprintf(r->cg_mnt, sizeof(r->cg_mnt), "%s", mnt);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	f = fopen("/proc/self/cgroup", "re");
+	while (f && getline(&rel, &n, f) > 0)
+		if (!strncmp(rel, "0::", 3)) {
+			rel[strcspn(rel, "\n")] = '\0';
+			snprintf(r->cg_home, sizeof(r->cg_home), "%s%s", r->cg_mnt, rel + 3);
+		}
+	free(rel);
+	if (f)
+		fclose(f);
+	if (!r->cg_mnt[0])
+		return;
+	snprintf(r->cg_run, sizeof(r->cg_run), "%s/runseal", r->cg_mnt);
+	mkdir(r->cg_run, 0755);
+	snprintf(r->cg_run, sizeof(r->cg_run), "%s/runseal/%s", r->cg_mnt, r->id);
+	if (mkdir(r->cg_run, 0755) < 0) {
+		warn("cgroup %s (steps run without their own cgroup)", r->cg_run);
+		r->cg_mnt[0] = r->cg_run[0] = '\0';
+	}
+}
+
+static size_t cgroup_pids(const char *cg, pid_t *pids, size_t max)
+{
+	char path[PATH_MAX + 16];
+	size_t n = 0;
+	long p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	f = fopen(path, "re");
+	while (f && n < max && fscanf(f, "%ld", &p) == 1)
+		pids[n++] = (pid_t)p;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Kills a step's whole tree: cgroup.kill reaches processes that left the process group. */
+static void kill_tree(struct attempt *a)
+{
+	char path[PATH_MAX + 16];
+	pid_t pids[1024];
+	size_t n;
+
+	if (a->cgroup[0]) {
+		snprintf(path, sizeof(path), "%s/cgroup.kill", a->cgroup);
+		if (write_file(path, "1") < 0) {
+			n = cgroup_pids(a->cgroup, pids, 1024);
+			for (size_t i = 0; i < n; i++)
+				kill(pids[i], SIGKILL);
+		}
+	}
+	kill(-a->pid, SIGKILL);
+}
+
+/* Processes that outlive the run (a service a step started) go back to where runseal was
+ * started, so that no cgroup of ours is left behind holding them. */
+static void cgroup_release(struct run *r, const char *cg)
+{
+	char path[PATH_MAX + 16], pid[16];
+	pid_t pids[1024];
+	size_t n = cgroup_pids(cg, pids, 1024);
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", r->cg_home);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(pid, sizeof(pid), "%d", pids[i]);
+		if (write_file(path, pid) < 0)
+			warn("cannot move lingering process %d out of %s", pids[i], cg);
+	}
+	if (rmdir(cg) < 0 && errno != ENOENT)
+		warn("cannot remove cgroup %s", cg);
+}
+
+/* ---- environment --------------------------------------------------------------------- */
+
+static void env_add(char ***env, size_t *n, const char *k, const char *v)
+{
+	*env = xrealloc(*env, (*n + 2) * sizeof(**env));
+	(*env)[(*n)++] = xasprintf("%s=%s", k, v);
+	(*env)[*n] = NULL;
+}
+
+static void env_free(char **env, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* Steps get a small, recorded environment, not whatever the invoker had. */
+static void base_env(struct run *r)
+{
+	static const char *const keep[] = {"HOME", "LANG", "LC_ALL", "TZ", "TERM", "USER", "LOGNAME"};
+
+	env_add(&r->env, &r->nenv, "PATH", STEP_PATH);
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (getenv(keep[i]))
+			env_add(&r->env, &r->nenv, keep[i], getenv(keep[i]));
+	env_add(&r->env, &r->nenv, "RUNSEAL_RUN_ID", r->id);
+	for (size_t i = 0; i < r->b.n; i++) {
+		char *k = xasprintf("RUNSEAL_PARAM_%s", r->b.names[i]);
+
+		env_add(&r->env, &r->nenv, k, r->b.values[i]);
+		free(k);
+	}
+}
+
+static void rec_env(struct run *r, const char *key, char *const *env, size_t n)
+{
+	rec_open(&r->s, key, '{');
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(env[i], '=');
+		char *k = strndup(env[i], (size_t)(eq - env[i]));
+
+		if (!k)
+			err(2, "out of memory");
+		if (redact_env_name(&r->red, k))
+			rec_str(&r->s, k, "[REDACTED:env]");
+		else
+			rec_str(&r->s, k, eq + 1);
+		free(k);
+	}
+	rec_close(&r->s, '}');
+}
+
+/* ---- records around steps ------------------------------------------------------------ */
+
+static int emit(struct run *r)
+{
+	if (rec_end(&r->s) < 0 && !r->log_failed) {
+		r->log_failed = true;
+		warnx("cannot write records to %s: %s; stopping the run", r->s.failed_sink,
+		      strerror(r->s.failed));
+	}
+	return r->log_failed ? -1 : 0;
+}
+
+static void run_start_record(struct run *r)
+{
+	struct stream *s = &r->s;
+	struct utsname u;
+	char host[256] = "", sha[65];
+
+	gethostname(host, sizeof(host) - 1);
+	uname(&u);
+	hex(r->rb.sha256, 32, sha);
+	rec_begin(s, REC_RUN_START, real(), r->id, -1);
+	rec_str(s, "runbook", r->rb.path);
+	rec_str(s, "runbook_name", r->rb.name);
+	rec_str(s, "runbook_sha256", sha);
+	rec_open(s, "params", '{');
+	for (size_t i = 0; i < r->b.n; i++) {
+		char *red = xasprintf("[REDACTED:%s]", r->b.names[i]);
+
+		rec_str(s, r->b.names[i], r->b.secret[i] ? red : r->b.values[i]);
+		free(red);
+	}
+	rec_close(s, '}');
+	rec_str(s, "host", host);
+	rec_str(s, "kernel", u.release);
+	rec_str(s, "runseal_version", RUNSEAL_VERSION);
+	rec_int(s, "uid", getuid());
+	rec_int(s, "euid", geteuid());
+	if (getenv("SUDO_UID"))
+		rec_str(s, "sudo_uid", getenv("SUDO_UID"));
+	rec_int(s, "runseal_pid", getpid());
+	rec_str(s, "cgroup", r->cg_run[0] ? r->cg_run : NULL);
+	rec_env(r, "env", r->env, r->nenv);
+	emit(r);
+}
+
+static void tail_of(const struct capture *c, char *out, size_t *len)
+{
+	size_t n = c->total < TAIL_KEEP ? (size_t)c->total : TAIL_KEEP;
+	size_t start = (size_t)((c->total - n) % TAIL_KEEP);
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = c->ring[(start + i) % TAIL_KEEP];
+	*len = n;
+}
+
+/* The tail is redacted over more bytes than it shows, then cut, so a secret that straddles
+ * the window's start is hidden as well. */
+static void rec_output(struct run *r, const char *name, struct capture *c)
+{
+	unsigned char md[32];
+	char key[32], sha[65], buf[TAIL_KEEP], *red;
+	size_t n, rn;
+	unsigned mdlen = 0;
+
+	EVP_DigestFinal_ex(c->md, md, &mdlen);
+	hex(md, 32, sha);
+	snprintf(key, sizeof(key), "%s_sha256", name);
+	rec_str(&r->s, key, sha);
+	snprintf(key, sizeof(key), "%s_bytes", name);
+	rec_int(&r->s, key, (int64_t)c->total);
+	tail_of(c, buf, &n);
+	red = redact(&r->red, buf, n, true, &rn);
+	const char *t = red ? red : buf;
+	size_t tn = red ? rn : n;
+	snprintf(key, sizeof(key), "%s_tail", name);
+	rec_strn(&r->s, key, tn > TAIL_SHOW ? t + tn - TAIL_SHOW : t, tn > TAIL_SHOW ? TAIL_SHOW : tn,
+		 true);
+	free(red);
+}
+
+/* ---- one attempt of one step ---------------------------------------------------------- */
+
+static int resolve_user(const char *name, struct user *u)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (!pw)
+		return -1;
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	u->ngroups = 64;
+	if (getgrouplist(name, pw->pw_gid, u->groups, &u->ngroups) < 0)
+		u->ngroups = 0;
+	snprintf(u->home, sizeof(u->home), "%s", pw->pw_dir);
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	return 0;
+}
+
+static void child_fail(int fd, int stage)
+{
+	struct child_err e = {stage, errno};
+
+	if (write(fd, &e, sizeof(e)) < 0)
+		_exit(126);
+	_exit(stage == STAGE_EXEC ? 127 : 126);
+}
+
+/* Runs in the forked child: wait until the parent has registered us with the tracer, so the
+ * step's first exec is already captured, then become the step. */
+static void child(int go, int errfd, int out, int errout, const char *cwd, const struct user *u,
+		  char **argv, char **envp)
+{
+	extern char **environ;
+	sigset_t none;
+	char c;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setpgid(0, 0);
+	int devnull = open("/dev/null", O_RDONLY);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(errout, 2) < 0)
+		child_fail(errfd, STAGE_EXEC);
+	if (read(go, &c, 1) != 1)
+		_exit(126);
+	if (cwd && chdir(cwd) < 0)
+		child_fail(errfd, STAGE_CWD);
+	if (u && (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 ||
+		  setuid(u->uid) < 0))
+		child_fail(errfd, STAGE_USER);
+	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* execvp searches the step's PATH, not ours. */
+	environ = envp;
+	execvp(argv[0], argv);
+	child_fail(errfd, STAGE_EXEC);
+}
+
+struct prepared {
+	char **argv;
+	char **env; /* base env plus the step's own */
+	size_t nenv, nstep_env;
+	char *cwd;
+	struct user user;
+	bool has_user;
+	char error[RB_ERRLEN];
+};
+
+static void prepared_free(struct prepared *p)
+{
+	for (size_t i = 0; p->argv && p->argv[i]; i++)
+		free(p->argv[i]);
+	free(p->argv);
+	env_free(p->env, p->nenv);
+	free(p->cwd);
+	memset(p, 0, sizeof(*p));
+}
+
+static int prepare(struct run *r, const struct rb_step *st, const char *stepname,
+		   struct prepared *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (st->run) {
+		char *cmd = rb_expand_shell(st->run, &r->b, p->error, sizeof(p->error));
+
+		if (!cmd)
+			return -1;
+		p->argv = xcalloc(4, sizeof(char *));
+		p->argv[0] = xstrdup("/bin/sh");
+		p->argv[1] = xstrdup("-c");
+		p->argv[2] = cmd;
+	} else {
+		p->argv = xcalloc(st->argc + 1, sizeof(char *));
+		for (size_t i = 0; i < st->argc; i++)
+			if (!(p->argv[i] = rb_expand_literal(st->argv[i], &r->b, p->error,
+							     sizeof(p->error))))
+				return -1;
+	}
+	if (st->cwd && !(p->cwd = rb_expand_literal(st->cwd, &r->b, p->error, sizeof(p->error))))
+		return -1;
+	if (st->run_as) {
+		if (resolve_user(st->run_as, &p->user) < 0) {
+			snprintf(p->error, sizeof(p->error), "run_as: unknown user \"%s\"", st->run_as);
+			return -1;
+		}
+		p->has_user = true;
+	}
+	for (size_t i = 0; i < r->nenv; i++) {
+		const char *e = r->env[i];
+
+		if (p->has_user && (!strncmp(e, "HOME=", 5) || !strncmp(e, "USER=", 5) ||
+				    !strncmp(e, "LOGNAME=", 8)))
+			continue;
+		p->env = xrealloc(p->env, (p->nenv + 2) * sizeof(char *));
+		p->env[p->nenv++] = xstrdup(e);
+		p->env[p->nenv] = NULL;
+	}
+	if (p->has_user) {
+		env_add(&p->env, &p->nenv, "HOME", p->user.home);
+		env_add(&p->env, &p->nenv, "USER", p->user.name);
+		env_add(&p->env, &p->nenv, "LOGNAME", p->user.name);
+	}
+	env_add(&p->env, &p->nenv, "RUNSEAL_STEP", stepname);
+	size_t first = p->nenv;
+	for (size_t i = 0; i < st->nenv; i++) {
+		char *v = rb_expand_literal(st->env[i].value, &r->b, p->error, sizeof(p->error));
+
+		if (!v)
+			return -1;
+		env_add(&p->env, &p->nenv, st->env[i].key, v);
+		free(v);
+	}
+	p->nstep_env = p->nenv - first;
+	return 0;
+}
+
+static void step_start_record(struct run *r, const struct rb_step *st, unsigned attempt,
+			      const struct prepared *p)
+{
+	struct stream *s = &r->s;
+
+	rec_begin(s, REC_STEP_START, real(), r->id, (int)r->seq);
+	rec_str(s, "step", st->name);
+	rec_int(s, "step_seq", r->seq);
+	rec_int(s, "attempt", attempt);
+	rec_str(s, "mode", st->run ? "shell" : "argv");
+	rec_open(s, "argv", '[');
+	for (size_t i = 0; p->argv && p->argv[i]; i++)
+		rec_item(s, p->argv[i], strlen(p->argv[i]), false);
+	rec_close(s, ']');
+	rec_str(s, "cwd", p->cwd);
+	rec_str(s, "run_as", st->run_as);
+	if (st->timeout > 0)
+		rec_int(s, "timeout_ms", (int64_t)(st->timeout * 1000));
+	rec_env(r, "env", p->env + p->nenv - p->nstep_env, p->nstep_env);
+	emit(r);
+}
+
+static int spawn(struct run *r, struct attempt *a, const struct prepared *p, const char *name)
+{
+	int go[2], ep[2], out[2], errp[2];
+	char path[PATH_MAX + 16], pid[16];
+
+	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+	    pipe2(errp, O_CLOEXEC) < 0)
+		err(2, "pipe");
+	if (r->cg_run[0]) {
+		snprintf(a->cgroup, sizeof(a->cgroup), "%s/%u-%s", r->cg_run, r->seq, name);
+		if (mkdir(a->cgroup, 0755) < 0) {
+			warn("cgroup %s", a->cgroup);
+			a->cgroup[0] = '\0';
+		}
+	}
+	fflush(NULL);
+	a->pid = fork();
+	if (a->pid < 0)
+		err(2, "fork");
+	if (a->pid == 0) {
+		close(go[1]);
+		close(ep[0]);
+		child(go[0], ep[1], out[1], errp[1], p->cwd, p->has_user ? &p->user : NULL, p->argv,
+		      p->env);
+	}
+	close(go[0]);
+	close(ep[1]);
+	close(out[1]);
+	close(errp[1]);
+	a->errpipe = ep[0];
+	a->outfd[0] = out[0];
+	a->outfd[1] = errp[0];
+	if (a->cgroup[0]) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", a->cgroup);
+		snprintf(pid, sizeof(pid), "%d", a->pid);
+		if (write_file(path, pid) < 0)
+			warn("cannot move step %s into %s", name, a->cgroup);
+	}
+	if (collector_track(&r->col, a->pid, r->seq) < 0) {
+		warn("cannot register step %s with the tracer", name);
+		kill(a->pid, SIGKILL);
+		close(go[1]);
+		waitpid(a->pid, NULL, 0);
+		return -1;
+	}
+	if (write(go[1], "g", 1) != 1)
+		warn("cannot start step %s", name);
+	close(go[1]);
+	a->pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
+	if (a->pidfd < 0)
+		err(2, "pidfd_open");
+	return 0;
+}
+
+static void pump(struct run *r, struct attempt *a, int which)
+{
+	char buf[65536];
+	ssize_t n = read(a->outfd[which], buf, sizeof(buf));
+	struct capture *c = &a->cap[which];
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		c->eof = true;
+		ep_del(r, a->outfd[which]);
+		return;
+	}
+	EVP_DigestUpdate(c->md, buf, (size_t)n);
+	for (ssize_t i = 0; i < n; i++)
+		c->ring[(c->total + (uint64_t)i) % TAIL_KEEP] = buf[i];
+	c->total += (uint64_t)n;
+	/* The user sees what the step prints, as it prints it. */
+	int fd = which == 0 ? r->passout : 2;
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(fd, buf + off, (size_t)(n - off));
+		if (w <= 0)
+			break;
+		off += w;
+	}
+}
+
+static void on_signal(struct run *r, struct attempt *a)
+{
+	struct signalfd_siginfo si;
+
+	if (read(r->sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (!r->interrupted)
+		warnx("signal %u: stopping the run", si.ssi_signo);
+	r->interrupted = true;
+	if (a && !a->exited)
+		kill_tree(a);
+}
+
+/* Waits until the step's main process has exited and its output is closed (or a short grace
+ * after the exit, for a daemon that kept them), draining events all the while. */
+static void wait_attempt(struct run *r, struct attempt *a, double timeout)
+{
+	struct epoll_event evs[16];
+	bool grace_over = false;
+
+	ep_add(r, a->outfd[0], TAG_OUT);
+	ep_add(r, a->outfd[1], TAG_ERR);
+	ep_add(r, a->pidfd, TAG_PID);
+	a->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	a->gracefd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (a->timerfd < 0 || a->gracefd < 0)
+		err(2, "timerfd_create");
+	ep_add(r, a->timerfd, TAG_TIMER);
+	ep_add(r, a->gracefd, TAG_GRACE);
+	if (timeout > 0)
+		arm_timer(a->timerfd, (uint64_t)(timeout * 1000));
+	if (r->interrupted)
+		kill_tree(a);
+	while (!a->exited || (!grace_over && (!a->cap[0].eof || !a->cap[1].eof))) {
+		int n = epoll_wait(r->epfd, evs, 16, -1);
+
+		if (n < 0 && errno != EINTR)
+			err(2, "epoll_wait");
+		for (int i = 0; i < n; i++) {
+			switch (evs[i].data.u32) {
+			case TAG_RB:
+				if (collector_drain(&r->col) < 0 && !r->log_failed)
+					emit(r);
+				break;
+			case TAG_SIG:
+				on_signal(r, a);
+				break;
+			case TAG_OUT:
+				pump(r, a, 0);
+				break;
+			case TAG_ERR:
+				pump(r, a, 1);
+				break;
+			case TAG_TIMER:
+				a->timed_out = true;
+				kill_tree(a);
+				ep_del(r, a->timerfd);
+				break;
+			case TAG_GRACE:
+				grace_over = true;
+				break;
+			case TAG_PID:
+				if (waitpid(a->pid, &a->status, WNOHANG) == a->pid) {
+					a->exited = true;
+					ep_del(r, a->pidfd);
+					arm_timer(a->gracefd, OUTPUT_GRACE_MS);
+				}
+				break;
+			}
+		}
+		/* Fail closed: a step does not go on once its records cannot be written. */
+		if (r->log_failed && !a->exited)
+			kill_tree(a);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (!a->cap[i].eof)
+			ep_del(r, a->outfd[i]);
+		close(a->outfd[i]);
+	}
+	ep_del(r, a->timerfd);
+	ep_del(r, a->gracefd);
+	close(a->timerfd);
+	close(a->gracefd);
+	close(a->pidfd);
+	if (read(a->errpipe, &a->cerr, sizeof(a->cerr)) != sizeof(a->cerr))
+		a->cerr.stage = 0;
+	close(a->errpipe);
+}
+
+static const char *attempt_status(const struct attempt *a)
+{
+	if (a->timed_out)
+		return "timeout";
+	if (a->cerr.stage || !WIFEXITED(a->status) || WEXITSTATUS(a->status) != 0)
+		return "failed";
+	return "ok";
+}
+
+static void step_end_record(struct run *r, const char *name, unsigned attempt,
+			    struct attempt *a, const char *status, const char *error)
+{
+	struct stream *s = &r->s;
+	pid_t pids[256];
+	size_t n = a->cgroup[0] ? cgroup_pids(a->cgroup, pids, 256) : 0;
+	char buf[RB_ERRLEN + 64];
+
+	rec_begin(s, REC_STEP_END, real(), r->id, (int)r->seq);
+	rec_str(s, "step", name);
+	rec_int(s, "step_seq", r->seq);
+	rec_int(s, "attempt", attempt);
+	rec_int(s, "pid", a->pid);
+	rec_str(s, "status", status);
+	if (a->pid > 0 && WIFEXITED(a->status))
+		rec_int(s, "exit_code", WEXITSTATUS(a->status));
+	else if (a->pid > 0 && WIFSIGNALED(a->status))
+		rec_int(s, "exit_code", 128 + WTERMSIG(a->status));
+	else
+		rec_null(s, "exit_code");
+	if (a->pid > 0 && WIFSIGNALED(a->status))
+		rec_int(s, "signal", WTERMSIG(a->status));
+	rec_int(s, "duration_ms", (int64_t)((mono() - a->start) / 1000000));
+	if (a->cerr.stage) {
+		snprintf(buf, sizeof(buf), "%s: %s", stage_names[a->cerr.stage],
+			 strerror(a->cerr.err));
+		error = buf;
+	}
+	if (error)
+		rec_str(s, "error", error);
+	if (a->pid > 0) {
+		rec_output(r, "stdout", &a->cap[0]);
+		rec_output(r, "stderr", &a->cap[1]);
+	}
+	rec_open(s, "lingering", '[');
+	for (size_t i = 0; i < n; i++) {
+		char p[16];
+
+		snprintf(p, sizeof(p), "%d", pids[i]);
+		rec_item(s, p, strlen(p), false);
+	}
+	rec_close(s, ']');
+	emit(r);
+}
+
+/* Runs one attempt; returns its status name ("ok", "failed", "timeout"). */
+static const char *run_attempt(struct run *r, const struct rb_step *st, unsigned attempt)
+{
+	struct attempt a;
+	struct prepared p;
+	const char *status;
+
+	memset(&a, 0, sizeof(a));
+	a.start = mono();
+	r->seq++;
+	collector_set_step(&r->col, r->seq, st->name);
+	progress_step_start(&r->prog, st->name, attempt);
+	if (prepare(r, st, st->name, &p) < 0) {
+		step_start_record(r, st, attempt, &p);
+		step_end_record(r, st->name, attempt, &a, "failed", p.error);
+		progress_step_end(&r->prog, st->name, "failed", 0);
+		warnx("step %s: %s", st->name, p.error);
+		prepared_free(&p);
+		return "failed";
+	}
+	step_start_record(r, st, attempt, &p);
+	for (int i = 0; i < 2; i++) {
+		a.cap[i].md = EVP_MD_CTX_new();
+		if (!a.cap[i].md || !EVP_DigestInit_ex(a.cap[i].md, EVP_sha256(), NULL))
+			errx(2, "SHA-256 unavailable");
+	}
+	if (spawn(r, &a, &p, st->name) < 0) {
+		status = "failed";
+		a.pid = 0;
+	} else {
+		wait_attempt(r, &a, st->timeout);
+		status = attempt_status(&a);
+	}
+	/* Everything the step's processes did is in the ring buffer by now. */
+	collector_drain(&r->col);
+	step_end_record(r, st->name, attempt, &a, status, r->interrupted ? "interrupted" : NULL);
+	progress_step_end(&r->prog, st->name, status, (mono() - a.start) / 1000000);
+	if (a.cgroup[0] && !cgroup_pids(a.cgroup, (pid_t[1]){0}, 1))
+		rmdir(a.cgroup);
+	for (int i = 0; i < 2; i++)
+		EVP_MD_CTX_free(a.cap[i].md);
+	prepared_free(&p);
+	r->steps_run++;
+	return status;
+}
+
+/* Sleeps between retries while still draining events and watching for signals. */
+static void pause_ms(struct run *r, uint64_t ms)
+{
+	uint64_t end = mono() + ms * 1000000;
+	struct epoll_event evs[8];
+
+	while (!r->interrupted && mono() < end) {
+		int n = epoll_wait(r->epfd, evs, 8, (int)((end - mono()) / 1000000) + 1);
+
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u32 == TAG_RB)
+				collector_drain(&r->col);
+			else if (evs[i].data.u32 == TAG_SIG)
+				on_signal(r, NULL);
+		}
+	}
+}
+
+static bool run_step(struct run *r, const struct rb_step *st)
+{
+	for (unsigned attempt = 1; attempt <= st->retries + 1; attempt++) {
+		if (!strcmp(run_attempt(r, st, attempt), "ok"))
+			return true;
+		if (r->interrupted || r->log_failed || attempt > st->retries)
+			break;
+		pause_ms(r, (uint64_t)(st->retry_delay * 1000));
+	}
+	return false;
+}
+
+static void run_steps(struct run *r, const struct rb_step *steps, size_t n, bool rollback)
+{
+	for (size_t i = 0; i < n && !r->interrupted && !r->log_failed; i++) {
+		if (run_step(r, &steps[i]))
+			continue;
+		r->any_failed = true;
+		if (steps[i].on_failure == RB_CONTINUE)
+			continue;
+		if (steps[i].on_failure == RB_ROLLBACK && !rollback && !r->interrupted) {
+			run_steps(r, r->rb.rollback, r->rb.nrollback, true);
+		}
+		break;
+	}
+}
+
+static void run_end_record(struct run *r, const char *status)
+{
+	struct stream *s = &r->s;
+
+	rec_begin(s, REC_RUN_END, real(), r->id, -1);
+	rec_str(s, "status", status);
+	rec_int(s, "steps", (int64_t)r->steps_run);
+	rec_int(s, "events", (int64_t)r->col.events);
+	rec_int(s, "lost", (int64_t)r->col.lost);
+	rec_int(s, "duration_ms", (int64_t)((mono() - r->start) / 1000000));
+	if (r->interrupted)
+		rec_bool(s, "interrupted", true);
+	if (r->log_failed)
+		rec_str(s, "error", "log write failed");
+	emit(r);
+}
+
+/* ---- set-up -------------------------------------------------------------------------- */
+
+static int setup(struct run *r)
+{
+	const struct run_opts *o = r->o;
+	char e[RB_ERRLEN];
+	sigset_t mask;
+
+	if (runbook_load(o->runbook, &r->rb, e, sizeof(e)) < 0) {
+		fprintf(stderr, "runseal: %s\n", e);
+		return -1;
+	}
+	make_run_id(r->id);
+	if (runbook_bind(&r->rb, o->params, o->nparams, &r->b, e, sizeof(e)) < 0 ||
+	    rb_binding_set(&r->b, "run_id", r->id) < 0) {
+		fprintf(stderr, "runseal: %s: %s\n", o->runbook, e);
+		return -1;
+	}
+	redact_init(&r->red);
+	if (o->redact_env && redact_set_env_patterns(&r->red, o->redact_env) < 0)
+		errx(2, "out of memory");
+	for (size_t i = 0; i < r->b.n; i++)
+		if (r->b.secret[i] && redact_add_secret(&r->red, r->b.names[i], r->b.values[i]) < 0)
+			errx(2, "out of memory");
+	stream_init(&r->s, &r->red);
+	r->events_fd = -1;
+	r->passout = 1;
+	if (o->events && !strcmp(o->events, "-")) {
+		r->events_fd = 1;
+		r->passout = 2; /* keep the JSON Lines on stdout clean */
+	} else if (o->events) {
+		r->events_fd = open(o->events, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (r->events_fd < 0) {
+			warn("--events %s", o->events);
+			return -1;
+		}
+	}
+	if (r->events_fd >= 0)
+		stream_add_sink(&r->s, (struct sink){sink_fd_write, &r->events_fd, "--events"});
+	r->prog.out = !o->quiet && isatty(1) && r->passout == 1 ? stdout : NULL;
+	stream_add_sink(&r->s, (struct sink){progress_sink, &r->prog, "progress"});
+	if (collector_open(&r->col, &r->s, o->ringbuf_bytes) < 0)
+		return -1;
+	collector_set_run(&r->col, r->id);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->sigfd < 0 || r->epfd < 0)
+		err(2, "signalfd/epoll");
+	ep_add(r, collector_fd(&r->col), TAG_RB);
+	ep_add(r, r->sigfd, TAG_SIG);
+	cgroup_init(r);
+	base_env(r);
+	return 0;
+}
+
+int runner_run(const struct run_opts *o)
+{
+	struct run r;
+	const char *status;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	r.start = mono();
+	if (setup(&r) < 0)
+		return RUN_USAGE;
+	run_start_record(&r);
+	if (!r.log_failed)
+		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
+	collector_drain(&r.col);
+	if (r.any_failed || r.interrupted || r.log_failed)
+		status = "failed";
+	else if (r.col.lost)
+		status = "incomplete";
+	else
+		status = "ok";
+	run_end_record(&r, status);
+	progress_run_end(&r.prog, r.id, status, r.steps_run, r.col.events, r.col.lost);
+	if (r.cg_run[0]) {
+		char path[PATH_MAX + 64];
+
+		for (uint32_t i = 1; i <= r.seq; i++) {
+			snprintf(path, sizeof(path), "%s/%u-%s", r.cg_run, i, r.col.steps[i]);
+			if (access(path, F_OK) == 0)
+				cgroup_release(&r, path);
+		}
+		rmdir(r.cg_run);
+	}
+	if (r.interrupted)
+		rc = RUN_INTERRUPTED;
+	else if (r.log_failed || r.any_failed)
+		rc = RUN_FAILED;
+	else if (r.col.lost && o->strict)
+		rc = RUN_INCOMPLETE;
+	else
+		rc = RUN_OK;
+	if (r.col.lost)
+		warnx("run %s: %llu events lost: the record is incomplete", r.id,
+		      (unsigned long long)r.col.lost);
+	collector_close(&r.col);
+	if (r.events_fd > 2)
+		close(r.events_fd);
+	stream_free(&r.s);
+	env_free(r.env, r.nenv);
+	redact_free(&r.red);
+	rb_binding_free(&r.b);
+	runbook_free(&r.rb);
+	return rc;
+}

@@ -1,0 +1,32 @@
+/* runner: execute a runbook's steps in order, each as a traced process tree in its own
+ * cgroup, and write run_start, step_start, step_end and run_end records around the events
+ * the collector attributes to each step. */
+#ifndef RUNSEAL_RUNNER_H
+#define RUNSEAL_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct run_opts {
+	const char *runbook;
+	char **params; /* "name=value" */
+	size_t nparams;
+	const char *events;      /* JSON Lines file, "-" for stdout, NULL for none */
+	const char *redact_env;  /* env name patterns, NULL for the defaults */
+	size_t ringbuf_bytes;
+	bool strict;             /* a run with losses exits non-zero */
+	bool quiet;
+};
+
+/* Exit status of `runseal run`. */
+enum {
+	RUN_OK = 0,
+	RUN_FAILED = 1,  /* a step failed or timed out */
+	RUN_USAGE = 2,   /* bad runbook, params or set-up: nothing ran */
+	RUN_INCOMPLETE = 3, /* with --strict: events were lost */
+	RUN_INTERRUPTED = 130,
+};
+
+int runner_run(const struct run_opts *o);
+
+#endif

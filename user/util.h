@@ -1,0 +1,21 @@
+/* util: allocation that cannot fail silently, time stamps, hex. */
+#ifndef RUNSEAL_UTIL_H
+#define RUNSEAL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <err.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+uint64_t now_ns(int clock);
+/* RFC 3339 UTC with nanoseconds: 2026-11-27T20:34:47.123456789Z (31 bytes + NUL). */
+#define TIME_LEN 32
+void fmt_time(uint64_t realtime_ns, char buf[TIME_LEN]);
+void hex(const unsigned char *in, size_t n, char *out); /* out: 2n + 1 bytes */
+
+#endif
