@@ -54,7 +54,8 @@ static const char *const stage_names[] = {"", "cgroup", "chdir", "run_as", "exec
 
 struct attempt {
 	pid_t pid;
-	int pidfd, timerfd, gracefd, errpipe;
+	int pidfd, timerfd, gracefd, errpipe, go;
+	uid_t uid;
 	int outfd[2];
 	struct capture cap[2];
 	bool exited, timed_out;
@@ -519,13 +520,27 @@ static int prepare(struct run *r, const struct rb_step *st, const char *stepname
 	return 0;
 }
 
+/* Step records carry the step's main process, the one the runner forked. */
+static void rec_step_proc(struct run *r, const char *name, const struct attempt *a)
+{
+	rec_str(&r->s, "step", name);
+	if (a->pid > 0) {
+		rec_int(&r->s, "pid", a->pid);
+		rec_int(&r->s, "ppid", getpid());
+		rec_int(&r->s, "tid", a->pid);
+	} else {
+		rec_null(&r->s, "pid");
+	}
+	rec_int(&r->s, "uid", a->uid);
+}
+
 static void step_start_record(struct run *r, const struct rb_step *st, unsigned attempt,
-			      const struct prepared *p)
+			      const struct prepared *p, const struct attempt *a)
 {
 	struct stream *s = &r->s;
 
 	rec_begin(s, REC_STEP_START, real(), r->id, (int)r->seq);
-	rec_str(s, "step", st->name);
+	rec_step_proc(r, st->name, a);
 	rec_int(s, "step_seq", r->seq);
 	rec_int(s, "attempt", attempt);
 	rec_str(s, "mode", st->run ? "shell" : "argv");
@@ -586,9 +601,7 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 		waitpid(a->pid, NULL, 0);
 		return -1;
 	}
-	if (write(go[1], "g", 1) != 1)
-		warn("cannot start step %s", name);
-	close(go[1]);
+	a->go = go[1];
 	a->pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
 	if (a->pidfd < 0)
 		err(2, "pidfd_open");
@@ -729,10 +742,9 @@ static void step_end_record(struct run *r, const char *name, unsigned attempt,
 	char buf[RB_ERRLEN + 64];
 
 	rec_begin(s, REC_STEP_END, real(), r->id, (int)r->seq);
-	rec_str(s, "step", name);
+	rec_step_proc(r, name, a);
 	rec_int(s, "step_seq", r->seq);
 	rec_int(s, "attempt", attempt);
-	rec_int(s, "pid", a->pid);
 	rec_str(s, "status", status);
 	if (a->pid > 0 && WIFEXITED(a->status))
 		rec_int(s, "exit_code", WEXITSTATUS(a->status));
@@ -765,6 +777,14 @@ static void step_end_record(struct run *r, const char *name, unsigned attempt,
 	emit(r);
 }
 
+/* The step starts only now, after its step_start record, so that it comes first. */
+static void release(struct attempt *a, const char *name)
+{
+	if (write(a->go, "g", 1) != 1)
+		warn("cannot start step %s", name);
+	close(a->go);
+}
+
 /* Runs one attempt; returns its status name ("ok", "failed", "timeout"). */
 static const char *run_attempt(struct run *r, const struct rb_step *st, unsigned attempt)
 {
@@ -777,24 +797,29 @@ static const char *run_attempt(struct run *r, const struct rb_step *st, unsigned
 	r->seq++;
 	collector_set_step(&r->col, r->seq, st->name);
 	progress_step_start(&r->prog, st->name, attempt);
+	a.uid = getuid();
 	if (prepare(r, st, st->name, &p) < 0) {
-		step_start_record(r, st, attempt, &p);
+		step_start_record(r, st, attempt, &p, &a);
 		step_end_record(r, st->name, attempt, &a, "failed", p.error);
 		progress_step_end(&r->prog, st->name, "failed", 0);
 		warnx("step %s: %s", st->name, p.error);
 		prepared_free(&p);
 		return "failed";
 	}
-	step_start_record(r, st, attempt, &p);
 	for (int i = 0; i < 2; i++) {
 		a.cap[i].md = EVP_MD_CTX_new();
 		if (!a.cap[i].md || !EVP_DigestInit_ex(a.cap[i].md, EVP_sha256(), NULL))
 			errx(2, "SHA-256 unavailable");
 	}
+	if (p.has_user)
+		a.uid = p.user.uid;
 	if (spawn(r, &a, &p, st->name) < 0) {
+		step_start_record(r, st, attempt, &p, &a);
 		status = "failed";
 		a.pid = 0;
 	} else {
+		step_start_record(r, st, attempt, &p, &a);
+		release(&a, st->name);
 		wait_attempt(r, &a, st->timeout);
 		status = attempt_status(&a);
 	}
