@@ -1,0 +1,577 @@
+/* actions: perform exact syscalls for the integration tests.
+ *
+ * The capture tests need processes that do one precise, known thing (a relative open through a
+ * directory fd, a double fork, an exec from a non-leader thread, ...) so that the log can be
+ * compared with what really happened. Shell commands add execs and opens of their own, so each
+ * action is done here directly.
+ *
+ * Usage: actions CMD ARGS...   (run without arguments for the list)
+ * Exit 0 when the action did what was asked, including an expected failure such as ENOENT;
+ * 2 on bad usage; 1 (3 for missingexec) with a message on anything unexpected.
+ *
+ * Build: gcc -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -o actions actions.c
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARG_LEN 100 /* bytes of each longargv argument, without the NUL */
+
+static const char *prog = "actions";
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: %s CMD ARGS...\n"
+		"  longargv N MARK        exec /bin/true with N arguments of %d bytes\n"
+		"  openrel DIR NAME       chdir DIR, open NAME (relative)\n"
+		"  opendirfd DIR NAME     openat(dirfd of DIR, NAME)\n"
+		"  openfail DIR NAME      chdir DIR, open NAME expecting ENOENT\n"
+		"  openfaildirfd DIR NAME openat(dirfd of DIR, NAME) expecting ENOENT\n"
+		"  create PATH            create/truncate PATH (0640), write \"x\"\n"
+		"  openat2 DIR NAME       openat2 with RESOLVE_BENEATH\n"
+		"  connect HOST PORT      blocking TCP connect to an IP literal\n"
+		"  connectnb HOST PORT    non-blocking TCP connect, poll up to 1 s\n"
+		"  connectunix PATH       AF_UNIX connect; @name is abstract\n"
+		"  daemon PATH DELAY_MS   double fork + setsid; grandchild creates PATH later\n"
+		"  thread PATH            a second thread creates PATH\n"
+		"  threadexec             a non-leader thread execs /bin/true\n"
+		"  sleep SECONDS          sleep, with a child sleeping too\n"
+		"  missingexec            exec a missing binary, then a non-executable file\n"
+		"  script PATH            write a #!/bin/sh script at PATH and exec it\n",
+		prog, ARG_LEN);
+	exit(2);
+}
+
+static void fail(const char *what, const char *obj)
+{
+	fprintf(stderr, "%s: %s %s: %s\n", prog, what, obj, strerror(errno));
+	exit(1);
+}
+
+static long parse_num(const char *s, const char *what, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "%s: invalid %s '%s': expected an integer %ld-%ld\n", prog, what, s,
+			min, max);
+		exit(2);
+	}
+	return v;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int do_longargv(int argc, char **argv)
+{
+	long n, i;
+	char **av;
+
+	if (argc != 2)
+		usage();
+	n = parse_num(argv[0], "argument count", 0, 100000);
+	if (strlen(argv[1]) + 24 > ARG_LEN) {
+		fprintf(stderr, "%s: MARK '%s' is too long: at most %d bytes\n", prog, argv[1],
+			ARG_LEN - 24);
+		return 2;
+	}
+	av = calloc(n + 2, sizeof(*av));
+	if (!av)
+		fail("allocating", "argv");
+	av[0] = "/bin/true";
+	for (i = 0; i < n; i++) {
+		int len;
+
+		av[i + 1] = malloc(ARG_LEN + 1);
+		if (!av[i + 1])
+			fail("allocating", "argv");
+		len = snprintf(av[i + 1], ARG_LEN + 1, "%s-%ld-", argv[1], i);
+		memset(av[i + 1] + len, 'x', ARG_LEN - len);
+		av[i + 1][ARG_LEN] = '\0';
+	}
+	execv(av[0], av);
+	fail("execv", av[0]);
+	return 1;
+}
+
+static int open_dir(const char *dir)
+{
+	int dfd = open(dir, O_DIRECTORY | O_RDONLY);
+
+	if (dfd < 0)
+		fail("open directory", dir);
+	return dfd;
+}
+
+static int do_openrel(int argc, char **argv)
+{
+	int fd;
+
+	if (argc != 2)
+		usage();
+	if (chdir(argv[0]) < 0)
+		fail("chdir", argv[0]);
+	fd = open(argv[1], O_RDONLY);
+	if (fd < 0)
+		fail("open", argv[1]);
+	printf("%d\n", fd);
+	close(fd);
+	return 0;
+}
+
+static int do_opendirfd(int argc, char **argv)
+{
+	int dfd, fd;
+
+	if (argc != 2)
+		usage();
+	dfd = open_dir(argv[0]);
+	fd = openat(dfd, argv[1], O_RDONLY);
+	if (fd < 0)
+		fail("openat", argv[1]);
+	printf("%d\n", fd);
+	close(fd);
+	close(dfd);
+	return 0;
+}
+
+/* An open that must fail with ENOENT: success or any other error is a test failure. */
+static int expect_enoent(int fd, const char *name)
+{
+	if (fd >= 0) {
+		fprintf(stderr, "%s: open %s succeeded but was expected to fail with ENOENT\n",
+			prog, name);
+		close(fd);
+		return 1;
+	}
+	if (errno != ENOENT)
+		fail("open (expected ENOENT)", name);
+	printf("ENOENT\n");
+	return 0;
+}
+
+static int do_openfail(int argc, char **argv)
+{
+	if (argc != 2)
+		usage();
+	if (chdir(argv[0]) < 0)
+		fail("chdir", argv[0]);
+	return expect_enoent(open(argv[1], O_RDONLY), argv[1]);
+}
+
+static int do_openfaildirfd(int argc, char **argv)
+{
+	int dfd, ret;
+
+	if (argc != 2)
+		usage();
+	dfd = open_dir(argv[0]);
+	ret = expect_enoent(openat(dfd, argv[1], O_RDONLY), argv[1]);
+	close(dfd);
+	return ret;
+}
+
+static int do_create(int argc, char **argv)
+{
+	int fd;
+
+	if (argc != 1)
+		usage();
+	fd = open(argv[0], O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
+		fail("create", argv[0]);
+	if (write(fd, "x", 1) != 1)
+		fail("write", argv[0]);
+	if (close(fd) < 0)
+		fail("close", argv[0]);
+	return 0;
+}
+
+static int do_openat2(int argc, char **argv)
+{
+	struct open_how how = {.flags = O_RDONLY, .resolve = RESOLVE_BENEATH};
+	int dfd, fd;
+
+	if (argc != 2)
+		usage();
+	dfd = open_dir(argv[0]);
+	fd = syscall(SYS_openat2, dfd, argv[1], &how, sizeof(how));
+	if (fd < 0)
+		fail("openat2", argv[1]);
+	printf("%d\n", fd);
+	close(fd);
+	close(dfd);
+	return 0;
+}
+
+/* Only IP literals: a name lookup would add opens and connects of its own to the trace. */
+static struct addrinfo *resolve(const char *host, const char *port)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai;
+	int rc = getaddrinfo(host, port, &hints, &ai);
+
+	if (rc) {
+		fprintf(stderr, "%s: address %s port %s: %s (an IPv4/IPv6 literal is needed)\n",
+			prog, host, port, gai_strerror(rc));
+		exit(2);
+	}
+	return ai;
+}
+
+static int do_connect(int argc, char **argv)
+{
+	struct addrinfo *ai;
+	int fd;
+
+	if (argc != 2)
+		usage();
+	ai = resolve(argv[0], argv[1]);
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail("socket for", argv[0]);
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		printf("connected\n");
+	else if (errno == ECONNREFUSED)
+		printf("refused\n");
+	else
+		fail("connect to", argv[0]);
+	close(fd);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int do_connectnb(int argc, char **argv)
+{
+	struct addrinfo *ai;
+	struct pollfd pfd;
+	int fd, err = 0;
+	socklen_t len = sizeof(err);
+
+	if (argc != 2)
+		usage();
+	ai = resolve(argv[0], argv[1]);
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail("socket for", argv[0]);
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+		printf("connected\n");
+		goto out;
+	}
+	if (errno == ECONNREFUSED) {
+		printf("refused\n");
+		goto out;
+	}
+	if (errno != EINPROGRESS)
+		fail("non-blocking connect to", argv[0]);
+	pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+	if (poll(&pfd, 1, 1000) < 0)
+		fail("poll connect to", argv[0]);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		fail("getsockopt SO_ERROR for", argv[0]);
+	if (!pfd.revents)
+		printf("in progress\n");
+	else if (err == 0)
+		printf("connected\n");
+	else if (err == ECONNREFUSED)
+		printf("refused\n");
+	else {
+		errno = err;
+		fail("non-blocking connect to", argv[0]);
+	}
+out:
+	close(fd);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int do_connectunix(int argc, char **argv)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	const char *path;
+	size_t n;
+	socklen_t alen;
+	int fd;
+
+	if (argc != 1)
+		usage();
+	path = argv[0];
+	n = strlen(path);
+	if (n >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "%s: unix socket path '%s' is longer than %zu bytes\n", prog, path,
+			sizeof(sun.sun_path) - 1);
+		return 2;
+	}
+	if (path[0] == '@') {
+		/* Abstract: leading NUL, then the name; its length is exact, no trailing NUL. */
+		memcpy(sun.sun_path + 1, path + 1, n - 1);
+		alen = offsetof(struct sockaddr_un, sun_path) + n;
+	} else {
+		memcpy(sun.sun_path, path, n);
+		alen = offsetof(struct sockaddr_un, sun_path) + n + 1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail("socket for", path);
+	if (connect(fd, (struct sockaddr *)&sun, alen) == 0)
+		printf("connected\n");
+	else if (errno == ECONNREFUSED)
+		printf("refused\n");
+	else if (errno == ENOENT)
+		printf("ENOENT\n");
+	else
+		fail("connect to unix socket", path);
+	close(fd);
+	return 0;
+}
+
+/* The classic escape: the grandchild is reparented away from the run before it does anything,
+ * in a new session, with no stdio shared with its ancestors. */
+static int do_daemon(int argc, char **argv)
+{
+	long delay;
+	pid_t pid;
+	int status, fd;
+	char buf[32];
+
+	if (argc != 2)
+		usage();
+	delay = parse_num(argv[1], "delay in ms", 0, 3600000);
+	pid = fork();
+	if (pid < 0)
+		fail("fork", "first child");
+	if (pid > 0) {
+		if (waitpid(pid, &status, 0) < 0)
+			fail("waitpid", "first child");
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			fprintf(stderr, "%s: daemon: first child failed (status 0x%x)\n", prog,
+				status);
+			return 1;
+		}
+		return 0;
+	}
+	if (setsid() < 0)
+		fail("setsid", "in first child");
+	pid = fork();
+	if (pid < 0)
+		fail("fork", "grandchild");
+	if (pid > 0)
+		_exit(0);
+	fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		_exit(1);
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+	sleep_ms(delay);
+	fd = open(argv[0], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		_exit(1);
+	snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, strlen(buf)) < 0)
+		_exit(1);
+	close(fd);
+	_exit(0);
+}
+
+static void *thread_create(void *arg)
+{
+	const char *path = arg;
+	int fd = open(path, O_WRONLY | O_CREAT, 0600);
+
+	if (fd < 0)
+		fail("open from thread", path);
+	close(fd);
+	return NULL;
+}
+
+static int do_thread(int argc, char **argv)
+{
+	pthread_t t;
+	int rc;
+
+	if (argc != 1)
+		usage();
+	rc = pthread_create(&t, NULL, thread_create, argv[0]);
+	if (rc) {
+		errno = rc;
+		fail("pthread_create", "for thread");
+	}
+	pthread_join(t, NULL);
+	return 0;
+}
+
+static void *thread_exec(void *arg)
+{
+	char *av[] = {"/bin/true", "threadexec-marker", NULL};
+
+	(void)arg;
+	execv(av[0], av);
+	fail("execv from thread", av[0]);
+	return NULL;
+}
+
+static int do_threadexec(int argc, char **argv)
+{
+	pthread_t t;
+	int rc;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	rc = pthread_create(&t, NULL, thread_exec, NULL);
+	if (rc) {
+		errno = rc;
+		fail("pthread_create", "for threadexec");
+	}
+	/* Not reached when the exec succeeds: it replaces the whole process. */
+	pthread_join(t, NULL);
+	return 1;
+}
+
+static int do_sleep(int argc, char **argv)
+{
+	long secs;
+	pid_t pid;
+
+	if (argc != 1)
+		usage();
+	secs = parse_num(argv[0], "seconds", 0, 86400);
+	/* A child sleeping as long: a timeout that kills only the step's pid leaves it behind. */
+	pid = fork();
+	if (pid < 0)
+		fail("fork", "sleeping child");
+	sleep_ms(secs * 1000);
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	return 0;
+}
+
+static int do_missingexec(int argc, char **argv)
+{
+	char *missing[] = {"/nonexistent/runseal-missing-binary", NULL};
+	char tmpl[] = "/tmp/runseal-noexec-XXXXXX";
+	char *noexec[] = {tmpl, NULL};
+	int fd, err;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	execv(missing[0], missing);
+	if (errno != ENOENT) {
+		fprintf(stderr, "%s: execv %s: expected ENOENT, got %s\n", prog, missing[0],
+			strerror(errno));
+		return 3;
+	}
+	printf("%s: ENOENT\n", missing[0]);
+
+	fd = mkstemp(tmpl);
+	if (fd < 0)
+		fail("mkstemp", tmpl);
+	if (write(fd, "#!/bin/sh\nexit 0\n", 17) != 17 || fchmod(fd, 0644) < 0)
+		fail("writing", tmpl);
+	close(fd);
+	execv(tmpl, noexec);
+	err = errno;
+	unlink(tmpl);
+	if (err != EACCES) {
+		fprintf(stderr, "%s: execv %s: expected EACCES, got %s\n", prog, tmpl,
+			strerror(err));
+		return 3;
+	}
+	printf("%s: EACCES\n", tmpl);
+	return 0;
+}
+
+static int do_script(int argc, char **argv)
+{
+	static const char body[] = "#!/bin/sh\nexit 0\n";
+	char *av[] = {argv[0], NULL};
+	int fd;
+
+	if (argc != 1)
+		usage();
+	fd = open(argv[0], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (fd < 0)
+		fail("create script", argv[0]);
+	if (write(fd, body, sizeof(body) - 1) != (ssize_t)(sizeof(body) - 1))
+		fail("write script", argv[0]);
+	/* The mode given to open is filtered by the umask; the script must be executable. */
+	if (fchmod(fd, 0755) < 0)
+		fail("chmod script", argv[0]);
+	/* Closed before the exec: an fd open for writing makes execve fail with ETXTBSY. */
+	if (close(fd) < 0)
+		fail("close script", argv[0]);
+	execv(av[0], av);
+	fail("execv script", argv[0]);
+	return 1;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} cmds[] = {
+    {"longargv", do_longargv},
+    {"openrel", do_openrel},
+    {"opendirfd", do_opendirfd},
+    {"openfail", do_openfail},
+    {"openfaildirfd", do_openfaildirfd},
+    {"create", do_create},
+    {"openat2", do_openat2},
+    {"connect", do_connect},
+    {"connectnb", do_connectnb},
+    {"connectunix", do_connectunix},
+    {"daemon", do_daemon},
+    {"thread", do_thread},
+    {"threadexec", do_threadexec},
+    {"sleep", do_sleep},
+    {"missingexec", do_missingexec},
+    {"script", do_script},
+};
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	/* Output is read by tests through pipes: make it appear before an exec replaces us. */
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc < 2)
+		usage();
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 2, argv + 2);
+	}
+	fprintf(stderr, "%s: unknown command '%s'\n", prog, argv[1]);
+	usage();
+	return 2;
+}
