@@ -571,7 +571,7 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx)
 	} else if (e->data[0] != '/') {
 		e->h.flags |= RS_F_BASE;
 		if (a->dfd == AT_FDCWD)
-			off = put_cwd(EXEC_BASE, off, task, &depth);
+			off = put_cwd(OPEN_BASE, off, task, &depth);
 		else
 			off = put_file_path(OPEN_BASE, off, fd_file(task, a->dfd), &depth);
 	}

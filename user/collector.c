@@ -233,7 +233,8 @@ static int handle(void *ctx, void *data, size_t size)
 	int r = -1;
 
 	if (size < sizeof(*h) || h->size > size) {
-		warnx("collector: malformed event of %zu bytes ignored", size);
+		warnx("collector: malformed event of %zu bytes counted as lost", size);
+		c->malformed++;
 		return 0;
 	}
 	size = h->size;
@@ -255,8 +256,11 @@ static int handle(void *ctx, void *data, size_t size)
 		r = on_connect(c, data, size);
 		break;
 	}
-	if (r < 0 && !c->out->failed)
-		warnx("collector: malformed event (kind %u, %zu bytes) ignored", h->kind, size);
+	if (r < 0 && !c->out->failed) {
+		warnx("collector: malformed event (kind %u, %zu bytes) counted as lost", h->kind,
+		      size);
+		c->malformed++;
+	}
 	/* A failed stream stops the drain; the runner then fails closed. */
 	return c->out->failed ? -1 : 0;
 }
@@ -281,6 +285,7 @@ static int check_drops(struct collector *c)
 		total += now[k] - c->drops[k];
 	}
 	free(vals);
+	total += c->malformed - c->malformed_seen;
 	if (!total)
 		return 0;
 	c->lost += total;
@@ -292,16 +297,25 @@ static int check_drops(struct collector *c)
 			rec_int(s, kind_names[k], (int64_t)(now[k] - c->drops[k]));
 		c->drops[k] = now[k];
 	}
+	if (c->malformed != c->malformed_seen)
+		rec_int(s, "malformed", (int64_t)(c->malformed - c->malformed_seen));
+	c->malformed_seen = c->malformed;
 	rec_close(s, '}');
 	return rec_end(s);
 }
 
-int collector_drain(struct collector *c)
+int collector_drain(struct collector *c, bool final)
 {
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+
 	if (ring_buffer__consume(c->rb) < 0 && c->out->failed)
 		return -1;
-	if (check_drops(c) < 0)
-		return -1;
+	/* Under overload one loss record per interval, not one per wake-up. */
+	if (final || now - c->last_drop_check >= 100000000ull) {
+		c->last_drop_check = now;
+		if (check_drops(c) < 0)
+			return -1;
+	}
 	return c->out->failed ? -1 : 0;
 }
 

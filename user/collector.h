@@ -3,6 +3,7 @@
 #ifndef RUNSEAL_COLLECTOR_H
 #define RUNSEAL_COLLECTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -22,7 +23,9 @@ struct collector {
 	size_t nsteps;
 	uint64_t drops[8];    /* kernel drop counters already reported, by event kind */
 	uint64_t lost;        /* events lost in all */
+	uint64_t malformed, malformed_seen; /* events the collector could not decode */
 	uint64_t events;
+	uint64_t last_drop_check; /* CLOCK_MONOTONIC ns */
 };
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)
@@ -37,8 +40,9 @@ void collector_set_step(struct collector *c, uint32_t seq, const char *name);
 int collector_track(struct collector *c, pid_t pid, uint32_t seq);
 /* A descriptor that polls readable when events wait. */
 int collector_fd(struct collector *c);
-/* Turns every waiting event into records and reports new kernel drops as a loss record.
+/* Turns every waiting event into records and reports new kernel drops as a loss record
+ * (at most every 100 ms, and always when final).
  * Returns 0, or -1 when the stream failed. */
-int collector_drain(struct collector *c);
+int collector_drain(struct collector *c, bool final);
 
 #endif

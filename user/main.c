@@ -38,7 +38,7 @@ static const char usage_run[] =
 	"      --strict              exit 3 when events were lost (the run is 'incomplete')\n"
 	"      --redact-env LIST     comma-separated substrings of env names whose values are\n"
 	"                            redacted (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
-	"      --ringbuf-mb N        kernel ring buffer size in MiB, a power of two (default 16)\n"
+	"      --ringbuf-size N[K|M] kernel ring buffer size, a power of two from 4K (default 16M)\n"
 	"  -q, --quiet               no progress lines, even on a terminal\n"
 	"  -h, --help                show this help\n"
 	"\n"
@@ -80,14 +80,14 @@ static int cmd_run(int argc, char **argv)
 		{"events", required_argument, NULL, 'e'},
 		{"strict", no_argument, NULL, 's'},
 		{"redact-env", required_argument, NULL, 'r'},
-		{"ringbuf-mb", required_argument, NULL, 'b'},
+		{"ringbuf-size", required_argument, NULL, 'b'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct run_opts o = {0};
 	char *end;
-	unsigned long mb;
+	unsigned long long sz;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "p:P:e:qh", opts, NULL)) != -1) {
@@ -110,11 +110,15 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'b':
 			errno = 0;
-			mb = strtoul(optarg, &end, 10);
-			if (errno || *end || !mb || mb > 1024 || (mb & (mb - 1)))
-				errx(2, "--ringbuf-mb %s: expected a power of two from 1 to 1024",
+			sz = strtoull(optarg, &end, 10);
+			if (*end == 'K' || *end == 'k')
+				sz <<= 10, end++;
+			else if (*end == 'M' || *end == 'm')
+				sz <<= 20, end++;
+			if (errno || *end || sz < 4096 || sz > (1ull << 30) || (sz & (sz - 1)))
+				errx(2, "--ringbuf-size %s: expected a power of two from 4K to 1024M",
 				     optarg);
-			o.ringbuf_bytes = (size_t)mb << 20;
+			o.ringbuf_bytes = (size_t)sz;
 			break;
 		case 'q':
 			o.quiet = true;

@@ -87,6 +87,7 @@ struct run {
 	char cg_home[PATH_MAX]; /* the cgroup runseal was started in */
 	char cg_run[PATH_MAX];
 	int epfd, sigfd, events_fd, passout;
+	int devnull; /* opened here: an open in the child would be recorded as the step's */
 	char **env; /* base environment of every step */
 	size_t nenv;
 	uint32_t seq;
@@ -414,8 +415,8 @@ static void child_fail(int fd, int stage)
 
 /* Runs in the forked child: wait until the parent has registered us with the tracer, so the
  * step's first exec is already captured, then become the step. */
-static void child(int go, int errfd, int out, int errout, const char *cwd, const struct user *u,
-		  char **argv, char **envp)
+static void child(int go, int errfd, int devnull, int out, int errout, const char *cwd,
+		  const struct user *u, char **argv, char **envp)
 {
 	extern char **environ;
 	sigset_t none;
@@ -425,8 +426,7 @@ static void child(int go, int errfd, int out, int errout, const char *cwd, const
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	setpgid(0, 0);
-	int devnull = open("/dev/null", O_RDONLY);
-	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(errout, 2) < 0)
+	if (dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(errout, 2) < 0)
 		child_fail(errfd, STAGE_EXEC);
 	if (read(go, &c, 1) != 1)
 		_exit(126);
@@ -578,7 +578,7 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 	if (a->pid == 0) {
 		close(go[1]);
 		close(ep[0]);
-		child(go[0], ep[1], out[1], errp[1], p->cwd, p->has_user ? &p->user : NULL, p->argv,
+		child(go[0], ep[1], r->devnull, out[1], errp[1], p->cwd, p->has_user ? &p->user : NULL, p->argv,
 		      p->env);
 	}
 	close(go[0]);
@@ -676,7 +676,7 @@ static void wait_attempt(struct run *r, struct attempt *a, double timeout)
 		for (int i = 0; i < n; i++) {
 			switch (evs[i].data.u32) {
 			case TAG_RB:
-				if (collector_drain(&r->col) < 0 && !r->log_failed)
+				if (collector_drain(&r->col, false) < 0 && !r->log_failed)
 					emit(r);
 				break;
 			case TAG_SIG:
@@ -824,7 +824,7 @@ static const char *run_attempt(struct run *r, const struct rb_step *st, unsigned
 		status = attempt_status(&a);
 	}
 	/* Everything the step's processes did is in the ring buffer by now. */
-	collector_drain(&r->col);
+	collector_drain(&r->col, true);
 	step_end_record(r, st->name, attempt, &a, status, r->interrupted ? "interrupted" : NULL);
 	progress_step_end(&r->prog, st->name, status, (mono() - a.start) / 1000000);
 	if (a.cgroup[0] && !cgroup_pids(a.cgroup, (pid_t[1]){0}, 1))
@@ -847,7 +847,7 @@ static void pause_ms(struct run *r, uint64_t ms)
 
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u32 == TAG_RB)
-				collector_drain(&r->col);
+				collector_drain(&r->col, false);
 			else if (evs[i].data.u32 == TAG_SIG)
 				on_signal(r, NULL);
 		}
@@ -955,6 +955,9 @@ static int setup(struct run *r)
 		err(2, "signalfd/epoll");
 	ep_add(r, collector_fd(&r->col), TAG_RB);
 	ep_add(r, r->sigfd, TAG_SIG);
+	r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (r->devnull < 0)
+		err(2, "/dev/null");
 	cgroup_init(r);
 	base_env(r);
 	return 0;
@@ -974,7 +977,7 @@ int runner_run(const struct run_opts *o)
 	run_start_record(&r);
 	if (!r.log_failed)
 		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
-	collector_drain(&r.col);
+	collector_drain(&r.col, true);
 	if (r.any_failed || r.interrupted || r.log_failed)
 		status = "failed";
 	else if (r.col.lost)
