@@ -53,7 +53,16 @@ unit: $(UNIT_TESTS)
 check: all $(UNIT_TESTS)
 	tests/run-all
 
+# The main job on the built-in example: restart the demo service, records on stdout.
+demo: all
+	./runseal run runbooks/restart-service.yaml -p service=demo-web --events -
+
+lint:
+	clang-format --dry-run -Werror bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c
+	cppcheck -q --enable=warning,style,performance --error-exitcode=1 --inline-suppr \
+		-Iuser -Ibpf user/*.c tests/helpers/*.c
+
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check clean
+.PHONY: all unit check demo lint clean

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+// SPDX-License-Identifier: BSD-2-Clause OR GPL-2.0-only
 /* Kernel side of runseal: record exec, fork, exit, open and connect of tracked processes.
  *
  * A process is tracked when its tgid is in the `tracked` map: the runner puts a step's first
@@ -13,12 +13,12 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AT_FDCWD  -100
-#define NAME_CAP  256 /* a dentry name is at most 255 bytes */
-#define MAX_ARGS  128 /* argv pointers walked for a failed exec */
-#define O_WRONLY  01
-#define O_CREAT   0100
-#define O_TRUNC   01000
+#define AT_FDCWD -100
+#define NAME_CAP 256 /* a dentry name is at most 255 bytes */
+#define MAX_ARGS 128 /* argv pointers walked for a failed exec */
+#define O_WRONLY 01
+#define O_CREAT	 0100
+#define O_TRUNC	 01000
 
 /* Masks v in asm: the verifier needs the bound on the very register a helper gets, and the
  * compiler drops a C mask it can prove redundant after a clamp. */
@@ -48,7 +48,8 @@ struct {
 
 /* Events are built here, then copied to the ring buffer at their real size. */
 #define SCRATCH_SIZE (sizeof(struct rs_exec) + RS_DATA_SIZE)
-#define SCRATCH_MASK 0x7fff /* a power of two above SCRATCH_SIZE, to bound sizes for the verifier */
+/* A power of two above SCRATCH_SIZE, to bound sizes for the verifier. */
+#define SCRATCH_MASK 0x7fff
 struct scratch {
 	u8 raw[SCRATCH_MASK + 1];
 };
@@ -200,8 +201,8 @@ static long walk_one(u64 i, void *ctx)
 }
 
 /* Writes the components of dentry d on mount vm at data[off..], data starting at byte base of
- * the scratch buffer, leaf first, crossing mount points up to the global root. Returns the new offset;
- * *depth counts the components, 0xffff when the walk stopped before the root. */
+ * the scratch buffer, leaf first, crossing mount points up to the global root. Returns the new
+ * offset; *depth counts the components, 0xffff when the walk stopped before the root. */
 static __always_inline u32 put_path(u32 base, u32 off, struct dentry *d, struct vfsmount *vm,
 				    u16 *depth)
 {
@@ -360,7 +361,8 @@ static long argv_one(u64 i, void *ctx)
 	return 0;
 }
 
-/* Copies up to MAX_ARGS strings of a user argv array into data[off..] (data at byte base); returns bytes used. */
+/* Copies up to MAX_ARGS strings of a user argv array into data[off..] (data at byte base); returns
+ * bytes used. */
 static __always_inline u32 put_user_argv(u32 base, u32 off, const char *const *argv, u32 *argc,
 					 u32 *flags)
 {
@@ -616,7 +618,7 @@ int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct conn_args a = {
-		.fd = ctx->args[0], .addr = (const void *)ctx->args[1], .addrlen = ctx->args[2]};
+	    .fd = ctx->args[0], .addr = (const void *)ctx->args[1], .addrlen = ctx->args[2]};
 
 	if (!current_track())
 		return 0;

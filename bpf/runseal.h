@@ -11,11 +11,11 @@
 #include <linux/types.h>
 #endif
 
-#define RS_COMM_LEN   16
-#define RS_ARGV_MAX   4096 /* argv bytes kept per exec; more is flagged, never cut silently */
-#define RS_NAME_MAX   4096 /* a path as passed to a syscall */
-#define RS_DEPTH_MAX  48   /* path components walked in the kernel before flagging truncation */
-#define RS_DATA_SIZE  16384
+#define RS_COMM_LEN	16
+#define RS_ARGV_MAX	4096 /* argv bytes kept per exec; more is flagged, never cut silently */
+#define RS_NAME_MAX	4096 /* a path as passed to a syscall */
+#define RS_DEPTH_MAX	48   /* path components walked in the kernel before flagging truncation */
+#define RS_DATA_SIZE	16384
 #define RS_SOCKADDR_MAX 112
 
 enum rs_kind {
@@ -30,13 +30,13 @@ enum rs_kind {
 /* rs_hdr.flags */
 #define RS_F_ARGV_TRUNC 0x1 /* argv longer than RS_ARGV_MAX or more args than walked */
 #define RS_F_PATH_TRUNC 0x2 /* resolved path deeper than RS_DEPTH_MAX */
-#define RS_F_CWD_TRUNC  0x4
-#define RS_F_NAME_TRUNC 0x8 /* path as passed longer than RS_NAME_MAX */
-#define RS_F_RESOLVED   0x10 /* resolved path comes from the opened file itself */
-#define RS_F_BASE       0x20 /* resolved part is a base directory (cwd or dirfd) to join */
+#define RS_F_CWD_TRUNC	0x4
+#define RS_F_NAME_TRUNC 0x8  /* path as passed longer than RS_NAME_MAX */
+#define RS_F_RESOLVED	0x10 /* resolved path comes from the opened file itself */
+#define RS_F_BASE	0x20 /* resolved part is a base directory (cwd or dirfd) to join */
 
 struct rs_hdr {
-	__u64 ts;   /* CLOCK_BOOTTIME ns */
+	__u64 ts; /* CLOCK_BOOTTIME ns */
 	__u32 kind;
 	__u32 size; /* whole event, header included */
 	__u32 pid;  /* tgid */
@@ -45,7 +45,7 @@ struct rs_hdr {
 	__u32 uid;
 	__u32 euid;
 	__u32 gid;
-	__u32 run;  /* run and step the process was registered with */
+	__u32 run; /* run and step the process was registered with */
 	__u32 step;
 	__u32 flags;
 	__u32 pad;
@@ -57,13 +57,13 @@ struct rs_hdr {
 struct rs_exec {
 	struct rs_hdr h;
 	__s32 ret;
-	__u32 argc;       /* as the kernel counted, even when not all were kept */
+	__u32 argc;	  /* as the kernel counted, even when not all were kept */
 	__u32 argv_total; /* argv bytes in the process, kept or not */
 	__u16 filename_len;
 	__u16 argv_len;
 	__u16 cwd_len;
 	__u16 cwd_depth;
-	__u16 exe_len;    /* exe components follow cwd */
+	__u16 exe_len; /* exe components follow cwd */
 	__u16 exe_depth;
 	char data[];
 };

@@ -25,7 +25,8 @@ static const char *const syscall_names[] = {"openat", "openat2", "open", "creat"
 /* libbpf attaches tracepoints through tracefs, which these hosts may leave unmounted. */
 static int ensure_tracefs(void)
 {
-	if (access(TRACEFS "/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+	if (access(TRACEFS "/events", F_OK) == 0 ||
+	    access("/sys/kernel/debug/tracing/events", F_OK) == 0)
 		return 0;
 	mkdir(TRACEFS, 0700);
 	if (mount("tracefs", TRACEFS, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
@@ -64,11 +65,12 @@ static void begin_proc(struct collector *c, enum rec_kind kind, const struct rs_
 
 static void put_result(struct stream *s, int64_t ret)
 {
-	char buf[16];
-
 	rec_int(s, "ret", ret);
-	if (ret < 0)
+	if (ret < 0) {
+		char buf[16];
+
 		rec_str(s, "error", decode_errno((int)-ret, buf, sizeof(buf)));
+	}
 }
 
 static void put_components(struct stream *s, const char *key, const char *p, size_t len,
@@ -170,7 +172,7 @@ static int on_open(struct collector *c, const struct rs_open *e, size_t size)
 {
 	struct stream *s = c->out;
 	const char *names[24];
-	char extra[24], mode[16];
+	char extra[24];
 	size_t n;
 
 	if (size < sizeof(*e) || sizeof(*e) + e->name_len + e->res_len > size)
@@ -186,6 +188,8 @@ static int on_open(struct collector *c, const struct rs_open *e, size_t size)
 	rec_close(s, ']');
 	/* The mode only means something when the call may create the file. */
 	if (e->flags & (O_CREAT | __O_TMPFILE)) {
+		char mode[16];
+
 		snprintf(mode, sizeof(mode), "%04o", e->mode & 07777);
 		rec_str(s, "mode", mode);
 	}
@@ -209,7 +213,7 @@ static int on_connect(struct collector *c, const struct rs_connect *e, size_t si
 	rec_int(s, "fd", e->fd);
 	if (decode_sockaddr(e->sockaddr, len, &a) < 0) {
 		rec_str(s, "family", "other");
-		rec_int(s, "family_num", len >= 2 ? *(const uint16_t *)e->sockaddr : -1);
+		rec_int(s, "family_num", a.family_num);
 	} else {
 		rec_str(s, "family", a.family);
 		if (a.port >= 0) {
@@ -266,8 +270,8 @@ static int handle(void *ctx, void *data, size_t size)
 }
 
 static const char *const kind_names[RS_KIND_MAX] = {
-	[RS_EXEC] = "exec", [RS_FORK] = "fork", [RS_EXIT] = "exit",
-	[RS_OPEN] = "open", [RS_CONNECT] = "connect",
+    [RS_EXEC] = "exec", [RS_FORK] = "fork",	  [RS_EXIT] = "exit",
+    [RS_OPEN] = "open", [RS_CONNECT] = "connect",
 };
 
 /* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */

@@ -19,10 +19,10 @@ struct collector {
 	struct stream *out;
 	int64_t boot_to_real; /* add to CLOCK_BOOTTIME to get CLOCK_REALTIME */
 	const char *run_id;
-	char **steps;         /* step names by step sequence number */
+	char **steps; /* step names by step sequence number */
 	size_t nsteps;
-	uint64_t drops[8];    /* kernel drop counters already reported, by event kind */
-	uint64_t lost;        /* events lost in all */
+	uint64_t drops[8]; /* kernel drop counters already reported, by event kind */
+	uint64_t lost;	   /* events lost in all */
 	uint64_t malformed, malformed_seen; /* events the collector could not decode */
 	uint64_t events;
 	uint64_t last_drop_check; /* CLOCK_MONOTONIC ns */

@@ -18,8 +18,8 @@ const char *decode_errno(int err, char *buf, size_t buflen);
 struct sockaddr_info {
 	const char *family; /* "inet", "inet6", "unix", "unspec" or "other" */
 	int family_num;
-	char addr[64];      /* numeric address for inet/inet6 */
-	int port;           /* -1 when not inet */
+	char addr[64];		/* numeric address for inet/inet6 */
+	int port;		/* -1 when not inet */
 	char path[110 * 4 + 2]; /* unix path; abstract names start with '@'; bytes kept as is */
 	size_t path_len;
 	bool abstract;

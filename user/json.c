@@ -40,15 +40,17 @@ void jb_putc(struct jbuf *b, char c)
 void jb_i64(struct jbuf *b, int64_t v)
 {
 	char t[24];
+	int n = snprintf(t, sizeof(t), "%lld", (long long)v);
 
-	jb_raw(b, t, (size_t)snprintf(t, sizeof(t), "%lld", (long long)v));
+	jb_raw(b, t, (size_t)n);
 }
 
 void jb_u64(struct jbuf *b, uint64_t v)
 {
 	char t[24];
+	int n = snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
 
-	jb_raw(b, t, (size_t)snprintf(t, sizeof(t), "%llu", (unsigned long long)v));
+	jb_raw(b, t, (size_t)n);
 }
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or values

@@ -10,43 +10,43 @@
 #include "util.h"
 
 static const char usage_main[] =
-	"usage: runseal COMMAND [OPTIONS]\n"
-	"\n"
-	"Run operational runbooks and record, with eBPF, every exec, file open and connect\n"
-	"their processes make, attributed to the step that caused it.\n"
-	"\n"
-	"commands:\n"
-	"  run RUNBOOK      run a runbook's steps and record what they did (needs root)\n"
-	"  version          print the version\n"
-	"  help [COMMAND]   show this help, or a command's\n"
-	"\n"
-	"exit status: 0 ok, 1 a step failed, 2 usage or set-up error, 3 events lost (--strict)\n";
+    "usage: runseal COMMAND [OPTIONS]\n"
+    "\n"
+    "Run operational runbooks and record, with eBPF, every exec, file open and connect\n"
+    "their processes make, attributed to the step that caused it.\n"
+    "\n"
+    "commands:\n"
+    "  run RUNBOOK      run a runbook's steps and record what they did (needs root)\n"
+    "  version          print the version\n"
+    "  help [COMMAND]   show this help, or a command's\n"
+    "\n"
+    "exit status: 0 ok, 1 a step failed, 2 usage or set-up error, 3 events lost (--strict)\n";
 
 static const char usage_run[] =
-	"usage: runseal run [OPTIONS] RUNBOOK\n"
-	"\n"
-	"Runs RUNBOOK's steps in order. Each step's process tree (children, daemons that\n"
-	"double-fork, threads) is traced in the kernel and put in its own cgroup; its exec,\n"
-	"fork, exit, open and connect become records attributed to the step.\n"
-	"\n"
-	"options:\n"
-	"  -p, --param NAME=VALUE    set a runbook param (repeatable)\n"
-	"  -P, --param-file NAME=FILE  read a param's value from FILE (for secrets: keeps\n"
-	"                            them out of the process list); one trailing newline dropped\n"
-	"  -e, --events FILE         write every record as JSON Lines to FILE (mode 0600);\n"
-	"                            '-' for stdout (step output then goes to stderr)\n"
-	"      --strict              exit 3 when events were lost (the run is 'incomplete')\n"
-	"      --redact-env LIST     comma-separated substrings of env names whose values are\n"
-	"                            redacted (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
-	"      --ringbuf-size N[K|M] kernel ring buffer size, a power of two from 4K (default 16M)\n"
-	"  -q, --quiet               no progress lines, even on a terminal\n"
-	"  -h, --help                show this help\n"
-	"\n"
-	"Params marked secret never appear in records: every string is redacted to\n"
-	"[REDACTED:name] before it is written. A run with lost events ends 'incomplete'.\n"
-	"\n"
-	"example:\n"
-	"  runseal run runbooks/restart-service.yaml -p service=demo-web --events -\n";
+    "usage: runseal run [OPTIONS] RUNBOOK\n"
+    "\n"
+    "Runs RUNBOOK's steps in order. Each step's process tree (children, daemons that\n"
+    "double-fork, threads) is traced in the kernel and put in its own cgroup; its exec,\n"
+    "fork, exit, open and connect become records attributed to the step.\n"
+    "\n"
+    "options:\n"
+    "  -p, --param NAME=VALUE    set a runbook param (repeatable)\n"
+    "  -P, --param-file NAME=FILE  read a param's value from FILE (for secrets: keeps\n"
+    "                            them out of the process list); one trailing newline dropped\n"
+    "  -e, --events FILE         write every record as JSON Lines to FILE (mode 0600);\n"
+    "                            '-' for stdout (step output then goes to stderr)\n"
+    "      --strict              exit 3 when events were lost (the run is 'incomplete')\n"
+    "      --redact-env LIST     comma-separated substrings of env names whose values are\n"
+    "                            redacted (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
+    "      --ringbuf-size N[K|M] kernel ring buffer size, a power of two from 4K (default 16M)\n"
+    "  -q, --quiet               no progress lines, even on a terminal\n"
+    "  -h, --help                show this help\n"
+    "\n"
+    "Params marked secret never appear in records: every string is redacted to\n"
+    "[REDACTED:name] before it is written. A run with lost events ends 'incomplete'.\n"
+    "\n"
+    "example:\n"
+    "  runseal run runbooks/restart-service.yaml -p service=demo-web --events -\n";
 
 /* A value read from a file, so secrets need not be on the command line. */
 static char *param_from_file(const char *arg)
@@ -75,15 +75,15 @@ static char *param_from_file(const char *arg)
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"param", required_argument, NULL, 'p'},
-		{"param-file", required_argument, NULL, 'P'},
-		{"events", required_argument, NULL, 'e'},
-		{"strict", no_argument, NULL, 's'},
-		{"redact-env", required_argument, NULL, 'r'},
-		{"ringbuf-size", required_argument, NULL, 'b'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"param", required_argument, NULL, 'p'},
+	    {"param-file", required_argument, NULL, 'P'},
+	    {"events", required_argument, NULL, 'e'},
+	    {"strict", no_argument, NULL, 's'},
+	    {"redact-env", required_argument, NULL, 'r'},
+	    {"ringbuf-size", required_argument, NULL, 'b'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct run_opts o = {0};
 	char *end;
@@ -97,7 +97,8 @@ static int cmd_run(int argc, char **argv)
 			if (c == 'p' && !strchr(optarg, '='))
 				errx(2, "--param %s: expected NAME=VALUE", optarg);
 			o.params = xrealloc(o.params, (o.nparams + 1) * sizeof(char *));
-			o.params[o.nparams++] = c == 'p' ? xstrdup(optarg) : param_from_file(optarg);
+			o.params[o.nparams++] =
+			    c == 'p' ? xstrdup(optarg) : param_from_file(optarg);
 			break;
 		case 'e':
 			o.events = optarg;
@@ -116,7 +117,8 @@ static int cmd_run(int argc, char **argv)
 			else if (*end == 'M' || *end == 'm')
 				sz <<= 20, end++;
 			if (errno || *end || sz < 4096 || sz > (1ull << 30) || (sz & (sz - 1)))
-				errx(2, "--ringbuf-size %s: expected a power of two from 4K to 1024M",
+				errx(2,
+				     "--ringbuf-size %s: expected a power of two from 4K to 1024M",
 				     optarg);
 			o.ringbuf_bytes = (size_t)sz;
 			break;

@@ -30,11 +30,12 @@ void progress_step_end(struct progress *p, const char *name, const char *status,
 {
 	if (!p->out)
 		return;
-	fprintf(p->out, "[%-4.4s] %-24s %6llu.%03llus  exec %llu  open %llu  connect %llu  fork %llu\n",
-		strcmp(status, "ok") == 0 ? " ok" : status, name,
-		(unsigned long long)(duration_ms / 1000), (unsigned long long)(duration_ms % 1000),
-		(unsigned long long)p->counts[REC_EXEC], (unsigned long long)p->counts[REC_OPEN],
-		(unsigned long long)p->counts[REC_CONNECT], (unsigned long long)p->counts[REC_FORK]);
+	fprintf(
+	    p->out, "[%-4.4s] %-24s %6llu.%03llus  exec %llu  open %llu  connect %llu  fork %llu\n",
+	    strcmp(status, "ok") == 0 ? " ok" : status, name,
+	    (unsigned long long)(duration_ms / 1000), (unsigned long long)(duration_ms % 1000),
+	    (unsigned long long)p->counts[REC_EXEC], (unsigned long long)p->counts[REC_OPEN],
+	    (unsigned long long)p->counts[REC_CONNECT], (unsigned long long)p->counts[REC_FORK]);
 	fflush(p->out);
 }
 

@@ -32,8 +32,8 @@ extern const char *const rec_kind_names[REC_KIND_MAX];
 
 struct rec_view {
 	enum rec_kind kind;
-	int step;          /* step sequence number in the run, -1 for run-scoped records */
-	const char *line;  /* JSON object and '\n' */
+	int step;	  /* step sequence number in the run, -1 for run-scoped records */
+	const char *line; /* JSON object and '\n' */
 	size_t len;
 };
 
@@ -53,8 +53,8 @@ struct stream {
 	struct jbuf buf;
 	enum rec_kind kind;
 	int step;
-	bool first;    /* no field written yet at this nesting level */
-	int failed;    /* errno of the first sink failure */
+	bool first; /* no field written yet at this nesting level */
+	int failed; /* errno of the first sink failure */
 	const char *failed_sink;
 	uint64_t count[REC_KIND_MAX];
 };

@@ -18,31 +18,31 @@ struct rb_param {
 	char *name;
 	char *description;
 	enum rb_ptype type;
-	char *def;       /* default value, NULL if none */
+	char *def; /* default value, NULL if none */
 	bool required;
 	bool secret;
-	char **values;   /* enum values */
+	char **values; /* enum values */
 	size_t nvalues;
-	char *pattern;   /* POSIX ERE, must match the whole value */
+	char *pattern; /* POSIX ERE, must match the whole value */
 	int line;
 };
 
 struct rb_kv {
 	char *key;
-	char *value;     /* template */
+	char *value; /* template */
 };
 
 struct rb_step {
 	char *name;
 	char *description;
-	char *run;       /* shell template (sh -c), or NULL */
-	char **argv;     /* argv templates, or NULL; exactly one of run/argv is set */
+	char *run;   /* shell template (sh -c), or NULL */
+	char **argv; /* argv templates, or NULL; exactly one of run/argv is set */
 	size_t argc;
-	char *cwd;       /* template or NULL */
+	char *cwd; /* template or NULL */
 	struct rb_kv *env;
 	size_t nenv;
-	char *run_as;    /* user name or NULL */
-	double timeout;  /* seconds, 0 = none */
+	char *run_as;	/* user name or NULL */
+	double timeout; /* seconds, 0 = none */
 	unsigned retries;
 	double retry_delay; /* seconds */
 	enum rb_onfail on_failure;
@@ -51,7 +51,7 @@ struct rb_step {
 
 struct runbook {
 	char *path;
-	char *dir;       /* absolute directory of the runbook file: builtin param runbook_dir */
+	char *dir; /* absolute directory of the runbook file: builtin param runbook_dir */
 	char *name;
 	char *description;
 	unsigned char sha256[32]; /* of the file bytes as read */

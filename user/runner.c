@@ -29,10 +29,10 @@
 #include "runner.h"
 #include "util.h"
 
-#define TAIL_SHOW   4096
-#define TAIL_KEEP   8192 /* more than shown, so a secret cut by the window is still redacted */
+#define TAIL_SHOW	4096
+#define TAIL_KEEP	8192 /* more than shown, so a secret cut by the window is still redacted */
 #define OUTPUT_GRACE_MS 1000
-#define STEP_PATH   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define STEP_PATH	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum { TAG_RB = 1, TAG_SIG, TAG_OUT, TAG_ERR, TAG_PID, TAG_TIMER, TAG_GRACE };
 
@@ -83,12 +83,12 @@ struct run {
 	struct collector col;
 	struct progress prog;
 	char id[40];
-	char cg_mnt[PATH_MAX];  /* cgroup v2 mount point, "" without one */
+	char cg_mnt[PATH_MAX];	/* cgroup v2 mount point, "" without one */
 	char cg_home[PATH_MAX]; /* the cgroup runseal was started in */
 	char cg_run[PATH_MAX];
 	int epfd, sigfd, events_fd, passout;
 	int devnull; /* opened here: an open in the child would be recorded as the step's */
-	char **env; /* base environment of every step */
+	char **env;  /* base environment of every step */
 	size_t nenv;
 	uint32_t seq;
 	uint64_t start;
@@ -120,10 +120,9 @@ static void make_run_id(char out[40])
 		u[i] = (unsigned char)(ms >> (40 - 8 * i));
 	u[6] = (u[6] & 0x0f) | 0x70;
 	u[8] = (u[8] & 0x3f) | 0x80;
-	snprintf(out, 40,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
 }
 
 static int write_file(const char *path, const char *s)
@@ -153,8 +152,8 @@ static void ep_del(struct run *r, int fd)
 
 static int arm_timer(int fd, uint64_t ms)
 {
-	struct itimerspec it = {.it_value = {.tv_sec = (time_t)(ms / 1000),
-					     .tv_nsec = (long)(ms % 1000) * 1000000}};
+	struct itimerspec it = {
+	    .it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000}};
 
 	if (!ms)
 		it.it_value.tv_nsec = 1;
@@ -220,14 +219,13 @@ static size_t cgroup_pids(const char *cg, pid_t *pids, size_t max)
 /* Kills a step's whole tree: cgroup.kill reaches processes that left the process group. */
 static void kill_tree(struct attempt *a)
 {
-	char path[PATH_MAX + 16];
-	pid_t pids[1024];
-	size_t n;
-
 	if (a->cgroup[0]) {
+		char path[PATH_MAX + 16];
+		pid_t pids[1024];
+
 		snprintf(path, sizeof(path), "%s/cgroup.kill", a->cgroup);
 		if (write_file(path, "1") < 0) {
-			n = cgroup_pids(a->cgroup, pids, 1024);
+			size_t n = cgroup_pids(a->cgroup, pids, 1024);
 			for (size_t i = 0; i < n; i++)
 				kill(pids[i], SIGKILL);
 		}
@@ -272,7 +270,8 @@ static void env_free(char **env, size_t n)
 /* Steps get a small, recorded environment, not whatever the invoker had. */
 static void base_env(struct run *r)
 {
-	static const char *const keep[] = {"HOME", "LANG", "LC_ALL", "TZ", "TERM", "USER", "LOGNAME"};
+	static const char *const keep[] = {"HOME", "LANG", "LC_ALL", "TZ",
+					   "TERM", "USER", "LOGNAME"};
 
 	env_add(&r->env, &r->nenv, "PATH", STEP_PATH);
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
@@ -381,8 +380,8 @@ static void rec_output(struct run *r, const char *name, struct capture *c)
 	const char *t = red ? red : buf;
 	size_t tn = red ? rn : n;
 	snprintf(key, sizeof(key), "%s_tail", name);
-	rec_strn(&r->s, key, tn > TAIL_SHOW ? t + tn - TAIL_SHOW : t, tn > TAIL_SHOW ? TAIL_SHOW : tn,
-		 true);
+	rec_strn(&r->s, key, tn > TAIL_SHOW ? t + tn - TAIL_SHOW : t,
+		 tn > TAIL_SHOW ? TAIL_SHOW : tn, true);
 	free(red);
 }
 
@@ -486,7 +485,8 @@ static int prepare(struct run *r, const struct rb_step *st, const char *stepname
 		return -1;
 	if (st->run_as) {
 		if (resolve_user(st->run_as, &p->user) < 0) {
-			snprintf(p->error, sizeof(p->error), "run_as: unknown user \"%s\"", st->run_as);
+			snprintf(p->error, sizeof(p->error), "run_as: unknown user \"%s\"",
+				 st->run_as);
 			return -1;
 		}
 		p->has_user = true;
@@ -559,7 +559,6 @@ static void step_start_record(struct run *r, const struct rb_step *st, unsigned 
 static int spawn(struct run *r, struct attempt *a, const struct prepared *p, const char *name)
 {
 	int go[2], ep[2], out[2], errp[2];
-	char path[PATH_MAX + 16], pid[16];
 
 	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0)
@@ -578,8 +577,8 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 	if (a->pid == 0) {
 		close(go[1]);
 		close(ep[0]);
-		child(go[0], ep[1], r->devnull, out[1], errp[1], p->cwd, p->has_user ? &p->user : NULL, p->argv,
-		      p->env);
+		child(go[0], ep[1], r->devnull, out[1], errp[1], p->cwd,
+		      p->has_user ? &p->user : NULL, p->argv, p->env);
 	}
 	close(go[0]);
 	close(ep[1]);
@@ -589,6 +588,8 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 	a->outfd[0] = out[0];
 	a->outfd[1] = errp[0];
 	if (a->cgroup[0]) {
+		char path[PATH_MAX + 16], pid[16];
+
 		snprintf(path, sizeof(path), "%s/cgroup.procs", a->cgroup);
 		snprintf(pid, sizeof(pid), "%d", a->pid);
 		if (write_file(path, pid) < 0)
@@ -733,8 +734,8 @@ static const char *attempt_status(const struct attempt *a)
 	return "ok";
 }
 
-static void step_end_record(struct run *r, const char *name, unsigned attempt,
-			    struct attempt *a, const char *status, const char *error)
+static void step_end_record(struct run *r, const char *name, unsigned attempt, struct attempt *a,
+			    const char *status, const char *error)
 {
 	struct stream *s = &r->s;
 	pid_t pids[256];

@@ -11,18 +11,18 @@ struct run_opts {
 	const char *runbook;
 	char **params; /* "name=value" */
 	size_t nparams;
-	const char *events;      /* JSON Lines file, "-" for stdout, NULL for none */
-	const char *redact_env;  /* env name patterns, NULL for the defaults */
+	const char *events;	/* JSON Lines file, "-" for stdout, NULL for none */
+	const char *redact_env; /* env name patterns, NULL for the defaults */
 	size_t ringbuf_bytes;
-	bool strict;             /* a run with losses exits non-zero */
+	bool strict; /* a run with losses exits non-zero */
 	bool quiet;
 };
 
 /* Exit status of `runseal run`. */
 enum {
 	RUN_OK = 0,
-	RUN_FAILED = 1,  /* a step failed or timed out */
-	RUN_USAGE = 2,   /* bad runbook, params or set-up: nothing ran */
+	RUN_FAILED = 1,	    /* a step failed or timed out */
+	RUN_USAGE = 2,	    /* bad runbook, params or set-up: nothing ran */
 	RUN_INCOMPLETE = 3, /* with --strict: events were lost */
 	RUN_INTERRUPTED = 130,
 };
