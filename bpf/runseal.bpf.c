@@ -142,18 +142,22 @@ static __always_inline void fill_hdr(struct rs_hdr *h, u32 kind, const struct rs
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+static __always_inline void count_drop(u32 kind)
+{
+	u64 *n = bpf_map_lookup_elem(&drops, &kind);
+
+	if (n)
+		*n += 1;
+}
+
 static __always_inline void submit(void *ev, u64 size, u32 kind)
 {
 	if (size > SCRATCH_SIZE)
 		size = SCRATCH_SIZE;
 	BOUND(size, 0x7fff);
 	((struct rs_hdr *)ev)->size = size;
-	if (bpf_ringbuf_output(&events, ev, size, 0)) {
-		u64 *n = bpf_map_lookup_elem(&drops, &kind);
-
-		if (n)
-			*n += 1;
-	}
+	if (bpf_ringbuf_output(&events, ev, size, 0))
+		count_drop(kind);
 }
 
 /* State of a path walk, carried across bpf_loop iterations: one loop body is verified once,
@@ -452,7 +456,9 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	t = bpf_map_lookup_elem(&tracked, &ptgid);
 	if (!t)
 		return 0;
-	bpf_map_update_elem(&tracked, &cpid, t, BPF_ANY);
+	/* A child that cannot be tracked would vanish from the record: count it as lost. */
+	if (bpf_map_update_elem(&tracked, &cpid, t, BPF_ANY))
+		count_drop(RS_FORK);
 	e = get_scratch();
 	if (!e)
 		return 0;
@@ -549,8 +555,12 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!t)
 		return 0;
 	a = bpf_map_lookup_elem(&open_args, &id);
-	if (!a)
+	if (!a) {
+		/* Tracked processes always pass the entry first: its saved arguments were
+		 * evicted, so this open is lost. */
+		count_drop(RS_OPEN);
 		return 0;
+	}
 	e = get_scratch();
 	if (!e)
 		goto out;
@@ -638,8 +648,10 @@ int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!t)
 		return 0;
 	a = bpf_map_lookup_elem(&conn_args, &id);
-	if (!a)
+	if (!a) {
+		count_drop(RS_CONNECT);
 		return 0;
+	}
 	e = get_scratch();
 	if (!e)
 		goto out;
