@@ -93,6 +93,10 @@ void redact_free(struct redactor *r)
 	if (!r)
 		return;
 	free_strv(r->names, r->n);
+	/* The values are the secrets themselves: do not leave them in freed memory. */
+	for (size_t i = 0; i < r->n; i++)
+		if (r->values[i])
+			explicit_bzero(r->values[i], r->lens[i]);
 	free_strv(r->values, r->n);
 	free(r->lens);
 	free_strv(r->env_patterns, r->npatterns);

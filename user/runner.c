@@ -260,10 +260,13 @@ static void env_add(char ***env, size_t *n, const char *k, const char *v)
 	(*env)[*n] = NULL;
 }
 
+/* Environments hold RUNSEAL_PARAM_* values, secrets among them. */
 static void env_free(char **env, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		explicit_bzero(env[i], strlen(env[i]));
 		free(env[i]);
+	}
 	free(env);
 }
 
@@ -1008,9 +1011,12 @@ int runner_run(const struct run_opts *o)
 	if (r.col.lost)
 		warnx("run %s: %llu events lost: the record is incomplete", r.id,
 		      (unsigned long long)r.col.lost);
-	collector_close(&r.col);
+	/* Readers see the end of the records now: detaching the tracepoints takes a while. */
 	if (r.events_fd > 2)
 		close(r.events_fd);
+	else if (r.events_fd == 1)
+		fflush(stdout);
+	collector_close(&r.col);
 	stream_free(&r.s);
 	env_free(r.env, r.nenv);
 	redact_free(&r.red);
