@@ -134,9 +134,9 @@ int rec_end(struct stream *s)
 	v.step = s->step;
 	v.line = s->buf.p;
 	v.len = s->buf.len;
-	s->count[s->kind]++;
 	if (s->failed)
 		return -1;
+	s->count[s->kind]++;
 	for (size_t i = 0; i < s->nsinks; i++) {
 		if (s->sinks[i].write(s->sinks[i].ctx, &v) < 0) {
 			s->failed = errno ? errno : EIO;
@@ -157,6 +157,8 @@ int sink_fd_write(void *ctx, const struct rec_view *v)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			errno = EIO;
 		if (n <= 0)
 			return -1;
 		off += (size_t)n;
