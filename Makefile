@@ -10,15 +10,18 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -DRUNSEAL_VERSION=\"$(VERSION)\" \
 	    -I$(B) -Ibpf -Iuser
 LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto
-TESTLIBS := -lyaml -lcrypto -lcmocka
+TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
-	     user/record.c user/collector.c user/runner.c user/progress.c
+	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
+	     user/logfmt.c user/sealer.c user/verify.c
+# Modules without BPF or I/O side effects, linked into every unit test.
+PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
 
-all: runseal $(B)/actions
+all: runseal $(B)/actions $(B)/forge
 
 $(B):
 	mkdir -p $@
@@ -43,9 +46,22 @@ runseal: $(USER_OBJS)
 $(B)/actions: tests/helpers/actions.c | $(B)
 	$(CC) $(CFLAGS) -pthread $< -o $@
 
+$(B)/forge: tests/helpers/forge.c $(PURE) | $(B)
+	$(CC) $(CFLAGS) $^ -o $@ -lcrypto -lz
+
 # Each unit test links its module and the pure modules it may use.
-$(B)/test_%: tests/unit/test_%.c user/%.c user/util.c user/json.c user/redact.c user/decode.c | $(B)
+$(B)/test_%: tests/unit/test_%.c user/%.c $(PURE) | $(B)
 	$(CC) $(CFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
+# Coverage-guided fuzzing of the segment reader and verifier, bounded in time.
+FUZZ_SECONDS ?= 60
+fuzz: | $(B)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf \
+		tests/fuzz/fuzz_segment.c user/logfmt.c user/verify.c user/keys.c user/util.c \
+		user/json.c -o $(B)/fuzz_segment -lcrypto -lz
+	mkdir -p $(B)/fuzz-corpus
+	$(B)/fuzz_segment -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-corpus \
+		tests/fuzz/corpus
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
@@ -65,4 +81,4 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean
+.PHONY: all unit check demo lint clean fuzz

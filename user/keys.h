@@ -11,24 +11,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYS_DIR_DEFAULT     "/etc/runseal"
-#define KEYS_EPOCH_SECONDS   3600
-#define KEYS_EPOCHS          8760
-#define KEYS_MAX_INTERVAL    60
-#define KEYS_ERRLEN          512
-#define SEAL_MSG_MAX         160
-#define CERT_MSG_MAX         128
+#define KEYS_DIR_DEFAULT   "/etc/runseal"
+#define KEYS_EPOCH_SECONDS 3600
+#define KEYS_EPOCHS	   8760
+#define KEYS_MAX_INTERVAL  60
+#define KEYS_ERRLEN	   512
+#define SEAL_MSG_MAX	   160
+#define CERT_MSG_MAX	   128
 
 struct epoch_schedule {
 	unsigned char host_id[16];
 	unsigned char root_pub[32];
 	uint64_t t0, len, n, max_interval;
-	unsigned char (*pub)[32]; /* n public keys */
+	unsigned char (*pub)[32];  /* n public keys */
 	unsigned char (*cert)[64]; /* n root signatures */
 };
 
 struct epoch_signer {
-	int fd;             /* epoch.key, kept open to overwrite in place */
+	int fd; /* epoch.key, kept open to overwrite in place */
 	uint64_t epoch;
 	unsigned char seed[32];
 };
@@ -47,8 +47,8 @@ int keys_load_root_pub(const char *path, unsigned char host_id[16], unsigned cha
 		       char *err, size_t errlen);
 /* epochs.pub, checked against root_pub (header fields and key id; certificates are checked
  * one by one with epoch_cert_ok). */
-int keys_load_schedule(const char *path, const unsigned char root_pub[32],
-		       struct epoch_schedule *s, char *err, size_t errlen);
+int keys_load_schedule(const char *path, const unsigned char root_pub[32], struct epoch_schedule *s,
+		       char *err, size_t errlen);
 void keys_free_schedule(struct epoch_schedule *s);
 bool epoch_cert_ok(const struct epoch_schedule *s, uint64_t e);
 /* The epoch of Unix time t, or UINT64_MAX when t is before t0 or after the last epoch. */

@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOG_FORMAT        "runseal-log/1"
-#define LOG_SEGMENT_MAX   (256u << 20) /* bytes of one segment, uncompressed */
-#define LOG_LINE_MAX      (1u << 20)
+#define LOG_FORMAT	"runseal-log/1"
+#define LOG_SEGMENT_MAX (256u << 20) /* bytes of one segment, uncompressed */
+#define LOG_LINE_MAX	(1u << 20)
 
 /* h = SHA-256(0x00 || line), line without its '\n'. */
 void entry_hash(const char *line, size_t len, unsigned char out[32]);

@@ -5,9 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "keys.h"
 #include "runner.h"
 #include "util.h"
+#include "verify.h"
 
 static const char usage_main[] =
     "usage: runseal COMMAND [OPTIONS]\n"
@@ -83,9 +86,17 @@ static int cmd_run(int argc, char **argv)
 	    {"ringbuf-size", required_argument, NULL, 'b'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"log-dir", required_argument, NULL, 'L'},
+	    {"key-dir", required_argument, NULL, 'K'},
+	    {"replica", required_argument, NULL, 'R'},
+	    {"fsync", required_argument, NULL, 'F'},
+	    {"checkpoint", required_argument, NULL, 'C'},
+	    {"on-log-error", required_argument, NULL, 'O'},
+	    {"no-seal", no_argument, NULL, 'N'},
 	    {0},
 	};
-	struct run_opts o = {0};
+	struct run_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
+	const char **replicas = NULL;
 	char *end;
 	unsigned long long sz;
 	int c, rc;
@@ -125,6 +136,38 @@ static int cmd_run(int argc, char **argv)
 		case 'q':
 			o.quiet = true;
 			break;
+		case 'L':
+			o.log_dir = optarg;
+			break;
+		case 'K':
+			o.key_dir = optarg;
+			break;
+		case 'R':
+			replicas = xrealloc(replicas, (o.nreplicas + 1) * sizeof(char *));
+			replicas[o.nreplicas++] = optarg;
+			o.replicas = replicas;
+			break;
+		case 'F':
+			if (strcmp(optarg, "boundary") && strcmp(optarg, "record"))
+				errx(2, "--fsync %s: expected boundary or record", optarg);
+			o.fsync_record = !strcmp(optarg, "record");
+			break;
+		case 'C':
+			errno = 0;
+			sz = strtoull(optarg, &end, 10);
+			if (errno || *end || !sz || sz > 86400)
+				errx(2, "--checkpoint %s: expected seconds from 1 to 86400",
+				     optarg);
+			o.checkpoint_s = (unsigned)sz;
+			break;
+		case 'O':
+			if (strcmp(optarg, "fail") && strcmp(optarg, "continue"))
+				errx(2, "--on-log-error %s: expected fail or continue", optarg);
+			o.log_keep_going = !strcmp(optarg, "continue");
+			break;
+		case 'N':
+			o.no_seal = true;
+			break;
 		case 'h':
 			fputs(usage_run, stdout);
 			return 0;
@@ -144,7 +187,84 @@ static int cmd_run(int argc, char **argv)
 		free(o.params[i]);
 	}
 	free(o.params);
+	free(replicas);
 	return rc;
+}
+
+static const char usage_keygen[] =
+    "usage: runseal keygen [--key-dir DIR] [--epoch-seconds N] [--epochs N]\n"
+    "                      [--max-interval SECONDS]\n"
+    "\n"
+    "Creates the host's keys in DIR (default " KEYS_DIR_DEFAULT "): a root key pair that\n"
+    "certifies one Ed25519 key per epoch (default 8760 epochs of 3600 s: a year), and the\n"
+    "first epoch's seed. The host erases each epoch's key when the epoch ends, so records\n"
+    "sealed before a compromise cannot be re-signed after it. Keep root.pub for verifying;\n"
+    "move root.key offline. --max-interval bounds how long a record may wait for its seal\n"
+    "(default 60 s). Existing keys are never overwritten.\n";
+
+static uint64_t num_arg(const char *opt, const char *s, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || !v || v > max)
+		errx(2, "%s %s: expected a whole number from 1 to %llu", opt, s,
+		     (unsigned long long)max);
+	return v;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"key-dir", required_argument, NULL, 'K'},
+	    {"epoch-seconds", required_argument, NULL, 'E'},
+	    {"epochs", required_argument, NULL, 'N'},
+	    {"max-interval", required_argument, NULL, 'M'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *dir = KEYS_DIR_DEFAULT;
+	uint64_t len = KEYS_EPOCH_SECONDS, n = KEYS_EPOCHS, maxi = KEYS_MAX_INTERVAL;
+	char err[KEYS_ERRLEN], rid[65], hid[33];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'K':
+			dir = optarg;
+			break;
+		case 'E':
+			len = num_arg("--epoch-seconds", optarg, 31536000);
+			break;
+		case 'N':
+			n = num_arg("--epochs", optarg, 1000000);
+			break;
+		case 'M':
+			maxi = num_arg("--max-interval", optarg, 86400);
+			break;
+		case 'h':
+			fputs(usage_keygen, stdout);
+			return 0;
+		default:
+			fputs(usage_keygen, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage_keygen, stderr);
+		return 2;
+	}
+	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, rid, hid, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return 2;
+	}
+	printf("keys created in %s\nhost id:     %s\nroot key id: %s\n"
+	       "keep %s/root.pub for verifying; move %s/root.key offline\n",
+	       dir, hid, rid, dir, dir);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -158,9 +278,22 @@ int main(int argc, char **argv)
 		fputs(usage_main, stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "help") && !strcmp(argv[2], "run")) {
-		fputs(usage_run, stdout);
-		return 0;
+	if (!strcmp(argv[1], "help")) {
+		/* `runseal help CMD` is `runseal CMD --help`. */
+		char *h[] = {argv[2], "--help", NULL};
+
+		argv = h;
+		argc = 2;
+		if (!strcmp(argv[0], "run"))
+			return cmd_run(argc, argv);
+		if (!strcmp(argv[0], "keygen"))
+			return cmd_keygen(argc, argv);
+		if (!strcmp(argv[0], "verify"))
+			return verify_cmd(argc, argv);
+		if (!strcmp(argv[0], "show"))
+			return show_cmd(argc, argv);
+		fprintf(stderr, "runseal: unknown command \"%s\"\n", argv[0]);
+		return 2;
 	}
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		puts("runseal " RUNSEAL_VERSION);
@@ -168,6 +301,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "keygen"))
+		return cmd_keygen(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return verify_cmd(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "show"))
+		return show_cmd(argc - 1, argv + 1);
 	fprintf(stderr, "runseal: unknown command \"%s\"\n\n%s", argv[1], usage_main);
 	return 2;
 }

@@ -27,6 +27,7 @@
 #include "redact.h"
 #include "runbook.h"
 #include "runner.h"
+#include "sealer.h"
 #include "util.h"
 
 #define TAIL_SHOW	4096
@@ -34,7 +35,7 @@
 #define OUTPUT_GRACE_MS 1000
 #define STEP_PATH	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-enum { TAG_RB = 1, TAG_SIG, TAG_OUT, TAG_ERR, TAG_PID, TAG_TIMER, TAG_GRACE };
+enum { TAG_RB = 1, TAG_SIG, TAG_OUT, TAG_ERR, TAG_PID, TAG_TIMER, TAG_GRACE, TAG_TICK };
 
 struct capture {
 	EVP_MD_CTX *md;
@@ -82,6 +83,9 @@ struct run {
 	struct stream s;
 	struct collector col;
 	struct progress prog;
+	struct sealer seal;
+	bool sealing;
+	int tickfd; /* once a second: checkpoint seals */
 	char id[40];
 	char cg_mnt[PATH_MAX];	/* cgroup v2 mount point, "" without one */
 	char cg_home[PATH_MAX]; /* the cgroup runseal was started in */
@@ -639,6 +643,18 @@ static void pump(struct run *r, struct attempt *a, int which)
 	}
 }
 
+static void on_tick(struct run *r)
+{
+	uint64_t n;
+
+	if (read(r->tickfd, &n, sizeof(n)) < 0)
+		return;
+	if (r->sealing && sealer_tick(&r->seal) < 0 && !r->log_failed && !r->o->log_keep_going) {
+		r->log_failed = true;
+		warnx("cannot seal the log in %s; stopping the run", r->o->log_dir);
+	}
+}
+
 static void on_signal(struct run *r, struct attempt *a)
 {
 	struct signalfd_siginfo si;
@@ -682,6 +698,12 @@ static void wait_attempt(struct run *r, struct attempt *a, double timeout)
 			case TAG_RB:
 				if (collector_drain(&r->col, false) < 0 && !r->log_failed)
 					emit(r);
+				if (r->sealing && sealer_flush(&r->seal) < 0 && !r->log_failed &&
+				    !r->o->log_keep_going) {
+					r->log_failed = true;
+					warn("cannot write the log in %s; stopping the run",
+					     r->o->log_dir);
+				}
 				break;
 			case TAG_SIG:
 				on_signal(r, a);
@@ -699,6 +721,9 @@ static void wait_attempt(struct run *r, struct attempt *a, double timeout)
 				break;
 			case TAG_GRACE:
 				grace_over = true;
+				break;
+			case TAG_TICK:
+				on_tick(r);
 				break;
 			case TAG_PID:
 				if (waitpid(a->pid, &a->status, WNOHANG) == a->pid) {
@@ -854,6 +879,8 @@ static void pause_ms(struct run *r, uint64_t ms)
 				collector_drain(&r->col, false);
 			else if (evs[i].data.u32 == TAG_SIG)
 				on_signal(r, NULL);
+			else if (evs[i].data.u32 == TAG_TICK)
+				on_tick(r);
 		}
 	}
 }
@@ -927,6 +954,26 @@ static int setup(struct run *r)
 		if (r->b.secret[i] && redact_add_secret(&r->red, r->b.names[i], r->b.values[i]) < 0)
 			errx(2, "out of memory");
 	stream_init(&r->s, &r->red);
+	if (!o->no_seal) {
+		struct sealer_opts so = {
+		    .log_dir = o->log_dir,
+		    .key_dir = o->key_dir,
+		    .replicas = o->replicas,
+		    .nreplicas = o->nreplicas,
+		    .fsync_record = o->fsync_record,
+		    .keep_going = o->log_keep_going,
+		    .checkpoint_s = o->checkpoint_s,
+		};
+		char serr[1024];
+
+		if (sealer_open(&r->seal, &so, serr, sizeof(serr)) < 0) {
+			fprintf(stderr, "runseal: %s\n", serr);
+			return -1;
+		}
+		r->sealing = true;
+		/* First sink: a record reaches the log before anything else sees it. */
+		stream_add_sink(&r->s, (struct sink){sealer_sink, &r->seal, o->log_dir});
+	}
 	r->events_fd = -1;
 	r->passout = 1;
 	if (o->events && !strcmp(o->events, "-")) {
@@ -959,6 +1006,11 @@ static int setup(struct run *r)
 		err(2, "signalfd/epoll");
 	ep_add(r, collector_fd(&r->col), TAG_RB);
 	ep_add(r, r->sigfd, TAG_SIG);
+	r->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	struct itimerspec second = {.it_interval = {1, 0}, .it_value = {1, 0}};
+	if (r->tickfd < 0 || timerfd_settime(r->tickfd, 0, &second, NULL) < 0)
+		err(2, "timerfd");
+	ep_add(r, r->tickfd, TAG_TICK);
 	r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (r->devnull < 0)
 		err(2, "/dev/null");
@@ -989,6 +1041,10 @@ int runner_run(const struct run_opts *o)
 	else
 		status = "ok";
 	run_end_record(&r, status);
+	if (r.sealing && !r.log_failed && sealer_seal(&r.seal, "run_end") < 0) {
+		warnx("cannot seal the log in %s", o->log_dir);
+		r.log_failed = true;
+	}
 	progress_run_end(&r.prog, r.id, status, r.steps_run, r.col.events, r.col.lost);
 	if (r.cg_run[0]) {
 		char path[PATH_MAX + 64];
@@ -1017,6 +1073,8 @@ int runner_run(const struct run_opts *o)
 	else if (r.events_fd == 1)
 		fflush(stdout);
 	collector_close(&r.col);
+	if (r.sealing)
+		sealer_close(&r.seal);
 	stream_free(&r.s);
 	env_free(r.env, r.nenv);
 	redact_free(&r.red);

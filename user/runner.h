@@ -14,7 +14,15 @@ struct run_opts {
 	const char *events;	/* JSON Lines file, "-" for stdout, NULL for none */
 	const char *redact_env; /* env name patterns, NULL for the defaults */
 	size_t ringbuf_bytes;
-	bool strict; /* a run with losses exits non-zero */
+	bool strict;
+	bool no_seal; /* no sealed log: --events only (tests, dry runs) */
+	const char *log_dir;
+	const char *key_dir;
+	const char *const *replicas;
+	size_t nreplicas;
+	bool fsync_record;
+	bool log_keep_going;   /* --on-log-error=continue */
+	unsigned checkpoint_s; /* a run with losses exits non-zero */
 	bool quiet;
 };
 

@@ -11,13 +11,13 @@
 
 struct verify_opts {
 	const char *log_dir;
-	const char *pub;        /* root.pub; default <key_dir>/root.pub */
-	const char *key_dir;    /* where epochs.pub is; default KEYS_DIR_DEFAULT */
+	const char *pub;     /* root.pub; default <key_dir>/root.pub */
+	const char *key_dir; /* where epochs.pub is; default KEYS_DIR_DEFAULT */
 	const char *const *replicas;
 	size_t nreplicas;
-	bool json;              /* problems as JSON Lines */
-	bool strict;            /* warnings count as errors */
-	bool quiet;             /* no output, only the result */
+	bool json;   /* problems as JSON Lines */
+	bool strict; /* warnings count as errors */
+	bool quiet;  /* no output, only the result */
 };
 
 /* One verified entry, for show. */

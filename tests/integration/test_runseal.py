@@ -40,8 +40,14 @@ def check(cond, msg):
         raise Failure(msg)
 
 
+SEAL_TMP = tempfile.mkdtemp(prefix="runseal-itest-log-")
+
+
 def runseal(args, timeout=120, env=None):
-    """Runs runseal; returns (rc, stdout, stderr)."""
+    """Runs runseal; returns (rc, stdout, stderr). Runs seal into a log of the test's own."""
+    if args[:1] == ["run"]:
+        args = ["run", "--log-dir", os.path.join(SEAL_TMP, "log"), "--key-dir",
+                os.path.join(SEAL_TMP, "keys")] + args[1:]
     p = subprocess.run([RUNSEAL] + args, capture_output=True, timeout=timeout, env=env)
     return p.returncode, p.stdout.decode("utf-8", "surrogateescape"), p.stderr.decode(
         "utf-8", "surrogateescape")
@@ -609,6 +615,17 @@ def main():
             failed += 1
             print(f"FAIL {t.__name__}: {type(e).__name__}: {e}")
         sys.stdout.flush()
+    # Every run above sealed into one log: it must verify as a whole.
+    rc = subprocess.run([RUNSEAL, "verify", os.path.join(SEAL_TMP, "log"), "--key-dir",
+                         os.path.join(SEAL_TMP, "keys"), "-q"]).returncode
+    if rc == 0:
+        passed += 1
+        print("ok   all_runs_sealed_and_verified")
+    else:
+        failed += 1
+        print(f"FAIL all_runs_sealed_and_verified: verify rc {rc}")
+    subprocess.run(["chattr", "-R", "-i", "-a", SEAL_TMP], capture_output=True)
+    shutil.rmtree(SEAL_TMP, ignore_errors=True)
     print(f"integration: {passed} passed, {failed} failed")
     return 1 if failed else 0
 

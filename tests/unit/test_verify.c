@@ -1,0 +1,1145 @@
+/* Unit tests for user/verify.c: small sealed logs are built here, entry by entry, with real
+ * keys (keys_generate with 4 short epochs), then tampered with the way an attacker with
+ * write access would, and the verifier must name exactly the expected problem. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "keys.h"
+#include "logfmt.h"
+#include "util.h"
+#include "verify.h"
+
+#define MAXL 256
+#define SEC  1000000000ull
+
+/* ---- a log builder ------------------------------------------------------------------------ */
+
+struct tl {
+	char base[64], keys[96], log[96];
+	unsigned char host[16], root[32];
+	char host_hex[33], root_id[65];
+	struct epoch_schedule s;
+	unsigned char seed0[32];
+	uint64_t t0, tns;
+	char *line[MAXL]; /* without '\n' */
+	unsigned seg[MAXL];
+	size_t n;
+	uint64_t seq;
+	unsigned char last[32];
+	unsigned cur;
+};
+
+static void rm_rf(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	if (!d) {
+		unlink(path);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char *p = xasprintf("%s/%s", path, de->d_name);
+
+		rm_rf(p);
+		free(p);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+/* The directory of the log being built, removed by the teardown even when an assertion
+ * failed half-way through a test. */
+static char live_base[64];
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (live_base[0])
+		rm_rf(live_base);
+	live_base[0] = '\0';
+	return 0;
+}
+
+static void make_keys(const char *dir, uint64_t t0)
+{
+	char err[KEYS_ERRLEN], rid[65], hid[33];
+
+	if (keys_generate(dir, t0, 3600, 4, 60, rid, hid, err, sizeof(err)) < 0)
+		fail_msg("keys_generate: %s", err);
+}
+
+static void tl_init(struct tl *t)
+{
+	char path[160], err[KEYS_ERRLEN], buf[128];
+	uint64_t e = 0;
+	int fd;
+	ssize_t r;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->base, sizeof(t->base), "/tmp/test_verify.XXXXXX");
+	assert_non_null(mkdtemp(t->base));
+	snprintf(live_base, sizeof(live_base), "%s", t->base);
+	snprintf(t->keys, sizeof(t->keys), "%s/keys", t->base);
+	snprintf(t->log, sizeof(t->log), "%s/log", t->base);
+	assert_int_equal(mkdir(t->log, 0700), 0);
+	t->t0 = (uint64_t)time(NULL) - 100;
+	make_keys(t->keys, t->t0);
+	snprintf(path, sizeof(path), "%s/root.pub", t->keys);
+	assert_int_equal(keys_load_root_pub(path, t->host, t->root, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/epochs.pub", t->keys);
+	assert_int_equal(keys_load_schedule(path, t->root, &t->s, err, sizeof(err)), 0);
+	hex(t->host, 16, t->host_hex);
+	key_id(t->root, t->root_id);
+	/* epoch.key: "<16 digits> <64 hex>\n", epoch 0 right after keygen. */
+	snprintf(path, sizeof(path), "%s/epoch.key", t->keys);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	r = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(r, 82);
+	for (int i = 0; i < 16; i++)
+		e = e * 10 + (uint64_t)(buf[i] - '0');
+	assert_int_equal(e, 0);
+	assert_int_equal(unhex(buf + 17, 64, t->seed0, 32), 0);
+	t->tns = (t->t0 + 10) * SEC;
+}
+
+static void tl_free(struct tl *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->line[i]);
+	keys_free_schedule(&t->s);
+	rm_rf(t->base);
+	live_base[0] = '\0';
+}
+
+static void __attribute__((format(printf, 2, 3))) add(struct tl *t, const char *fmt, ...)
+{
+	char prev[65], *body, *line;
+	va_list ap;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&body, fmt, ap) >= 0);
+	va_end(ap);
+	hex(t->last, 32, prev);
+	line =
+	    xasprintf("{\"seq\":%llu,\"prev\":\"%s\",%s}", (unsigned long long)t->seq, prev, body);
+	free(body);
+	entry_hash(line, strlen(line), t->last);
+	assert_true(t->n < MAXL);
+	t->line[t->n] = line;
+	t->seg[t->n++] = t->cur;
+	t->seq++;
+	t->tns += 1000000; /* 1 ms per entry */
+}
+
+static const char *now_str(struct tl *t, char buf[TIME_LEN])
+{
+	fmt_time(t->tns, buf);
+	return buf;
+}
+
+static void tl_open(struct tl *t, unsigned n)
+{
+	char tb[TIME_LEN];
+
+	t->cur = n;
+	if (t->seq == 0)
+		add(t,
+		    "\"kind\":\"genesis\",\"time\":\"%s\",\"format\":\"runseal-log/1\",\"host_id\":"
+		    "\"%s\",\"hostname\":\"test\",\"root_key\":\"%s\",\"t0\":%llu,"
+		    "\"epoch_seconds\":3600,\"epochs\":4,\"max_interval\":60",
+		    now_str(t, tb), t->host_hex, t->root_id, (unsigned long long)t->t0);
+	add(t,
+	    "\"kind\":\"segment\",\"time\":\"%s\",\"segment\":%u,\"host_id\":\"%s\",\"worm\":"
+	    "\"append-only\",\"fsync\":\"boundary\"",
+	    now_str(t, tb), n, t->host_hex);
+}
+
+static void tl_rec(struct tl *t, const char *path)
+{
+	char tb[TIME_LEN];
+
+	add(t,
+	    "\"kind\":\"open\",\"time\":\"%s\",\"run\":\"0190aaaa-0000-7000-8000-000000000001\","
+	    "\"step\":\"s1\",\"pid\":100,\"ppid\":1,\"tid\":100,\"uid\":0,\"euid\":0,\"gid\":0,"
+	    "\"comm\":\"cat\",\"syscall\":\"openat\",\"path\":\"%s\",\"path_arg\":\"%s\","
+	    "\"flags\":[\"read\",\"cloexec\"],\"fd\":3,\"ret\":3",
+	    now_str(t, tb), path, path);
+}
+
+static void seed_of(const struct tl *t, uint64_t e, unsigned char seed[32])
+{
+	memcpy(seed, t->seed0, 32);
+	for (uint64_t i = 0; i < e; i++)
+		epoch_seed_next(seed, seed);
+}
+
+/* Seals the current segment with epoch e's key at time tns. */
+static void tl_seal_at(struct tl *t, uint64_t e, uint64_t tns)
+{
+	unsigned char seed[32], pub[32], sig[64], msg[SEAL_MSG_MAX];
+	char tb[TIME_LEN], lh[65], kh[65], sh[129];
+	uint64_t first = UINT64_MAX, count;
+	size_t ml;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->seg[i] == t->cur) {
+			unsigned char p[32];
+
+			assert_true(entry_prefix(t->line[i], strlen(t->line[i]), &first, p) > 0);
+			break;
+		}
+	count = t->seq - first;
+	t->tns = tns;
+	fmt_time(tns, tb);
+	seed_of(t, e, seed);
+	assert_int_equal(ed25519_public(seed, pub), 0);
+	ml = seal_message(msg, t->host, t->cur, first, count, t->last, e, tb);
+	assert_int_equal(ed25519_sign(seed, msg, ml, sig), 0);
+	hex(t->last, 32, lh);
+	hex(pub, 32, kh);
+	hex(sig, 64, sh);
+	add(t,
+	    "\"kind\":\"seal\",\"time\":\"%s\",\"segment\":%u,\"first_seq\":%llu,\"count\":%llu,"
+	    "\"last_hash\":\"%s\",\"reason\":\"run_end\",\"epoch\":%llu,\"epoch_key\":\"%s\","
+	    "\"sig\":\"%s\"",
+	    tb, t->cur, (unsigned long long)first, (unsigned long long)count, lh,
+	    (unsigned long long)e, kh, sh);
+}
+
+static void tl_seal(struct tl *t)
+{
+	tl_seal_at(t, 0, t->tns + 1000000);
+}
+
+static bool is_seal(const char *l)
+{
+	return strstr(l, "\"kind\":\"seal\"") != NULL;
+}
+
+static void put_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, p, n), (ssize_t)n);
+	close(fd);
+}
+
+static char *seg_path(const char *dir, unsigned n, bool z)
+{
+	return xasprintf("%s/seg-%016u.log%s", dir, n, z ? ".z" : "");
+}
+
+/* Writes segments 1..max of t into dir (sealed ones compressed, the others plain) and HEAD
+ * (the last seal line) when head. */
+static void tl_write(struct tl *t, const char *dir, unsigned max, bool head)
+{
+	const char *headline = NULL;
+
+	mkdir(dir, 0700);
+	for (unsigned n = 1; n <= max; n++) {
+		struct jbuf b = {0};
+		bool sealed = false;
+
+		for (size_t i = 0; i < t->n; i++) {
+			if (t->seg[i] != n)
+				continue;
+			jb_raw(&b, t->line[i], strlen(t->line[i]));
+			jb_putc(&b, '\n');
+			sealed = is_seal(t->line[i]);
+			if (sealed)
+				headline = t->line[i];
+		}
+		if (!b.len)
+			continue;
+		char *p = seg_path(dir, n, sealed);
+
+		if (sealed) {
+			unsigned char *z;
+			size_t zl;
+
+			assert_int_equal(z_deflate(b.p, b.len, &z, &zl), 0);
+			put_file(p, z, zl);
+			free(z);
+		} else {
+			put_file(p, b.p, b.len);
+		}
+		free(p);
+		jb_free(&b);
+	}
+	if (head && headline) {
+		char *p = xasprintf("%s/HEAD", dir), *h = xasprintf("%s\n", headline);
+
+		put_file(p, h, strlen(h));
+		free(p);
+		free(h);
+	}
+}
+
+/* The standard log: three sealed segments, seq 0-19.
+ *   seg 1: genesis 0, segment 1, records 2-5, seal 6
+ *   seg 2: segment 7, records 8-12, seal 13
+ *   seg 3: segment 14, records 15-18, seal 19 */
+static void tl_standard(struct tl *t, unsigned nseg)
+{
+	char p[64];
+	unsigned k = 0;
+
+	for (unsigned n = 1; n <= nseg; n++) {
+		tl_open(t, n);
+		for (unsigned i = 0; i < (n == 2 ? 5u : 4u); i++) {
+			snprintf(p, sizeof(p), "/etc/file-%u", k++);
+			tl_rec(t, p);
+		}
+		tl_seal(t);
+	}
+}
+
+/* ---- tampering on disk ---------------------------------------------------------------------- */
+
+static void seg_load(const char *dir, unsigned n, char **buf, size_t *len, bool *z)
+{
+	char err[512], *p = seg_path(dir, n, true);
+
+	*z = access(p, F_OK) == 0;
+	if (!*z) {
+		free(p);
+		p = seg_path(dir, n, false);
+	}
+	if (segment_read(p, buf, len, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	free(p);
+}
+
+static void seg_store(const char *dir, unsigned n, const char *buf, size_t len, bool z)
+{
+	char *p = seg_path(dir, n, z);
+
+	if (z) {
+		unsigned char *zb;
+		size_t zl;
+
+		assert_int_equal(z_deflate(buf, len, &zb, &zl), 0);
+		put_file(p, zb, zl);
+		free(zb);
+	} else {
+		put_file(p, buf, len);
+	}
+	free(p);
+}
+
+/* Offset of the line holding seq in buf, and its length with the '\n'. */
+static size_t find_seq(const char *buf, size_t len, uint64_t seq, size_t *llen)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		const char *nl = memchr(buf + off, '\n', len - off);
+		size_t l = nl ? (size_t)(nl - (buf + off)) + 1 : len - off;
+		unsigned char p[32];
+		uint64_t s;
+
+		if (entry_prefix(buf + off, l, &s, p) > 0 && s == seq) {
+			*llen = l;
+			return off;
+		}
+		off += l;
+	}
+	fail_msg("seq %llu not found", (unsigned long long)seq);
+	return 0;
+}
+
+/* ---- running the verifier ------------------------------------------------------------------- */
+
+struct prob {
+	char level[16], kind[32], file[256];
+	uint64_t seq, off;
+};
+
+static struct prob probs[2048];
+static size_t nprobs;
+static char *out_text;
+
+/* Runs verify_log with its stdout captured; JSON problems are parsed into probs. */
+static int run_opts(struct verify_opts *o, verify_entry_fn fn, void *ctx)
+{
+	char tmpl[] = "/tmp/test_verify.out.XXXXXX";
+	int fd = mkstemp(tmpl), saved, rc;
+	char *buf, err[256];
+	size_t len, off = 0;
+
+	assert_true(fd >= 0);
+	fflush(stdout);
+	saved = dup(1);
+	dup2(fd, 1);
+	close(fd);
+	rc = verify_log(o, fn, ctx);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	assert_int_equal(segment_read(tmpl, &buf, &len, err, sizeof(err)), 0);
+	unlink(tmpl);
+	free(out_text);
+	out_text = buf;
+	nprobs = 0;
+	while (o->json && off < len) {
+		char *nl = memchr(buf + off, '\n', len - off);
+		size_t l = (size_t)(nl - (buf + off));
+		struct prob *p = &probs[nprobs];
+
+		assert_non_null(nl);
+		assert_true(entry_is_json(buf + off, l));
+		if (!entry_get_str(buf + off, l, "kind", p->kind, sizeof(p->kind)) &&
+		    !entry_get_str(buf + off, l, "level", p->level, sizeof(p->level))) {
+			if (entry_get_str(buf + off, l, "file", p->file, sizeof(p->file)))
+				p->file[0] = '\0';
+			if (entry_get_u64(buf + off, l, "seq", &p->seq))
+				p->seq = UINT64_MAX;
+			if (entry_get_u64(buf + off, l, "offset", &p->off))
+				p->off = UINT64_MAX;
+			if (nprobs < 2047)
+				nprobs++;
+		}
+		off += l + 1;
+	}
+	return rc;
+}
+
+static int run(struct tl *t, const char *pub)
+{
+	struct verify_opts o = {.log_dir = t->log, .key_dir = t->keys, .pub = pub, .json = true};
+
+	return run_opts(&o, NULL, NULL);
+}
+
+static size_t count_errors(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nprobs; i++)
+		n += !strcmp(probs[i].level, "error");
+	return n;
+}
+
+static void dump(void)
+{
+	for (size_t i = 0; i < nprobs; i++)
+		print_message("  %s %s %s seq %lld off %lld\n", probs[i].level, probs[i].kind,
+			      probs[i].file, (long long)probs[i].seq, (long long)probs[i].off);
+}
+
+static const struct prob *find(const char *kind)
+{
+	for (size_t i = 0; i < nprobs; i++)
+		if (!strcmp(probs[i].kind, kind))
+			return &probs[i];
+	return NULL;
+}
+
+/* Exactly one error, of kind, in a file ending with file, at seq (UINT64_MAX: any). */
+static const struct prob *expect_one(int rc, const char *kind, const char *file, uint64_t seq)
+{
+	const struct prob *p = find(kind);
+	size_t fl = strlen(file);
+
+	if (rc != 1 || count_errors() != 1 || !p || strcmp(p->level, "error") ||
+	    strlen(p->file) < fl || strcmp(p->file + strlen(p->file) - fl, file) ||
+	    (seq != UINT64_MAX && p->seq != seq)) {
+		print_message("rc %d, wanted one %s in %s seq %lld; got:\n", rc, kind, file,
+			      (long long)seq);
+		dump();
+		fail();
+	}
+	return p;
+}
+
+#define SEG1 "seg-0000000000000001.log.z"
+#define SEG2 "seg-0000000000000002.log.z"
+#define SEG3 "seg-0000000000000003.log.z"
+
+/* ---- tests ------------------------------------------------------------------------------------
+ */
+
+struct seen {
+	struct tl *t;
+	uint64_t next;
+	bool bad;
+};
+
+static int collect(void *ctx, const char *line, size_t len, uint64_t seq,
+		   const unsigned char hash[32])
+{
+	struct seen *s = ctx;
+	unsigned char h[32];
+
+	entry_hash(line, len, h);
+	if (seq != s->next || memcmp(h, hash, 32) || seq >= s->t->n ||
+	    strlen(s->t->line[seq]) != len || memcmp(s->t->line[seq], line, len))
+		s->bad = true;
+	s->next++;
+	return 0;
+}
+
+static void test_good(void **state)
+{
+	struct tl t;
+	struct seen s = {&t, 0, false};
+	struct verify_opts o;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true};
+	assert_int_equal(run_opts(&o, collect, &s), 0);
+	assert_int_equal(count_errors(), 0);
+	assert_false(s.bad);
+	assert_int_equal(s.next, 20);
+	/* Text mode summary. */
+	o.json = false;
+	assert_int_equal(run_opts(&o, NULL, NULL), 0);
+	assert_non_null(strstr(out_text, "ok: 20 entries, 3 segments, 3 seals, last seal seq 19"));
+	/* With --strict the (worm) warnings of a test directory fail it. */
+	o.strict = true;
+	o.quiet = true;
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_int_equal(strlen(out_text), 0);
+	tl_free(&t);
+}
+
+static void test_unsealed_tail(void **state)
+{
+	struct tl t;
+	struct seen s = {&t, 0, false};
+	struct verify_opts o;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_open(&t, 4);
+	tl_rec(&t, "/etc/active");
+	tl_write(&t, t.log, 4, true);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true};
+	assert_int_equal(run_opts(&o, collect, &s), 0);
+	assert_int_equal(count_errors(), 0);
+	assert_non_null(find("unsealed_tail"));
+	assert_int_equal(s.next, 22); /* the chained, unsealed entries too */
+	assert_false(s.bad);
+	tl_free(&t);
+}
+
+static void test_modified(void **state)
+{
+	struct tl t;
+	char *buf, *p;
+	size_t len, ll, off;
+	bool z;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	seg_load(t.log, 2, &buf, &len, &z);
+	off = find_seq(buf, len, 10, &ll);
+	p = memmem(buf + off, ll, "file-", 5);
+	assert_non_null(p);
+	p[4] = 'X';
+	seg_store(t.log, 2, buf, len, z);
+	const struct prob *pr = expect_one(run(&t, NULL), "modified", SEG2, 10);
+	assert_int_equal(pr->off, off);
+	/* The last record before a seal: same answer. */
+	p[4] = '-';
+	off = find_seq(buf, len, 12, &ll);
+	p = memmem(buf + off, ll, "file-", 5);
+	p[4] = 'X';
+	seg_store(t.log, 2, buf, len, z);
+	expect_one(run(&t, NULL), "modified", SEG2, 12);
+	free(buf);
+	tl_free(&t);
+}
+
+static void test_modified_prev(void **state)
+{
+	struct tl t;
+	char *buf;
+	size_t len, ll, off;
+	bool z;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	/* Only the prev field of entry 10 is changed: reported at 10, not at 9. */
+	seg_load(t.log, 2, &buf, &len, &z);
+	off = find_seq(buf, len, 10, &ll);
+	char *c = buf + off + strlen("{\"seq\":10,\"prev\":\"");
+
+	*c = *c == '0' ? '1' : '0';
+	seg_store(t.log, 2, buf, len, z);
+	expect_one(run(&t, NULL), "modified", SEG2, 10);
+	free(buf);
+	tl_free(&t);
+}
+
+static void test_deleted(void **state)
+{
+	struct tl t;
+	char *buf;
+	size_t len, ll, off;
+	bool z;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	seg_load(t.log, 2, &buf, &len, &z);
+	off = find_seq(buf, len, 10, &ll);
+	memmove(buf + off, buf + off + ll, len - off - ll);
+	seg_store(t.log, 2, buf, len - ll, z);
+	expect_one(run(&t, NULL), "deleted", SEG2, 10);
+	free(buf);
+	tl_free(&t);
+}
+
+static void test_inserted(void **state)
+{
+	struct tl t;
+	char *buf, *nb, ph[65], *extra;
+	unsigned char h[32];
+	size_t len, ll, off, pl, poff;
+	bool z;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	seg_load(t.log, 2, &buf, &len, &z);
+	/* A plausible extra seq 10 linked to 9, before the real 10. */
+	poff = find_seq(buf, len, 9, &pl);
+	entry_hash(buf + poff, pl - 1, h);
+	hex(h, 32, ph);
+	extra = xasprintf("{\"seq\":10,\"prev\":\"%s\",\"kind\":\"exec\",\"time\":"
+			  "\"2026-01-01T00:00:00.000000000Z\",\"argv\":[\"rm\",\"-rf\",\"/\"]}\n",
+			  ph);
+	off = find_seq(buf, len, 10, &ll);
+	nb = xmalloc(len + strlen(extra));
+	memcpy(nb, buf, off);
+	memcpy(nb + off, extra, strlen(extra));
+	memcpy(nb + off + strlen(extra), buf + off, len - off);
+	seg_store(t.log, 2, nb, len + strlen(extra), z);
+	const struct prob *p = expect_one(run(&t, NULL), "inserted", SEG2, 10);
+	assert_int_equal(p->off, off); /* the extra one, not the real one after it */
+	free(nb);
+	free(extra);
+	free(buf);
+	tl_free(&t);
+}
+
+static void test_reordered(void **state)
+{
+	struct tl t;
+	char *buf, *nb;
+	size_t len, l10, l11, o10, o11;
+	bool z;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	seg_load(t.log, 2, &buf, &len, &z);
+	o10 = find_seq(buf, len, 10, &l10);
+	o11 = find_seq(buf, len, 11, &l11);
+	assert_int_equal(o11, o10 + l10);
+	nb = xmalloc(len);
+	memcpy(nb, buf, len);
+	memcpy(nb + o10, buf + o11, l11);
+	memcpy(nb + o10 + l11, buf + o10, l10);
+	seg_store(t.log, 2, nb, len, z);
+	expect_one(run(&t, NULL), "reordered", SEG2, 11);
+	free(nb);
+	free(buf);
+	tl_free(&t);
+}
+
+static void test_truncated(void **state)
+{
+	struct tl t;
+	char *buf;
+	size_t len, ll, off;
+	bool z;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	seg_load(t.log, 3, &buf, &len, &z);
+	off = find_seq(buf, len, 19, &ll);
+	/* The seal cut in the middle. */
+	seg_store(t.log, 3, buf, off + ll / 2, z);
+	expect_one(run(&t, NULL), "truncated", SEG3, UINT64_MAX);
+	/* The seal removed whole. */
+	seg_store(t.log, 3, buf, off, z);
+	expect_one(run(&t, NULL), "truncated", SEG3, UINT64_MAX);
+	/* The last segment deleted, HEAD left: the log ends before HEAD. */
+	char *p = seg_path(t.log, 3, true);
+
+	unlink(p);
+	free(p);
+	expect_one(run(&t, NULL), "truncated", "", 19);
+	free(buf);
+	tl_free(&t);
+}
+
+static void test_missing_segment(void **state)
+{
+	struct tl t;
+	char *p;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	p = seg_path(t.log, 2, true);
+	unlink(p);
+	free(p);
+	expect_one(run(&t, NULL), "missing_segment", SEG3, UINT64_MAX);
+	p = seg_path(t.log, 1, true);
+	unlink(p);
+	free(p);
+	assert_int_equal(run(&t, NULL), 1);
+	assert_non_null(find("missing_segment"));
+	tl_free(&t);
+}
+
+static void test_wrong_pub(void **state)
+{
+	struct tl t;
+	char *other, *pub;
+	struct verify_opts o;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	other = xasprintf("%s/other", t.base);
+	make_keys(other, t.t0);
+	pub = xasprintf("%s/root.pub", other);
+	/* Another root.pub with this log's epochs.pub... */
+	assert_int_equal(run(&t, pub), 1);
+	assert_int_equal(count_errors(), 2);
+	assert_non_null(find("wrong_key"));
+	assert_non_null(find("wrong_host"));
+	/* ... or a whole other key set. */
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = other, .pub = pub, .json = true};
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_int_equal(count_errors(), 2);
+	assert_non_null(find("wrong_key"));
+	assert_non_null(find("wrong_host"));
+	free(pub);
+	free(other);
+	tl_free(&t);
+}
+
+/* A seal re-signed (after a forgery) with a later epoch's key: everything agrees
+ * cryptographically, but the records are older than any seal of that epoch allows. */
+static void test_forward_security(void **state)
+{
+	struct tl t;
+	char p[32];
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 2);
+	tl_open(&t, 3);
+	for (int i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "/etc/forged-%d", i);
+		tl_rec(&t, p);
+	}
+	tl_seal_at(&t, 1, (t.t0 + 3600 + 10) * SEC);
+	tl_write(&t, t.log, 3, true);
+	expect_one(run(&t, NULL), "late_record", SEG3, 14);
+	tl_free(&t);
+}
+
+static void test_epoch_rules(void **state)
+{
+	struct tl t;
+
+	(void)state;
+	/* Epochs going backwards: segment 2 sealed in epoch 1, segment 3 in epoch 0. */
+	tl_init(&t);
+	tl_standard(&t, 1);
+	t.tns = (t.t0 + 3600 + 5) * SEC;
+	tl_open(&t, 2);
+	tl_rec(&t, "/a");
+	tl_seal_at(&t, 1, t.tns + SEC);
+	t.tns = (t.t0 + 20) * SEC;
+	tl_open(&t, 3);
+	tl_rec(&t, "/b");
+	tl_seal(&t);
+	tl_write(&t, t.log, 3, true);
+	expect_one(run(&t, NULL), "epoch", SEG3, t.seq - 1);
+	tl_free(&t);
+
+	/* A seal time outside its epoch (epoch 0's key used in epoch 1's time). */
+	tl_init(&t);
+	tl_standard(&t, 1);
+	t.tns = (t.t0 + 3600 + 5) * SEC;
+	tl_open(&t, 2);
+	tl_rec(&t, "/a");
+	tl_seal_at(&t, 0, t.tns + SEC);
+	tl_write(&t, t.log, 2, true);
+	expect_one(run(&t, NULL), "epoch", SEG2, t.seq - 1);
+	tl_free(&t);
+}
+
+static void test_bad_signature(void **state)
+{
+	struct tl t;
+	char *buf, *p;
+	size_t len, ll, off;
+	bool z;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	seg_load(t.log, 2, &buf, &len, &z);
+	off = find_seq(buf, len, 13, &ll);
+	p = memmem(buf + off, ll, "\"sig\":\"", 7);
+	p[7] = p[7] == 'a' ? 'b' : 'a';
+	seg_store(t.log, 2, buf, len, z);
+	expect_one(run(&t, NULL), "bad_signature", SEG2, 13);
+	free(buf);
+	tl_free(&t);
+}
+
+static void test_head(void **state)
+{
+	struct tl t;
+	char *rep, *p, *h;
+	const char *reps[1];
+	struct verify_opts o;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	rep = xasprintf("%s/replica", t.base);
+	reps[0] = rep;
+	o = (struct verify_opts){
+	    .log_dir = t.log, .key_dir = t.keys, .json = true, .replicas = reps, .nreplicas = 1};
+	/* A replica that missed the last seal: HEADs differ. */
+	tl_write(&t, t.log, 3, true);
+	tl_write(&t, rep, 2, true);
+	expect_one(run_opts(&o, NULL, NULL), "head_mismatch", "replica/HEAD", 13);
+	/* The log rolled back to segment 2 (HEAD rewritten to match); the replica is ahead. */
+	rm_rf(rep);
+	rm_rf(t.log);
+	tl_write(&t, rep, 3, true);
+	tl_write(&t, t.log, 2, true);
+	assert_int_equal(run(&t, NULL), 0); /* alone, the log looks fine */
+	expect_one(run_opts(&o, NULL, NULL), "rollback", "replica/HEAD", 19);
+	/* HEAD one seal behind: a crash between seal and HEAD write, a warning. */
+	rm_rf(t.log);
+	tl_write(&t, t.log, 3, false);
+	p = xasprintf("%s/HEAD", t.log);
+	h = xasprintf("%s\n", t.line[13]);
+	put_file(p, h, strlen(h));
+	assert_int_equal(run(&t, NULL), 0);
+	assert_non_null(find("head_stale"));
+	/* HEAD of another seal than the last two: an error. */
+	free(h);
+	h = xasprintf("%s\n", t.line[6]);
+	put_file(p, h, strlen(h));
+	expect_one(run(&t, NULL), "head_mismatch", "HEAD", 6);
+	free(h);
+	free(p);
+	free(rep);
+	tl_free(&t);
+}
+
+static void test_recovery(void **state)
+{
+	struct tl t;
+	size_t valid = 0;
+	char *p;
+	int fd;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_open(&t, 2);
+	tl_rec(&t, "/crashed-1");
+	tl_rec(&t, "/crashed-2");
+	for (size_t i = 0; i < t.n; i++)
+		if (t.seg[i] == 2)
+			valid += strlen(t.line[i]) + 1;
+	tl_open(&t, 3);
+	char tb[TIME_LEN];
+
+	add(&t,
+	    "\"kind\":\"recovery\",\"time\":\"%s\",\"file\":\"seg-0000000000000002.log\","
+	    "\"segment\":2,\"valid_bytes\":%zu,\"torn_bytes\":7,\"last_seq\":9,\"sealed\":false",
+	    now_str(&t, tb), valid);
+	tl_rec(&t, "/after");
+	tl_seal(&t);
+	tl_write(&t, t.log, 3, true);
+	p = seg_path(t.log, 2, false);
+	fd = open(p, O_WRONLY | O_APPEND);
+	assert_int_equal(write(fd, "{\"seq\":", 7), 7);
+	close(fd);
+	assert_int_equal(run(&t, NULL), 0);
+	assert_non_null(find("recovery"));
+	assert_int_equal(count_errors(), 0);
+	/* A replica has only the sealed segments: the crashed one is explained, a warning. */
+	char *rep = xasprintf("%s/replica", t.base), *rp;
+	const char *reps[1] = {rep};
+	struct verify_opts o = {
+	    .log_dir = t.log, .key_dir = t.keys, .json = true, .replicas = reps, .nreplicas = 1};
+
+	tl_write(&t, rep, 3, true);
+	rp = seg_path(rep, 2, false);
+	unlink(rp);
+	free(rp);
+	assert_int_equal(run_opts(&o, NULL, NULL), 0);
+	assert_non_null(find("missing_segment"));
+	assert_int_equal(count_errors(), 0);
+	/* ... but a sealed one missing there is an error. */
+	rp = seg_path(rep, 1, true);
+	unlink(rp);
+	free(rp);
+	expect_one(run_opts(&o, NULL, NULL), "missing_segment", "replica/" SEG3, UINT64_MAX);
+	free(rep);
+	/* The crashed segment cut further after the recovery: truncated. */
+	assert_int_equal(truncate(p, (off_t)valid - 5), 0);
+	expect_one(run(&t, NULL), "truncated", "seg-0000000000000002.log", UINT64_MAX);
+	free(p);
+	tl_free(&t);
+
+	/* An unsealed segment that no recovery names: truncated. */
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_open(&t, 2);
+	tl_rec(&t, "/x");
+	tl_open(&t, 3);
+	tl_rec(&t, "/y");
+	tl_seal(&t);
+	tl_write(&t, t.log, 3, true);
+	expect_one(run(&t, NULL), "truncated", "seg-0000000000000002.log", UINT64_MAX);
+	tl_free(&t);
+}
+
+static void test_io_errors(void **state)
+{
+	struct tl t;
+	struct verify_opts o;
+	char *p;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_write(&t, t.log, 1, true);
+	o = (struct verify_opts){.log_dir = "/nonexistent/log", .key_dir = t.keys, .quiet = true};
+	assert_int_equal(verify_log(&o, NULL, NULL), 2);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = "/nonexistent/keys", .quiet = true};
+	assert_int_equal(verify_log(&o, NULL, NULL), 2);
+	p = xasprintf("%s/epochs.pub", t.keys);
+	unlink(p);
+	free(p);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .quiet = true};
+	assert_int_equal(verify_log(&o, NULL, NULL), 2);
+	tl_free(&t);
+}
+
+/* Hostile file names and garbage: escaped output, a bounded problem list. */
+static void test_hostile(void **state)
+{
+	struct tl t;
+	struct verify_opts o;
+	struct jbuf b = {0};
+	char *p;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_write(&t, t.log, 1, true);
+	p = xasprintf("%s/evil\x1b[31m\nerror: fake", t.log);
+	put_file(p, "x", 1);
+	free(p);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
+	assert_int_equal(run_opts(&o, NULL, NULL), 0);
+	assert_null(strchr(out_text, '\x1b'));
+	assert_non_null(strstr(out_text, "evil\\x1b[31m\\x0aerror: fake"));
+	/* 3000 garbage lines in a second segment. */
+	for (int i = 0; i < 3000; i++)
+		jb_raw(&b, "garbage\n", 8);
+	p = seg_path(t.log, 2, false);
+	put_file(p, b.p, b.len);
+	free(p);
+	jb_free(&b);
+	o.json = true;
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_true(nprobs <= 1002);
+	assert_non_null(strstr(out_text, "\"kind\":\"limit\""));
+	tl_free(&t);
+}
+
+static void test_show(void **state)
+{
+	struct tl t;
+	char *argv[8], *out, hx[65];
+	unsigned char h[32];
+	int saved, fd, rc, argc;
+	char tmpl[] = "/tmp/test_verify.show.XXXXXX", err[256];
+	size_t len;
+
+	(void)state;
+	tl_init(&t);
+	tl_open(&t, 1);
+	tl_rec(&t, "/tmp/\\u001b]0;pwned\\u0007"); /* as the record stream escapes it */
+	tl_rec(&t, "/etc/passwd");
+	tl_seal(&t);
+	tl_write(&t, t.log, 1, true);
+#define ARGS(...)                                                                                  \
+	do {                                                                                       \
+		char *a_[] = {"show", t.log, "--key-dir", t.keys, __VA_ARGS__ NULL};               \
+		memcpy(argv, a_, sizeof(a_));                                                      \
+		argc = (int)(sizeof(a_) / sizeof(a_[0])) - 1;                                      \
+	} while (0)
+	fd = mkstemp(tmpl);
+	fflush(stdout);
+	saved = dup(1);
+	dup2(fd, 1);
+	close(fd);
+	/* getopt permutes argv: a fresh one per call. */
+	ARGS("--json", );
+	rc = show_cmd(argc, argv);
+	fflush(stdout);
+	ARGS("--run", "0190aaaa-0000-7000-8000-000000000001", );
+	rc |= show_cmd(argc, argv);
+	fflush(stdout);
+	ARGS();
+	rc |= show_cmd(argc, argv);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	assert_int_equal(rc, 0);
+	assert_int_equal(segment_read(tmpl, &out, &len, err, sizeof(err)), 0);
+	unlink(tmpl);
+	/* JSON: 5 entries with their own hash; --run: the 2 records; text: 5 lines. */
+	entry_hash(t.line[0], strlen(t.line[0]), h);
+	hex(h, 32, hx);
+	char *first = xasprintf("{\"seq\":0,\"hash\":\"%s\",\"kind\":\"genesis\"", hx);
+
+	assert_memory_equal(out, first, strlen(first));
+	free(first);
+	size_t lines = 0;
+
+	for (size_t i = 0; i < len; i++)
+		lines += out[i] == '\n';
+	assert_int_equal(lines, 5 + 2 + 5);
+	assert_null(memchr(out, '\x1b', len));
+	assert_non_null(strstr(out, "/tmp/\\x1b]0;pwned\\x07 [read,cloexec] fd 3"));
+	free(out);
+	tl_free(&t);
+}
+
+/* tests/vectors: the committed log verifies and every entry hashes as expected.txt says. */
+struct vexp {
+	char hashes[64][65];
+	size_t n, seen;
+	bool bad;
+};
+
+static int vcheck(void *ctx, const char *line, size_t len, uint64_t seq,
+		  const unsigned char hash[32])
+{
+	struct vexp *x = ctx;
+	char hx[65];
+
+	(void)line;
+	(void)len;
+	hex(hash, 32, hx);
+	if (seq != x->seen || seq >= x->n || strcmp(hx, x->hashes[seq]))
+		x->bad = true;
+	x->seen++;
+	return 0;
+}
+
+static void test_vector(void **state)
+{
+	struct verify_opts o = {.log_dir = "tests/vectors/log",
+				.key_dir = "tests/vectors",
+				.pub = "tests/vectors/root.pub",
+				.quiet = true};
+	struct vexp x = {0};
+	char line[256];
+	FILE *f = fopen("tests/vectors/expected.txt", "re");
+
+	(void)state;
+	if (!f)
+		skip(); /* not run from the repository's top directory */
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long seq;
+
+		if (line[0] == '#')
+			continue;
+		assert_int_equal(sscanf(line, "%llu %64s", &seq, x.hashes[x.n]), 2);
+		assert_int_equal(seq, x.n);
+		x.n++;
+	}
+	fclose(f);
+	assert_true(x.n > 0);
+	assert_int_equal(verify_log(&o, vcheck, &x), 0);
+	assert_false(x.bad);
+	assert_int_equal(x.seen, x.n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_good, teardown),
+	    cmocka_unit_test_teardown(test_unsealed_tail, teardown),
+	    cmocka_unit_test_teardown(test_modified, teardown),
+	    cmocka_unit_test_teardown(test_modified_prev, teardown),
+	    cmocka_unit_test_teardown(test_deleted, teardown),
+	    cmocka_unit_test_teardown(test_inserted, teardown),
+	    cmocka_unit_test_teardown(test_reordered, teardown),
+	    cmocka_unit_test_teardown(test_truncated, teardown),
+	    cmocka_unit_test_teardown(test_missing_segment, teardown),
+	    cmocka_unit_test_teardown(test_wrong_pub, teardown),
+	    cmocka_unit_test_teardown(test_forward_security, teardown),
+	    cmocka_unit_test_teardown(test_epoch_rules, teardown),
+	    cmocka_unit_test_teardown(test_bad_signature, teardown),
+	    cmocka_unit_test_teardown(test_head, teardown),
+	    cmocka_unit_test_teardown(test_recovery, teardown),
+	    cmocka_unit_test_teardown(test_io_errors, teardown),
+	    cmocka_unit_test_teardown(test_hostile, teardown),
+	    cmocka_unit_test_teardown(test_show, teardown),
+	    cmocka_unit_test_teardown(test_vector, teardown),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+
+	free(out_text);
+	return r;
+}

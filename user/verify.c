@@ -1,0 +1,1839 @@
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/fs.h>
+
+#include "json.h"
+#include "keys.h"
+#include "logfmt.h"
+#include "util.h"
+#include "verify.h"
+
+/*
+ * The verifier walks every entry once, in log order, keeping O(1) state per entry: the
+ * running chain, a small ring of recent entries (to tell a swap from a deletion or an
+ * insertion), and per-segment counters that the seal is checked against. Ordinary records
+ * are only parsed up to their time stamp; log entries (genesis, segment, seal, recovery)
+ * and loss records are parsed in full.
+ *
+ * Classification heuristics (one edit should give one problem):
+ * - E.prev != hash(P), P the entry of seq-1: P's bytes changed ("modified" at P). When the
+ *   entry after E does not link to E either, E itself changed (its prev field): reported
+ *   at E instead.
+ * - seq jumps forward from the expected S to T: if the entry links to the entry of S-1 its
+ *   seq field was edited ("modified"); if one of S..T-1 appears within the next 16 lines
+ *   the entries were swapped ("reordered"); else S..T-1 are "deleted".
+ * - seq below the expected one: a seq already seen is "inserted" (reported at whichever of
+ *   the two copies the following entry does not link to); one reported missing before
+ *   (or skipped by a swap) is "reordered".
+ * - a problem already explained in a segment (deleted, inserted...) silences the seal's
+ *   count and first_seq checks of that segment, which must then disagree.
+ */
+
+#define PROBLEMS_LISTED 1000
+#define LATE_SLACK_S	5 /* docs/FORMAT.md, "Verifying" step 5 */
+#define RING		64
+#define LOOKAHEAD	16
+#define GAPS_MAX	256
+#define NOSEQ		UINT64_MAX
+#define NOOFF		((size_t)-1)
+
+enum kind { K_RECORD, K_GENESIS, K_SEGMENT, K_SEAL, K_RECOVERY, K_LOSS, K_BAD };
+
+struct seg {
+	uint64_t n;
+	bool z;
+	char name[32];
+};
+
+/* A recent entry: where it is and what it hashes to. */
+struct recent {
+	uint64_t seq;
+	unsigned char hash[32];
+	size_t seg, off;
+};
+
+/* seqs reported missing (or skipped by a swap) that may still turn up. */
+struct gap {
+	uint64_t lo, hi;
+	bool swap;
+};
+
+/* An unsealed segment that a following recovery entry must name. */
+struct crash {
+	size_t seg;
+	uint64_t valid, torn, last_seq;
+	bool named;
+};
+
+/* An entry waiting for its segment's seal before it is handed to the caller. */
+struct pend {
+	size_t off, len;
+	uint64_t seq;
+	unsigned char hash[32];
+};
+
+struct ver {
+	const struct verify_opts *o;
+	unsigned char host[16], root[32];
+	char host_hex[33], root_id[65];
+	struct epoch_schedule s;
+	bool have_sched;
+	char sched_err[KEYS_ERRLEN];
+	unsigned char *cert; /* per epoch: 0 unchecked, 1 good, 2 bad */
+	bool keys_bad;	     /* wrong key or host: signatures mean nothing */
+	unsigned long errors, warnings, listed;
+	verify_entry_fn fn;
+	void *ctx;
+	bool deliver; /* false after the first error: fn gets a verified prefix */
+};
+
+struct walk {
+	struct ver *v;
+	const char *dir, *label; /* label: "" for the log, "DIR/" for a replica */
+	bool primary;
+	struct seg *segs;
+	size_t nsegs, cur;
+	char *buf;
+	size_t len;
+
+	/* chain */
+	bool started, resync, after_malformed, after_crash;
+	uint64_t gap_seg; /* replica: a missing segment a recovery entry may explain, or 0 */
+	size_t gap_at;
+	bool missing_before; /* a missing segment was reported just before this one */
+	uint64_t max_seq;
+	struct recent ring[RING];
+	size_t ring_n, ring_pos;
+	struct gap gaps[GAPS_MAX];
+	size_t ngaps;
+	struct {
+		bool on;
+		struct recent from; /* whose hash broke */
+		struct recent to;   /* the entry whose prev did not match */
+	} brk;
+	size_t last_loc_seg[4], last_loc_off[4];
+	unsigned last_loc_i;
+
+	/* current segment */
+	size_t seg_entries, seg_valid;
+	uint64_t seg_first_seq, seg_last_seq;
+	bool seg_sealed, seg_error, seg_after_seal, seg_worm_unavail;
+	uint64_t seg_min_time, seg_min_seq;
+	size_t seg_min_off;
+	struct pend *pend;
+	size_t npend, cappend;
+
+	/* log */
+	bool have_genesis, have_seal, have_prev_seal, truncated;
+	uint64_t entries, seals, segments, last_epoch;
+	uint64_t last_seal_seq;
+	char last_seal_time[TIME_LEN];
+	char *seal_line; /* the last seal line, with its '\n' */
+	size_t seal_len, seal_cap;
+	unsigned char prev_seal_hash[32]; /* hash of the seal line before it */
+	struct crash *crash;
+	size_t ncrash;
+	size_t torn_tail;
+
+	/* inode flags, reported once per directory */
+	unsigned long worm_unavail, not_immutable, not_append;
+	size_t first_unavail, first_noimm, first_noapp;
+	bool flags_unsupported;
+
+	/* HEAD */
+	char *head;
+	size_t head_len;
+	bool have_head;
+	uint64_t head_seq;
+	bool head_parsed;
+};
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+/* Bytes from the log or a directory listing are hostile: printable ASCII passes, anything
+ * else (terminal escapes, newlines that would forge a line) becomes \xNN. */
+static void put_escaped(FILE *f, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\\')
+			fputs("\\\\", f);
+		else if (c >= 0x20 && c < 0x7f)
+			fputc(c, f);
+		else
+			fprintf(f, "\\x%02x", c);
+	}
+}
+
+static bool same_loc_recent(struct walk *w, size_t seg, size_t off)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if (w->last_loc_off[i] == off && w->last_loc_seg[i] == seg && off != NOOFF)
+			return true;
+	return false;
+}
+
+/* One problem. seg indexes w->segs (or SIZE_MAX with name as the file), off is NOOFF and
+ * seq NOSEQ when they do not apply. */
+static void __attribute__((format(printf, 8, 9)))
+problem(struct walk *w, bool error, const char *kind, size_t seg, const char *name, size_t off,
+	uint64_t seq, const char *fmt, ...)
+{
+	struct ver *v = w->v;
+	const struct verify_opts *o = v->o;
+	char msg[1024], file[PATH_MAX + 64];
+	va_list ap;
+
+	/* One location, one chain problem: a broken link at an entry already reported (a bad
+	 * signature, an insertion) is a later symptom of the same edit. */
+	if (seg != SIZE_MAX && off != NOOFF) {
+		if ((!strcmp(kind, "modified") || !strcmp(kind, "inserted") ||
+		     !strcmp(kind, "deleted") || !strcmp(kind, "reordered")) &&
+		    same_loc_recent(w, seg, off))
+			return;
+		w->last_loc_seg[w->last_loc_i] = seg;
+		w->last_loc_off[w->last_loc_i] = off;
+		w->last_loc_i = (w->last_loc_i + 1) % 4;
+	}
+	if (!error && o->strict)
+		error = true;
+	if (error) {
+		v->errors++;
+		v->deliver = false;
+		if (seg != SIZE_MAX && seg == w->cur)
+			w->seg_error = true;
+	} else {
+		v->warnings++;
+	}
+	if (!strcmp(kind, "truncated"))
+		w->truncated = true;
+	if (o->quiet)
+		return;
+	if (v->listed == PROBLEMS_LISTED) {
+		v->listed++;
+		if (o->json)
+			printf(
+			    "{\"level\":\"note\",\"kind\":\"limit\",\"file\":null,\"offset\":null,"
+			    "\"seq\":null,\"message\":\"only the first %d problems are listed\"}\n",
+			    PROBLEMS_LISTED);
+		else
+			printf("note: only the first %d problems are listed\n", PROBLEMS_LISTED);
+		return;
+	}
+	if (v->listed > PROBLEMS_LISTED)
+		return;
+	v->listed++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (seg != SIZE_MAX)
+		name = w->segs[seg].name;
+	snprintf(file, sizeof(file), "%s%s", name && *name ? w->label : "", name ? name : "");
+	if (o->json) {
+		struct jbuf b = {0};
+
+		jb_raw(&b, "{\"level\":", 9);
+		jb_str(&b, error ? "error" : "warning", error ? 5 : 7);
+		jb_raw(&b, ",\"kind\":", 8);
+		jb_str(&b, kind, strlen(kind));
+		jb_raw(&b, ",\"file\":", 8);
+		if (*file)
+			jb_str(&b, file, strlen(file));
+		else
+			jb_raw(&b, "null", 4);
+		jb_raw(&b, ",\"offset\":", 10);
+		if (off != NOOFF)
+			jb_u64(&b, off);
+		else
+			jb_raw(&b, "null", 4);
+		jb_raw(&b, ",\"seq\":", 7);
+		if (seq != NOSEQ)
+			jb_u64(&b, seq);
+		else
+			jb_raw(&b, "null", 4);
+		jb_raw(&b, ",\"message\":", 11);
+		jb_str(&b, msg, strlen(msg));
+		jb_raw(&b, "}\n", 2);
+		fwrite(b.p, 1, b.len, stdout);
+		jb_free(&b);
+		return;
+	}
+	printf("%s: %s: ", error ? "error" : "warning", kind);
+	if (*file) {
+		put_escaped(stdout, file, strlen(file));
+		if (off != NOOFF)
+			printf(" offset %zu", off);
+		if (seq != NOSEQ)
+			printf(" seq %" PRIu64, seq);
+		fputs(": ", stdout);
+	}
+	put_escaped(stdout, msg, strlen(msg));
+	putchar('\n');
+}
+
+/* ---- chain helpers ------------------------------------------------------------------------ */
+
+static const struct recent *ring_find(const struct walk *w, uint64_t seq)
+{
+	/* Newest first: in a healthy log the entry of seq-1 is the last one pushed. */
+	for (size_t k = 0; k < w->ring_n; k++) {
+		const struct recent *r = &w->ring[(w->ring_pos + RING - 1 - k) % RING];
+
+		if (r->seq == seq)
+			return r;
+	}
+	return NULL;
+}
+
+static void ring_push(struct walk *w, const struct recent *r)
+{
+	w->ring[w->ring_pos] = *r;
+	w->ring_pos = (w->ring_pos + 1) % RING;
+	if (w->ring_n < RING)
+		w->ring_n++;
+}
+
+static void gap_add(struct walk *w, uint64_t lo, uint64_t hi, bool swap)
+{
+	if (w->ngaps == GAPS_MAX) {
+		memmove(w->gaps, w->gaps + 1, (GAPS_MAX - 1) * sizeof(w->gaps[0]));
+		w->ngaps--;
+	}
+	w->gaps[w->ngaps++] = (struct gap){lo, hi, swap};
+}
+
+/* Takes seq out of the gaps; returns the gap kind (1 swap, 2 deleted) or 0. */
+static int gap_take(struct walk *w, uint64_t seq)
+{
+	for (size_t i = 0; i < w->ngaps; i++) {
+		struct gap *g = &w->gaps[i];
+		int kind;
+
+		if (seq < g->lo || seq > g->hi)
+			continue;
+		kind = g->swap ? 1 : 2;
+		if (g->lo == g->hi) {
+			memmove(g, g + 1, (w->ngaps - i - 1) * sizeof(*g));
+			w->ngaps--;
+		} else if (seq == g->lo) {
+			g->lo++;
+		} else if (seq == g->hi) {
+			g->hi--;
+		} else {
+			uint64_t hi = g->hi;
+
+			g->hi = seq - 1;
+			gap_add(w, seq + 1, hi, kind == 1);
+		}
+		return kind;
+	}
+	return 0;
+}
+
+/* The seq and prev of the line after the one at [off, off+len), if it is in this buffer. */
+static bool next_prefix(const struct walk *w, size_t off, size_t len, uint64_t *seq,
+			unsigned char prev[32])
+{
+	size_t start = off + len + 1;
+	const char *nl;
+
+	if (start >= w->len)
+		return false;
+	nl = memchr(w->buf + start, '\n', w->len - start);
+	if (!nl)
+		return false;
+	return entry_prefix(w->buf + start, (size_t)(nl - (w->buf + start)), seq, prev) >= 0;
+}
+
+/* Whether a seq in [lo, hi) appears within the next LOOKAHEAD lines. */
+static bool seq_ahead(const struct walk *w, size_t off, size_t len, uint64_t lo, uint64_t hi)
+{
+	size_t start = off + len + 1;
+
+	for (int k = 0; k < LOOKAHEAD && start < w->len; k++) {
+		const char *nl = memchr(w->buf + start, '\n', w->len - start);
+		size_t l = nl ? (size_t)(nl - (w->buf + start)) : w->len - start;
+		unsigned char prev[32];
+		uint64_t s;
+
+		if (entry_prefix(w->buf + start, l, &s, prev) >= 0 && s >= lo && s < hi)
+			return true;
+		start += l + 1;
+	}
+	return false;
+}
+
+static void flush_break(struct walk *w)
+{
+	if (!w->brk.on)
+		return;
+	w->brk.on = false;
+	problem(w, true, "modified", w->brk.from.seg, NULL, w->brk.from.off, w->brk.from.seq,
+		"the entry's hash does not match the prev of the entry after it (seq %" PRIu64
+		"): its content was changed",
+		w->brk.to.seq);
+}
+
+/* E's prev is not the hash of P (the entry of seq-1). Which one changed is known one entry
+ * later: see the heuristics at the top. */
+static void link_break(struct walk *w, const struct recent *p, const struct recent *e)
+{
+	if (w->brk.on && w->brk.to.seq == p->seq && w->brk.to.off == p->off &&
+	    w->brk.to.seg == p->seg) {
+		/* P's prev broke and now P's hash too: P's own prev field was rewritten. */
+		w->brk.on = false;
+		problem(
+		    w, true, "modified", p->seg, NULL, p->off, p->seq,
+		    "neither this entry's prev nor its hash links to its neighbours: its content "
+		    "was changed");
+		return;
+	}
+	flush_break(w);
+	w->brk.on = true;
+	w->brk.from = *p;
+	w->brk.to = *e;
+}
+
+/* ---- keys --------------------------------------------------------------------------------- */
+
+static bool cert_ok(struct ver *v, uint64_t e)
+{
+	if (!v->cert)
+		v->cert = xcalloc(v->s.n, 1);
+	if (!v->cert[e])
+		v->cert[e] = epoch_cert_ok(&v->s, e) ? 1 : 2;
+	return v->cert[e] == 1;
+}
+
+/* ---- entries ------------------------------------------------------------------------------- */
+
+/* The kind and time of an entry. Records written by runseal start with "kind" and "time"
+ * right after the prefix; that fast path avoids a full parse per record. Anything else (an
+ * escaped kind, another order) goes through the full, strict parser. */
+static enum kind classify(const char *l, size_t len, size_t p, char time[TIME_LEN])
+{
+	static const char k[] = "\"kind\":\"", t[] = "\",\"time\":\"";
+	char kind[32];
+
+	if (len - p > sizeof(k) - 1 && !memcmp(l + p, k, sizeof(k) - 1)) {
+		const char *name = l + p + sizeof(k) - 1, *q = name;
+		size_t n = 0;
+
+		while (q < l + len && *q != '"' && *q != '\\' && n < sizeof(kind) - 1)
+			q++, n++;
+		if (q < l + len && *q == '"' && (size_t)(l + len - q) > sizeof(t) - 2 + 31 &&
+		    !memcmp(q, t, sizeof(t) - 1) && q[sizeof(t) - 1 + 30] == '"') {
+			memcpy(kind, name, n);
+			kind[n] = '\0';
+			memcpy(time, q + sizeof(t) - 1, 30);
+			time[30] = '\0';
+			if (strcmp(kind, "genesis") && strcmp(kind, "segment") &&
+			    strcmp(kind, "seal") && strcmp(kind, "recovery") &&
+			    strcmp(kind, "loss"))
+				return K_RECORD;
+		}
+	}
+	if (entry_get_str(l, len, "kind", kind, sizeof(kind)) ||
+	    entry_get_str(l, len, "time", time, TIME_LEN))
+		return K_BAD;
+	if (!strcmp(kind, "genesis"))
+		return K_GENESIS;
+	if (!strcmp(kind, "segment"))
+		return K_SEGMENT;
+	if (!strcmp(kind, "seal"))
+		return K_SEAL;
+	if (!strcmp(kind, "recovery"))
+		return K_RECOVERY;
+	if (!strcmp(kind, "loss"))
+		return K_LOSS;
+	return K_RECORD;
+}
+
+static void check_genesis(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq)
+{
+	struct ver *v = w->v;
+	char format[32], host[64], root[80];
+	uint64_t t0, el, n, mi;
+
+	if (seq != 0 || w->cur != 0 || w->seg_entries != 0) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"a genesis entry is only the first entry of segment 1");
+		return;
+	}
+	w->have_genesis = true;
+	if (entry_get_str(l, len, "format", format, sizeof(format)) ||
+	    entry_get_str(l, len, "host_id", host, sizeof(host)) ||
+	    entry_get_str(l, len, "root_key", root, sizeof(root)) ||
+	    entry_get_u64(l, len, "t0", &t0) || entry_get_u64(l, len, "epoch_seconds", &el) ||
+	    entry_get_u64(l, len, "epochs", &n) || entry_get_u64(l, len, "max_interval", &mi)) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"genesis entry without its fields");
+		return;
+	}
+	if (strcmp(format, LOG_FORMAT))
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"log format \"%s\", this verifier reads \"%s\"", format, LOG_FORMAT);
+	if (strcmp(root, v->root_id)) {
+		problem(w, true, "wrong_key", w->cur, NULL, off, seq,
+			"the log was made for root key %s; the given root.pub is key %s", root,
+			v->root_id);
+		v->keys_bad = true;
+	}
+	if (strcmp(host, v->host_hex)) {
+		problem(w, true, "wrong_host", w->cur, NULL, off, seq,
+			"the log was made by host %s; the given root.pub is host %s", host,
+			v->host_hex);
+		v->keys_bad = true;
+	}
+	if (!v->keys_bad && v->have_sched &&
+	    (t0 != v->s.t0 || el != v->s.len || n != v->s.n || mi != v->s.max_interval)) {
+		problem(w, true, "wrong_key", w->cur, NULL, off, seq,
+			"epochs.pub (t0 %" PRIu64 ", %" PRIu64 " x %" PRIu64
+			" s) is not the schedule "
+			"of this log (t0 %" PRIu64 ", %" PRIu64 " x %" PRIu64 " s)",
+			v->s.t0, v->s.n, v->s.len, t0, n, el);
+		v->keys_bad = true;
+	}
+}
+
+static void check_segment(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq)
+{
+	const struct seg *sg = &w->segs[w->cur];
+	char host[64], worm[32], fs[32];
+	uint64_t n;
+
+	if (w->seg_entries != (sg->n == 1 ? 1u : 0u)) {
+		if (!w->seg_error)
+			problem(w, true, "malformed", w->cur, NULL, off, seq,
+				"a segment entry in the middle of a segment");
+		return;
+	}
+	if (entry_get_u64(l, len, "segment", &n) ||
+	    entry_get_str(l, len, "host_id", host, sizeof(host)) ||
+	    entry_get_str(l, len, "worm", worm, sizeof(worm)) ||
+	    entry_get_str(l, len, "fsync", fs, sizeof(fs))) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"segment entry without its fields");
+		return;
+	}
+	if (n != sg->n)
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"the file holds segment %" PRIu64 " (renamed?)", n);
+	if (strcmp(host, w->v->host_hex) && !w->v->keys_bad)
+		problem(w, true, "wrong_host", w->cur, NULL, off, seq,
+			"segment written by host %s, the log is host %s", host, w->v->host_hex);
+	if (!strcmp(worm, "unavailable")) {
+		w->seg_worm_unavail = true;
+		if (!w->worm_unavail++)
+			w->first_unavail = w->cur;
+	}
+}
+
+static void check_recovery(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq)
+{
+	char file[64];
+	uint64_t n, valid, torn, last;
+	bool sealed;
+	size_t i;
+
+	if (entry_get_str(l, len, "file", file, sizeof(file)) ||
+	    entry_get_u64(l, len, "segment", &n) || entry_get_u64(l, len, "valid_bytes", &valid) ||
+	    entry_get_u64(l, len, "torn_bytes", &torn) ||
+	    entry_get_u64(l, len, "last_seq", &last) || entry_get_bool(l, len, "sealed", &sealed)) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"recovery entry without its fields");
+		return;
+	}
+	for (i = 0; i < w->ncrash; i++)
+		if (!strcmp(w->segs[w->crash[i].seg].name, file))
+			break;
+	if (i == w->ncrash && w->gap_seg) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "seg-%016" PRIu64 ".log", w->gap_seg);
+		if (!strcmp(name, file)) {
+			/* Only sealed segments are copied to replicas: a crashed one is on the
+			 * log alone, and verified there. */
+			w->gap_seg = 0;
+			problem(w, false, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
+				"%s (crashed, recovered in this segment) is not in the replica: "
+				"only sealed segments are copied",
+				name);
+			return;
+		}
+	}
+	if (i == w->ncrash && w->missing_before)
+		return; /* it names a missing segment: reported already */
+	if (i == w->ncrash) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"recovery names %s, which is not an unsealed segment just before", file);
+		return;
+	}
+	struct crash *c = &w->crash[i];
+
+	c->named = true;
+	problem(w, false, "recovery", w->cur, NULL, off, seq,
+		"%s was recovered after a crash: %" PRIu64 " valid bytes, %" PRIu64
+		" torn bytes (entries after seq %" PRIu64 " lost)",
+		file, valid, torn, last);
+	if (c->valid < valid || c->last_seq != last)
+		problem(w, true, "truncated", c->seg, NULL, c->valid, c->last_seq,
+			"the recovery entry says %" PRIu64 " valid bytes up to seq %" PRIu64
+			", the file has %" PRIu64 " up to seq %" PRIu64,
+			valid, last, c->valid, c->last_seq);
+	else if (c->valid > valid || c->torn != torn)
+		problem(w, true, "modified", c->seg, NULL, valid, last,
+			"the recovery entry says %" PRIu64 " valid and %" PRIu64
+			" torn bytes, the file has %" PRIu64 " and %" PRIu64,
+			valid, torn, c->valid, c->torn);
+}
+
+static void deliver(struct walk *w)
+{
+	struct ver *v = w->v;
+
+	for (size_t i = 0; i < w->npend && v->deliver && v->fn; i++) {
+		const struct pend *p = &w->pend[i];
+
+		if (v->fn(v->ctx, w->buf + p->off, p->len, p->seq, p->hash))
+			v->fn = NULL; /* the reader is done (a closed pipe) */
+	}
+	w->npend = 0;
+}
+
+static void check_seal(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq,
+		       const unsigned char prev[32], const char *time, uint64_t tns)
+{
+	struct ver *v = w->v;
+	const struct seg *sg = &w->segs[w->cur];
+	uint64_t n, first, count, e;
+	unsigned char last[32], key[32], sig[64];
+	char lh[80], kh[80], sh[160], reason[32];
+
+	w->seg_sealed = true;
+	if (entry_get_u64(l, len, "segment", &n) || entry_get_u64(l, len, "first_seq", &first) ||
+	    entry_get_u64(l, len, "count", &count) ||
+	    entry_get_str(l, len, "last_hash", lh, sizeof(lh)) ||
+	    entry_get_str(l, len, "reason", reason, sizeof(reason)) ||
+	    entry_get_u64(l, len, "epoch", &e) ||
+	    entry_get_str(l, len, "epoch_key", kh, sizeof(kh)) ||
+	    entry_get_str(l, len, "sig", sh, sizeof(sh)) || unhex(lh, strlen(lh), last, 32) ||
+	    unhex(kh, strlen(kh), key, 32) || unhex(sh, strlen(sh), sig, 64)) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq, "seal without its fields");
+		return;
+	}
+	/* The sealed fields against the entries; a problem already found in this segment
+	 * explains a disagreement here. */
+	if (!w->seg_error) {
+		if (memcmp(last, prev, 32))
+			problem(w, true, "modified", w->cur, NULL, off, seq,
+				"the seal's last_hash is not its prev");
+		else if (n != sg->n)
+			problem(w, true, "modified", w->cur, NULL, off, seq,
+				"the seal is for segment %" PRIu64 ", found in %s", n, sg->name);
+		else if (first != w->seg_first_seq || count != w->seg_entries ||
+			 seq != first + count)
+			problem(w, true, "modified", w->cur, NULL, off, seq,
+				"the seal covers seq %" PRIu64 " and %" PRIu64
+				" entries; the segment has seq %" PRIu64 " and %zu entries",
+				first, count, w->seg_first_seq, w->seg_entries);
+	}
+	if (v->have_sched && !v->keys_bad) {
+		uint64_t sec = tns / 1000000000ull, te;
+
+		if (e >= v->s.n) {
+			problem(w, true, "epoch", w->cur, NULL, off, seq,
+				"epoch %" PRIu64 " is not in the schedule (%" PRIu64 " epochs)", e,
+				v->s.n);
+		} else if (memcmp(key, v->s.pub[e], 32)) {
+			problem(w, true, "epoch", w->cur, NULL, off, seq,
+				"the seal's key is not the certified key of epoch %" PRIu64, e);
+		} else if (!cert_ok(v, e)) {
+			problem(w, true, "epoch", w->cur, NULL, off, seq,
+				"the root certificate of epoch %" PRIu64 " does not verify", e);
+		} else {
+			unsigned char msg[SEAL_MSG_MAX];
+			size_t ml = seal_message(msg, v->s.host_id, n, first, count, last, e, time);
+
+			te = epoch_of(&v->s, sec);
+			if (!ed25519_verify(key, msg, ml, sig))
+				problem(w, true, "bad_signature", w->cur, NULL, off, seq,
+					"the seal's signature does not verify");
+			else if (te != e)
+				problem(w, true, "epoch", w->cur, NULL, off, seq,
+					"sealed at %s, outside epoch %" PRIu64 " [%" PRIu64
+					", %" PRIu64 ")",
+					time, e, v->s.t0 + e * v->s.len,
+					v->s.t0 + (e + 1) * v->s.len);
+			else if (w->have_seal && e < w->last_epoch)
+				problem(w, true, "epoch", w->cur, NULL, off, seq,
+					"epoch %" PRIu64 " after epoch %" PRIu64
+					": an expired (erased) epoch key used later",
+					e, w->last_epoch);
+		}
+		/* Forward security: a record may wait max_interval for its seal, no more. A
+		 * forger holding only a later epoch's key must seal old records late. */
+		uint64_t limit = (v->s.max_interval + LATE_SLACK_S) * 1000000000ull;
+
+		/* (An entry found inserted or changed here is already reported.) */
+		if (w->seg_entries && !w->seg_error && tns > w->seg_min_time &&
+		    tns - w->seg_min_time > limit) {
+			char t[TIME_LEN];
+
+			fmt_time(w->seg_min_time, t);
+			problem(w, true, "late_record", w->cur, NULL, w->seg_min_off,
+				w->seg_min_seq,
+				"entry of %s sealed at %s, %" PRIu64 " s later (at most %" PRIu64
+				" s): re-sealed after the fact, as a forger with a later key must",
+				t, time, (uint64_t)((tns - w->seg_min_time) / 1000000000ull),
+				v->s.max_interval + LATE_SLACK_S);
+		}
+	}
+	if (!w->have_seal || e > w->last_epoch)
+		w->last_epoch = e;
+	if (w->have_seal) {
+		entry_hash(w->seal_line, w->seal_len - 1, w->prev_seal_hash);
+		w->have_prev_seal = true;
+	}
+	w->have_seal = true;
+	w->seals++;
+	w->last_seal_seq = seq;
+	snprintf(w->last_seal_time, sizeof(w->last_seal_time), "%s", time);
+	if (len + 1 > w->seal_cap) {
+		w->seal_cap = len + 1;
+		w->seal_line = xrealloc(w->seal_line, w->seal_cap);
+	}
+	memcpy(w->seal_line, l, len);
+	w->seal_line[len] = '\n';
+	w->seal_len = len + 1;
+}
+
+/* The seq/prev rules for one entry; sets *eff to the seq the entry takes in the chain and
+ * returns false when the entry is an extra copy to be left out of it. */
+static bool check_chain(struct walk *w, size_t off, size_t len, uint64_t seq,
+			const unsigned char prev[32], const struct recent *me, uint64_t *eff)
+{
+	static const unsigned char zero[32];
+	uint64_t expect = w->started ? w->max_seq + 1 : 0;
+	const struct recent *p = seq ? ring_find(w, seq - 1) : NULL;
+	const struct recent *e1 = expect ? ring_find(w, expect - 1) : NULL;
+	bool link_bad = seq ? (p && memcmp(prev, p->hash, 32)) : memcmp(prev, zero, 32) != 0;
+	/* It links to the entry before the expected one: only its seq field is off. */
+	bool links_expected =
+	    expect ? (e1 && !memcmp(prev, e1->hash, 32)) : !memcmp(prev, zero, 32);
+
+	*eff = seq;
+	if (w->after_malformed) {
+		/* The malformed line took a seq: the one after it is not a deletion. */
+		w->after_malformed = false;
+		if (seq == expect + 1) {
+			flush_break(w);
+			return true;
+		}
+	}
+	if (w->after_crash) {
+		/* The first entry after a crashed segment: entries lost at its end are the
+		 * recovery entry's to explain (checked there), not a deletion. */
+		w->after_crash = false;
+		if (seq > expect) {
+			flush_break(w);
+			return true;
+		}
+	}
+	if (w->resync) {
+		/* After a missing or unreadable segment: take the chain as it comes. */
+		w->resync = false;
+		w->brk.on = false;
+		return true;
+	}
+	if (seq == expect) {
+		if (link_bad && p)
+			link_break(w, p, me);
+		else if (link_bad)
+			problem(w, true, "modified", w->cur, NULL, off, seq,
+				"the first entry's prev is not zero");
+		else
+			flush_break(w);
+		return true;
+	}
+	flush_break(w);
+	if (seq == NOSEQ || links_expected) {
+		problem(w, true, "modified", w->cur, NULL, off, seq,
+			"the seq field says %" PRIu64 ", the chain says %" PRIu64, seq, expect);
+		*eff = expect;
+		return true;
+	}
+	if (seq > expect) {
+		if (seq_ahead(w, off, len, expect, seq)) {
+			problem(w, true, "reordered", w->cur, NULL, off, seq,
+				"seq %" PRIu64 " comes before seq %" PRIu64 " (entries swapped)",
+				seq, expect);
+			gap_add(w, expect, seq - 1, true);
+		} else {
+			problem(w, true, "deleted", w->cur, NULL, off, expect,
+				"entries %" PRIu64 "-%" PRIu64 " are missing before seq %" PRIu64,
+				expect, seq - 1, seq);
+			gap_add(w, expect, seq - 1, false);
+		}
+		if (link_bad && p)
+			link_break(w, p, me);
+		return true;
+	}
+	switch (gap_take(w, seq)) {
+	case 1:
+		/* The other half of a swap reported at its partner. */
+		if (link_bad && p)
+			link_break(w, p, me);
+		return true;
+	case 2:
+		problem(w, true, "reordered", w->cur, NULL, off, seq,
+			"seq %" PRIu64 ", reported missing, appears after seq %" PRIu64 " (moved)",
+			seq, w->max_seq);
+		return true;
+	default:
+		break;
+	}
+	/* seq seen before: one of the two copies is extra. The entry after this one tells
+	 * which: if it links here, the earlier copy was the insertion. */
+	const struct recent *x = ring_find(w, seq);
+	unsigned char nprev[32];
+	uint64_t nseq;
+
+	if (x && next_prefix(w, off, len, &nseq, nprev) && !memcmp(nprev, me->hash, 32)) {
+		if (w->brk.on && w->brk.to.seq == x->seq && w->brk.to.off == x->off)
+			w->brk.on = false;
+		problem(w, true, "inserted", x->seg, NULL, x->off, seq,
+			"an extra entry with seq %" PRIu64 " (another follows it)", seq);
+		return true;
+	}
+	problem(w, true, "inserted", w->cur, NULL, off, seq,
+		"an extra entry: seq %" PRIu64 " was already seen (the log is at %" PRIu64 ")", seq,
+		w->max_seq);
+	return false;
+}
+
+static void process_line(struct walk *w, size_t off, size_t len)
+{
+	struct ver *v = w->v;
+	const char *l = w->buf + off;
+	unsigned char prev[32];
+	char time[TIME_LEN];
+	struct recent me;
+	uint64_t seq, eff, tns = 0;
+	enum kind k;
+	long p;
+
+	if (w->seg_sealed && !w->seg_after_seal) {
+		w->seg_after_seal = true;
+		if (!w->seg_error)
+			problem(w, true, "inserted", w->cur, NULL, off, NOSEQ,
+				"entries after the segment's seal");
+	}
+	p = len <= LOG_LINE_MAX ? entry_prefix(l, len, &seq, prev) : -1;
+	if (p < 0) {
+		problem(w, true, "malformed", w->cur, NULL, off, NOSEQ,
+			len > LOG_LINE_MAX ? "a line longer than 1 MiB"
+					   : "not an entry: the line does not start with "
+					     "{\"seq\":N,\"prev\":\"...\",");
+		w->after_malformed = true;
+		w->seg_entries++;
+		return;
+	}
+	w->entries++;
+	memset(&me, 0, sizeof(me));
+	entry_hash(l, len, me.hash);
+	me.seq = seq;
+	me.seg = w->cur;
+	me.off = off;
+	if (!check_chain(w, off, len, seq, prev, &me, &eff)) {
+		w->seg_entries++;
+		return;
+	}
+	me.seq = eff;
+	ring_push(w, &me);
+	if (!w->started || eff > w->max_seq)
+		w->max_seq = eff;
+	w->started = true;
+
+	k = classify(l, len, (size_t)p, time);
+	if (k != K_BAD && parse_time(time, strlen(time), &tns) < 0)
+		k = K_BAD;
+	if (k != K_BAD && k != K_RECORD && !entry_is_json(l, len))
+		k = K_BAD;
+	if (k == K_BAD)
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"not a well-formed entry (kind and time)");
+	/* Structure: genesis, then segment, first. */
+	if (!w->seg_entries && !w->seg_error && k != K_BAD &&
+	    k != (w->segs[w->cur].n == 1 ? K_GENESIS : K_SEGMENT))
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"the segment does not start with a %s entry",
+			w->segs[w->cur].n == 1 ? "genesis" : "segment");
+	if (w->segs[w->cur].n == 1 && w->seg_entries == 1 && !w->seg_error && k != K_BAD &&
+	    k != K_SEGMENT)
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"segment 1 does not have a segment entry after the genesis");
+	if (!w->seg_entries)
+		w->seg_first_seq = eff;
+	if (k != K_BAD && (tns < w->seg_min_time || !w->seg_min_time)) {
+		w->seg_min_time = tns;
+		w->seg_min_seq = eff;
+		w->seg_min_off = off;
+	}
+	switch (k) {
+	case K_GENESIS:
+		check_genesis(w, l, len, off, seq);
+		break;
+	case K_SEGMENT:
+		check_segment(w, l, len, off, seq);
+		break;
+	case K_RECOVERY:
+		check_recovery(w, l, len, off, seq);
+		break;
+	case K_LOSS: {
+		uint64_t count = 0;
+
+		entry_get_u64(l, len, "count", &count);
+		problem(w, false, "loss", w->cur, NULL, off, seq,
+			"%" PRIu64 " kernel events were lost: the record of this run is incomplete",
+			count);
+		break;
+	}
+	default:
+		break;
+	}
+	if (w->primary && v->fn && v->deliver) {
+		if (w->npend == w->cappend) {
+			w->cappend = w->cappend ? w->cappend * 2 : 1024;
+			w->pend = xrealloc(w->pend, w->cappend * sizeof(*w->pend));
+		}
+		w->pend[w->npend++] = (struct pend){off, len, eff, {0}};
+		memcpy(w->pend[w->npend - 1].hash, me.hash, 32);
+	}
+	if (k == K_SEAL) {
+		/* A break that ends at this seal is settled now, before its segment counts
+		 * as verified. */
+		if (w->brk.on && w->brk.to.off == off && w->brk.to.seg == w->cur) {
+			char lh[80];
+			unsigned char last[32];
+
+			/* Its last_hash still names P: the seal's prev field was edited, which
+			 * check_seal reports at the seal. */
+			if (!entry_get_str(l, len, "last_hash", lh, sizeof(lh)) &&
+			    !unhex(lh, strlen(lh), last, 32) && !memcmp(last, w->brk.from.hash, 32))
+				w->brk.on = false;
+			else
+				flush_break(w);
+		}
+		check_seal(w, l, len, off, seq, prev, time, tns);
+		if (!w->seg_error && v->deliver)
+			deliver(w);
+		w->npend = 0;
+		return;
+	}
+	w->seg_entries++;
+	w->seg_last_seq = eff;
+	w->seg_valid = off + len + 1;
+}
+
+/* ---- segments --------------------------------------------------------------------------- */
+
+static void check_flags(struct walk *w, bool last)
+{
+	const struct seg *sg = &w->segs[w->cur];
+	char path[PATH_MAX];
+	unsigned flags = 0;
+	int fd;
+
+	if (w->flags_unsupported)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", w->dir, sg->name);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0) {
+		w->flags_unsupported = true;
+		close(fd);
+		return;
+	}
+	close(fd);
+	/* The active segment is append-only; sealed and crashed ones are immutable; a
+	 * sealed .log (crash before compression) has had its flag cleared. */
+	if (w->seg_worm_unavail)
+		return;
+	if (sg->z || (!last && !w->seg_sealed)) {
+		if (!(flags & FS_IMMUTABLE_FL) && !w->not_immutable++)
+			w->first_noimm = w->cur;
+	} else if (last && !w->seg_sealed) {
+		if (!(flags & FS_APPEND_FL) && !w->not_append++)
+			w->first_noapp = w->cur;
+	}
+}
+
+static void process_segment(struct walk *w, size_t i)
+{
+	const struct seg *sg = &w->segs[i];
+	bool last = i + 1 == w->nsegs;
+	char path[PATH_MAX], err[PATH_MAX + 128];
+	size_t off = 0, ncrash_before = w->ncrash;
+
+	w->cur = i;
+	w->segments++;
+	snprintf(path, sizeof(path), "%s/%s", w->dir, sg->name);
+	if (segment_read(path, &w->buf, &w->len, err, sizeof(err)) < 0) {
+		/* err begins with the path, which is in the problem already. */
+		const char *why = strncmp(err, path, strlen(path)) ? err : err + strlen(path) + 2;
+
+		problem(w, true, "malformed", i, NULL, NOOFF, NOSEQ, "unreadable: %s", why);
+		w->resync = true;
+		w->ncrash = 0;
+		return;
+	}
+	w->seg_entries = w->seg_valid = 0;
+	w->seg_sealed = w->seg_error = w->seg_after_seal = w->seg_worm_unavail = false;
+	w->seg_min_time = 0;
+	w->npend = 0;
+	w->after_crash = w->ncrash > 0;
+	while (off < w->len) {
+		const char *nl = memchr(w->buf + off, '\n', w->len - off);
+
+		if (!nl)
+			break;
+		process_line(w, off, (size_t)(nl - (w->buf + off)));
+		off = (size_t)(nl - w->buf) + 1;
+	}
+	if (off < w->len) {
+		/* A line without its '\n': a torn write in an unsealed segment, a cut anywhere
+		 * else. */
+		if (w->seg_sealed)
+			problem(w, true, "malformed", i, NULL, off, NOSEQ,
+				"%zu bytes after the seal", w->len - off);
+		else if (sg->z)
+			problem(w, true, "truncated", i, NULL, off, NOSEQ,
+				"the sealed segment ends in %zu bytes without a newline (cut)",
+				w->len - off);
+	}
+	check_flags(w, last);
+	/* Crashed segments before this one must have been named by a recovery here. */
+	for (size_t c = 0; c < ncrash_before; c++)
+		if (!w->crash[c].named)
+			problem(w, true, "truncated", w->crash[c].seg, NULL, w->crash[c].valid,
+				NOSEQ,
+				"the segment ends without a seal and no recovery entry names it "
+				"(entries or the seal were cut off)");
+	memmove(w->crash, w->crash + ncrash_before,
+		(w->ncrash - ncrash_before) * sizeof(*w->crash));
+	w->ncrash -= ncrash_before;
+	if (!w->seg_sealed) {
+		if (sg->z) {
+			if (!w->seg_error)
+				problem(w, true, "truncated", i, NULL, w->len, NOSEQ,
+					"the sealed segment does not end with a seal");
+		} else if (!last) {
+			w->crash = xrealloc(w->crash, (w->ncrash + 1) * sizeof(*w->crash));
+			w->crash[w->ncrash++] = (struct crash){
+			    i, w->seg_valid, w->len - w->seg_valid, w->seg_last_seq, false};
+		} else {
+			w->torn_tail = w->len - off;
+			/* Entries that chain, not yet sealed: a run in progress. */
+			if (!w->seg_error && w->v->deliver)
+				deliver(w);
+		}
+	}
+	if (!w->seg_sealed && !sg->z && !last && !w->seg_error && w->v->deliver)
+		deliver(w);
+	free(w->buf);
+	w->buf = NULL;
+	w->len = 0;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct seg *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	return (int)x->z - (int)y->z;
+}
+
+/* seg-<16 digits>.log or .log.z, n from 1. */
+static bool seg_name(const char *s, uint64_t *n, bool *z)
+{
+	uint64_t v = 0;
+	size_t len = strlen(s);
+
+	if ((len != 24 && len != 26) || strncmp(s, "seg-", 4) || strncmp(s + 20, ".log", 4))
+		return false;
+	if (len == 26 && strcmp(s + 24, ".z"))
+		return false;
+	for (int i = 4; i < 20; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*n = v;
+	*z = len == 26;
+	return v != 0;
+}
+
+static int list_dir(struct walk *w)
+{
+	DIR *d = opendir(w->dir);
+	struct dirent *de;
+	size_t cap = 0, k = 0;
+
+	if (!d) {
+		if (!w->v->o->quiet)
+			fprintf(stderr, "runseal: %s: %s\n", w->dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		uint64_t n;
+		bool z;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, "HEAD"))
+			continue;
+		if (!seg_name(de->d_name, &n, &z)) {
+			problem(w, false, "unexpected", SIZE_MAX, de->d_name, NOOFF, NOSEQ,
+				"unexpected file in the log directory (ignored)");
+			continue;
+		}
+		if (w->nsegs == cap) {
+			cap = cap ? cap * 2 : 64;
+			w->segs = xrealloc(w->segs, cap * sizeof(*w->segs));
+		}
+		w->segs[w->nsegs] = (struct seg){n, z, ""};
+		snprintf(w->segs[w->nsegs].name, sizeof(w->segs[0].name), "%s", de->d_name);
+		w->nsegs++;
+	}
+	closedir(d);
+	qsort(w->segs, w->nsegs, sizeof(*w->segs), seg_cmp);
+	/* Both forms of one segment: a crash between the .z's rename and the .log's removal;
+	 * the .z is the complete one. */
+	for (size_t i = 0; i < w->nsegs; i++) {
+		if (k && w->segs[k - 1].n == w->segs[i].n) {
+			problem(w, false, "unexpected", SIZE_MAX, w->segs[k - 1].name, NOOFF, NOSEQ,
+				"both the .log and the .log.z of segment %" PRIu64
+				" exist (a crash while sealing?): the .z is verified",
+				w->segs[i].n);
+			w->segs[k - 1] = w->segs[i];
+			continue;
+		}
+		w->segs[k++] = w->segs[i];
+	}
+	w->nsegs = k;
+	return 0;
+}
+
+static void read_head(struct walk *w)
+{
+	char path[PATH_MAX], err[PATH_MAX + 128];
+	unsigned char prev[32];
+
+	snprintf(path, sizeof(path), "%s/HEAD", w->dir);
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		return;
+	w->have_head = true;
+	if (segment_read(path, &w->head, &w->head_len, err, sizeof(err)) < 0) {
+		w->head = NULL;
+		w->head_len = 0;
+		return;
+	}
+	w->head_parsed = w->head_len > 1 && w->head[w->head_len - 1] == '\n' &&
+			 !memchr(w->head, '\n', w->head_len - 1) &&
+			 entry_prefix(w->head, w->head_len - 1, &w->head_seq, prev) >= 0;
+}
+
+/* HEAD against the log's own last seal. */
+static void check_head(struct walk *w)
+{
+	unsigned char h[32];
+
+	read_head(w);
+	if (!w->have_head) {
+		if (w->have_seal)
+			problem(w, false, "head_stale", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+				"HEAD is missing but the log has seals (last seq %" PRIu64 ")",
+				w->last_seal_seq);
+		return;
+	}
+	if (!w->head_parsed) {
+		problem(w, true, "head_mismatch", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+			"HEAD is not one seal line");
+		return;
+	}
+	if (!w->have_seal || w->head_seq > w->last_seal_seq) {
+		if (!w->truncated)
+			problem(w, true, "truncated", SIZE_MAX,
+				w->nsegs ? w->segs[w->nsegs - 1].name : "HEAD", NOOFF, w->head_seq,
+				"HEAD names a seal at seq %" PRIu64
+				" but the log's last seal is %s",
+				w->head_seq, w->have_seal ? "earlier" : "missing");
+		return;
+	}
+	if (w->head_len == w->seal_len && !memcmp(w->head, w->seal_line, w->seal_len))
+		return;
+	entry_hash(w->head, w->head_len - 1, h);
+	if (w->have_prev_seal && w->head_seq < w->last_seal_seq &&
+	    !memcmp(h, w->prev_seal_hash, 32))
+		problem(w, false, "head_stale", SIZE_MAX, "HEAD", NOOFF, w->head_seq,
+			"HEAD is the previous seal; the log was sealed again at seq %" PRIu64
+			" (a crash before HEAD was written)",
+			w->last_seal_seq);
+	else
+		problem(w, true, "head_mismatch", SIZE_MAX, "HEAD", NOOFF, w->head_seq,
+			"HEAD (seq %" PRIu64 ") is not the log's last seal (seq %" PRIu64 ")",
+			w->head_seq, w->last_seal_seq);
+}
+
+static void walk_free(struct walk *w)
+{
+	free(w->segs);
+	free(w->buf);
+	free(w->pend);
+	free(w->seal_line);
+	free(w->crash);
+	free(w->head);
+}
+
+/* Verifies one directory; -1 when it cannot be read at all. */
+static int walk_dir(struct walk *w)
+{
+	uint64_t expect = 1;
+
+	if (list_dir(w) < 0)
+		return -1;
+	if (!w->nsegs)
+		problem(w, true, "missing_segment", SIZE_MAX, "seg-0000000000000001.log.z", NOOFF,
+			0, "the log has no segments");
+	for (size_t i = 0; i < w->nsegs; i++) {
+		uint64_t n = w->segs[i].n;
+
+		w->missing_before = false;
+		if (w->gap_seg) {
+			problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
+				"seg-%016" PRIu64 " (.log or .log.z) is missing before this one",
+				w->gap_seg);
+			w->gap_seg = 0;
+		}
+		if (n == expect + 1 && !w->primary) {
+			/* Decided by the recovery entry of this segment, if it has one. */
+			w->gap_seg = expect;
+			w->gap_at = i;
+			w->resync = true;
+			w->ncrash = 0;
+		} else if (n != expect) {
+			problem(w, true, "missing_segment", i, NULL, NOOFF, NOSEQ,
+				"seg-%016" PRIu64 " to seg-%016" PRIu64
+				" (.log or .log.z) are missing before this one",
+				expect, n - 1);
+			w->resync = true;
+			w->ncrash = 0;
+			w->missing_before = true;
+		}
+		process_segment(w, i);
+		expect = n + 1;
+	}
+	flush_break(w);
+	if (w->gap_seg)
+		problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
+			"seg-%016" PRIu64 " (.log or .log.z) is missing before this one",
+			w->gap_seg);
+	for (size_t c = 0; c < w->ncrash; c++)
+		problem(w, true, "truncated", w->crash[c].seg, NULL, w->crash[c].valid, NOSEQ,
+			"the segment ends without a seal and no recovery entry names it");
+	if (w->nsegs && !w->segs[w->nsegs - 1].z && w->started && !w->seg_sealed) {
+		size_t last = w->nsegs - 1;
+
+		w->cur = SIZE_MAX;
+		problem(w, false, "unsealed_tail", last, NULL, NOOFF, NOSEQ,
+			"the last segment is not sealed yet (a run in progress, or a crash "
+			"not yet recovered)%s",
+			w->torn_tail ? "; it ends in a torn line" : "");
+	}
+	w->cur = SIZE_MAX;
+	if (w->worm_unavail)
+		problem(w, false, "worm", w->first_unavail, NULL, NOOFF, NOSEQ,
+			"%lu segment(s) written without the append-only flag (worm: unavailable)",
+			w->worm_unavail);
+	if (w->not_immutable)
+		problem(w, false, "worm", w->first_noimm, NULL, NOOFF, NOSEQ,
+			"%lu sealed or crashed segment(s) without the immutable inode flag",
+			w->not_immutable);
+	if (w->not_append)
+		problem(w, false, "worm", w->first_noapp, NULL, NOOFF, NOSEQ,
+			"the active segment does not have the append-only inode flag");
+	if (w->flags_unsupported)
+		problem(w, false, "worm", SIZE_MAX, "", NOOFF, NOSEQ,
+			"the filesystem of %s does not report inode flags: segments are not "
+			"write-once",
+			w->dir);
+	check_head(w);
+	return 0;
+}
+
+/* ---- verify_log ------------------------------------------------------------------------- */
+
+static int load_keys(struct ver *v)
+{
+	const struct verify_opts *o = v->o;
+	const char *kd = o->key_dir ? o->key_dir : KEYS_DIR_DEFAULT;
+	char path[PATH_MAX], err[KEYS_ERRLEN];
+
+	if (o->pub)
+		snprintf(path, sizeof(path), "%s", o->pub);
+	else
+		snprintf(path, sizeof(path), "%s/root.pub", kd);
+	if (keys_load_root_pub(path, v->host, v->root, err, sizeof(err)) < 0) {
+		if (!o->quiet)
+			fprintf(stderr, "runseal: %s\n", err);
+		return -1;
+	}
+	hex(v->host, 16, v->host_hex);
+	key_id(v->root, v->root_id);
+	snprintf(path, sizeof(path), "%s/epochs.pub", kd);
+	if (access(path, R_OK) < 0) {
+		if (!o->quiet)
+			fprintf(stderr,
+				"runseal: %s: %s (give --key-dir, the directory of epochs.pub)\n",
+				path, strerror(errno));
+		return -1;
+	}
+	/* A schedule that does not load against this root.pub may still be a wrong --pub:
+	 * the genesis decides (wrong_key), else it is an unusable key directory (exit 2). */
+	v->have_sched =
+	    keys_load_schedule(path, v->root, &v->s, v->sched_err, sizeof(v->sched_err)) == 0;
+	if (v->have_sched && memcmp(v->s.host_id, v->host, 16)) {
+		snprintf(v->sched_err, sizeof(v->sched_err),
+			 "%s: the schedule of another host than root.pub's", path);
+		keys_free_schedule(&v->s);
+		v->have_sched = false;
+	}
+	return 0;
+}
+
+int verify_log(const struct verify_opts *o, verify_entry_fn fn, void *ctx)
+{
+	struct ver v = {.o = o, .fn = fn, .ctx = ctx, .deliver = true};
+	struct walk *reps = NULL;
+	struct walk w = {0};
+	int rc = 0;
+
+	if (load_keys(&v) < 0)
+		return 2;
+	w = (struct walk){.v = &v,
+			  .dir = o->log_dir ? o->log_dir : LOG_DIR_DEFAULT,
+			  .label = "",
+			  .primary = true,
+			  .cur = SIZE_MAX};
+	if (walk_dir(&w) < 0) {
+		rc = 2;
+		goto out;
+	}
+	if (!v.have_sched && !v.keys_bad) {
+		if (!o->quiet)
+			fprintf(stderr, "runseal: %s\n", v.sched_err);
+		rc = 2;
+		goto out;
+	}
+	reps = xcalloc(o->nreplicas ? o->nreplicas : 1, sizeof(*reps));
+	for (size_t i = 0; i < o->nreplicas; i++) {
+		struct walk *r = &reps[i];
+		char *label = xasprintf("%s/", o->replicas[i]);
+
+		*r = (struct walk){.v = &v, .dir = o->replicas[i], .label = label, .cur = SIZE_MAX};
+		if (walk_dir(r) < 0) {
+			free(label);
+			rc = 2;
+			goto out;
+		}
+		/* The replica's HEAD against the log's: ahead means the log lost seals. */
+		if (r->have_head && r->head_parsed &&
+		    (!w.have_seal || r->head_seq > w.last_seal_seq))
+			problem(r, true, "rollback", SIZE_MAX, "HEAD", NOOFF, r->head_seq,
+				"the replica's HEAD is at seq %" PRIu64
+				", the log's last seal at %s: "
+				"the log was rolled back or truncated",
+				r->head_seq, w.have_seal ? "an earlier seq" : "none");
+		else if (r->have_head != w.have_head ||
+			 (r->have_head && (r->head_len != w.head_len ||
+					   (r->head_len && memcmp(r->head, w.head, r->head_len)))))
+			problem(r, true, "head_mismatch", SIZE_MAX, "HEAD", NOOFF,
+				r->head_parsed ? r->head_seq : NOSEQ,
+				"the replica's HEAD differs from the log's HEAD");
+		free(label);
+		r->label = "";
+	}
+	if (v.errors)
+		rc = 1;
+	if (!o->quiet) {
+		if (o->json) {
+			printf("{\"result\":\"%s\",\"errors\":%lu,\"warnings\":%lu,\"entries\":"
+			       "%" PRIu64 ",\"segments\":%" PRIu64 ",\"seals\":%" PRIu64,
+			       rc ? "failed" : "ok", v.errors, v.warnings, w.entries, w.segments,
+			       w.seals);
+			if (w.have_seal)
+				printf(",\"last_seal_seq\":%" PRIu64 ",\"last_seal_time\":\"%s\"",
+				       w.last_seal_seq, w.last_seal_time);
+			printf("}\n");
+		} else if (rc) {
+			printf("FAILED: %lu errors, %lu warnings\n", v.errors, v.warnings);
+		} else {
+			printf("ok: %" PRIu64 " entries, %" PRIu64 " segments, %" PRIu64 " seals",
+			       w.entries, w.segments, w.seals);
+			if (w.have_seal)
+				printf(", last seal seq %" PRIu64 " at %s", w.last_seal_seq,
+				       w.last_seal_time);
+			if (v.warnings)
+				printf(" (%lu warnings)", v.warnings);
+			putchar('\n');
+		}
+		fflush(stdout);
+	}
+out:
+	for (size_t i = 0; reps && i < o->nreplicas; i++)
+		walk_free(&reps[i]);
+	free(reps);
+	walk_free(&w);
+	free(v.cert);
+	keys_free_schedule(&v.s);
+	return rc;
+}
+
+/* ---- runseal verify ------------------------------------------------------------------------ */
+
+static const char usage_verify[] =
+    "usage: runseal verify [LOGDIR] [--pub FILE] [--key-dir DIR] [--replica DIR]...\n"
+    "                      [--json] [--strict] [-q]\n"
+    "\n"
+    "Checks the sealed log in LOGDIR (default " LOG_DIR_DEFAULT ") with public\n"
+    "keys only: the hash chain of every entry, every segment's seal, its epoch key\n"
+    "and certificate, that no record was sealed late (forward security), and HEAD.\n"
+    "\n"
+    "options:\n"
+    "      --pub FILE      root.pub to trust (default KEYDIR/root.pub); keep a copy\n"
+    "                      off the host\n"
+    "      --key-dir DIR   where epochs.pub is (default " KEYS_DIR_DEFAULT ")\n"
+    "      --replica DIR   verify this replica too and compare HEADs (repeatable)\n"
+    "      --json          problems and the summary as JSON Lines\n"
+    "      --strict        warnings (loss, recovery, worm, unsealed tail...) fail too\n"
+    "  -q, --quiet         print nothing; the exit status tells\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "A problem is one line, LEVEL: KIND: FILE offset N seq S: MESSAGE. Errors:\n"
+    "modified, deleted, inserted, reordered, truncated, missing_segment, wrong_host,\n"
+    "wrong_key, bad_signature, epoch, late_record, head_mismatch, rollback,\n"
+    "malformed. Warnings: loss, recovery, worm, unsealed_tail, head_stale,\n"
+    "unexpected.\n"
+    "\n"
+    "exit status: 0 verified, 1 problems found, 2 usage error, unreadable log or keys\n";
+
+static const char usage_show[] =
+    "usage: runseal show [LOGDIR] [--run ID] [--json] [--pub FILE] [--key-dir DIR]\n"
+    "\n"
+    "Verifies the log in LOGDIR (default " LOG_DIR_DEFAULT ") as `runseal\n"
+    "verify` does, then prints its entries, one line each: TIME  STEP  KIND  summary.\n"
+    "\n"
+    "options:\n"
+    "      --run ID        only the records of run ID (no log entries)\n"
+    "      --json          entries as JSON Lines, each starting with its seq and its\n"
+    "                      own hash: {\"seq\":N,\"hash\":\"...\",...}\n"
+    "      --pub FILE      root.pub to trust (default KEYDIR/root.pub)\n"
+    "      --key-dir DIR   where epochs.pub is (default " KEYS_DIR_DEFAULT ")\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Only verified entries are printed, in log order: those whose chain and segment\n"
+    "seal check out, and the chained entries of a segment not sealed yet. When the\n"
+    "log has a problem, the entries before it are printed, a note goes to stderr and\n"
+    "the exit status is 1; `runseal verify` lists the problems.\n"
+    "\n"
+    "exit status: 0 verified, 1 problems found, 2 usage error, unreadable log or keys\n";
+
+enum { OPT_PUB = 256, OPT_KEYDIR, OPT_REPLICA, OPT_JSON, OPT_STRICT, OPT_RUN };
+
+int verify_cmd(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"pub", required_argument, NULL, OPT_PUB},
+	    {"key-dir", required_argument, NULL, OPT_KEYDIR},
+	    {"replica", required_argument, NULL, OPT_REPLICA},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"strict", no_argument, NULL, OPT_STRICT},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	struct verify_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
+	const char **reps = NULL;
+	int c, rc;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_PUB:
+			o.pub = optarg;
+			break;
+		case OPT_KEYDIR:
+			o.key_dir = optarg;
+			break;
+		case OPT_REPLICA:
+			reps = xrealloc(reps, (o.nreplicas + 1) * sizeof(*reps));
+			reps[o.nreplicas++] = optarg;
+			break;
+		case OPT_JSON:
+			o.json = true;
+			break;
+		case OPT_STRICT:
+			o.strict = true;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			fputs(usage_verify, stdout);
+			free(reps);
+			return 0;
+		default:
+			fputs(usage_verify, stderr);
+			free(reps);
+			return 2;
+		}
+	}
+	if (argc - optind > 1) {
+		fputs(usage_verify, stderr);
+		free(reps);
+		return 2;
+	}
+	if (optind < argc)
+		o.log_dir = argv[optind];
+	o.replicas = reps;
+	rc = verify_log(&o, NULL, NULL);
+	free(reps);
+	return rc;
+}
+
+/* ---- runseal show ------------------------------------------------------------------------- */
+
+struct show {
+	const char *run;
+	bool json;
+	struct jbuf b;
+	bool broken; /* stdout failed */
+};
+
+/* The span of a top-level value of a line already known to be well-formed JSON. */
+static bool top_value(const char *l, size_t len, const char *key, size_t *vs, size_t *ve)
+{
+	size_t klen = strlen(key), i = 1;
+
+	while (i < len && l[i] == '"') {
+		size_t ks = i + 1, ke;
+		int depth = 0;
+		bool in_str = false;
+
+		for (i = ks; i < len && l[i] != '"'; i++)
+			if (l[i] == '\\')
+				i++;
+		ke = i;
+		i += 2; /* '"' ':' (runseal writes no whitespace) */
+		if (i >= len)
+			return false;
+		*vs = i;
+		for (; i < len; i++) {
+			char c = l[i];
+
+			if (in_str) {
+				if (c == '\\')
+					i++;
+				else if (c == '"')
+					in_str = false;
+				continue;
+			}
+			if (c == '"')
+				in_str = true;
+			else if (c == '{' || c == '[')
+				depth++;
+			else if ((c == '}' || c == ']') && depth)
+				depth--;
+			else if ((c == ',' || c == '}') && !depth)
+				break;
+		}
+		*ve = i;
+		if (ke - ks == klen && !memcmp(l + ks, key, klen))
+			return true;
+		i++;
+	}
+	return false;
+}
+
+/* A JSON string's bytes, decoded by the same parser as everything else. */
+static void put_jstr(struct jbuf *out, const char *raw, size_t n)
+{
+	char *tmp = xmalloc(n + 8), *dec = xmalloc(n + 1);
+
+	memcpy(tmp, "{\"v\":", 5);
+	memcpy(tmp + 5, raw, n);
+	tmp[n + 5] = '}';
+	if (entry_get_str(tmp, n + 6, "v", dec, n + 1) == 0) {
+		for (size_t i = 0; dec[i]; i++) {
+			unsigned char c = (unsigned char)dec[i];
+
+			if (c >= 0x20 && c < 0x7f && c != '\\') {
+				jb_putc(out, (char)c);
+			} else {
+				char t[8];
+
+				jb_raw(out, t, (size_t)snprintf(t, sizeof(t), "\\x%02x", c));
+			}
+		}
+	}
+	free(tmp);
+	free(dec);
+}
+
+/* A field as text: strings decoded and escaped, arrays of strings joined by sep, other
+ * values as written. */
+static bool put_field(struct jbuf *out, const char *l, size_t len, const char *key, const char *sep)
+{
+	size_t vs, ve;
+
+	if (!top_value(l, len, key, &vs, &ve))
+		return false;
+	if (l[vs] == '"') {
+		put_jstr(out, l + vs, ve - vs);
+	} else if (l[vs] == '[') {
+		size_t i = vs + 1;
+		bool first = true;
+
+		while (i < ve && l[i] == '"') {
+			size_t s = i;
+
+			for (i++; i < ve && l[i] != '"'; i++)
+				if (l[i] == '\\')
+					i++;
+			if (!first)
+				jb_raw(out, sep, strlen(sep));
+			first = false;
+			put_jstr(out, l + s, i + 1 - s);
+			i += 2; /* '"' ',' */
+		}
+	} else {
+		jb_raw(out, l + vs, ve - vs);
+	}
+	return true;
+}
+
+static void put_lit(struct jbuf *b, const char *s)
+{
+	jb_raw(b, s, strlen(s));
+}
+
+static void summary(struct jbuf *b, const char *l, size_t len, const char *kind)
+{
+	size_t m = b->len;
+
+	if (!strcmp(kind, "exec") || !strcmp(kind, "step_start")) {
+		put_field(b, l, len, "argv", " ");
+	} else if (!strcmp(kind, "open")) {
+		put_field(b, l, len, "path", "");
+		put_lit(b, " [");
+		put_field(b, l, len, "flags", ",");
+		put_lit(b, "]");
+		if (top_value(l, len, "fd", &(size_t){0}, &(size_t){0})) {
+			put_lit(b, " fd ");
+			put_field(b, l, len, "fd", "");
+		}
+	} else if (!strcmp(kind, "connect")) {
+		if (!put_field(b, l, len, "addr", "")) {
+			put_field(b, l, len, "path", "");
+		} else {
+			put_lit(b, ":");
+			put_field(b, l, len, "port", "");
+		}
+	} else if (!strcmp(kind, "fork")) {
+		put_lit(b, "child ");
+		put_field(b, l, len, "child_pid", "");
+	} else if (!strcmp(kind, "exit")) {
+		put_lit(b, "exit_code ");
+		put_field(b, l, len, "exit_code", "");
+	} else if (!strcmp(kind, "step_end") || !strcmp(kind, "run_end")) {
+		put_field(b, l, len, "status", "");
+		if (!strcmp(kind, "step_end")) {
+			put_lit(b, " exit_code ");
+			put_field(b, l, len, "exit_code", "");
+		}
+	} else if (!strcmp(kind, "run_start")) {
+		put_field(b, l, len, "runbook_name", "");
+		put_lit(b, " ");
+		put_field(b, l, len, "runbook", "");
+	} else if (!strcmp(kind, "loss")) {
+		put_field(b, l, len, "count", "");
+		put_lit(b, " events lost");
+	} else if (!strcmp(kind, "genesis")) {
+		put_lit(b, "host ");
+		put_field(b, l, len, "hostname", "");
+		put_lit(b, " ");
+		put_field(b, l, len, "host_id", "");
+	} else if (!strcmp(kind, "segment")) {
+		put_lit(b, "segment ");
+		put_field(b, l, len, "segment", "");
+	} else if (!strcmp(kind, "seal")) {
+		put_lit(b, "segment ");
+		put_field(b, l, len, "segment", "");
+		put_lit(b, " sealed (");
+		put_field(b, l, len, "reason", "");
+		put_lit(b, ") epoch ");
+		put_field(b, l, len, "epoch", "");
+	} else if (!strcmp(kind, "recovery")) {
+		put_field(b, l, len, "file", "");
+		put_lit(b, " recovered: ");
+		put_field(b, l, len, "valid_bytes", "");
+		put_lit(b, " valid, ");
+		put_field(b, l, len, "torn_bytes", "");
+		put_lit(b, " torn bytes");
+	}
+	/* Failures of kernel events: the errno name. */
+	if (strcmp(kind, "step_end") && strcmp(kind, "run_end")) {
+		size_t vs, ve;
+
+		if (top_value(l, len, "error", &vs, &ve) && l[vs] == '"') {
+			put_lit(b, b->len > m ? " = " : "= ");
+			put_jstr(b, l + vs, ve - vs);
+		}
+	}
+}
+
+static int show_entry(void *ctx, const char *line, size_t len, uint64_t seq,
+		      const unsigned char hash[32])
+{
+	struct show *sh = ctx;
+	unsigned char prev[32];
+	char kind[32], run[64];
+	bool logent;
+	uint64_t s;
+	long p;
+
+	p = entry_prefix(line, len, &s, prev);
+	if (p < 0 || !entry_is_json(line, len) ||
+	    entry_get_str(line, len, "kind", kind, sizeof(kind)))
+		return 0;
+	logent = !strcmp(kind, "genesis") || !strcmp(kind, "segment") || !strcmp(kind, "seal") ||
+		 !strcmp(kind, "recovery");
+	if (sh->run &&
+	    (logent || entry_get_str(line, len, "run", run, sizeof(run)) || strcmp(run, sh->run)))
+		return 0;
+	sh->b.len = 0;
+	if (sh->json) {
+		char pre[128], hx[65];
+
+		hex(hash, 32, hx);
+		jb_raw(&sh->b, pre,
+		       (size_t)snprintf(pre, sizeof(pre), "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",",
+					seq, hx));
+		jb_raw(&sh->b, line + p, len - (size_t)p);
+	} else {
+		put_field(&sh->b, line, len, "time", "");
+		put_lit(&sh->b, "  ");
+		if (!put_field(&sh->b, line, len, "step", ""))
+			put_lit(&sh->b, "-");
+		put_lit(&sh->b, "  ");
+		for (const char *c = kind; *c; c++)
+			jb_putc(&sh->b, (*c >= 0x20 && *c < 0x7f) ? *c : '?');
+		put_lit(&sh->b, "  ");
+		summary(&sh->b, line, len, kind);
+	}
+	jb_putc(&sh->b, '\n');
+	if (fwrite(sh->b.p, 1, sh->b.len, stdout) != sh->b.len) {
+		sh->broken = true;
+		return 1;
+	}
+	return 0;
+}
+
+int show_cmd(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"run", required_argument, NULL, OPT_RUN},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"pub", required_argument, NULL, OPT_PUB},
+	    {"key-dir", required_argument, NULL, OPT_KEYDIR},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	struct verify_opts o = {
+	    .log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT, .quiet = true};
+	struct show sh = {0};
+	int c, rc;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_RUN:
+			sh.run = optarg;
+			break;
+		case OPT_JSON:
+			sh.json = true;
+			break;
+		case OPT_PUB:
+			o.pub = optarg;
+			break;
+		case OPT_KEYDIR:
+			o.key_dir = optarg;
+			break;
+		case 'h':
+			fputs(usage_show, stdout);
+			return 0;
+		default:
+			fputs(usage_show, stderr);
+			return 2;
+		}
+	}
+	if (argc - optind > 1) {
+		fputs(usage_show, stderr);
+		return 2;
+	}
+	if (optind < argc)
+		o.log_dir = argv[optind];
+	/* Quiet verification prints nothing; errors of the key files and the directory do
+	 * need saying, so check them here first. */
+	{
+		char path[PATH_MAX];
+
+		if (access(o.log_dir, R_OK | X_OK) < 0) {
+			fprintf(stderr, "runseal: %s: %s\n", o.log_dir, strerror(errno));
+			return 2;
+		}
+		snprintf(path, sizeof(path), "%s/epochs.pub", o.key_dir);
+		if (access(o.pub ? o.pub : path, R_OK) < 0 || access(path, R_OK) < 0) {
+			fprintf(stderr, "runseal: %s: %s\n", access(path, R_OK) ? path : o.pub,
+				strerror(errno));
+			return 2;
+		}
+	}
+	rc = verify_log(&o, show_entry, &sh);
+	fflush(stdout);
+	jb_free(&sh.b);
+	if (rc == 2)
+		fprintf(stderr, "runseal: cannot verify %s: run `runseal verify` for the reason\n",
+			o.log_dir);
+	else if (rc)
+		fprintf(
+		    stderr,
+		    "runseal: %s did not verify: only the entries before the first problem were "
+		    "shown; `runseal verify` lists the problems\n",
+		    o.log_dir);
+	return rc;
+}
