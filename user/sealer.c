@@ -634,10 +634,12 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 
 static int load_keys(struct sealer *s, char *err, size_t errlen)
 {
-	char path[PATH_MAX], rid[65], hid[33];
+	char path[PATH_MAX];
 	unsigned char host[16], root[32];
 
 	if (!keys_exist(s->o.key_dir)) {
+		char rid[65], hid[33];
+
 		if (keys_generate(s->o.key_dir, (uint64_t)time(NULL), KEYS_EPOCH_SECONDS,
 				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, rid, hid, err, errlen) < 0)
 			return -1;
