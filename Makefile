@@ -72,6 +72,7 @@ check: all $(UNIT_TESTS)
 # The main job on the built-in example: restart the demo service, records on stdout.
 demo: all
 	./runseal run runbooks/restart-service.yaml -p service=demo-web --events -
+	./runseal verify
 
 lint:
 	clang-format --dry-run -Werror bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c

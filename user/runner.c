@@ -1043,7 +1043,7 @@ int runner_run(const struct run_opts *o)
 	run_end_record(&r, status);
 	if (r.sealing && !r.log_failed && sealer_seal(&r.seal, "run_end") < 0) {
 		warnx("cannot seal the log in %s", o->log_dir);
-		r.log_failed = true;
+		r.log_failed = !o->log_keep_going;
 	}
 	progress_run_end(&r.prog, r.id, status, r.steps_run, r.col.events, r.col.lost);
 	if (r.cg_run[0]) {

@@ -461,6 +461,12 @@ def disk_full_fails_closed_and_stays_verifiable():
         rc, problems, text = env.verify(log=log)
         bad = kinds(problems) - {"truncated", "unsealed_tail"}
         check(not bad, f"what was written does not verify: {text[-600:]}")
+        # With --on-log-error=continue the steps go on, and say the log is not kept.
+        log2 = os.path.join(mnt, "log2")
+        rc, out, err = rs(["run", "-q", "--key-dir", env.keys, "--log-dir", log2,
+                           "--on-log-error", "continue", rb])
+        check(rc == 0 and "should-not-run" in out, f"continue: rc {rc} {err[-300:]}")
+        check("going on without it" in err, f"continue: not said: {err[-300:]}")
     finally:
         subprocess.run(["umount", mnt], capture_output=True)
         env.close()
