@@ -21,7 +21,7 @@ PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/log
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
 
-all: runseal $(B)/actions $(B)/forge
+all: runseal $(B)/actions $(B)/forge $(B)/storm
 
 $(B):
 	mkdir -p $@
@@ -44,6 +44,9 @@ runseal: $(USER_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(B)/actions: tests/helpers/actions.c | $(B)
+	$(CC) $(CFLAGS) -pthread $< -o $@
+
+$(B)/storm: tests/helpers/storm.c | $(B)
 	$(CC) $(CFLAGS) -pthread $< -o $@
 
 $(B)/forge: tests/helpers/forge.c $(PURE) | $(B)
@@ -74,6 +77,10 @@ demo: all
 	./runseal run runbooks/restart-service.yaml -p service=demo-web --events -
 	./runseal verify
 
+# Side by side with auditd and the bare tracepoint floor; writes docs/benchmarks.*
+bench: all
+	python3 scripts/bench --out docs
+
 lint:
 	clang-format --dry-run -Werror bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c
 	cppcheck -q --enable=warning,style,performance --error-exitcode=1 --inline-suppr \
@@ -82,4 +89,4 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean fuzz
+.PHONY: all unit check demo lint clean fuzz bench

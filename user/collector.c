@@ -323,7 +323,7 @@ int collector_drain(struct collector *c, bool final)
 	return c->out->failed ? -1 : 0;
 }
 
-int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes)
+int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, bool floor)
 {
 	memset(c, 0, sizeof(*c));
 	c->out = out;
@@ -347,6 +347,7 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	}
 	if (ringbuf_bytes)
 		bpf_map__set_max_entries(c->skel->maps.events, (uint32_t)ringbuf_bytes);
+	c->skel->rodata->floor_only = floor;
 	if (runseal_bpf__load(c->skel) || runseal_bpf__attach(c->skel)) {
 		warnx("cannot load or attach the BPF programs (see the messages above)");
 		collector_close(c);

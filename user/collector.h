@@ -31,8 +31,9 @@ struct collector {
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)
 
 /* Mounts tracefs when missing, loads and attaches the programs. Returns 0, or -1 after
- * printing why (not root, no BTF, verifier refusal...). */
-int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes);
+ * printing why (not root, no BTF, verifier refusal...). With floor, every program returns
+ * at once: the benchmark's measure of what the attached tracepoints alone cost. */
+int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, bool floor);
 void collector_close(struct collector *c);
 void collector_set_run(struct collector *c, const char *run_id);
 void collector_set_step(struct collector *c, uint32_t seq, const char *name);

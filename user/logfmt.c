@@ -604,7 +604,7 @@ int z_deflate(const char *in, size_t len, unsigned char **out, size_t *outlen)
 	if ((size_t)(uLong)len != len)
 		return -1;
 	p = xmalloc(n);
-	if (compress2(p, &n, (const Bytef *)in, (uLong)len, Z_DEFAULT_COMPRESSION) != Z_OK) {
+	if (compress2(p, &n, (const Bytef *)in, (uLong)len, Z_BEST_SPEED) != Z_OK) {
 		free(p);
 		return -1;
 	}

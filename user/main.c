@@ -110,6 +110,7 @@ static int cmd_run(int argc, char **argv)
 	    {"checkpoint", required_argument, NULL, 'C'},
 	    {"on-log-error", required_argument, NULL, 'O'},
 	    {"no-seal", no_argument, NULL, 'N'},
+	    {"bpf-floor", no_argument, NULL, 'Z'},
 	    {0},
 	};
 	struct run_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
@@ -184,6 +185,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'N':
 			o.no_seal = true;
+			break;
+		case 'Z': /* benchmark only, undocumented: see scripts/bench */
+			o.bpf_floor = true;
 			break;
 		case 'h':
 			fputs(usage_run, stdout);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -922,6 +923,13 @@ static void run_end_record(struct run *r, const char *status)
 	rec_int(s, "events", (int64_t)r->col.events);
 	rec_int(s, "lost", (int64_t)r->col.lost);
 	rec_int(s, "duration_ms", (int64_t)((mono() - r->start) / 1000000));
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	/* What recording cost: runseal's own CPU and memory, its steps not included. */
+	rec_int(s, "runseal_cpu_ms",
+		(int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+		    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
+	rec_int(s, "runseal_maxrss_kb", ru.ru_maxrss);
 	if (r->interrupted)
 		rec_bool(s, "interrupted", true);
 	if (r->log_failed)
@@ -990,7 +998,7 @@ static int setup(struct run *r)
 		stream_add_sink(&r->s, (struct sink){sink_fd_write, &r->events_fd, "--events"});
 	r->prog.out = !o->quiet && isatty(1) && r->passout == 1 ? stdout : NULL;
 	stream_add_sink(&r->s, (struct sink){progress_sink, &r->prog, "progress"});
-	if (collector_open(&r->col, &r->s, o->ringbuf_bytes) < 0)
+	if (collector_open(&r->col, &r->s, o->ringbuf_bytes, o->bpf_floor) < 0)
 		return -1;
 	collector_set_run(&r->col, r->id);
 	sigemptyset(&mask);

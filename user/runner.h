@@ -22,7 +22,8 @@ struct run_opts {
 	size_t nreplicas;
 	bool fsync_record;
 	bool log_keep_going;   /* --on-log-error=continue */
-	unsigned checkpoint_s; /* a run with losses exits non-zero */
+	unsigned checkpoint_s;
+	bool bpf_floor;          /* benchmark: programs attached but returning at once */ /* a run with losses exits non-zero */
 	bool quiet;
 };
 

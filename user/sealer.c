@@ -128,15 +128,17 @@ int sealer_flush(struct sealer *s)
  * kernel would be lost anyway. */
 static int put_entry(struct sealer *s, const char *body, size_t blen)
 {
-	char pre[128], prev[65];
+	char prev[65];
 
 	if (s->failed)
 		return -1;
 	hex(s->last, 32, prev);
 	s->line.len = 0;
-	jb_raw(&s->line, pre,
-	       (size_t)snprintf(pre, sizeof(pre), "{\"seq\":%llu,\"prev\":\"%s\",",
-				(unsigned long long)s->seq, prev));
+	jb_raw(&s->line, "{\"seq\":", 7);
+	jb_u64(&s->line, s->seq);
+	jb_raw(&s->line, ",\"prev\":\"", 9);
+	jb_raw(&s->line, prev, 64);
+	jb_raw(&s->line, "\",", 2);
 	jb_raw(&s->line, body + 1, blen - 1);
 	entry_hash(s->line.p, s->line.len, s->last);
 	jb_putc(&s->line, '\n');
