@@ -21,9 +21,11 @@ struct run_opts {
 	const char *const *replicas;
 	size_t nreplicas;
 	bool fsync_record;
-	bool log_keep_going;   /* --on-log-error=continue */
+	bool log_keep_going; /* --on-log-error=continue */
 	unsigned checkpoint_s;
-	bool bpf_floor;          /* benchmark: programs attached but returning at once */ /* a run with losses exits non-zero */
+	bool bpf_floor;
+	    /* benchmark: programs attached but returning at once */ /* a run with losses exits
+									non-zero */
 	bool quiet;
 };
 
