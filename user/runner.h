@@ -14,7 +14,7 @@ struct run_opts {
 	const char *events;	/* JSON Lines file, "-" for stdout, NULL for none */
 	const char *redact_env; /* env name patterns, NULL for the defaults */
 	size_t ringbuf_bytes;
-	bool strict;
+	bool strict;  /* a run with losses exits non-zero */
 	bool no_seal; /* no sealed log: --events only (tests, dry runs) */
 	const char *log_dir;
 	const char *key_dir;
@@ -23,9 +23,7 @@ struct run_opts {
 	bool fsync_record;
 	bool log_keep_going; /* --on-log-error=continue */
 	unsigned checkpoint_s;
-	bool bpf_floor;
-	    /* benchmark: programs attached but returning at once */ /* a run with losses exits
-									non-zero */
+	bool bpf_floor; /* benchmark: programs attached but returning at once */
 	bool quiet;
 };
 
