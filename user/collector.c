@@ -348,6 +348,12 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	if (ringbuf_bytes)
 		bpf_map__set_max_entries(c->skel->maps.events, (uint32_t)ringbuf_bytes);
 	c->skel->rodata->floor_only = floor;
+	/* An eighth of the ring: wake-ups stay rare, and there is room while the collector
+	 * gets scheduled. */
+	c->skel->rodata->wake_bytes =
+	    (ringbuf_bytes ? ringbuf_bytes : COLLECTOR_RINGBUF_DEFAULT) / 8;
+	if (c->skel->rodata->wake_bytes > 262144)
+		c->skel->rodata->wake_bytes = 262144;
 	if (runseal_bpf__load(c->skel) || runseal_bpf__attach(c->skel)) {
 		warnx("cannot load or attach the BPF programs (see the messages above)");
 		collector_close(c);

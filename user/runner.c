@@ -34,6 +34,7 @@
 #define TAIL_SHOW	4096
 #define TAIL_KEEP	8192 /* more than shown, so a secret cut by the window is still redacted */
 #define OUTPUT_GRACE_MS 1000
+#define POLL_MS		10 /* longest an event waits in the ring when no batch wakes us */
 #define STEP_PATH	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum { TAG_RB = 1, TAG_SIG, TAG_OUT, TAG_ERR, TAG_PID, TAG_TIMER, TAG_GRACE, TAG_TICK };
@@ -690,10 +691,13 @@ static void wait_attempt(struct run *r, struct attempt *a, double timeout)
 	if (r->interrupted)
 		kill_tree(a);
 	while (!a->exited || (!grace_over && (!a->cap[0].eof || !a->cap[1].eof))) {
-		int n = epoll_wait(r->epfd, evs, 16, -1);
+		int n = epoll_wait(r->epfd, evs, 16, POLL_MS);
 
 		if (n < 0 && errno != EINTR)
 			err(2, "epoll_wait");
+		/* The kernel wakes us only for a full batch; a quiet ring is read here. */
+		if (n == 0)
+			evs[n++].data.u32 = TAG_RB;
 		for (int i = 0; i < n; i++) {
 			switch (evs[i].data.u32) {
 			case TAG_RB:

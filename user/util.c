@@ -62,19 +62,32 @@ uint64_t now_ns(int clock)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Called for every record: the date part is formatted once per second, the nanoseconds by
+ * hand. */
 void fmt_time(uint64_t ns, char buf[TIME_LEN])
 {
+	static __thread time_t last = -1;
+	static __thread char prefix[24];
 	time_t sec = (time_t)(ns / 1000000000ull);
-	struct tm tm;
+	unsigned frac = (unsigned)(ns % 1000000000ull);
 
-	char t[96];
+	if (sec != last) {
+		struct tm tm;
+		char t[64];
 
-	gmtime_r(&sec, &tm);
-	snprintf(t, sizeof(t), "%04d-%02d-%02dT%02d:%02d:%02d.%09uZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (unsigned)(ns % 1000000000ull));
-	memcpy(buf, t, TIME_LEN - 1);
-	buf[TIME_LEN - 1] = '\0';
+		gmtime_r(&sec, &tm);
+		snprintf(t, sizeof(t), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		memcpy(prefix, t, 20);
+		last = sec;
+	}
+	memcpy(buf, prefix, 20);
+	for (int i = 28; i >= 20; i--) {
+		buf[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	buf[29] = 'Z';
+	buf[30] = '\0';
 }
 
 void hex(const unsigned char *in, size_t n, char *out)
