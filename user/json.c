@@ -62,7 +62,7 @@ void jb_i64(struct jbuf *b, int64_t v)
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or values
  * past U+10FFFF), 0 if the bytes there are not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned c = s[0];
 	size_t len;

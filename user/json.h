@@ -21,5 +21,7 @@ void jb_putc(struct jbuf *b, char c);
 void jb_str(struct jbuf *b, const char *s, size_t n); /* quoted and escaped */
 void jb_i64(struct jbuf *b, int64_t v);
 void jb_u64(struct jbuf *b, uint64_t v);
+/* Length of the valid UTF-8 sequence at s[0..n), 0 when the bytes there are not one. */
+size_t utf8_len(const unsigned char *s, size_t n);
 
 #endif

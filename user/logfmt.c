@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "json.h"
 #include "logfmt.h"
 #include "util.h"
 
@@ -111,40 +112,6 @@ long entry_prefix(const char *line, size_t len, uint64_t *seq, unsigned char pre
  * know exactly what it accepts: RFC 8259 values, strictly UTF-8 strings, at most
  * JSON_DEPTH_MAX levels tracked in a bitmap (no recursion), never a byte past len, and
  * nothing at all around the top-level object (a log line has exactly one spelling). */
-
-/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
 
 static int hex4(const unsigned char *s, unsigned *v)
 {

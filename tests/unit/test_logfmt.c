@@ -407,7 +407,7 @@ static void test_zlib(void **state)
 	free(in);
 }
 
-/* 64 MiB of zeros deflate to about 64 KiB: inflating with a 1 MiB bound must stop there. */
+/* 64 MiB of zeros deflate to well under 1 MiB: inflating with a 1 MiB bound must stop there. */
 static void test_zip_bomb(void **state)
 {
 	size_t n = 64u << 20, zl, ol = 0;
@@ -417,7 +417,7 @@ static void test_zip_bomb(void **state)
 	(void)state;
 	assert_int_equal(z_deflate(zeros, n, &z, &zl), 0);
 	free(zeros);
-	assert_true(zl < n / 500);
+	assert_true(zl < n / 100);
 	assert_int_equal(z_inflate(z, zl, 1u << 20, &out, &ol), -1);
 	assert_null(out);
 	free(z);
