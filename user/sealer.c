@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,13 +79,33 @@ static int replace_file(int dirfd, const char *name, const void *data, size_t le
 	return 0;
 }
 
+/* Creates path and its missing parents, each 0700: they hold evidence too. */
+static int mkdirs(const char *path)
+{
+	char p[PATH_MAX];
+
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *c = p + 1; *c; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*c = '/';
+	}
+	return mkdir(p, 0700);
+}
+
 /* The log directory holds evidence: root's alone. */
 static int open_dir(const char *path, bool create, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd;
 
-	if (create && mkdir(path, 0700) < 0 && errno != EEXIST) {
+	if (create && mkdirs(path) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "%s: cannot create the log directory: %s", path,
 			 strerror(errno));
 		return -1;
