@@ -9,7 +9,7 @@ B        := build
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -DRUNSEAL_VERSION=\"$(VERSION)\" \
 	    -I$(B) -Ibpf -Iuser
-LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto
+LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto -pthread
 TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,9 +369,39 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	return 0;
 }
 
+static void *detach(void *link)
+{
+	bpf_link__destroy(link);
+	return NULL;
+}
+
+/* Each detach waits for an RCU grace period (70-80 ms here): done one after the other,
+ * runseal would linger a second after every run. */
+static void detach_all(struct runseal_bpf *skel)
+{
+	struct bpf_link **links = (struct bpf_link **)&skel->links;
+	size_t n = sizeof(skel->links) / sizeof(*links);
+	pthread_t t[64];
+	bool started[64] = {false};
+
+	for (size_t i = 0; i < n && i < 64; i++) {
+		if (!links[i])
+			continue;
+		started[i] = pthread_create(&t[i], NULL, detach, links[i]) == 0;
+		if (!started[i])
+			bpf_link__destroy(links[i]);
+		links[i] = NULL;
+	}
+	for (size_t i = 0; i < n && i < 64; i++)
+		if (started[i])
+			pthread_join(t[i], NULL);
+}
+
 void collector_close(struct collector *c)
 {
 	ring_buffer__free(c->rb);
+	if (c->skel)
+		detach_all(c->skel);
 	runseal_bpf__destroy(c->skel);
 	for (size_t i = 0; i < c->nsteps; i++)
 		free(c->steps[i]);

@@ -917,6 +917,21 @@ static void run_steps(struct run *r, const struct rb_step *steps, size_t n, bool
 	}
 }
 
+/* VmHWM, not ru_maxrss: the latter survives exec and may be the invoker's peak. */
+static int64_t peak_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 static void run_end_record(struct run *r, const char *status)
 {
 	struct stream *s = &r->s;
@@ -933,7 +948,7 @@ static void run_end_record(struct run *r, const char *status)
 	rec_int(s, "runseal_cpu_ms",
 		(int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
 		    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
-	rec_int(s, "runseal_maxrss_kb", ru.ru_maxrss);
+	rec_int(s, "runseal_maxrss_kb", peak_rss_kb());
 	if (r->interrupted)
 		rec_bool(s, "interrupted", true);
 	if (r->log_failed)
