@@ -303,6 +303,22 @@ static long scan_literal(const unsigned char *s, size_t len, size_t i, const cha
 	return (long)(i + n);
 }
 
+/* A member's key and its colon at s[i]; returns the index after the colon, or -1. */
+static long scan_key(const unsigned char *s, size_t len, size_t i)
+{
+	long r;
+
+	if (i >= len || s[i] != '"')
+		return -1;
+	r = scan_string(s, len, i, NULL);
+	if (r < 0)
+		return -1;
+	i = skip_ws(s, len, (size_t)r);
+	if (i >= len || s[i] != ':')
+		return -1;
+	return (long)(i + 1);
+}
+
 /* One value at s[i] (after whitespace), containers included, without recursion: the
  * nesting is a bitmap of open containers (1 = object). Returns the index after it, or -1. */
 static long scan_value(const unsigned char *s, size_t len, size_t i)
@@ -332,17 +348,10 @@ static long scan_value(const unsigned char *s, size_t len, size_t i)
 				i++;
 				goto after_value;
 			}
-			if (obj) {
-				if (i >= len || s[i] != '"')
-					return -1;
-				r = scan_string(s, len, i, NULL);
-				if (r < 0)
-					return -1;
-				i = skip_ws(s, len, (size_t)r);
-				if (i >= len || s[i] != ':')
-					return -1;
-				i++;
-			}
+			if (obj && (r = scan_key(s, len, i)) < 0)
+				return -1;
+			if (obj)
+				i = (size_t)r;
 			continue;
 		}
 		if (s[i] == '"')
@@ -377,17 +386,10 @@ static long scan_value(const unsigned char *s, size_t len, size_t i)
 			if (s[i] != ',')
 				return -1;
 			i = skip_ws(s, len, i + 1);
-			if (obj) {
-				if (i >= len || s[i] != '"')
-					return -1;
-				r = scan_string(s, len, i, NULL);
-				if (r < 0)
-					return -1;
-				i = skip_ws(s, len, (size_t)r);
-				if (i >= len || s[i] != ':')
-					return -1;
-				i++;
-			}
+			if (obj && (r = scan_key(s, len, i)) < 0)
+				return -1;
+			if (obj)
+				i = (size_t)r;
 			break;
 		}
 	}
