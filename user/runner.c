@@ -974,6 +974,14 @@ static int setup(struct run *r)
 		fprintf(stderr, "runseal: %s: %s\n", o->runbook, e);
 		return -1;
 	}
+	/* The runbook is checked first, so anyone can validate one; running it takes root. */
+	if (geteuid() != 0) {
+		fprintf(stderr,
+			"runseal: run needs root: it loads BPF programs, creates cgroups and "
+			"writes the sealed log (runbook %s is valid)\n",
+			o->runbook);
+		return -1;
+	}
 	redact_init(&r->red);
 	if (o->redact_env && redact_set_env_patterns(&r->red, o->redact_env) < 0)
 		errx(2, "out of memory");
