@@ -288,8 +288,28 @@ static int cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
+static const struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+    {"run", cmd_run},
+    {"keygen", cmd_keygen},
+    {"verify", verify_cmd},
+    {"show", show_cmd},
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
+	const struct command *c;
+
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return 2;
@@ -303,31 +323,18 @@ int main(int argc, char **argv)
 		/* `runseal help CMD` is `runseal CMD --help`. */
 		char *h[] = {argv[2], "--help", NULL};
 
-		argv = h;
-		argc = 2;
-		if (!strcmp(argv[0], "run"))
-			return cmd_run(argc, argv);
-		if (!strcmp(argv[0], "keygen"))
-			return cmd_keygen(argc, argv);
-		if (!strcmp(argv[0], "verify"))
-			return verify_cmd(argc, argv);
-		if (!strcmp(argv[0], "show"))
-			return show_cmd(argc, argv);
-		fprintf(stderr, "runseal: unknown command \"%s\"\n", argv[0]);
-		return 2;
+		if (!(c = find_command(argv[2]))) {
+			fprintf(stderr, "runseal: unknown command \"%s\"\n", argv[2]);
+			return 2;
+		}
+		return c->fn(2, h);
 	}
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		puts("runseal " RUNSEAL_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "run"))
-		return cmd_run(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "keygen"))
-		return cmd_keygen(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "verify"))
-		return verify_cmd(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "show"))
-		return show_cmd(argc - 1, argv + 1);
+	if ((c = find_command(argv[1])))
+		return c->fn(argc - 1, argv + 1);
 	fprintf(stderr, "runseal: unknown command \"%s\"\n\n%s", argv[1], usage_main);
 	return 2;
 }

@@ -616,8 +616,8 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 	if (read_segment(s, n, false, &buf, &len, err, errlen) < 0)
 		return -1;
 	valid = valid_prefix(buf, len, &last_seq, s->last, &sealed, &count);
-	free(buf);
 	if (!count) {
+		free(buf);
 		snprintf(err, errlen,
 			 "%s/%s: no whole entry in the unsealed segment: run `runseal "
 			 "verify`; move the file away to start a new segment",
@@ -628,6 +628,7 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 	s->segment = n + 1;
 	if (sealed && valid == len) {
 		/* Crashed after its seal, before compression: finish the job. */
+		free(buf);
 		return compress_segment(s, n, NULL, 0);
 	}
 	/* The crashed segment is kept as it is, never rewritten, and frozen; the next segment
@@ -638,12 +639,9 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 		close(fd);
 	}
 	/* Replicas get the crashed segment as it is, so their chain has no gap either. */
-	if (s->o.nreplicas && read_segment(s, n, false, &buf, &len, err, errlen) == 0) {
-		for (size_t i = 0; i < s->o.nreplicas; i++)
-			copy_to_replica(s, s->o.replicas[i], name, (unsigned char *)buf, len, NULL,
-					0);
-		free(buf);
-	}
+	for (size_t i = 0; i < s->o.nreplicas; i++)
+		copy_to_replica(s, s->o.replicas[i], name, (unsigned char *)buf, len, NULL, 0);
+	free(buf);
 	snprintf(s->recovery, sizeof(s->recovery),
 		 ",\"file\":\"%s\",\"segment\":%llu,\"valid_bytes\":%zu,\"torn_bytes\":%zu,"
 		 "\"last_seq\":%llu,\"sealed\":false",
