@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNSEAL = os.path.join(ROOT, "runseal")
@@ -23,21 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 STEP_KINDS = {"step_start", "step_end", "exec", "fork", "exit", "open", "connect"}
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
+from harness import Failure, check, run_all, test
 
 
 SEAL_TMP = tempfile.mkdtemp(prefix="runseal-itest-log-")
@@ -597,37 +582,20 @@ def example_runbooks_run_clean():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main():
-    if os.geteuid() != 0:
-        print("integration tests need root (they load BPF programs)")
-        return 2
-    only = sys.argv[1:]
-    passed = failed = 0
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        start = time.monotonic()
-        try:
-            t()
-            passed += 1
-            print(f"ok   {t.__name__} ({time.monotonic() - start:.1f}s)")
-        except Exception as e:  # a crash in a test is a failure of that test, not of the run
-            failed += 1
-            print(f"FAIL {t.__name__}: {type(e).__name__}: {e}")
-        sys.stdout.flush()
-    # Every run above sealed into one log: it must verify as a whole.
+@test
+def all_runs_sealed_and_verified():
+    """Every run of the tests above sealed into one log: it must verify as a whole."""
     rc = subprocess.run([RUNSEAL, "verify", os.path.join(SEAL_TMP, "log"), "--key-dir",
                          os.path.join(SEAL_TMP, "keys"), "-q"]).returncode
-    if rc == 0:
-        passed += 1
-        print("ok   all_runs_sealed_and_verified")
-    else:
-        failed += 1
-        print(f"FAIL all_runs_sealed_and_verified: verify rc {rc}")
-    subprocess.run(["chattr", "-R", "-i", "-a", SEAL_TMP], capture_output=True)
-    shutil.rmtree(SEAL_TMP, ignore_errors=True)
-    print(f"integration: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    check(rc == 0, f"verify rc {rc}")
+
+
+def main():
+    try:
+        return run_all("integration", "they load BPF programs", sys.argv[1:])
+    finally:
+        subprocess.run(["chattr", "-R", "-i", "-a", SEAL_TMP], capture_output=True)
+        shutil.rmtree(SEAL_TMP, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -25,21 +25,7 @@ FS_IOC_SETFLAGS = 0x40086602
 FS_APPEND_FL = 0x20
 FS_IMMUTABLE_FL = 0x10
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
+from harness import Failure, check, run_all, test
 
 
 def rs(args, timeout=120):
@@ -473,25 +459,7 @@ def disk_full_fails_closed_and_stays_verifiable():
 
 
 def main():
-    if os.geteuid() != 0:
-        print("seal tests need root")
-        return 2
-    only = sys.argv[1:]
-    passed = failed = 0
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        start = time.monotonic()
-        try:
-            t()
-            passed += 1
-            print(f"ok   {t.__name__} ({time.monotonic() - start:.1f}s)")
-        except Exception as e:  # one test's crash is that test's failure
-            failed += 1
-            print(f"FAIL {t.__name__}: {type(e).__name__}: {e}")
-        sys.stdout.flush()
-    print(f"seal: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_all("seal", "inode flags, BPF, key ownership", sys.argv[1:])
 
 
 if __name__ == "__main__":

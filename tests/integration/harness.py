@@ -1,0 +1,44 @@
+"""The small test runner both integration suites share: register tests with @test, fail
+them with check(), and run them with run_all(), which prints one line per test and
+"NAME: N passed, M failed" last (the line tests/run-all reads)."""
+import os
+import sys
+import time
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def run_all(name, why_root, only=()):
+    """Runs the registered tests (or those named in only); returns the exit status."""
+    if os.geteuid() != 0:
+        print(f"{name} tests need root ({why_root})")
+        return 2
+    passed = failed = 0
+    for t in TESTS:
+        if only and t.__name__ not in only:
+            continue
+        start = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print(f"ok   {t.__name__} ({time.monotonic() - start:.1f}s)")
+        except Exception as e:  # a crash in a test is a failure of that test, not of the run
+            failed += 1
+            print(f"FAIL {t.__name__}: {type(e).__name__}: {e}")
+        sys.stdout.flush()
+    print(f"{name}: {passed} passed, {failed} failed")
+    return 1 if failed else 0
