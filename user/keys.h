@@ -42,8 +42,8 @@ struct epoch_signer {
  * existing keys. Writes the root key id and host id (hex) to root_id and host_id when not
  * NULL. */
 int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t epochs,
-		  uint64_t max_interval, uid_t owner, char root_id[65], char host_id[33],
-		  char *err, size_t errlen);
+		  uint64_t max_interval, uid_t owner, char root_id[65], char host_id[33], char *err,
+		  size_t errlen);
 /* True when dir holds a complete key set (root.pub, epochs.pub, epoch.key). */
 bool keys_exist(const char *dir);
 

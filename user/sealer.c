@@ -119,7 +119,8 @@ static int open_dir(const char *path, bool create, uid_t owner, char *err, size_
 		snprintf(err, errlen,
 			 "%s: a log directory must be owned by uid %u with mode 0700 (it is %04o, "
 			 "uid %u)",
-			 path, (unsigned)owner, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+			 path, (unsigned)owner, (unsigned)(st.st_mode & 07777),
+			 (unsigned)st.st_uid);
 		close(fd);
 		return -1;
 	}

@@ -78,7 +78,8 @@ static int teardown(void **state)
 
 static void gen(struct fix *f, uint64_t n)
 {
-	int r = keys_generate(f->dir, T0, L, n, 60, getuid(), f->root_id, f->host_id, f->err, sizeof(f->err));
+	int r = keys_generate(f->dir, T0, L, n, 60, getuid(), f->root_id, f->host_id, f->err,
+			      sizeof(f->err));
 
 	if (r != 0)
 		print_error("keys_generate: %s\n", f->err);
@@ -241,8 +242,8 @@ static void test_keygen_refuses(void **state)
 	gen(f, 4);
 	p = path_of(f, "root.pub");
 	slurp(p, before, sizeof(before));
-	assert_int_equal(keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
-			 -1);
+	assert_int_equal(
+	    keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_contains(f->err, "keys already exist in");
 	assert_contains(f->err, f->dir);
 	slurp(p, after, sizeof(after));
@@ -259,8 +260,8 @@ static void test_keygen_refuses(void **state)
 	p = path_of(f, "epochs.pub");
 	assert_int_equal(unlink(p), 0);
 	free(p);
-	assert_int_equal(keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
-			 -1);
+	assert_int_equal(
+	    keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_contains(f->err, "keys already exist");
 	assert_contains(f->err, "epoch.key");
 	p = path_of(f, "epoch.key");
@@ -269,38 +270,40 @@ static void test_keygen_refuses(void **state)
 
 	/* A directory others can enter. */
 	assert_int_equal(chmod(f->dir, 0755), 0);
-	assert_int_equal(keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
-			 -1);
+	assert_int_equal(
+	    keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_contains(f->err, "chmod 0700");
 	assert_contains(f->err, f->dir);
 	assert_int_equal(chmod(f->dir, 0700), 0);
 
 	/* Not the owner's (root's on a host; the integration tests chown for real). */
-	assert_int_equal(keys_generate(f->dir, T0, L, 4, 60, getuid() + 1, NULL, NULL, f->err,
-				       sizeof(f->err)),
-			 -1);
+	assert_int_equal(
+	    keys_generate(f->dir, T0, L, 4, 60, getuid() + 1, NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
 	assert_contains(f->err, "not uid");
 	assert_contains(f->err, f->dir);
 
 	/* Insane numbers. */
-	assert_int_equal(keys_generate(f->dir, T0, 0, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
-			 -1);
+	assert_int_equal(
+	    keys_generate(f->dir, T0, 0, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_contains(f->err, "epoch length is 0");
-	assert_int_equal(keys_generate(f->dir, T0, L, 0, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
-			 -1);
 	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 1000001, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	    keys_generate(f->dir, T0, L, 0, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_int_equal(
-	    keys_generate(f->dir, UINT64_MAX - 10, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    keys_generate(f->dir, T0, L, 1000001, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
 	    -1);
-	assert_contains(f->err, "overflows");
-	assert_int_equal(keys_generate(f->dir, T0, L, 4, 0, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	assert_int_equal(keys_generate(f->dir, UINT64_MAX - 10, L, 4, 60, getuid(), NULL, NULL,
+				       f->err, sizeof(f->err)),
 			 -1);
+	assert_contains(f->err, "overflows");
+	assert_int_equal(
+	    keys_generate(f->dir, T0, L, 4, 0, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_false(keys_exist(f->dir));
 
 	/* Parent missing. */
 	p = xasprintf("%s/no/such", f->base);
-	assert_int_equal(keys_generate(p, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	assert_int_equal(
+	    keys_generate(p, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_contains(f->err, p);
 	free(p);
 
