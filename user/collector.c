@@ -52,9 +52,14 @@ static const char *step_name(const struct collector *c, uint32_t seq)
 static void begin_proc(struct collector *c, enum rec_kind kind, const struct rs_hdr *h)
 {
 	struct stream *s = c->out;
+	const char *run = c->run_id, *step = NULL;
 
-	rec_begin(s, kind, h->ts + c->boot_to_real, c->run_id, (int)h->step);
-	rec_str(s, "step", step_name(c, h->step));
+	if (c->names)
+		run = c->names(c->names_ctx, h->run, h->step, &step);
+	else
+		step = step_name(c, h->step);
+	rec_begin(s, kind, h->ts + c->boot_to_real, run, (int)h->step);
+	rec_str(s, "step", step);
 	rec_int(s, "pid", h->pid);
 	rec_int(s, "ppid", h->ppid);
 	rec_int(s, "tid", h->tid);
@@ -439,4 +444,49 @@ int collector_track(struct collector *c, pid_t pid, uint32_t seq)
 int collector_fd(struct collector *c)
 {
 	return ring_buffer__epoll_fd(c->rb);
+}
+
+/* ---- the daemon's many runs ----------------------------------------------------------- */
+
+void collector_set_names(struct collector *c, collector_names_fn fn, void *ctx)
+{
+	c->names = fn;
+	c->names_ctx = ctx;
+}
+
+int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t seq)
+{
+	struct rs_track t = {.run = run, .step = seq};
+	uint32_t key = (uint32_t)pid;
+
+	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t, BPF_NOEXIST);
+}
+
+int collector_untrack(struct collector *c, pid_t pid)
+{
+	uint32_t key = (uint32_t)pid;
+
+	return bpf_map_delete_elem(bpf_map__fd(c->skel->maps.tracked), &key);
+}
+
+size_t collector_run_pids(struct collector *c, uint32_t run, bool forget)
+{
+	int fd = bpf_map__fd(c->skel->maps.tracked);
+	uint32_t key, next, *prev = NULL, *found = NULL;
+	struct rs_track t;
+	size_t n = 0;
+
+	/* Deleting while walking would restart the walk: collect first. */
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &t) < 0 || t.run != run)
+			continue;
+		found = xrealloc(found, (n + 1) * sizeof(*found));
+		found[n++] = key;
+	}
+	for (size_t i = 0; forget && i < n; i++)
+		bpf_map_delete_elem(fd, &found[i]);
+	free(found);
+	return n;
 }

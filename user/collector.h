@@ -13,6 +13,11 @@
 struct runseal_bpf;
 struct ring_buffer;
 
+/* Many runs at once (the daemon): names the run and step of an event from the numbers the
+ * kernel stamped on it. Without it, every event belongs to run_id and steps[]. */
+typedef const char *(*collector_names_fn)(void *ctx, uint32_t run, uint32_t step,
+					  const char **step_name);
+
 struct collector {
 	struct runseal_bpf *skel;
 	struct ring_buffer *rb;
@@ -26,6 +31,8 @@ struct collector {
 	uint64_t malformed, malformed_seen; /* events the collector could not decode */
 	uint64_t events;
 	uint64_t last_drop_check; /* CLOCK_MONOTONIC ns */
+	collector_names_fn names;
+	void *names_ctx;
 };
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)
@@ -39,6 +46,15 @@ void collector_set_run(struct collector *c, const char *run_id);
 void collector_set_step(struct collector *c, uint32_t seq, const char *name);
 /* Marks pid as part of step seq of the current run; its descendants inherit the mark. */
 int collector_track(struct collector *c, pid_t pid, uint32_t seq);
+/* The run table of the daemon (user/engine/engine.c): names by run number. */
+void collector_set_names(struct collector *c, collector_names_fn fn, void *ctx);
+/* Marks pid as part of step seq of run number run. Returns 0, or -1 with errno (EEXIST when
+ * pid is tracked already: a traced process may not move itself to another run). */
+int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t seq);
+/* Stops tracking pid (its registration could not be confirmed). */
+int collector_untrack(struct collector *c, pid_t pid);
+/* Processes of run still tracked; with forget, they are no longer tracked. */
+size_t collector_run_pids(struct collector *c, uint32_t run, bool forget);
 /* A descriptor that polls readable when events wait. */
 int collector_fd(struct collector *c);
 /* Turns every waiting event into records and reports new kernel drops as a loss record

@@ -25,6 +25,9 @@ enum rec_kind {
 	REC_OPEN,
 	REC_CONNECT,
 	REC_LOSS,
+	REC_ATTACH,  /* daemon: a process put under a run's step */
+	REC_REFUSED, /* daemon: a request refused, and who asked */
+	REC_DAEMON,  /* daemon: start, reload, stop */
 	REC_KIND_MAX,
 };
 

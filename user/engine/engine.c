@@ -1,0 +1,601 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collector.h"
+#include "engine.h"
+#include "record.h"
+#include "redact.h"
+#include "sealer.h"
+#include "util.h"
+
+struct estep {
+	char *name;
+	bool open;
+	uint64_t start; /* CLOCK_MONOTONIC ns */
+	uint32_t attached;
+};
+
+/* A slot of the run table: slot = run number % ENGINE_RUNS_MAX, so an event's run is found
+ * in one step. A closed run keeps its slot (late events of its processes still get its id)
+ * until a new run needs it. */
+struct erun {
+	uint32_t no; /* 0: never used */
+	bool open;
+	bool detached;
+	bool abandoned; /* its client left: ends once its processes have */
+	char id[ENGINE_ID_LEN];
+	uid_t owner;
+	uint64_t start, lost_at_start, events;
+	struct estep *steps; /* by seq, [0] unused */
+	uint32_t nsteps;
+};
+
+struct engine {
+	struct engine_opts o;
+	struct redactor red;
+	struct stream s;
+	struct collector col;
+	struct sealer seal;
+	bool col_open, seal_open, log_failed;
+	struct erun runs[ENGINE_RUNS_MAX];
+	uint32_t next_no;
+	uint64_t runs_open, runs_total;
+	uint64_t start;
+	uint64_t last_seal_ns;
+	uint64_t rate[60]; /* events counted at each of the last 60 ticks */
+	unsigned ticks;
+};
+
+static const char *const codes[] = {"", "internal", "no_such_run", "not_owner", "limit",
+				    "already_traced", "process_gone"};
+
+const char *engine_code(int rc)
+{
+	return rc < 0 && -rc < (int)(sizeof(codes) / sizeof(codes[0])) ? codes[-rc] : "internal";
+}
+
+static uint64_t mono(void)
+{
+	return now_ns(CLOCK_MONOTONIC);
+}
+
+static uint64_t real(void)
+{
+	return now_ns(CLOCK_REALTIME);
+}
+
+static int seterr(char *err, size_t errlen, int rc, const char *fmt, const char *arg)
+{
+	snprintf(err, errlen, fmt, arg);
+	return rc;
+}
+
+/* UUIDv7, as the runner makes them: time-ordered, so run ids sort by start time. */
+static int make_id(char out[ENGINE_ID_LEN])
+{
+	unsigned char u[16];
+	uint64_t ms = real() / 1000000;
+
+	if (getrandom(u, sizeof(u), 0) != sizeof(u))
+		return -1;
+	for (int i = 0; i < 6; i++)
+		u[i] = (unsigned char)(ms >> (40 - 8 * i));
+	u[6] = (u[6] & 0x0f) | 0x70;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	snprintf(out, ENGINE_ID_LEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+		 u[14], u[15]);
+	return 0;
+}
+
+/* ---- the run table ---------------------------------------------------------------------- */
+
+static const char *names(void *ctx, uint32_t run, uint32_t step, const char **step_name)
+{
+	struct engine *e = ctx;
+	struct erun *r = &e->runs[run % ENGINE_RUNS_MAX];
+
+	if (r->no != run || !run) {
+		*step_name = "?";
+		return "?";
+	}
+	r->events++;
+	*step_name = step < r->nsteps && r->steps[step].name ? r->steps[step].name : "?";
+	return r->id;
+}
+
+static struct erun *find(struct engine *e, const char *id)
+{
+	for (size_t i = 0; i < ENGINE_RUNS_MAX; i++)
+		if (e->runs[i].open && !strcmp(e->runs[i].id, id))
+			return &e->runs[i];
+	return NULL;
+}
+
+/* The run, open and the peer's (root may act on any). */
+static int lookup(struct engine *e, const char *id, const struct engine_peer *p,
+		  struct erun **out, char *err, size_t errlen)
+{
+	*out = find(e, id);
+	if (!*out)
+		return seterr(err, errlen, ENGINE_ENORUN, "no open run \"%.64s\"", id);
+	if (p && p->uid != 0 && p->uid != (*out)->owner)
+		return seterr(err, errlen, ENGINE_EOWNER, "run %s belongs to another user", id);
+	return 0;
+}
+
+static struct estep *open_step(struct erun *r, uint32_t seq, char *err, size_t errlen)
+{
+	if (seq == 0 || seq >= r->nsteps || !r->steps[seq].open) {
+		snprintf(err, errlen, "run %s has no open step %u", r->id, seq);
+		return NULL;
+	}
+	return &r->steps[seq];
+}
+
+static void free_run(struct erun *r)
+{
+	for (uint32_t i = 0; i < r->nsteps; i++)
+		free(r->steps[i].name);
+	free(r->steps);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- records ---------------------------------------------------------------------------- */
+
+static int emit(struct engine *e)
+{
+	if (rec_end(&e->s) < 0)
+		e->log_failed = true;
+	return e->log_failed ? ENGINE_EFAIL : 0;
+}
+
+static void rec_peer(struct stream *s, const char *prefix, const struct engine_peer *p)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%suid", prefix);
+	rec_int(s, k, p->uid);
+	snprintf(k, sizeof(k), "%sgid", prefix);
+	rec_int(s, k, p->gid);
+	snprintf(k, sizeof(k), "%spid", prefix);
+	rec_int(s, k, p->pid);
+}
+
+/* What the kernel says of a process (for attach records): read after it was pinned. */
+static void rec_proc(struct stream *s, pid_t pid)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, buf, 64) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0)
+		rec_strn(s, "comm", buf, buf[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n, false);
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, buf, sizeof(buf));
+	if (n > 0)
+		rec_strn(s, "exe", buf, (size_t)n, false);
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	n = readlink(path, buf, sizeof(buf));
+	if (n > 0)
+		rec_strn(s, "cwd", buf, (size_t)n, false);
+}
+
+static int run_start_record(struct engine *e, struct erun *r, const char *runbook,
+			    const char *client, const struct engine_kv *trig, size_t ntrig,
+			    const struct engine_peer *p)
+{
+	struct stream *s = &e->s;
+	struct utsname u;
+	char host[256] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	uname(&u);
+	rec_begin(s, REC_RUN_START, real(), r->id, -1);
+	rec_null(s, "runbook");
+	rec_str(s, "runbook_name", runbook);
+	rec_str(s, "source", "daemon");
+	rec_str(s, "client", client);
+	rec_bool(s, "detached", r->detached);
+	rec_open(s, "trigger", '{');
+	for (size_t i = 0; i < ntrig; i++)
+		rec_str(s, trig[i].key, trig[i].value);
+	rec_close(s, '}');
+	rec_str(s, "host", host);
+	rec_str(s, "kernel", u.release);
+	rec_str(s, "runseal_version", RUNSEAL_VERSION);
+	rec_peer(s, "", p);
+	rec_int(s, "runseal_pid", getpid());
+	return emit(e);
+}
+
+static int step_end_record(struct engine *e, struct erun *r, uint32_t seq, const char *status,
+			   int exit_code, int sig, const struct engine_peer *p)
+{
+	struct stream *s = &e->s;
+	struct estep *st = &r->steps[seq];
+
+	rec_begin(s, REC_STEP_END, real(), r->id, (int)seq);
+	rec_str(s, "step", st->name);
+	rec_int(s, "step_seq", seq);
+	rec_int(s, "attempt", 1);
+	rec_str(s, "status", status);
+	if (exit_code >= 0)
+		rec_int(s, "exit_code", exit_code);
+	else
+		rec_null(s, "exit_code");
+	if (sig > 0)
+		rec_int(s, "signal", sig);
+	rec_int(s, "duration_ms", (int64_t)((mono() - st->start) / 1000000));
+	rec_int(s, "processes", st->attached);
+	if (p)
+		rec_peer(s, "closed_by_", p);
+	st->open = false;
+	return emit(e);
+}
+
+static int run_end_record(struct engine *e, struct erun *r, const char *status, size_t lingering)
+{
+	struct stream *s = &e->s;
+	uint32_t steps = 0;
+
+	for (uint32_t i = 1; i < r->nsteps; i++)
+		if (r->steps[i].open && step_end_record(e, r, i, "abandoned", -1, 0, NULL) < 0)
+			return ENGINE_EFAIL;
+	if (!strcmp(status, "ok") && e->col.lost != r->lost_at_start)
+		status = "incomplete";
+	steps = r->nsteps ? r->nsteps - 1 : 0;
+	rec_begin(s, REC_RUN_END, real(), r->id, -1);
+	rec_str(s, "status", status);
+	rec_int(s, "steps", steps);
+	rec_int(s, "events", (int64_t)r->events);
+	rec_int(s, "lost", (int64_t)(e->col.lost - r->lost_at_start));
+	rec_int(s, "duration_ms", (int64_t)((mono() - r->start) / 1000000));
+	rec_int(s, "lingering", (int64_t)lingering);
+	return emit(e);
+}
+
+/* ---- life ------------------------------------------------------------------------------- */
+
+int engine_open(struct engine **out, const struct engine_opts *o, char *err, size_t errlen)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	struct sealer_opts so = {
+	    .log_dir = o->log_dir,
+	    .key_dir = o->key_dir,
+	    .replicas = o->replicas,
+	    .nreplicas = o->nreplicas,
+	    .fsync_record = o->fsync_record,
+	    .checkpoint_s = o->checkpoint_s,
+	};
+
+	e->o = *o;
+	e->start = mono();
+	e->next_no = 1;
+	redact_init(&e->red);
+	stream_init(&e->s, &e->red);
+	if (sealer_open(&e->seal, &so, err, errlen) < 0) {
+		engine_close(e);
+		return ENGINE_EFAIL;
+	}
+	e->seal_open = true;
+	stream_add_sink(&e->s, (struct sink){sealer_sink, &e->seal, o->log_dir});
+	if (collector_open(&e->col, &e->s, o->ringbuf_bytes, false) < 0) {
+		snprintf(err, errlen, "cannot load the BPF programs (see the messages above)");
+		engine_close(e);
+		return ENGINE_EFAIL;
+	}
+	e->col_open = true;
+	collector_set_names(&e->col, names, e);
+	*out = e;
+	return 0;
+}
+
+int engine_fd(const struct engine *e)
+{
+	return collector_fd((struct collector *)&e->col);
+}
+
+int engine_poll(struct engine *e)
+{
+	if (collector_drain(&e->col, false) < 0)
+		e->log_failed = true;
+	if (sealer_flush(&e->seal) < 0)
+		e->log_failed = true;
+	return e->log_failed ? ENGINE_EFAIL : 0;
+}
+
+/* A run whose client left ends when the last of its processes has. */
+static int reap_abandoned(struct engine *e)
+{
+	for (size_t i = 0; i < ENGINE_RUNS_MAX; i++) {
+		struct erun *r = &e->runs[i];
+
+		if (!r->open || !r->abandoned || collector_run_pids(&e->col, r->no, false))
+			continue;
+		collector_drain(&e->col, true);
+		r->open = false;
+		e->runs_open--;
+		if (run_end_record(e, r, "abandoned", 0) < 0)
+			return ENGINE_EFAIL;
+	}
+	return 0;
+}
+
+int engine_tick(struct engine *e)
+{
+	e->rate[e->ticks++ % 60] = e->col.events;
+	if (reap_abandoned(e) < 0 || sealer_tick(&e->seal) < 0)
+		e->log_failed = true;
+	return e->log_failed ? ENGINE_EFAIL : 0;
+}
+
+int engine_run_open(struct engine *e, const char *runbook, const char *client,
+		    const struct engine_kv *trigger, size_t ntrigger, bool detached,
+		    const struct engine_peer *p, char id[ENGINE_ID_LEN], char *err, size_t errlen)
+{
+	struct erun *r;
+	uint32_t tries = 0;
+
+	/* The next number whose slot holds no open run. */
+	while (e->runs[e->next_no % ENGINE_RUNS_MAX].open || !e->next_no) {
+		e->next_no++;
+		if (++tries > ENGINE_RUNS_MAX)
+			return seterr(err, errlen, ENGINE_ELIMIT, "%s",
+				      "too many open runs (1024): end some first");
+	}
+	r = &e->runs[e->next_no % ENGINE_RUNS_MAX];
+	free_run(r);
+	if (make_id(r->id) < 0)
+		return seterr(err, errlen, ENGINE_EFAIL, "%s", "getrandom failed");
+	r->no = e->next_no++;
+	r->open = true;
+	r->detached = detached;
+	r->owner = p->uid;
+	r->start = mono();
+	r->lost_at_start = e->col.lost;
+	r->nsteps = 1;
+	r->steps = xcalloc(1, sizeof(*r->steps));
+	e->runs_open++;
+	e->runs_total++;
+	memcpy(id, r->id, ENGINE_ID_LEN);
+	if (run_start_record(e, r, runbook, client, trigger, ntrigger, p) < 0)
+		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	return 0;
+}
+
+int engine_step_open(struct engine *e, const char *run, const char *name,
+		     const char *const *argv, size_t argc, const struct engine_peer *p,
+		     uint32_t *seq, char *err, size_t errlen)
+{
+	struct stream *s = &e->s;
+	struct erun *r;
+	int rc = lookup(e, run, p, &r, err, errlen);
+
+	if (rc)
+		return rc;
+	if (r->nsteps >= ENGINE_STEPS_MAX)
+		return seterr(err, errlen, ENGINE_ELIMIT, "run %s has too many steps", run);
+	r->steps = xrealloc(r->steps, (r->nsteps + 1) * sizeof(*r->steps));
+	*seq = r->nsteps++;
+	r->steps[*seq] = (struct estep){.name = xstrdup(name), .open = true, .start = mono()};
+	rec_begin(s, REC_STEP_START, real(), r->id, (int)*seq);
+	rec_str(s, "step", name);
+	rec_int(s, "step_seq", *seq);
+	rec_int(s, "attempt", 1);
+	rec_str(s, "mode", "exec");
+	/* The client's word for what it will run; the exec records say what really ran. */
+	rec_open(s, "argv", '[');
+	for (size_t i = 0; i < argc; i++)
+		rec_item(s, argv[i], strlen(argv[i]), false);
+	rec_close(s, ']');
+	rec_peer(s, "", p);
+	if (emit(e) < 0)
+		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	return 0;
+}
+
+/* The pid of a pidfd is ours while the process lives (a zombie's pid is not reused either). */
+static bool still_alive(const struct engine_peer *p)
+{
+	return p->pidfd < 0 || syscall(SYS_pidfd_send_signal, p->pidfd, 0, NULL, 0) == 0;
+}
+
+int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct engine_peer *p,
+		  char *err, size_t errlen)
+{
+	struct stream *s = &e->s;
+	struct estep *st;
+	struct erun *r;
+	int rc = lookup(e, run, p, &r, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!(st = open_step(r, seq, err, errlen)))
+		return ENGINE_ENORUN;
+	if (!still_alive(p))
+		return seterr(err, errlen, ENGINE_EGONE, "%s", "the process exited");
+	/* The record first, so that it precedes every event of the process. */
+	rec_begin(s, REC_ATTACH, real(), r->id, (int)seq);
+	rec_str(s, "step", st->name);
+	rec_int(s, "step_seq", seq);
+	rec_peer(s, "", p);
+	rec_proc(s, p->pid);
+	if (emit(e) < 0)
+		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	if (collector_track_run(&e->col, p->pid, r->no, seq) < 0) {
+		if (errno == EEXIST)
+			return seterr(err, errlen, ENGINE_ETRACKED, "%s",
+				      "the process is traced already, as part of a run");
+		return seterr(err, errlen, ENGINE_EFAIL, "cannot track the process: %s",
+			      strerror(errno));
+	}
+	/* The pid was the peer's when it connected; if the peer died since, the pid may now
+	 * be someone else's: then take the registration back. */
+	if (!still_alive(p)) {
+		collector_untrack(&e->col, p->pid);
+		return seterr(err, errlen, ENGINE_EGONE, "%s", "the process exited");
+	}
+	st->attached++;
+	return 0;
+}
+
+int engine_step_close(struct engine *e, const char *run, uint32_t seq, const char *status,
+		      int exit_code, int signal, const struct engine_peer *p, char *err,
+		      size_t errlen)
+{
+	struct erun *r;
+	int rc = lookup(e, run, p, &r, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!open_step(r, seq, err, errlen))
+		return ENGINE_ENORUN;
+	/* What the step's processes did comes before its end. */
+	collector_drain(&e->col, true);
+	if (!status)
+		status = exit_code == 0 && signal == 0 ? "ok" : "failed";
+	if (step_end_record(e, r, seq, status, exit_code, signal, p) < 0)
+		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	return 0;
+}
+
+int engine_run_close(struct engine *e, const char *run, const char *status,
+		     const struct engine_peer *p, char *err, size_t errlen)
+{
+	struct erun *r;
+	size_t lingering;
+	int rc = lookup(e, run, p, &r, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!p) {
+		/* Its client left: the run stays until its processes end. */
+		r->abandoned = true;
+		for (uint32_t i = 1; i < r->nsteps; i++)
+			if (r->steps[i].open &&
+			    step_end_record(e, r, i, "abandoned", -1, 0, NULL) < 0)
+				return ENGINE_EFAIL;
+		return reap_abandoned(e);
+	}
+	collector_drain(&e->col, true);
+	/* A run's processes are forgotten when it ends: what they do next is no longer its. */
+	lingering = collector_run_pids(&e->col, r->no, true);
+	r->open = false;
+	e->runs_open--;
+	if (run_end_record(e, r, status ? status : "ok", lingering) < 0 ||
+	    sealer_seal(&e->seal, "run_end") < 0) {
+		e->log_failed = true;
+		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	}
+	e->last_seal_ns = real();
+	return 0;
+}
+
+int engine_refused(struct engine *e, const char *op, const char *reason, const char *what,
+		   const struct engine_peer *p)
+{
+	struct stream *s = &e->s;
+
+	rec_begin(s, REC_REFUSED, real(), NULL, -1);
+	rec_str(s, "op", op);
+	rec_str(s, "reason", reason);
+	rec_str(s, "asked", what);
+	rec_peer(s, "", p);
+	rec_proc(s, p->pid);
+	return emit(e);
+}
+
+int engine_note(struct engine *e, const char *event, const char *detail)
+{
+	struct stream *s = &e->s;
+	const char *ids[ENGINE_RUNS_MAX];
+	size_t n = engine_open_runs(e, ids, ENGINE_RUNS_MAX);
+
+	rec_begin(s, REC_DAEMON, real(), NULL, -1);
+	rec_str(s, "event", event);
+	rec_str(s, "detail", detail);
+	rec_int(s, "runseal_pid", getpid());
+	rec_str(s, "runseal_version", RUNSEAL_VERSION);
+	rec_open(s, "open_runs", '[');
+	for (size_t i = 0; i < n; i++)
+		rec_item(s, ids[i], strlen(ids[i]), false);
+	rec_close(s, ']');
+	return emit(e);
+}
+
+size_t engine_open_runs(struct engine *e, const char **ids, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ENGINE_RUNS_MAX && n < max; i++)
+		if (e->runs[i].open)
+			ids[n++] = e->runs[i].id;
+	return n;
+}
+
+void engine_status(struct engine *e, struct engine_status *st)
+{
+	struct statvfs fs;
+	unsigned span = e->ticks < 60 ? e->ticks : 60;
+
+	memset(st, 0, sizeof(*st));
+	st->uptime_s = (mono() - e->start) / 1000000000ull;
+	st->runs_open = e->runs_open;
+	st->runs_total = e->runs_total;
+	st->events = e->col.events;
+	st->lost = e->col.lost;
+	if (span > 1)
+		st->events_per_s =
+		    (e->rate[(e->ticks - 1) % 60] - e->rate[(e->ticks - span) % 60]) / (span - 1);
+	st->last_seal_ns = e->last_seal_ns;
+	st->segment = e->seal.segment;
+	st->seq = e->seal.seq;
+	if (statvfs(e->o.log_dir, &fs) == 0) {
+		st->log_free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+		st->log_size_bytes = (uint64_t)fs.f_blocks * fs.f_frsize;
+	}
+	st->nreplicas = e->o.nreplicas;
+	st->log_failed = e->log_failed || e->seal.failed;
+}
+
+int engine_shutdown(struct engine *e)
+{
+	collector_drain(&e->col, true);
+	if (engine_note(e, "stop", "SIGTERM: open runs stay open in the log") < 0 ||
+	    sealer_seal(&e->seal, "shutdown") < 0)
+		return ENGINE_EFAIL;
+	return 0;
+}
+
+void engine_close(struct engine *e)
+{
+	if (!e)
+		return;
+	if (e->col_open)
+		collector_close(&e->col);
+	if (e->seal_open)
+		sealer_close(&e->seal);
+	for (size_t i = 0; i < ENGINE_RUNS_MAX; i++)
+		free_run(&e->runs[i]);
+	stream_free(&e->s);
+	redact_free(&e->red);
+	free(e);
+}

@@ -1,0 +1,103 @@
+/* engine: what the daemon owns for its whole life: one collector with a table of runs keyed
+ * by the run number the kernel stamps on each event, one sealer, the seal timer. Runs and
+ * steps open and close through it and every change is a record in the one stream; the
+ * daemon (user/daemon/) speaks to clients and calls these. Nothing here prints (except the
+ * collector's and sealer's own warnings) or exits. */
+#ifndef RUNSEAL_ENGINE_H
+#define RUNSEAL_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ENGINE_ID_LEN	  40
+#define ENGINE_RUNS_MAX	  1024	/* open runs at once; closed ones stay named until reused */
+#define ENGINE_STEPS_MAX  65536 /* steps of one run */
+#define ENGINE_ERRLEN	  256
+
+struct engine;
+
+struct engine_opts {
+	const char *log_dir;
+	const char *key_dir;
+	const char *const *replicas;
+	size_t nreplicas;
+	size_t ringbuf_bytes;
+	unsigned checkpoint_s;
+	bool fsync_record;
+};
+
+/* Who asked: from SO_PEERCRED, never from the client's word. */
+struct engine_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	int pidfd; /* pins pid: -1 when the kernel gave none */
+};
+
+struct engine_kv {
+	const char *key, *value;
+};
+
+struct engine_status {
+	uint64_t uptime_s;
+	uint64_t runs_open, runs_total;
+	uint64_t events, lost;
+	uint64_t events_per_s; /* over the last minute */
+	uint64_t last_seal_ns; /* CLOCK_REALTIME, 0 before the first */
+	uint64_t segment, seq;
+	uint64_t log_free_bytes, log_size_bytes;
+	size_t nreplicas;
+	bool log_failed;
+};
+
+/* Errors: each function returns 0 or one of these, with err saying what. */
+enum {
+	ENGINE_EFAIL = -1,     /* the log cannot be written, or a system call failed */
+	ENGINE_ENORUN = -2,    /* no open run with that id, or no such open step */
+	ENGINE_EOWNER = -3,    /* the run belongs to another user */
+	ENGINE_ELIMIT = -4,    /* too many runs or steps */
+	ENGINE_ETRACKED = -5,  /* the process is traced already (by a run) */
+	ENGINE_EGONE = -6,     /* the process exited before it was registered */
+};
+const char *engine_code(int rc); /* "no_such_run", ... for the protocol */
+
+int engine_open(struct engine **out, const struct engine_opts *o, char *err, size_t errlen);
+/* Polls readable when events wait in the kernel ring. */
+int engine_fd(const struct engine *e);
+/* Turns waiting events into records and writes them to the log. */
+int engine_poll(struct engine *e);
+/* About once a second: checkpoint seals, the event rate. */
+int engine_tick(struct engine *e);
+
+int engine_run_open(struct engine *e, const char *runbook, const char *client,
+		    const struct engine_kv *trigger, size_t ntrigger, bool detached,
+		    const struct engine_peer *p, char id[ENGINE_ID_LEN], char *err, size_t errlen);
+int engine_step_open(struct engine *e, const char *run, const char *name,
+		     const char *const *argv, size_t argc, const struct engine_peer *p,
+		     uint32_t *seq, char *err, size_t errlen);
+/* Puts the peer's own process (p->pid, pinned by p->pidfd) under the step: it and all its
+ * descendants are traced from now on. */
+int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct engine_peer *p,
+		  char *err, size_t errlen);
+/* exit_code -1 and signal 0 when unknown; status "ok", "failed" or "abandoned". */
+int engine_step_close(struct engine *e, const char *run, uint32_t seq, const char *status,
+		      int exit_code, int signal, const struct engine_peer *p, char *err,
+		      size_t errlen);
+/* Closes the run's open steps as abandoned, writes run_end, seals. */
+int engine_run_close(struct engine *e, const char *run, const char *status,
+		     const struct engine_peer *p, char *err, size_t errlen);
+/* A refused request, recorded: op, why, and what was asked for (may be NULL). */
+int engine_refused(struct engine *e, const char *op, const char *reason, const char *what,
+		   const struct engine_peer *p);
+/* A daemon life event (start, reload, stop) with one detail string (may be NULL). */
+int engine_note(struct engine *e, const char *event, const char *detail);
+void engine_status(struct engine *e, struct engine_status *st);
+/* Ids of open runs, for the stop record; returns how many were written to ids. */
+size_t engine_open_runs(struct engine *e, const char **ids, size_t max);
+/* Records the stop with the runs still open, drains and seals. */
+int engine_shutdown(struct engine *e);
+void engine_close(struct engine *e);
+
+#endif
