@@ -26,6 +26,10 @@ TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
 	     user/logfmt.c user/sealer.c user/verify.c
+# The daemon (user/daemon/) and the engine it owns (user/engine/).
+DAEMON_SRCS := user/daemon/proto.c user/daemon/config.c user/daemon/client.c \
+	       user/daemon/server.c user/daemon/cli.c user/engine/engine.c
+USER_SRCS += $(DAEMON_SRCS)
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
@@ -58,6 +62,15 @@ $(B)/collector.o: $(B)/runseal.skel.h
 $(B)/%.o: user/%.c | $(B)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# Objects of the subdirectories get their directory made first.
+$(B)/daemon/%.o: user/daemon/%.c | $(B)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/engine/%.o: user/engine/%.c | $(B)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
 runseal: $(USER_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -77,6 +90,9 @@ $(B)/test_%.o: tests/unit/test_%.c | $(B)
 $(B)/test_%: $(B)/test_%.o $(B)/%.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 
+$(B)/test_proto: $(B)/test_proto.o $(B)/daemon/proto.o $(B)/daemon/config.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
 # The man page is made from the program's own --help texts, so the two cannot disagree.
 $(B)/runseal.1: runseal scripts/mkman
 	python3 scripts/mkman ./runseal $(VERSION) > $@
@@ -90,6 +106,14 @@ fuzz: | $(B)
 	mkdir -p $(B)/fuzz-corpus
 	$(B)/fuzz_segment -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-corpus \
 		tests/fuzz/corpus
+
+# The daemon's protocol decoder, the same way.
+fuzz-proto: | $(B)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf -Iuser/daemon \
+		tests/fuzz/fuzz_proto.c user/daemon/proto.c user/json.c -o $(B)/fuzz_proto
+	mkdir -p $(B)/fuzz-proto-corpus
+	$(B)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
+		$(B)/fuzz-proto-corpus tests/fuzz/proto-corpus
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
@@ -130,6 +154,7 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench install uninstall
+.PHONY: all unit check demo lint clean fuzz bench install uninstall fuzz-proto
 
 -include $(wildcard $(B)/*.d)
+-include $(wildcard $(B)/daemon/*.d $(B)/engine/*.d)

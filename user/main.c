@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/cli.h"
 #include "keys.h"
 #include "runner.h"
 #include "util.h"
@@ -24,6 +25,11 @@ static const char usage_main[] =
     "  keygen           create the host's signing keys (root key, epoch keys)\n"
     "  verify [LOGDIR]  check a sealed log and its replicas: complete and unaltered?\n"
     "  show [LOGDIR]    print the records of a log after verifying them\n"
+    "  daemon           the host's sidecar: traces and seals every run clients open (root)\n"
+    "  exec -- COMMAND  run COMMAND traced by the daemon, as a step of a run\n"
+    "  begin NAME       open a run in the daemon for several exec calls; prints its id\n"
+    "  end RUN          close a run opened by begin\n"
+    "  status           the daemon's state: runs, events/s, losses, last seal, free space\n"
     "  version          print the version\n"
     "  help [COMMAND]   show this help, or a command's (also COMMAND --help)\n"
     "\n"
@@ -296,6 +302,12 @@ static const struct command {
     {"keygen", cmd_keygen},
     {"verify", verify_cmd},
     {"show", show_cmd},
+    /* the daemon and its clients (user/daemon/) */
+    {"daemon", daemon_cmd},
+    {"exec", exec_cmd},
+    {"begin", begin_cmd},
+    {"end", end_cmd},
+    {"status", status_cmd},
 };
 
 static const struct command *find_command(const char *name)

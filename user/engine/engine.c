@@ -541,6 +541,11 @@ int engine_note(struct engine *e, const char *event, const char *detail)
 	return emit(e);
 }
 
+uint64_t engine_runs_open(const struct engine *e)
+{
+	return e->runs_open;
+}
+
 size_t engine_open_runs(struct engine *e, const char **ids, size_t max)
 {
 	size_t n = 0;
@@ -579,7 +584,7 @@ void engine_status(struct engine *e, struct engine_status *st)
 int engine_shutdown(struct engine *e)
 {
 	collector_drain(&e->col, true);
-	if (engine_note(e, "stop", "SIGTERM: open runs stay open in the log") < 0 ||
+	if (engine_note(e, "stop", "stopped by a signal: open runs stay open in the log") < 0 ||
 	    sealer_seal(&e->seal, "shutdown") < 0)
 		return ENGINE_EFAIL;
 	return 0;

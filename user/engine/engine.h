@@ -94,6 +94,7 @@ int engine_refused(struct engine *e, const char *op, const char *reason, const c
 /* A daemon life event (start, reload, stop) with one detail string (may be NULL). */
 int engine_note(struct engine *e, const char *event, const char *detail);
 void engine_status(struct engine *e, struct engine_status *st);
+uint64_t engine_runs_open(const struct engine *e);
 /* Ids of open runs, for the stop record; returns how many were written to ids. */
 size_t engine_open_runs(struct engine *e, const char **ids, size_t max);
 /* Records the stop with the runs still open, drains and seals. */
