@@ -110,7 +110,7 @@ fuzz: | $(B)
 # The daemon's protocol decoder, the same way.
 fuzz-proto: | $(B)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf -Iuser/daemon \
-		tests/fuzz/fuzz_proto.c user/daemon/proto.c user/json.c -o $(B)/fuzz_proto
+		tests/fuzz/fuzz_proto.c user/daemon/proto.c user/json.c user/util.c -o $(B)/fuzz_proto
 	mkdir -p $(B)/fuzz-proto-corpus
 	$(B)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
 		$(B)/fuzz-proto-corpus tests/fuzz/proto-corpus
