@@ -14,6 +14,7 @@ MANDIR   ?= $(PREFIX)/share/man
 DATADIR  ?= $(PREFIX)/share/runseal
 DOCDIR   ?= $(PREFIX)/share/doc/runseal
 INSTALL  ?= install
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 
 CFLAGS   ?= -O2 -g
 RS_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation \
@@ -137,9 +138,16 @@ install: runseal $(B)/runseal.1
 	$(INSTALL) -m 0644 $(B)/runseal.1 $(DESTDIR)$(MANDIR)/man1/runseal.1
 	$(INSTALL) -m 0644 runbooks/*.yaml $(DESTDIR)$(DATADIR)/runbooks/
 	$(INSTALL) -m 0644 README.md docs/*.md LICENSE $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/ansible
+	$(INSTALL) -m 0755 scripts/runseal-sh $(DESTDIR)$(BINDIR)/runseal-sh
+	sed 's#/usr/local/bin/runseal#$(BINDIR)/runseal#' scripts/runseal.service \
+		> $(DESTDIR)$(UNITDIR)/runseal.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/runseal.service
+	$(INSTALL) -m 0644 scripts/ansible/runseal.py $(DESTDIR)$(DATADIR)/ansible/runseal.py
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/runseal $(DESTDIR)$(MANDIR)/man1/runseal.1
+	rm -f $(DESTDIR)$(BINDIR)/runseal-sh $(DESTDIR)$(UNITDIR)/runseal.service
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
@@ -150,6 +158,8 @@ lint:
 		--suppress=missingIncludeSystem -Iuser -Ibpf user/*.c tests/unit/*.c tests/helpers/*.c \
 		tests/fuzz/*.c tests/vectors/*.c
 	python3 -m py_compile scripts/bench scripts/mkman tests/integration/*.py
+	python3 -m py_compile scripts/ansible/runseal.py
+	sh -n scripts/runseal-sh
 
 clean:
 	rm -rf $(B) runseal
