@@ -462,6 +462,18 @@ int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t s
 	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t, BPF_NOEXIST);
 }
 
+int collector_tracked(struct collector *c, pid_t pid, uint32_t *run, uint32_t *seq)
+{
+	struct rs_track t;
+	uint32_t key = (uint32_t)pid;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t) < 0)
+		return -1;
+	*run = t.run;
+	*seq = t.step;
+	return 0;
+}
+
 int collector_untrack(struct collector *c, pid_t pid)
 {
 	uint32_t key = (uint32_t)pid;

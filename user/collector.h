@@ -51,6 +51,8 @@ void collector_set_names(struct collector *c, collector_names_fn fn, void *ctx);
 /* Marks pid as part of step seq of run number run. Returns 0, or -1 with errno (EEXIST when
  * pid is tracked already: a traced process may not move itself to another run). */
 int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t seq);
+/* The run and step pid is tracked under: 0, or -1 when it is not tracked. */
+int collector_tracked(struct collector *c, pid_t pid, uint32_t *run, uint32_t *seq);
 /* Stops tracking pid (its registration could not be confirmed). */
 int collector_untrack(struct collector *c, pid_t pid);
 /* Processes of run still tracked; with forget, they are no longer tracked. */

@@ -448,13 +448,14 @@ static void on_attach(struct server *sv, struct client *c, const struct proto_re
 		engine_failed(c, r, rc, err);
 		return;
 	}
-	if (rc) {
+	if (rc < 0) {
 		engine_failed(c, r, rc, err);
 		return;
 	}
 	c->attached = true;
 	size_t s = start_ok(c, r);
 	pe_int(&c->out, "pid", c->peer.pid);
+	pe_bool(&c->out, "already", rc == ENGINE_ALREADY);
 	pe_end(&c->out, s);
 }
 

@@ -424,6 +424,7 @@ int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct 
 	struct stream *s = &e->s;
 	struct estep *st;
 	struct erun *r;
+	uint32_t trun, tseq;
 	int rc = lookup(e, run, p, &r, err, errlen);
 
 	if (rc)
@@ -432,6 +433,12 @@ int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct 
 		return ENGINE_ENORUN;
 	if (!still_alive(p))
 		return seterr(err, errlen, ENGINE_EGONE, "%s", "the process exited");
+	if (collector_tracked(&e->col, p->pid, &trun, &tseq) == 0) {
+		if (trun == r->no && tseq == seq)
+			return ENGINE_ALREADY;
+		return seterr(err, errlen, ENGINE_ETRACKED, "%s",
+			      "the process is traced already, as part of another run or step");
+	}
 	/* The record first, so that it precedes every event of the process. */
 	rec_begin(s, REC_ATTACH, real(), r->id, (int)seq);
 	rec_str(s, "step", st->name);

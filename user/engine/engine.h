@@ -54,6 +54,7 @@ struct engine_status {
 
 /* Errors: each function returns 0 or one of these, with err saying what. */
 enum {
+	ENGINE_ALREADY = 1,    /* not an error: nothing to do */
 	ENGINE_EFAIL = -1,     /* the log cannot be written, or a system call failed */
 	ENGINE_ENORUN = -2,    /* no open run with that id, or no such open step */
 	ENGINE_EOWNER = -3,    /* the run belongs to another user */
@@ -78,7 +79,10 @@ int engine_step_open(struct engine *e, const char *run, const char *name,
 		     const char *const *argv, size_t argc, const struct engine_peer *p,
 		     uint32_t *seq, char *err, size_t errlen);
 /* Puts the peer's own process (p->pid, pinned by p->pidfd) under the step: it and all its
- * descendants are traced from now on. */
+ * descendants are traced from now on. Returns ENGINE_ALREADY when it is traced as part of
+ * this very step already (a traced command that calls runseal exec for its own step again,
+ * as Ansible's modules do through runseal-sh); ENGINE_ETRACKED when it is traced as part of
+ * anything else: it may not move itself. */
 int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct engine_peer *p,
 		  char *err, size_t errlen);
 /* exit_code -1 and signal 0 when unknown; status "ok", "failed" or "abandoned". */

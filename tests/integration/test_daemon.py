@@ -1,0 +1,838 @@
+#!/usr/bin/env python3
+"""Integration tests of `runseal daemon`, as root: a real daemon on its own socket, log and
+key directories in a temporary directory, real clients (runseal exec, runseal-sh,
+begin/end, the Ansible callback plugin, raw sockets for bad clients), and the records read
+back with `runseal show --json` from the sealed log. Prints one line per test and
+"daemon: N passed, M failed, K skipped".
+"""
+import fcntl
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from harness import check, run_all, skip, test
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUNSEAL = os.path.join(ROOT, "runseal")
+RUNSEAL_SH = os.path.join(ROOT, "scripts", "runseal-sh")
+UNIT = os.path.join(ROOT, "scripts", "runseal.service")
+PLUGIN_DIR = os.path.join(ROOT, "scripts", "ansible")
+GROUP = "staff"  # Debian's; nobody is not in it
+NOBODY = 65534
+# The unit's CapabilityBoundingSet, as setpriv spells it.
+UNIT_CAPS = "-all,+bpf,+perfmon,+chown"
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+
+
+def unflag_tree(top):
+    """Clears the append-only flags the sealer set, so the directory can be removed."""
+    for d, dirs, files in os.walk(top):
+        for name in files + dirs:
+            path = os.path.join(d, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", 0))
+            except OSError:
+                pass
+            os.close(fd)
+
+
+class Daemon:
+    """A runseal daemon of its own in a fresh temporary directory."""
+
+    def __init__(self, extra=(), prefix=(), tmp=None, conf=""):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="runseal-daemon-")
+        os.chmod(self.tmp, 0o755)  # the socket's directory: others may reach the socket
+        self.sock = os.path.join(self.tmp, "rs.sock")
+        self.log = os.path.join(self.tmp, "log")
+        self.keys = os.path.join(self.tmp, "keys")
+        self.conf = os.path.join(self.tmp, "runseal.conf")
+        if not os.path.exists(self.conf) or conf:
+            with open(self.conf, "w") as f:
+                f.write(conf or f"group = {GROUP}\nclient_timeout = 2\n")
+        self.errf = open(os.path.join(self.tmp, "daemon.err"), "ab")
+        self.p = subprocess.Popen(
+            list(prefix) + [RUNSEAL, "daemon", "--config", self.conf, "--socket", self.sock,
+                            "--log-dir", self.log, "--key-dir", self.keys] + list(extra),
+            stdout=self.errf, stderr=self.errf)
+        self.env = dict(os.environ, RUNSEAL_SOCKET=self.sock, RUNSEAL=RUNSEAL)
+        deadline = time.monotonic() + 30
+        while not self.listening():
+            check(self.p.poll() is None, f"daemon exited {self.p.returncode}: {self.stderr()}")
+            check(time.monotonic() < deadline, "daemon not listening after 30 s")
+            time.sleep(0.05)
+
+    def listening(self):
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(self.sock)
+            s.close()
+            return True
+        except OSError:
+            return False
+
+    def stderr(self):
+        with open(os.path.join(self.tmp, "daemon.err"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def rs(self, args, user=None, groups=None, timeout=60, input=None):
+        cmd = [RUNSEAL] + args
+        return run(as_user(cmd, user, groups), self.env, timeout, input)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.errf.close()
+        return self.p.returncode
+
+    def records(self):
+        p = subprocess.run([RUNSEAL, "show", self.log, "--key-dir", self.keys, "--json"],
+                           capture_output=True, timeout=120)
+        check(p.returncode == 0, f"show rc {p.returncode}: {p.stderr.decode()[-2000:]}")
+        return [json.loads(line) for line in p.stdout.decode().splitlines() if line]
+
+    def verify(self):
+        p = subprocess.run([RUNSEAL, "verify", self.log, "--key-dir", self.keys],
+                           capture_output=True, timeout=120)
+        return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+
+    def close(self):
+        self.stop(signal.SIGKILL)
+        unflag_tree(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def as_user(cmd, user, groups):
+    """cmd as uid user (with exactly these supplementary groups), or as root."""
+    if user is None:
+        return cmd
+    g = ["--clear-groups"] if not groups else ["--groups", ",".join(str(x) for x in groups)]
+    return ["setpriv", "--reuid", str(user), "--regid", str(user)] + g + cmd
+
+
+def run(cmd, env, timeout=60, input=None):
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env, input=input)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def group_gid():
+    import grp
+    return grp.getgrnam(GROUP).gr_gid
+
+
+def by_kind(recs, kind, run=None):
+    return [r for r in recs if r.get("kind") == kind and (run is None or r.get("run") == run)]
+
+
+def runs_named(recs, name):
+    return [r["run"] for r in by_kind(recs, "run_start") if r.get("runbook_name") == name]
+
+
+def execs_with(recs, marker):
+    """exec records whose argv mentions marker (the shell's and the command's)."""
+    return [r for r in by_kind(recs, "exec") if any(marker in a for a in r.get("argv", []))]
+
+
+def one_run(recs, name):
+    ids = runs_named(recs, name)
+    check(len(ids) == 1, f"runs named {name}: {ids}")
+    return ids[0]
+
+
+# ---- the protocol, spoken by hand ---------------------------------------------------------
+
+def frame(obj):
+    b = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    return struct.pack(">I", len(b)) + b
+
+
+def recv_frame(s, timeout=10):
+    s.settimeout(timeout)
+    hdr = b""
+    while len(hdr) < 4:
+        c = s.recv(4 - len(hdr))
+        if not c:
+            return None
+        hdr += c
+    (n,) = struct.unpack(">I", hdr)
+    body = b""
+    while len(body) < n:
+        c = s.recv(n - len(body))
+        if not c:
+            return None
+        body += c
+    return json.loads(body)
+
+
+def call(s, **fields):
+    s.sendall(frame(dict(v=1, **fields)))
+    return recv_frame(s)
+
+
+def connect(d):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.sock)
+    return s
+
+
+def closed_by_peer(s, timeout=10):
+    """True when the daemon closed the connection (after any replies it sent)."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def still_serving(d):
+    rc, out, err = d.rs(["exec", "--runbook", "alive", "--", "true"])
+    check(rc == 0, f"exec while under attack: rc {rc}: {err}")
+    rc, out, err = d.rs(["status", "--json"])
+    check(rc == 0, f"status rc {rc}: {err}")
+    return json.loads(out)
+
+
+# ---- tests ---------------------------------------------------------------------------------
+
+@test
+def exec_traces_and_exit_status_is_the_commands():
+    d = Daemon()
+    try:
+        rc, out, err = d.rs(["exec", "--runbook", "one", "--step", "greet", "--",
+                             "sh", "-c", "cat /etc/hostname >/dev/null; echo hi; exit 7"])
+        check(rc == 7, f"rc {rc} (want the command's 7): {err}")
+        check(out == "hi\n", f"stdout {out!r}")
+        rc, _, err = d.rs(["exec", "--", "sh", "-c", "kill -TERM $$"])
+        check(rc == 128 + 15, f"killed command: rc {rc}")
+        rc, _, err = d.rs(["exec", "--", "/nonexistent/cmd"])
+        check(rc == 127, f"missing command: rc {rc}: {err}")
+        d.stop()
+        recs = d.records()
+        run = one_run(recs, "one")
+        start = by_kind(recs, "run_start", run)[0]
+        check(start["uid"] == 0 and start["source"] == "daemon", f"run_start {start}")
+        steps = by_kind(recs, "step_start", run)
+        check([s["step"] for s in steps] == ["greet"], f"steps {steps}")
+        att = by_kind(recs, "attach", run)
+        check(len(att) == 1 and att[0]["step"] == "greet", f"attach {att}")
+        cats = [r for r in by_kind(recs, "exec", run) if r.get("filename") == "/usr/bin/cat"
+                or r.get("path") == "/usr/bin/cat"]
+        check(cats and all(r["step"] == "greet" for r in cats), f"cat exec {cats}")
+        opens = [r for r in by_kind(recs, "open", run) if r.get("path") == "/etc/hostname"]
+        check(opens, "the open of /etc/hostname was not recorded")
+        end = by_kind(recs, "step_end", run)
+        check(len(end) == 1 and end[0]["exit_code"] == 7 and end[0]["status"] == "failed",
+              f"step_end {end}")
+        rend = by_kind(recs, "run_end", run)
+        check(len(rend) == 1 and rend[0]["status"] == "failed" and rend[0]["events"] > 0,
+              f"run_end {rend}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def concurrent_runs_attributed_exactly():
+    """exec, runseal-sh, begin/exec --run/end and a non-root group member, all at once."""
+    d = Daemon()
+    try:
+        gid = group_gid()
+        rc, run_be, err = d.rs(["begin", "--trigger", "job=nightly", "multi"])
+        check(rc == 0, f"begin rc {rc}: {err}")
+        run_be = run_be.strip()
+        jobs = []
+        for i in range(3):
+            jobs.append((f"exec{i}", [RUNSEAL, "exec", "--runbook", f"exec{i}", "--step",
+                                      "s", "--", "sh", "-c",
+                                      f"sleep 0.3; ls / >/dev/null; echo MARK_exec{i}"], None))
+        jobs.append(("shim", [RUNSEAL_SH, "--runbook", "shim", "-c",
+                              "sleep 0.2; echo MARK_shim | cat"], None))
+        for i in range(2):
+            jobs.append((f"multi{i}", [RUNSEAL, "exec", "--run", run_be, "--step",
+                                       f"part{i}", "--", "sh", "-c",
+                                       f"sleep 0.2; echo MARK_multi{i}"], None))
+        jobs.append(("member", as_user([RUNSEAL, "exec", "--runbook", "member", "--",
+                                        "sh", "-c", "sleep 0.2; echo MARK_member"],
+                                       NOBODY, [gid]), None))
+        procs = [(name, subprocess.Popen(cmd, env=d.env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE)) for name, cmd, _ in jobs]
+        for name, p in procs:
+            out, err = p.communicate(timeout=60)
+            check(p.returncode == 0, f"{name}: rc {p.returncode}: {err.decode()}")
+            check(f"MARK_{name}" in out.decode(), f"{name}: stdout {out!r}")
+        rc, _, err = d.rs(["end", "--status", "ok", run_be])
+        check(rc == 0, f"end rc {rc}: {err}")
+        d.stop()
+        recs = d.records()
+        runs = {name: one_run(recs, name) for name in
+                ["exec0", "exec1", "exec2", "shim", "member"]}
+        runs["multi0"] = runs["multi1"] = run_be
+        check(len(set(runs.values())) == 6, f"run ids not distinct: {runs}")
+        for name, run in runs.items():
+            ex = execs_with(recs, f"MARK_{name}")
+            check(ex, f"{name}: no exec record of its command")
+            check(all(r["run"] == run for r in ex), f"{name}: exec attributed to another run")
+        for i in range(2):
+            ex = execs_with(recs, f"MARK_multi{i}")
+            check(all(r["step"] == f"part{i}" for r in ex), f"multi{i}: step {ex}")
+        # Every event of a run belongs to one of its steps, by name.
+        for run in set(runs.values()):
+            names = {s["step"] for s in by_kind(recs, "step_start", run)}
+            for r in recs:
+                if r.get("run") == run and r["kind"] in ("exec", "fork", "exit", "open"):
+                    check(r["step"] in names, f"event of run {run} in unknown step {r}")
+        member = by_kind(recs, "run_start", runs["member"])[0]
+        check(member["uid"] == NOBODY and member["gid"] == NOBODY, f"member run_start {member}")
+        att = by_kind(recs, "attach", runs["member"])[0]
+        check(att["uid"] == NOBODY, f"member attach {att}")
+        shim = by_kind(recs, "run_start", runs["shim"])[0]
+        check(shim["trigger"].get("tool") == "runseal-sh", f"shim trigger {shim['trigger']}")
+        be = by_kind(recs, "run_start", run_be)[0]
+        check(be["trigger"] == {"job": "nightly"} and be["detached"], f"begin run {be}")
+        end = by_kind(recs, "run_end", run_be)
+        check(len(end) == 1 and end[0]["status"] == "ok" and end[0]["steps"] == 2,
+              f"run_end {end}")
+        check(d.verify()[0] == 0, "verify: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def non_member_refused_and_recorded():
+    # 0666: the socket's mode alone would let nobody in; the daemon's own check does not.
+    d = Daemon(["--socket-mode", "0666"])
+    try:
+        marker = os.path.join(d.tmp, "ran")
+        rc, out, err = d.rs(["begin", "sneaky"], user=NOBODY)
+        check(rc == 1 and "denied" in err and "recorded" in err, f"begin: rc {rc}: {err}")
+        rc, out, err = d.rs(["exec", "--runbook", "sneaky2", "--", "touch", marker],
+                            user=NOBODY)
+        check(rc == 125 and "denied" in err, f"exec: rc {rc}: {err}")
+        check(not os.path.exists(marker), "the refused command ran anyway")
+        rc, out, err = d.rs(["status"], user=NOBODY)
+        check(rc == 1 and "denied" in err, f"status: rc {rc}: {err}")
+        # With the default mode the kernel refuses the connection itself.
+        os.chmod(d.sock, 0o660)
+        rc, out, err = d.rs(["begin", "x"], user=NOBODY)
+        check(rc == 1 and "Permission denied" in err, f"0660: rc {rc}: {err}")
+        d.stop()
+        recs = d.records()
+        ref = by_kind(recs, "refused")
+        check(len(ref) == 3, f"refused records: {ref}")
+        check(all(r["uid"] == NOBODY and r["gid"] == NOBODY and r["pid"] > 0 for r in ref),
+              f"refused identity {ref}")
+        check([r["op"] for r in ref] == ["begin", "begin", "status"], f"ops {ref}")
+        check(ref[0]["asked"] == "sneaky" and ref[1]["asked"] == "sneaky2", f"asked {ref}")
+        check(not by_kind(recs, "run_start"), "a refused run was opened")
+    finally:
+        d.close()
+
+
+@test
+def traced_process_cannot_move_to_another_run():
+    """A step's process that calls runseal exec itself would leave its run: refused."""
+    d = Daemon()
+    try:
+        rc, out, err = d.rs(["exec", "--runbook", "outer", "--", "sh", "-c",
+                             f"{RUNSEAL} exec --runbook inner -- echo escaped; echo rc=$?"])
+        check(rc == 0, f"outer rc {rc}: {err}")
+        check("escaped" not in out and "rc=125" in out, f"inner ran: {out!r} {err}")
+        check("already_traced" in err, f"inner error: {err}")
+        d.stop()
+        recs = d.records()
+        ref = [r for r in by_kind(recs, "refused") if r["op"] == "attach"]
+        check(len(ref) == 1 and ref[0]["reason"] == "process traced already", f"{ref}")
+        outer = one_run(recs, "outer")
+        inner = one_run(recs, "inner")
+        check(not [r for r in recs if r.get("run") == inner and r["kind"] == "exec"],
+              "events attributed to the inner run")
+        check(by_kind(recs, "run_end", inner)[0]["status"] == "failed", "inner run status")
+        check(execs_with(recs, "exec --runbook inner")[0]["run"] == outer, "outer attribution")
+    finally:
+        d.close()
+
+
+@test
+def client_gone_mid_step_leaves_processes_traced_and_step_abandoned():
+    d = Daemon()
+    try:
+        p = subprocess.Popen([RUNSEAL, "exec", "--runbook", "orphan", "--", "sh", "-c",
+                              "sleep 1.5; cat /etc/hostname > /dev/null; echo MARK_late"],
+                             env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.7)
+        p.kill()  # the client, not its command
+        p.wait()
+        deadline = time.monotonic() + 20
+        while True:
+            st = json.loads(d.rs(["status", "--json"])[1])
+            if st["runs_open"] == 0:
+                break
+            check(time.monotonic() < deadline, f"orphan run still open: {st}")
+            time.sleep(0.3)
+        d.stop()
+        recs = d.records()
+        run = one_run(recs, "orphan")
+        check(execs_with(recs, "MARK_late")[0]["run"] == run, "late exec not attributed")
+        cats = [r for r in by_kind(recs, "exec", run) if r.get("path") == "/usr/bin/cat"]
+        check(cats, "cat after the client died was not traced")
+        se = by_kind(recs, "step_end", run)
+        check(len(se) == 1 and se[0]["status"] == "abandoned", f"step_end {se}")
+        re_ = by_kind(recs, "run_end", run)
+        check(len(re_) == 1 and re_[0]["status"] == "abandoned", f"run_end {re_}")
+        # The run ends after the last exit of its processes.
+        last_exit = max(r["time"] for r in by_kind(recs, "exit", run))
+        check(re_[0]["time"] > last_exit, "run_end before its processes exited")
+    finally:
+        d.close()
+
+
+@test
+def bad_clients_do_not_stop_the_daemon():
+    d = Daemon()
+    socks = []
+    old = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (old[1], old[1]))
+        # Garbage: a frame that is not JSON gets an error and the connection stays usable.
+        s = connect(d)
+        s.sendall(frame(b"\x00\xffnot json at all"))
+        r = recv_frame(s)
+        check(r and r["ok"] is False and r["error"] == "bad_json", f"garbage reply {r}")
+        r = call(s, op="hello")
+        check(r["ok"], f"hello after garbage {r}")
+        r = call(s, op="attach")
+        check(r["error"] == "bad_request" and "run" in r["message"], f"attach no run {r}")
+        r = call(s, op="step_end", run="nope", step=1, id=5)
+        check(r["error"] == "no_such_run" and r["id"] == 5, f"unknown run {r}")
+        s.close()
+        # Out of order: a request before hello.
+        s = connect(d)
+        r = call(s, op="begin", runbook="x")
+        check(r["error"] == "out_of_order", f"begin before hello {r}")
+        s.close()
+        # Oversized: a length above the limit cannot be resynchronised: error, then closed.
+        s = connect(d)
+        s.sendall(struct.pack(">I", 1 << 30) + b"{")
+        r = recv_frame(s)
+        check(r and r["error"] == "bad_frame", f"oversized reply {r}")
+        check(closed_by_peer(s), "oversized client not disconnected")
+        s.close()
+        # Random bytes as the length too.
+        s = connect(d)
+        s.sendall(os.urandom(3000))
+        closed_by_peer(s, 5)
+        s.close()
+        # Half a message: dropped after client_timeout (2 s), with a reason.
+        half = connect(d)
+        half.sendall(frame({"v": 1, "op": "hello"})[:9])
+        # A client that never reads: requests pour in, replies pile up, it is dropped.
+        greedy = connect(d)
+        greedy.setblocking(False)
+        req = frame({"v": 1, "op": "hello", "client": "x" * 200}) * 50
+        sent = 0
+        t_end = time.monotonic() + 10
+        while time.monotonic() < t_end:
+            try:
+                sent += greedy.send(req)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        check(sent > 65536, f"greedy client sent only {sent} bytes")
+        # 1000 connections at once, each said hello and then idle.
+        for _ in range(1000):
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(True)
+            c.connect(d.sock)
+            socks.append(c)
+        st = still_serving(d)
+        check(st["clients"] >= 1000, f"the daemon holds {st['clients']} clients, not 1000+")
+        r = recv_frame(half, 10)
+        check(r and r["error"] == "timeout", f"half message reply {r}")
+        check(closed_by_peer(half), "half-message client not disconnected")
+        half.close()
+        try:
+            greedy.setblocking(True)
+            check(closed_by_peer(greedy, 10), "greedy client still connected")
+        except OSError:
+            pass
+        greedy.close()
+        for c in socks:
+            c.close()
+        socks.clear()
+        time.sleep(0.5)
+        st = still_serving(d)
+        check(st["clients"] <= 2, f"connections not cleaned up: {st['clients']}")
+        check(d.p.poll() is None, "daemon died")
+        d.stop()
+        check(d.verify()[0] == 0, "verify: " + d.verify()[1])
+    finally:
+        for c in socks:
+            c.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, old)
+        d.close()
+
+
+@test
+def connection_limit_answers_busy():
+    d = Daemon(["--max-clients", "5"])
+    socks = []
+    try:
+        for _ in range(5):
+            socks.append(connect(d))
+            check(call(socks[-1], op="hello")["ok"], "hello")
+        extra = connect(d)
+        r = recv_frame(extra)
+        check(r and r["error"] == "busy", f"sixth client: {r}")
+        extra.close()
+        socks.pop().close()
+        time.sleep(0.3)
+        rc, out, err = d.rs(["status"])
+        check(rc == 0 and "runs:" in out, f"status after a slot freed: {rc} {err}")
+    finally:
+        for s in socks:
+            s.close()
+        d.close()
+
+
+@test
+def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
+    d = Daemon()
+    try:
+        rc, run, err = d.rs(["begin", "long"])
+        run = run.strip()
+        check(rc == 0, f"begin: {err}")
+        check(d.rs(["exec", "--run", run, "--", "true"])[0] == 0, "exec before restart")
+        check(d.stop() == 0, f"daemon exit status after SIGTERM: {d.stderr()}")
+        check(not os.path.exists(d.sock), "socket left behind")
+        recs = d.records()
+        stop = [r for r in by_kind(recs, "daemon") if r["event"] == "stop"]
+        check(len(stop) == 1 and stop[0]["open_runs"] == [run], f"stop record {stop}")
+        seals = [r for r in recs if r["kind"] == "seal"]
+        check(seals and seals[-1]["reason"] == "shutdown" and recs[-1]["kind"] == "seal",
+              f"last seal {seals[-1:]}")
+        d2 = Daemon(tmp=d.tmp)
+        rc, out, err = d2.rs(["exec", "--runbook", "after", "--", "true"])
+        check(rc == 0, f"exec after restart: {err}")
+        rc, out, err = d2.rs(["end", run])
+        check(rc == 1 and "no_such_run" in err, f"run of the old daemon: {rc} {err}")
+        d2.stop()
+        rc, out = d.verify()
+        check(rc == 0, f"chain across the restart does not verify: {out}")
+        recs = d2.records()
+        starts = [r for r in by_kind(recs, "daemon") if r["event"] == "start"]
+        check(len(starts) == 2, f"daemon start records {starts}")
+        check(one_run(recs, "after"), "run after restart")
+    finally:
+        d.close()
+
+
+@test
+def sighup_reloads_the_group():
+    d = Daemon()
+    try:
+        gid = group_gid()
+        rc, out, err = d.rs(["exec", "--", "true"], user=NOBODY, groups=[gid])
+        check(rc == 0, f"member before reload: {rc} {err}")
+        with open(d.conf, "w") as f:
+            f.write("group = root\nclient_timeout = 2\nsocket_mode = 0666\n")
+        d.p.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloaded" not in d.stderr():
+            check(time.monotonic() < deadline, f"no reload: {d.stderr()}")
+            time.sleep(0.1)
+        check(os.stat(d.sock).st_mode & 0o777 == 0o666, "socket mode not reloaded")
+        rc, out, err = d.rs(["exec", "--", "true"], user=NOBODY, groups=[gid])
+        check(rc == 125 and "denied" in err, f"after reload: {rc} {err}")
+        # A broken file leaves the settings as they were.
+        with open(d.conf, "w") as f:
+            f.write("group = \nbogus line\n")
+        d.p.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "settings unchanged" not in d.stderr():
+            check(time.monotonic() < deadline, f"bad reload not reported: {d.stderr()}")
+            time.sleep(0.1)
+        check(d.rs(["status"])[0] == 0, "daemon gone after a bad reload")
+        d.stop()
+        notes = [r["event"] for r in by_kind(d.records(), "daemon")]
+        check(notes == ["start", "reload", "reload_failed", "stop"], f"daemon records {notes}")
+    finally:
+        d.close()
+
+
+@test
+def status_reports_the_daemon():
+    d = Daemon()
+    try:
+        check(d.rs(["exec", "--", "ls", "/"])[0] == 0, "exec")
+        rc, out, err = d.rs(["status", "--json"])
+        check(rc == 0, f"status rc {rc}: {err}")
+        st = json.loads(out)
+        for k in ["uptime_s", "runs_open", "events", "events_per_s", "lost", "last_seal",
+                  "segment", "log_free_bytes", "log_size_bytes", "replicas"]:
+            check(k in st, f"status lacks {k}: {st}")
+        check(st["events"] > 0 and st["runs_total"] == 1 and st["last_seal"], f"status {st}")
+        check(0 < st["log_free_bytes"] <= st["log_size_bytes"], f"free space {st}")
+        rc, out, err = d.rs(["status"])
+        check(rc == 0 and "free space:" in out and "last seal" in out, f"status text {out}")
+        d.stop()
+        rc, out, err = run([RUNSEAL, "status", "--socket", d.sock], os.environ)
+        check(rc == 1 and "no runseal daemon" in err, f"status without daemon: {rc} {err}")
+    finally:
+        d.close()
+
+
+@test
+def runseal_sh_for_cron_github_and_rundeck():
+    d = Daemon()
+    try:
+        script = os.path.join(d.tmp, "step.sh")
+        with open(script, "w") as f:
+            f.write("echo MARK_gh\nfalse\necho never\n")
+        env = dict(d.env, GITHUB_ACTIONS="true", GITHUB_WORKFLOW="ci", GITHUB_JOB="build",
+                   GITHUB_RUN_ID="42", GITHUB_REPOSITORY="o/r", GITHUB_SHA="abc",
+                   GITHUB_ACTOR="me")
+        rc, out, err = run([RUNSEAL_SH, script], env)
+        check(rc == 1 and "MARK_gh" in out and "never" not in out, f"gh: {rc} {out} {err}")
+        env = dict(d.env, RD_JOB_EXECID="7", RD_JOB_NAME="restart", RD_JOB_PROJECT="ops",
+                   RD_JOB_USERNAME="admin")
+        rc, out, err = run([RUNSEAL_SH, "-c", "echo MARK_rd"], env)
+        check(rc == 0 and "MARK_rd" in out, f"rundeck: {rc} {err}")
+        # cron: SHELL=runseal-sh and `$SHELL -c CMD`, names from the crontab's variables.
+        env = dict(d.env, RUNSEAL_RUNBOOK="backup")
+        rc, out, err = run([RUNSEAL_SH, "-c", "echo MARK_cron 'with spaces' \"$0\"", "arg0"],
+                           env)
+        check(rc == 0 and "MARK_cron with spaces arg0" in out, f"cron: {rc} {out} {err}")
+        rc, out, err = run(["sh", RUNSEAL_SH, "-c"], d.env)
+        check(rc == 125 and "needs a COMMAND" in err, f"no command: {rc} {err}")
+        d.stop()
+        recs = d.records()
+        gh = by_kind(recs, "run_start", one_run(recs, "ci"))[0]
+        check(gh["trigger"] == {"tool": "github-actions", "run_id": "42", "repository": "o/r",
+                                "sha": "abc", "actor": "me"}, f"gh trigger {gh['trigger']}")
+        check(by_kind(recs, "step_start", gh["run"])[0]["step"] == "build", "gh step name")
+        check(by_kind(recs, "step_end", gh["run"])[0]["exit_code"] == 1, "gh exit code")
+        rd = by_kind(recs, "run_start", one_run(recs, "restart"))[0]
+        check(rd["trigger"]["tool"] == "rundeck" and rd["trigger"]["execution"] == "7", f"{rd}")
+        cron = one_run(recs, "backup")
+        check(by_kind(recs, "step_start", cron)[0]["step"] == "echo", "cron step name")
+        check(execs_with(recs, "MARK_cron")[0]["run"] == cron, "cron attribution")
+    finally:
+        d.close()
+
+
+PLAYBOOK = """
+- name: web play
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_shell_executable: {sh}
+  tasks:
+    - name: first task
+      shell: echo MARK_task1 && cat /etc/hostname
+    - name: second task
+      command: ls /
+    - name: failing task
+      shell: exit 3
+      ignore_errors: true
+"""
+
+
+def ansible_playbook_run(d):
+    pb = os.path.join(d.tmp, "play.yml")
+    with open(pb, "w") as f:
+        f.write(PLAYBOOK.format(sh=RUNSEAL_SH))
+    env = dict(d.env, ANSIBLE_CALLBACK_PLUGINS=PLUGIN_DIR, ANSIBLE_CALLBACKS_ENABLED="runseal",
+               ANSIBLE_LOCAL_TEMP=os.path.join(d.tmp, "ansible-local"),
+               ANSIBLE_REMOTE_TEMP=os.path.join(d.tmp, "ansible-remote"),
+               ANSIBLE_HOME=os.path.join(d.tmp, "ansible-home"),
+               ANSIBLE_NOCOLOR="1", PATH=os.path.dirname(RUNSEAL) + ":" + os.environ["PATH"])
+    rc, out, err = run(["ansible-playbook", "-i", "localhost,", pb], env, timeout=300)
+    check(rc == 0, f"ansible-playbook rc {rc}: {out[-3000:]} {err[-2000:]}")
+    check("WARNING]: runseal" not in out + err, f"plugin warned: {out} {err}")
+
+
+class FakeTask:
+    def __init__(self, name):
+        self.name = name
+
+    def get_name(self):
+        return self.name
+
+
+def fake_ansible_run(d):
+    """Ansible's callback API as the plugin sees it, with the commands run as Ansible's
+    local connection would: through runseal-sh, in the environment of the main process."""
+    sys.path.insert(0, PLUGIN_DIR)
+    import runseal as plugin
+    old = dict(os.environ)
+    os.environ["RUNSEAL_SOCKET"] = d.sock
+    try:
+        cb = plugin.CallbackModule()
+        cb.v2_playbook_on_start(type("PB", (), {"_file_name": "play.yml"})())
+        cb.v2_playbook_on_play_start(FakeTask("web play"))
+        for name, cmd, ok in [("first task", "echo MARK_task1 && cat /etc/hostname", True),
+                              ("second task", "ls /", True), ("failing task", "exit 3", False)]:
+            cb.v2_playbook_on_task_start(FakeTask(name), False)
+            p = subprocess.run([RUNSEAL_SH, "-c", cmd], env=dict(os.environ, RUNSEAL=RUNSEAL),
+                               capture_output=True)
+            check((p.returncode == 0) == ok, f"{name}: rc {p.returncode} {p.stderr}")
+            if ok:
+                cb.v2_runner_on_ok(None)
+            else:
+                cb.v2_runner_on_failed(None, ignore_errors=True)
+        cb.v2_playbook_on_stats(None)
+        check(not cb.disabled, "plugin disabled itself")
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+@test
+def ansible_callback_a_run_per_play_a_step_per_task():
+    d = Daemon()
+    try:
+        # RUNSEAL_TEST_FAKE_ANSIBLE=1 exercises the fallback where ansible is installed.
+        real = (shutil.which("ansible-playbook") is not None and
+                not os.environ.get("RUNSEAL_TEST_FAKE_ANSIBLE"))
+        if real:
+            ansible_playbook_run(d)
+        else:
+            fake_ansible_run(d)
+        d.stop()
+        recs = d.records()
+        run = one_run(recs, "web play")
+        start = by_kind(recs, "run_start", run)[0]
+        check(start["trigger"]["tool"] == "ansible", f"trigger {start['trigger']}")
+        steps = [s["step"] for s in by_kind(recs, "step_start", run)]
+        check(steps == ["first task", "second task", "failing task"], f"steps {steps}")
+        ends = {s["step"]: s["status"] for s in by_kind(recs, "step_end", run)}
+        check(ends == {"first task": "ok", "second task": "ok", "failing task": "failed"},
+              f"step ends {ends}")
+        m = execs_with(recs, "MARK_task1")
+        check(m and all(r["run"] == run and r["step"] == "first task" for r in m),
+              f"task 1 command attribution {m}")
+        ls = [r for r in by_kind(recs, "exec", run) if r.get("path") == "/usr/bin/ls"]
+        check(ls and all(r["step"] == "second task" for r in ls), f"ls attribution {ls}")
+        check(by_kind(recs, "run_end", run)[0]["status"] == "ok", "play status")
+        if not real:
+            skip("ansible-playbook is not installed: the plugin ran against a fake "
+                 "callback API (its records checked as above)")
+    finally:
+        d.close()
+
+
+@test
+def unit_file_verifies():
+    if not shutil.which("systemd-analyze"):
+        skip("systemd-analyze is not installed")
+    tmp = tempfile.mkdtemp(prefix="runseal-unit-")
+    try:
+        with open(UNIT) as f:
+            text = f.read()
+        check("/usr/local/bin/runseal daemon" in text, "unit ExecStart")
+        unit = os.path.join(tmp, "runseal.service")
+        with open(unit, "w") as f:
+            f.write(text.replace("/usr/local/bin/runseal", RUNSEAL))
+        p = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, timeout=60)
+        out = (p.stdout + p.stderr).decode()
+        check(p.returncode == 0 and not out.strip(), f"systemd-analyze verify: {out}")
+        for line in ["CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_CHOWN", "NoNewPrivileges=yes",
+                     "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                     "ProtectKernelTunables=yes", "UMask=0077", "Restart=on-failure",
+                     "SystemCallFilter=@system-service bpf perf_event_open"]:
+            check(line in text.splitlines(), f"unit lacks {line}")
+        check("CAP_LINUX_IMMUTABLE" not in text.split("CapabilityBoundingSet=")[1].split("\n")[0],
+              "the daemon must not be able to clear append-only flags")
+    finally:
+        shutil.rmtree(tmp)
+
+
+@test
+def daemon_under_the_units_capability_set_traces():
+    d = Daemon(prefix=["setpriv", f"--bounding-set={UNIT_CAPS}", "--inh-caps=-all"])
+    try:
+        with open(f"/proc/{d.p.pid}/status") as f:
+            caps = [line for line in f if line.startswith("CapEff")][0].split()[1]
+        # CAP_CHOWN (0), CAP_PERFMON (38), CAP_BPF (39) and nothing else.
+        check(int(caps, 16) == (1 << 0) | (1 << 38) | (1 << 39), f"CapEff {caps}")
+        rc, out, err = d.rs(["exec", "--runbook", "capped", "--", "cat", "/etc/hostname"])
+        check(rc == 0, f"exec: {rc} {err}")
+        check(oct(os.stat(d.sock).st_mode & 0o777) == "0o660" and
+              os.stat(d.sock).st_gid == group_gid(), "socket owner and mode")
+        d.stop()
+        recs = d.records()
+        run = one_run(recs, "capped")
+        cats = [r for r in by_kind(recs, "exec", run) if r.get("path") == "/usr/bin/cat"]
+        check(cats, "no exec record under the unit's capabilities")
+        check(d.verify()[0] == 0, "verify")
+    finally:
+        d.close()
+
+
+@test
+def usage_errors_are_clear():
+    rc, out, err = run([RUNSEAL, "daemon", "--group", "no such group!"], os.environ)
+    check(rc == 2 and "group" in err, f"bad group flag: {rc} {err}")
+    rc, out, err = run([RUNSEAL, "daemon", "--config", "/nonexistent/runseal.conf"], os.environ)
+    check(rc == 2 and "/nonexistent/runseal.conf" in err, f"missing config: {rc} {err}")
+    rc, out, err = run([RUNSEAL, "exec"], os.environ)
+    check(rc == 2 and "usage" in err, f"exec without command: {rc} {err}")
+    rc, out, err = run([RUNSEAL, "exec", "--step-seq", "2", "--", "true"], os.environ)
+    check(rc == 2 and "--run" in err, f"step-seq alone: {rc} {err}")
+    tmp = tempfile.mkdtemp(prefix="runseal-daemon-")
+    try:
+        rc, out, err = run([RUNSEAL, "exec", "--socket", os.path.join(tmp, "none"), "--",
+                            "true"], os.environ)
+        check(rc == 125 and "no runseal daemon" in err, f"no daemon: {rc} {err}")
+        rc, out, err = run([RUNSEAL, "daemon", "--socket", os.path.join(tmp, "s"),
+                            "--group", "nonexistentgroup", "--log-dir",
+                            os.path.join(tmp, "log"), "--key-dir", os.path.join(tmp, "k")],
+                           os.environ)
+        check(rc == 1 and "nonexistentgroup" in err and "does not exist" in err,
+              f"unknown group: {rc} {err}")
+    finally:
+        unflag_tree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    # A second daemon on a live socket refuses to start.
+    d = Daemon()
+    try:
+        rc, out, err = run([RUNSEAL, "daemon", "--config", d.conf, "--socket", d.sock,
+                            "--log-dir", os.path.join(d.tmp, "log2"), "--key-dir", d.keys],
+                           os.environ, timeout=30)
+        check(rc == 1 and "another daemon listens" in err, f"second daemon: {rc} {err}")
+        check(d.rs(["status"])[0] == 0, "first daemon disturbed")
+    finally:
+        d.close()
+
+
+def main():
+    return run_all("daemon", "BPF, setpriv, other users", sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
