@@ -677,8 +677,16 @@ static void reload(struct server *sv)
 	}
 	conf_merge(&c, sv->flags);
 	if (strcmp(c.log_dir, sv->conf->log_dir) || strcmp(c.key_dir, sv->conf->key_dir) ||
-	    strcmp(c.socket, sv->conf->socket))
-		warnx("reload: socket, log_dir and key_dir changes take effect at restart");
+	    strcmp(c.socket, sv->conf->socket) || c.nreplicas != sv->conf->nreplicas ||
+	    memcmp(c.replicas, sv->conf->replicas, sizeof(c.replicas)) ||
+	    c.checkpoint_s != sv->conf->checkpoint_s || c.ringbuf_bytes != sv->conf->ringbuf_bytes)
+		warnx("reload: socket, log_dir, key_dir, replica, checkpoint and ringbuf_size "
+		      "changes take effect at the next start");
+	/* What the engine was opened with stays, so that status tells the truth. */
+	memcpy(c.replicas, sv->conf->replicas, sizeof(c.replicas));
+	c.nreplicas = sv->conf->nreplicas;
+	c.checkpoint_s = sv->conf->checkpoint_s;
+	c.ringbuf_bytes = sv->conf->ringbuf_bytes;
 	snprintf(c.socket, sizeof(c.socket), "%s", sv->conf->socket);
 	snprintf(c.log_dir, sizeof(c.log_dir), "%s", sv->conf->log_dir);
 	snprintf(c.key_dir, sizeof(c.key_dir), "%s", sv->conf->key_dir);

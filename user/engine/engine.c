@@ -251,7 +251,8 @@ static int step_end_record(struct engine *e, struct erun *r, uint32_t seq, const
 	return emit(e);
 }
 
-static int run_end_record(struct engine *e, struct erun *r, const char *status, size_t lingering)
+static int run_end_record(struct engine *e, struct erun *r, const char *status, size_t lingering,
+			  const struct engine_peer *p)
 {
 	struct stream *s = &e->s;
 	uint32_t steps = 0;
@@ -269,6 +270,8 @@ static int run_end_record(struct engine *e, struct erun *r, const char *status, 
 	rec_int(s, "lost", (int64_t)(e->col.lost - r->lost_at_start));
 	rec_int(s, "duration_ms", (int64_t)((mono() - r->start) / 1000000));
 	rec_int(s, "lingering", (int64_t)lingering);
+	if (p)
+		rec_peer(s, "closed_by_", p);
 	return emit(e);
 }
 
@@ -333,7 +336,7 @@ static int reap_abandoned(struct engine *e)
 		collector_drain(&e->col, true);
 		r->open = false;
 		e->runs_open--;
-		if (run_end_record(e, r, "abandoned", 0) < 0)
+		if (run_end_record(e, r, "abandoned", 0, NULL) < 0)
 			return ENGINE_EFAIL;
 	}
 	return 0;
@@ -507,7 +510,7 @@ int engine_run_close(struct engine *e, const char *run, const char *status,
 	lingering = collector_run_pids(&e->col, r->no, true);
 	r->open = false;
 	e->runs_open--;
-	if (run_end_record(e, r, status ? status : "ok", lingering) < 0 ||
+	if (run_end_record(e, r, status ? status : "ok", lingering, p) < 0 ||
 	    sealer_seal(&e->seal, "run_end") < 0) {
 		e->log_failed = true;
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
