@@ -151,12 +151,12 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
-	  tests/vectors/*.c
+	  tests/vectors/*.c user/daemon/*.[ch] user/engine/*.[ch]
 lint:
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck -q --enable=warning,style,performance --error-exitcode=1 --inline-suppr \
 		--suppress=missingIncludeSystem -Iuser -Ibpf user/*.c tests/unit/*.c tests/helpers/*.c \
-		tests/fuzz/*.c tests/vectors/*.c
+		tests/fuzz/*.c tests/vectors/*.c user/daemon/*.c user/engine/*.c
 	python3 -m py_compile scripts/bench scripts/mkman tests/integration/*.py
 	python3 -m py_compile scripts/ansible/runseal.py
 	sh -n scripts/runseal-sh

@@ -11,8 +11,8 @@ const char *const rec_kind_names[REC_KIND_MAX] = {
     [REC_RUN_START] = "run_start", [REC_RUN_END] = "run_end", [REC_STEP_START] = "step_start",
     [REC_STEP_END] = "step_end",   [REC_EXEC] = "exec",	      [REC_FORK] = "fork",
     [REC_EXIT] = "exit",	   [REC_OPEN] = "open",	      [REC_CONNECT] = "connect",
-    [REC_LOSS] = "loss",
-    [REC_ATTACH] = "attach",	   [REC_REFUSED] = "refused",   [REC_DAEMON] = "daemon",
+    [REC_LOSS] = "loss",	   [REC_ATTACH] = "attach",   [REC_REFUSED] = "refused",
+    [REC_DAEMON] = "daemon",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)

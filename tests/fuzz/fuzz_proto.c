@@ -28,9 +28,7 @@ static void check_strings(const struct proto_msg *m)
 static void round_trip(const struct proto_req *r)
 {
 	struct jbuf b = {0};
-	char err[PROTO_ERRLEN];
 	size_t s = pe_begin(&b);
-	long f;
 
 	pe_bool(&b, "ok", true);
 	pe_str(&b, "run", r->run);
@@ -38,7 +36,8 @@ static void round_trip(const struct proto_req *r)
 	pe_str(&b, "runbook", r->runbook);
 	pe_int(&b, "step", r->step);
 	if (pe_end(&b, s) == 0) {
-		f = proto_frame((const unsigned char *)b.p, b.len);
+		char err[PROTO_ERRLEN];
+		long f = proto_frame((const unsigned char *)b.p, b.len);
 		if (f != (long)b.len || proto_parse(b.p + 4, b.len - 4, &back, err, sizeof(err)))
 			abort();
 	}
@@ -64,8 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += (size_t)f;
 	}
 	/* The JSON decoder alone, on the raw bytes too. */
-	if (size <= PROTO_FRAME_MAX && proto_parse((const char *)data, size, &msg, err,
-						   sizeof(err)) == 0)
+	if (size <= PROTO_FRAME_MAX &&
+	    proto_parse((const char *)data, size, &msg, err, sizeof(err)) == 0)
 		check_strings(&msg);
 	return 0;
 }

@@ -98,8 +98,7 @@ static void test_required_and_types(void **state)
 	(void)state;
 	assert_string_equal(request("{\"v\":1,\"op\":\"begin\"}", &r), "bad_request");
 	assert_string_equal(err, "field \"runbook\" is required");
-	assert_string_equal(request("{\"v\":1,\"op\":\"begin\",\"runbook\":5}", &r),
-			    "bad_request");
+	assert_string_equal(request("{\"v\":1,\"op\":\"begin\",\"runbook\":5}", &r), "bad_request");
 	assert_string_equal(err, "field \"runbook\" must be a string");
 	assert_string_equal(request("{\"v\":1,\"op\":\"attach\",\"run\":\"R\"}", &r),
 			    "bad_request");

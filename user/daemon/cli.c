@@ -34,8 +34,7 @@ static const char usage_daemon[] =
     "options (each also a key of the config file, with '_' for '-'):\n"
     "      --config FILE          config file (default " CONF_DEFAULT ", may be missing)\n"
     "      --socket PATH          listen here (default " CONF_SOCKET_DEFAULT ")\n"
-    "      --group NAME           who besides root may open runs (default " CONF_GROUP_DEFAULT
-    ")\n"
+    "      --group NAME           who besides root may open runs (default " CONF_GROUP_DEFAULT ")\n"
     "      --socket-mode MODE     of the socket, owned root:GROUP (default 0660)\n"
     "      --log-dir DIR          sealed log (default /var/lib/runseal/log)\n"
     "      --key-dir DIR          signing keys (default /etc/runseal/keys, made on first use)\n"
@@ -80,8 +79,8 @@ int daemon_cmd(int argc, char **argv)
 		}
 		if (c == 'c') {
 			file = optarg;
-		} else if (c != 0 || conf_set(&flags, daemon_opts[li].name, optarg, err,
-					      sizeof(err)) < 0) {
+		} else if (c != 0 ||
+			   conf_set(&flags, daemon_opts[li].name, optarg, err, sizeof(err)) < 0) {
 			if (c == 0)
 				fprintf(stderr, "runseal daemon: --%s\n", err);
 			else
@@ -208,8 +207,9 @@ static int exec_parse(int argc, char **argv, struct exec_args *a)
 		case 'n':
 			a->step_seq = strtol(optarg, &end, 10);
 			if (*end || a->step_seq < 1) {
-				fprintf(stderr, "runseal exec: --step-seq %s: expected a step "
-						"number from 1\n",
+				fprintf(stderr,
+					"runseal exec: --step-seq %s: expected a step "
+					"number from 1\n",
 					optarg);
 				return 2;
 			}
@@ -513,8 +513,8 @@ static void status_text(const struct rs_client *c)
 {
 	const char *seal = rsc_str(c, "last_seal");
 
-	printf("daemon:      %s, pid %lld, up %lld s\n", rsc_str(c, "server"),
-	       rsc_int(c, "pid", 0), rsc_int(c, "uptime_s", 0));
+	printf("daemon:      %s, pid %lld, up %lld s\n", rsc_str(c, "server"), rsc_int(c, "pid", 0),
+	       rsc_int(c, "uptime_s", 0));
 	printf("runs:        %lld open, %lld since start\n", rsc_int(c, "runs_open", 0),
 	       rsc_int(c, "runs_total", 0));
 	printf("events:      %lld (%lld/s over the last minute), %lld lost\n",

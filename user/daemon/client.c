@@ -115,8 +115,8 @@ int rsc_open(struct rs_client *c, const char *path, const char *client)
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		char m[400];
 
-		snprintf(m, sizeof(m), "no runseal daemon at %s (%s): start `runseal daemon`",
-			 path, strerror(errno));
+		snprintf(m, sizeof(m), "no runseal daemon at %s (%s): start `runseal daemon`", path,
+			 strerror(errno));
 		if (c->fd >= 0)
 			close(c->fd);
 		c->fd = -1;

@@ -28,8 +28,7 @@ void conf_defaults(struct daemon_conf *c)
 	c->client_timeout_s = 10;
 }
 
-static int number(const char *v, unsigned long min, unsigned long max, int base,
-		  unsigned long *out)
+static int number(const char *v, unsigned long min, unsigned long max, int base, unsigned long *out)
 {
 	char *end;
 
@@ -41,8 +40,8 @@ static int number(const char *v, unsigned long min, unsigned long max, int base,
 static int path(char *dst, size_t n, const char *key, const char *v, char *err, size_t errlen)
 {
 	if (v[0] != '/' || strlen(v) >= n) {
-		snprintf(err, errlen, "%s %s: expected an absolute path shorter than %zu bytes", key,
-			 v, n);
+		snprintf(err, errlen, "%s %s: expected an absolute path shorter than %zu bytes",
+			 key, v, n);
 		return -1;
 	}
 	snprintf(dst, n, "%s", v);
@@ -144,8 +143,7 @@ static char *trim(char *s)
 	return s;
 }
 
-int conf_load(struct daemon_conf *c, const char *file, bool missing_ok, char *err,
-	      size_t errlen)
+int conf_load(struct daemon_conf *c, const char *file, bool missing_ok, char *err, size_t errlen)
 {
 	FILE *f = fopen(file, "re");
 	char line[1024], e[256];

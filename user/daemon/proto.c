@@ -6,8 +6,10 @@
 #include "proto.h"
 
 const char *const proto_op_names[] = {
-    [OP_HELLO] = "hello",	[OP_BEGIN] = "begin", [OP_STEP] = "step",     [OP_ATTACH] = "attach",
-    [OP_STEP_END] = "step_end", [OP_END] = "end",     [OP_STATUS] = "status", NULL,
+    [OP_HELLO] = "hello",	[OP_BEGIN] = "begin",
+    [OP_STEP] = "step",		[OP_ATTACH] = "attach",
+    [OP_STEP_END] = "step_end", [OP_END] = "end",
+    [OP_STATUS] = "status",	NULL,
 };
 
 long proto_frame(const unsigned char *buf, size_t len)
@@ -94,13 +96,14 @@ static void put_utf8(struct parser *ps, unsigned u)
 static int escape(struct parser *ps)
 {
 	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-	const char *k;
 	unsigned u, lo;
 
 	if (ps->p >= ps->end)
 		return fail(ps, "unterminated string");
 	if (*ps->p != 'u') {
-		if (!(k = strchr(from, *ps->p)) || !*ps->p)
+		const char *k = strchr(from, *ps->p);
+
+		if (!k || !*ps->p)
 			return fail(ps, "bad escape");
 		*ps->out++ = to[k - from];
 		ps->p++;
@@ -330,8 +333,8 @@ const struct proto_val *proto_get(const struct proto_msg *m, const char *key)
 
 /* ---- requests ------------------------------------------------------------------------- */
 
-static const char *type_names[] = {"null", "a boolean", "an integer", "a string", "an array",
-				   "an object"};
+static const char *type_names[] = {"null",     "a boolean", "an integer",
+				   "a string", "an array",  "an object"};
 
 static int want(const struct proto_msg *m, const char *key, enum proto_type t, bool required,
 		const struct proto_val **out, char *err, size_t errlen)
@@ -354,8 +357,8 @@ static int want(const struct proto_msg *m, const char *key, enum proto_type t, b
 	return 0;
 }
 
-static int name_field(const struct proto_msg *m, const char *key, bool required,
-		      const char **out, char *err, size_t errlen)
+static int name_field(const struct proto_msg *m, const char *key, bool required, const char **out,
+		      char *err, size_t errlen)
 {
 	const struct proto_val *v;
 
@@ -422,8 +425,8 @@ static int op_of(const struct proto_msg *m, struct proto_req *r, char *err, size
 static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, size_t errlen)
 {
 	const struct proto_val *v;
-	bool needs_run = r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END ||
-			 r->op == OP_END;
+	bool needs_run =
+	    r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END || r->op == OP_END;
 	bool needs_step = r->op == OP_ATTACH || r->op == OP_STEP_END;
 
 	if (name_field(m, "client", false, &r->client, err, errlen) < 0 ||
@@ -463,7 +466,7 @@ int proto_request(const struct proto_msg *m, struct proto_req *r, const char **c
 	}
 	if (op_of(m, r, err, errlen) < 0) {
 		*code = proto_get(m, "op") && proto_get(m, "op")->t == PV_STR ? "unknown_op"
-									       : "bad_request";
+									      : "bad_request";
 		return -1;
 	}
 	return op_fields(m, r, err, errlen);

@@ -64,9 +64,9 @@ struct proto_req {
 	const char *name;
 	const char *status;
 	bool detached;
-	int64_t step;	   /* -1 when absent */
-	int64_t exit_code; /* -1 when absent */
-	int64_t signal;	   /* 0 when absent */
+	int64_t step;			 /* -1 when absent */
+	int64_t exit_code;		 /* -1 when absent */
+	int64_t signal;			 /* 0 when absent */
 	const struct proto_val *argv;	 /* PV_ARR or NULL */
 	const struct proto_val *trigger; /* PV_OBJ or NULL */
 	const struct proto_msg *msg;	 /* where argv and trigger items are */

@@ -48,7 +48,7 @@ struct client {
 	struct jbuf out;
 	size_t outoff;
 	bool want_out;
-	uint64_t partial_since, unread_since; /* CLOCK_MONOTONIC ns, 0 when not */
+	uint64_t partial_since, unread_since;  /* CLOCK_MONOTONIC ns, 0 when not */
 	char runs[CLIENT_RUNS][ENGINE_ID_LEN]; /* runs that end when this connection does */
 	size_t nruns;
 	struct ostep steps[CLIENT_STEPS]; /* steps abandoned when this connection ends */
@@ -94,7 +94,8 @@ static int resolve_group(struct server *sv)
 
 	if (!g) {
 		snprintf(sv->err, sv->errlen,
-			 "group \"%s\" does not exist (create it, or set --group)", sv->conf->group);
+			 "group \"%s\" does not exist (create it, or set --group)",
+			 sv->conf->group);
 		return -1;
 	}
 	sv->gid = g->gr_gid;
@@ -256,8 +257,8 @@ static void client_gone(struct server *sv, struct client *c)
 	char err[ENGINE_ERRLEN];
 
 	for (size_t i = 0; i < c->nsteps; i++)
-		engine_step_close(sv->e, c->steps[i].run, c->steps[i].seq, "abandoned", -1, 0,
-				  NULL, err, sizeof(err));
+		engine_step_close(sv->e, c->steps[i].run, c->steps[i].seq, "abandoned", -1, 0, NULL,
+				  err, sizeof(err));
 	for (size_t i = 0; i < c->nruns; i++)
 		engine_run_close(sv->e, c->runs[i], NULL, NULL, err, sizeof(err));
 }
@@ -328,8 +329,7 @@ static void reply_error(struct client *c, int64_t id, const char *code, const ch
 
 /* ---- requests ------------------------------------------------------------------------ */
 
-static bool refuse(struct server *sv, struct client *c, const struct proto_req *r,
-		   const char *what)
+static bool refuse(struct server *sv, struct client *c, const struct proto_req *r, const char *what)
 {
 	char msg[256];
 
@@ -418,8 +418,7 @@ static void on_step(struct server *sv, struct client *c, const struct proto_req 
 	}
 	for (size_t i = 0; r->argv && i < r->argv->count; i++)
 		argv[argc++] = r->msg->items[r->argv->first + i].v.s;
-	rc = engine_step_open(sv->e, r->run, r->name, argv, argc, &c->peer, &seq, err,
-			      sizeof(err));
+	rc = engine_step_open(sv->e, r->run, r->name, argv, argc, &c->peer, &seq, err, sizeof(err));
 	if (rc) {
 		engine_failed(c, r, rc, err);
 		return;
@@ -439,7 +438,8 @@ static void on_attach(struct server *sv, struct client *c, const struct proto_re
 
 	/* The connection stands for the one process that made it. */
 	if (c->attached) {
-		reply_error(c, r->id, "out_of_order", "this connection's process is attached already");
+		reply_error(c, r->id, "out_of_order",
+			    "this connection's process is attached already");
 		return;
 	}
 	rc = engine_attach(sv->e, r->run, (uint32_t)r->step, &c->peer, err, sizeof(err));
@@ -484,8 +484,8 @@ static void forget_run(struct client *c, const char *run)
 
 static bool status_ok(const char *s)
 {
-	static const char *const ok[] = {"ok", "failed", "timeout", "interrupted", "abandoned",
-					 "skipped"};
+	static const char *const ok[] = {"ok",		"failed",    "timeout",
+					 "interrupted", "abandoned", "skipped"};
 
 	for (size_t i = 0; s && i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (!strcmp(s, ok[i]))
@@ -496,8 +496,8 @@ static bool status_ok(const char *s)
 static void on_step_end(struct server *sv, struct client *c, const struct proto_req *r)
 {
 	char err[ENGINE_ERRLEN];
-	int rc = engine_step_close(sv->e, r->run, (uint32_t)r->step, r->status,
-				   (int)r->exit_code, (int)r->signal, &c->peer, err, sizeof(err));
+	int rc = engine_step_close(sv->e, r->run, (uint32_t)r->step, r->status, (int)r->exit_code,
+				   (int)r->signal, &c->peer, err, sizeof(err));
 
 	if (rc) {
 		engine_failed(c, r, rc, err);
@@ -523,7 +523,6 @@ static void on_end(struct server *sv, struct client *c, const struct proto_req *
 static void on_status(struct server *sv, struct client *c, const struct proto_req *r)
 {
 	struct engine_status st;
-	char t[TIME_LEN];
 	size_t s;
 
 	engine_status(sv->e, &st);
@@ -538,6 +537,8 @@ static void on_status(struct server *sv, struct client *c, const struct proto_re
 	pe_int(&c->out, "events_per_s", (int64_t)st.events_per_s);
 	pe_int(&c->out, "lost", (int64_t)st.lost);
 	if (st.last_seal_ns) {
+		char t[TIME_LEN];
+
 		fmt_time(st.last_seal_ns, t);
 		pe_str(&c->out, "last_seal", t);
 	} else {
@@ -564,8 +565,9 @@ static void dispatch(struct server *sv, struct client *c, const struct proto_req
 		return;
 	}
 	if (r->status && !status_ok(r->status)) {
-		reply_error(c, r->id, "bad_request",
-			    "status must be ok, failed, timeout, interrupted, abandoned or skipped");
+		reply_error(
+		    c, r->id, "bad_request",
+		    "status must be ok, failed, timeout, interrupted, abandoned or skipped");
 		return;
 	}
 	switch (r->op) {
@@ -700,8 +702,9 @@ static void reload(struct server *sv)
 		sv->err[0] = '\0';
 		return;
 	}
-	snprintf(detail, sizeof(detail), "group=%s socket_mode=%04o max_clients=%u client_timeout=%u",
-		 c.group, c.socket_mode, c.max_clients, c.client_timeout_s);
+	snprintf(detail, sizeof(detail),
+		 "group=%s socket_mode=%04o max_clients=%u client_timeout=%u", c.group,
+		 c.socket_mode, c.max_clients, c.client_timeout_s);
 	warnx("reloaded: %s", detail);
 	engine_note(sv->e, "reload", detail);
 }
@@ -721,15 +724,15 @@ static void on_signal(struct server *sv)
 static void on_tick(struct server *sv)
 {
 	uint64_t n;
-	char msg[96];
 
 	if (read(sv->tickfd, &n, sizeof(n)) < 0)
 		return;
 	if (sv->suppressed) {
-		snprintf(msg, sizeof(msg), "%u more refusals in one second, not recorded one by one",
-			 sv->suppressed);
-		struct engine_peer none = {0, 0, 0, -1};
-		engine_refused(sv->e, "*", msg, NULL, &none);
+		char msg[96];
+
+		snprintf(msg, sizeof(msg),
+			 "%u more refusals in one second, not recorded one by one", sv->suppressed);
+		engine_refused(sv->e, "*", msg, NULL, NULL);
 	}
 	sv->refusals = sv->suppressed = 0;
 	if (engine_tick(sv->e) < 0)
@@ -820,8 +823,15 @@ int server_run(struct engine *e, struct daemon_conf *conf, const char *conf_file
 	struct server *sv = xcalloc(1, sizeof(*sv));
 	int rc = 0;
 
-	*sv = (struct server){.e = e, .conf = conf, .flags = flags, .conf_file = conf_file,
-			      .epfd = -1, .lfd = -1, .sigfd = -1, .tickfd = -1, .err = err,
+	*sv = (struct server){.e = e,
+			      .conf = conf,
+			      .flags = flags,
+			      .conf_file = conf_file,
+			      .epfd = -1,
+			      .lfd = -1,
+			      .sigfd = -1,
+			      .tickfd = -1,
+			      .err = err,
 			      .errlen = errlen};
 	err[0] = '\0';
 	if (setup(sv) < 0) {

@@ -57,8 +57,8 @@ struct engine {
 	unsigned ticks;
 };
 
-static const char *const codes[] = {"", "internal", "no_such_run", "not_owner", "limit",
-				    "already_traced", "process_gone"};
+static const char *const codes[] = {"",	     "internal",       "no_such_run", "not_owner",
+				    "limit", "already_traced", "process_gone"};
 
 const char *engine_code(int rc)
 {
@@ -94,9 +94,9 @@ static int make_id(char out[ENGINE_ID_LEN])
 	u[6] = (u[6] & 0x0f) | 0x70;
 	u[8] = (u[8] & 0x3f) | 0x80;
 	snprintf(out, ENGINE_ID_LEN,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+		 u[15]);
 	return 0;
 }
 
@@ -125,8 +125,8 @@ static struct erun *find(struct engine *e, const char *id)
 }
 
 /* The run, open and the peer's (root may act on any). */
-static int lookup(struct engine *e, const char *id, const struct engine_peer *p,
-		  struct erun **out, char *err, size_t errlen)
+static int lookup(struct engine *e, const char *id, const struct engine_peer *p, struct erun **out,
+		  char *err, size_t errlen)
 {
 	*out = find(e, id);
 	if (!*out)
@@ -384,9 +384,9 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 	return 0;
 }
 
-int engine_step_open(struct engine *e, const char *run, const char *name,
-		     const char *const *argv, size_t argc, const struct engine_peer *p,
-		     uint32_t *seq, char *err, size_t errlen)
+int engine_step_open(struct engine *e, const char *run, const char *name, const char *const *argv,
+		     size_t argc, const struct engine_peer *p, uint32_t *seq, char *err,
+		     size_t errlen)
 {
 	struct stream *s = &e->s;
 	struct erun *r;
@@ -528,8 +528,10 @@ int engine_refused(struct engine *e, const char *op, const char *reason, const c
 	rec_str(s, "op", op);
 	rec_str(s, "reason", reason);
 	rec_str(s, "asked", what);
-	rec_peer(s, "", p);
-	rec_proc(s, p->pid);
+	if (p) {
+		rec_peer(s, "", p);
+		rec_proc(s, p->pid);
+	}
 	return emit(e);
 }
 
@@ -566,10 +568,19 @@ size_t engine_open_runs(struct engine *e, const char **ids, size_t max)
 	return n;
 }
 
+/* Over the last minute of ticks (fewer after the start). */
+static uint64_t events_per_s(const struct engine *e)
+{
+	uint64_t span = e->ticks > 60 ? 60 : (uint64_t)e->ticks;
+
+	if (span < 2)
+		return 0;
+	return (e->rate[(e->ticks - 1) % 60] - e->rate[(e->ticks - span) % 60]) / (span - 1);
+}
+
 void engine_status(struct engine *e, struct engine_status *st)
 {
 	struct statvfs fs;
-	unsigned span = e->ticks < 60 ? e->ticks : 60;
 
 	memset(st, 0, sizeof(*st));
 	st->uptime_s = (mono() - e->start) / 1000000000ull;
@@ -577,9 +588,7 @@ void engine_status(struct engine *e, struct engine_status *st)
 	st->runs_total = e->runs_total;
 	st->events = e->col.events;
 	st->lost = e->col.lost;
-	if (span > 1)
-		st->events_per_s =
-		    (e->rate[(e->ticks - 1) % 60] - e->rate[(e->ticks - span) % 60]) / (span - 1);
+	st->events_per_s = events_per_s(e);
 	st->last_seal_ns = e->last_seal_ns;
 	st->segment = e->seal.segment;
 	st->seq = e->seal.seq;

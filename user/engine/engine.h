@@ -11,10 +11,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ENGINE_ID_LEN	  40
-#define ENGINE_RUNS_MAX	  1024	/* open runs at once; closed ones stay named until reused */
-#define ENGINE_STEPS_MAX  65536 /* steps of one run */
-#define ENGINE_ERRLEN	  256
+#define ENGINE_ID_LEN	 40
+#define ENGINE_RUNS_MAX	 1024  /* open runs at once; closed ones stay named until reused */
+#define ENGINE_STEPS_MAX 65536 /* steps of one run */
+#define ENGINE_ERRLEN	 256
 
 struct engine;
 
@@ -54,13 +54,13 @@ struct engine_status {
 
 /* Errors: each function returns 0 or one of these, with err saying what. */
 enum {
-	ENGINE_ALREADY = 1,    /* not an error: nothing to do */
-	ENGINE_EFAIL = -1,     /* the log cannot be written, or a system call failed */
-	ENGINE_ENORUN = -2,    /* no open run with that id, or no such open step */
-	ENGINE_EOWNER = -3,    /* the run belongs to another user */
-	ENGINE_ELIMIT = -4,    /* too many runs or steps */
-	ENGINE_ETRACKED = -5,  /* the process is traced already (by a run) */
-	ENGINE_EGONE = -6,     /* the process exited before it was registered */
+	ENGINE_ALREADY = 1,   /* not an error: nothing to do */
+	ENGINE_EFAIL = -1,    /* the log cannot be written, or a system call failed */
+	ENGINE_ENORUN = -2,   /* no open run with that id, or no such open step */
+	ENGINE_EOWNER = -3,   /* the run belongs to another user */
+	ENGINE_ELIMIT = -4,   /* too many runs or steps */
+	ENGINE_ETRACKED = -5, /* the process is traced already (by a run) */
+	ENGINE_EGONE = -6,    /* the process exited before it was registered */
 };
 const char *engine_code(int rc); /* "no_such_run", ... for the protocol */
 
@@ -75,9 +75,9 @@ int engine_tick(struct engine *e);
 int engine_run_open(struct engine *e, const char *runbook, const char *client,
 		    const struct engine_kv *trigger, size_t ntrigger, bool detached,
 		    const struct engine_peer *p, char id[ENGINE_ID_LEN], char *err, size_t errlen);
-int engine_step_open(struct engine *e, const char *run, const char *name,
-		     const char *const *argv, size_t argc, const struct engine_peer *p,
-		     uint32_t *seq, char *err, size_t errlen);
+int engine_step_open(struct engine *e, const char *run, const char *name, const char *const *argv,
+		     size_t argc, const struct engine_peer *p, uint32_t *seq, char *err,
+		     size_t errlen);
 /* Puts the peer's own process (p->pid, pinned by p->pidfd) under the step: it and all its
  * descendants are traced from now on. Returns ENGINE_ALREADY when it is traced as part of
  * this very step already (a traced command that calls runseal exec for its own step again,
@@ -92,7 +92,8 @@ int engine_step_close(struct engine *e, const char *run, uint32_t seq, const cha
 /* Closes the run's open steps as abandoned, writes run_end, seals. */
 int engine_run_close(struct engine *e, const char *run, const char *status,
 		     const struct engine_peer *p, char *err, size_t errlen);
-/* A refused request, recorded: op, why, and what was asked for (may be NULL). */
+/* A refused request, recorded: op, why, what was asked for (may be NULL), and who (NULL
+ * for a count of refusals not recorded one by one). */
 int engine_refused(struct engine *e, const char *op, const char *reason, const char *what,
 		   const struct engine_peer *p);
 /* A daemon life event (start, reload, stop) with one detail string (may be NULL). */
