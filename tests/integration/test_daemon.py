@@ -519,6 +519,40 @@ def connection_limit_answers_busy():
 
 
 @test
+def descriptor_limit_bounds_clients_and_the_daemon_serves_on():
+    # 100 descriptors in all: the BPF programs, maps and the log take about 70.
+    d = Daemon(prefix=["prlimit", "--nofile=100:100", "--"])
+    socks = []
+    try:
+        check("at most" in d.stderr() and "descriptor limit (100)" in d.stderr(),
+              f"no warning about the limit: {d.stderr()}")
+        busy = 0
+        for _ in range(80):
+            s = connect(d)
+            socks.append(s)
+            s.sendall(frame({"v": 1, "op": "hello"}))
+        for s in socks:
+            r = recv_frame(s, 10)
+            busy += bool(r and r.get("error") == "busy")
+        check(busy > 60, f"only {busy} of 80 clients were told the daemon is busy")
+        check(d.p.poll() is None, f"daemon died: {d.stderr()}")
+        for s in socks:
+            s.close()
+        socks.clear()
+        time.sleep(0.5)
+        rc, out, err = d.rs(["exec", "--runbook", "after", "--", "cat", "/etc/hostname"])
+        check(rc == 0, f"exec after the crowd: {rc} {err}")
+        d.stop()
+        recs = d.records()
+        check(execs_with(recs, "/etc/hostname")[0]["run"] == one_run(recs, "after"), "traced")
+        check(d.verify()[0] == 0, "verify: " + d.verify()[1])
+    finally:
+        for s in socks:
+            s.close()
+        d.close()
+
+
+@test
 def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
     d = Daemon()
     try:

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -65,7 +66,8 @@ struct server {
 	struct client *clients;
 	unsigned nclients;
 	unsigned refusals, suppressed; /* this second */
-	bool stop;
+	bool stop, paused;
+	unsigned fd_cap; /* clients the descriptor limit leaves room for */
 	struct proto_msg msg;
 	char *err;
 	size_t errlen;
@@ -212,7 +214,7 @@ static void accept_one(struct server *sv, int fd)
 	socklen_t len = sizeof(cr);
 	struct client *c;
 
-	if (sv->nclients >= sv->conf->max_clients ||
+	if (sv->nclients >= sv->conf->max_clients || sv->nclients >= sv->fd_cap ||
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
 		busy(fd);
 		return;
@@ -239,13 +241,31 @@ static void accept_one(struct server *sv, int fd)
 	sv->nclients++;
 }
 
+/* Out of descriptors, a waiting connection cannot be accepted, and the listening socket
+ * would wake the loop forever: stop listening until a client goes. */
+static void pause_listening(struct server *sv, bool pause)
+{
+	if (pause == sv->paused)
+		return;
+	sv->paused = pause;
+	if (pause) {
+		epoll_ctl(sv->epfd, EPOLL_CTL_DEL, sv->lfd, NULL);
+		warnx("out of file descriptors: not accepting connections until a client leaves");
+	} else {
+		ep_add(sv, sv->lfd, &TAG_LISTEN, EPOLLIN);
+	}
+}
+
 static void on_listen(struct server *sv)
 {
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(sv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				pause_listening(sv, true);
 			return;
+		}
 		accept_one(sv, fd);
 	}
 }
@@ -277,6 +297,7 @@ static void client_free(struct server *sv, struct client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	sv->nclients--;
+	pause_listening(sv, false);
 	free(c->in);
 	jb_free(&c->out);
 	free(c);
@@ -740,17 +761,40 @@ static void on_tick(struct server *sv)
 	expire(sv);
 }
 
+/* Clients are limited to what the descriptor limit leaves after those in use now and a
+ * reserve for the log, so that a full house of clients never starves the sealer. */
+static void fd_room(struct server *sv)
+{
+	struct rlimit rl;
+	long used = 0, room;
+	DIR *d = opendir("/proc/self/fd");
+
+	while (d && readdir(d))
+		used++;
+	if (d)
+		closedir(d);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		rl.rlim_cur = 1 << 20;
+	room = ((long)rl.rlim_cur - used - 16) / 2;
+	sv->fd_cap = room < 1 ? 1 : (unsigned)room;
+	if (sv->fd_cap < sv->conf->max_clients)
+		warnx("at most %u clients at once: the descriptor limit (%lu) leaves no room for "
+		      "%u",
+		      sv->fd_cap, (unsigned long)rl.rlim_cur, sv->conf->max_clients);
+}
+
 static int setup(struct server *sv)
 {
 	struct itimerspec second = {.it_interval = {1, 0}, .it_value = {1, 0}};
 	struct rlimit rl;
 	sigset_t mask;
 
-	/* A thousand clients need a thousand descriptors. */
+	/* A thousand clients need two thousand descriptors (socket and pidfd). */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	fd_room(sv);
 	if (resolve_group(sv) < 0 || listen_socket(sv) < 0)
 		return -1;
 	sigemptyset(&mask);

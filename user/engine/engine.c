@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
+
 #include "collector.h"
 #include "engine.h"
 #include "record.h"
@@ -307,6 +309,9 @@ int engine_open(struct engine **out, const struct engine_opts *o, char *err, siz
 	}
 	e->col_open = true;
 	collector_set_names(&e->col, names, e);
+	/* libbpf reads the CPU count from a file once and keeps it: now, while descriptors
+	 * are free, not when a thousand clients hold them. */
+	libbpf_num_possible_cpus();
 	*out = e;
 	return 0;
 }
@@ -451,11 +456,15 @@ int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct 
 	if (emit(e) < 0)
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
 	if (collector_track_run(&e->col, p->pid, r->no, seq) < 0) {
-		if (errno == EEXIST)
+		int e2 = errno;
+
+		if (e2 == EEXIST)
 			return seterr(err, errlen, ENGINE_ETRACKED, "%s",
 				      "the process is traced already, as part of a run");
-		return seterr(err, errlen, ENGINE_EFAIL, "cannot track the process: %s",
-			      strerror(errno));
+		/* A full table (E2BIG) must be seen in the log, not only by the client. */
+		seterr(err, errlen, ENGINE_EFAIL, "cannot track the process: %s", strerror(e2));
+		engine_refused(e, "attach", err, r->id, p);
+		return ENGINE_EFAIL;
 	}
 	/* The pid was the peer's when it connected; if the peer died since, the pid may now
 	 * be someone else's: then take the registration back. */
