@@ -591,13 +591,20 @@ def sighup_reloads_the_group():
         gid = group_gid()
         rc, out, err = d.rs(["exec", "--", "true"], user=NOBODY, groups=[gid])
         check(rc == 0, f"member before reload: {rc} {err}")
+        # A run goes on through the reloads: none of its events may be lost.
+        busy = subprocess.Popen([RUNSEAL, "exec", "--runbook", "through", "--", "sh", "-c",
+                                 "for i in $(seq 40); do cat /etc/hostname; sleep 0.02; "
+                                 "done >/dev/null"], env=d.env)
         with open(d.conf, "w") as f:
             f.write("group = root\nclient_timeout = 2\nsocket_mode = 0666\n")
-        d.p.send_signal(signal.SIGHUP)
+        for _ in range(3):
+            d.p.send_signal(signal.SIGHUP)
+            time.sleep(0.2)
         deadline = time.monotonic() + 10
         while "reloaded" not in d.stderr():
             check(time.monotonic() < deadline, f"no reload: {d.stderr()}")
             time.sleep(0.1)
+        check(busy.wait(60) == 0, "the run through the reloads failed")
         check(os.stat(d.sock).st_mode & 0o777 == 0o666, "socket mode not reloaded")
         rc, out, err = d.rs(["exec", "--", "true"], user=NOBODY, groups=[gid])
         check(rc == 125 and "denied" in err, f"after reload: {rc} {err}")
@@ -611,8 +618,14 @@ def sighup_reloads_the_group():
             time.sleep(0.1)
         check(d.rs(["status"])[0] == 0, "daemon gone after a bad reload")
         d.stop()
-        notes = [r["event"] for r in by_kind(d.records(), "daemon")]
-        check(notes == ["start", "reload", "reload_failed", "stop"], f"daemon records {notes}")
+        recs = d.records()
+        notes = [r["event"] for r in by_kind(recs, "daemon")]
+        check(notes == ["start"] + ["reload"] * 3 + ["reload_failed", "stop"],
+              f"daemon records {notes}")
+        run = one_run(recs, "through")
+        cats = [r for r in by_kind(recs, "exec", run) if r.get("path") == "/usr/bin/cat"]
+        check(len(cats) == 40, f"{len(cats)} of 40 execs recorded through the reloads")
+        check(by_kind(recs, "run_end", run)[0]["status"] == "ok", "run status")
     finally:
         d.close()
 
@@ -778,6 +791,73 @@ def ansible_callback_a_run_per_play_a_step_per_task():
                  "callback API (its records checked as above)")
     finally:
         d.close()
+
+
+@test
+def runs_belong_to_their_owner():
+    d = Daemon()
+    try:
+        gid = group_gid()
+        rc, run, err = d.rs(["begin", "roots"])
+        run = run.strip()
+        rc, out, err = d.rs(["end", run], user=NOBODY, groups=[gid])
+        check(rc == 1 and "not_owner" in err, f"member ends root's run: {rc} {err}")
+        rc, out, err = d.rs(["exec", "--run", run, "--", "true"], user=NOBODY, groups=[gid])
+        check(rc == 125 and "not_owner" in err, f"member joins root's run: {rc} {err}")
+        rc, mine, err = d.rs(["begin", "members"], user=NOBODY, groups=[gid])
+        mine = mine.strip()
+        check(rc == 0, f"member begin: {err}")
+        check(d.rs(["exec", "--run", mine, "--", "true"])[0] == 0, "root joins any run")
+        check(d.rs(["end", mine], user=NOBODY, groups=[gid])[0] == 0, "member ends its run")
+        check(d.rs(["end", run])[0] == 0, "root ends its run")
+        d.stop()
+        recs = d.records()
+        end = by_kind(recs, "run_end", mine)[0]
+        check(end["closed_by_uid"] == NOBODY, f"run_end closer {end}")
+    finally:
+        d.close()
+
+
+@test
+def full_log_disk_fails_closed_and_the_daemon_stays_up():
+    tmp = tempfile.mkdtemp(prefix="runseal-daemon-")
+    mnt = os.path.join(tmp, "small")
+    os.makedirs(mnt)
+    d = None
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k,mode=0700", "tmpfs", mnt],
+                       check=True)
+        d = Daemon(["--log-dir", os.path.join(mnt, "log")], tmp=tmp)
+        d.log = os.path.join(mnt, "log")
+        rc, out, err = d.rs(["exec", "--", "sh", "-c",
+                             "for i in $(seq 600); do cat /etc/hostname; done >/dev/null"],
+                            timeout=120)
+        deadline = time.monotonic() + 20
+        while True:
+            st = json.loads(d.rs(["status", "--json"])[1])
+            if st["log_failed"]:
+                break
+            check(time.monotonic() < deadline, f"the full log was not noticed: {st}")
+            d.rs(["exec", "--", "ls", "/"])
+        marker = os.path.join(tmp, "ran")
+        rc, out, err = d.rs(["exec", "--", "touch", marker])
+        check(rc == 125 and "log" in err, f"exec with a failed log: rc {rc}: {err}")
+        check(not os.path.exists(marker), "a command ran with no log to record it")
+        check("cannot write the log" in d.stderr(), f"not said: {d.stderr()[-500:]}")
+        check(d.p.poll() is None, "daemon died")
+        d.stop()
+        rc, out = d.verify()
+        bad = [l for l in out.splitlines() if l.startswith("error:") and
+               "truncated" not in l and "unsealed" not in l]
+        check(not bad, f"what was written does not verify: {out[-800:]}")
+    finally:
+        if d:
+            d.stop(signal.SIGKILL)
+        subprocess.run(["umount", mnt], capture_output=True)
+        if d:
+            d.close()
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @test

@@ -354,11 +354,15 @@ static bool refuse(struct server *sv, struct client *c, const struct proto_req *
 {
 	char msg[256];
 
-	if (sv->refusals++ < REFUSALS_PER_S)
+	if (sv->refusals++ < REFUSALS_PER_S) {
 		engine_refused(sv->e, proto_op_names[r->op], "not root and not in the group", what,
 			       &c->peer);
-	else
+		warnx("refused %s from uid %u gid %u pid %d: not root and not in group %s",
+		      proto_op_names[r->op], (unsigned)c->peer.uid, (unsigned)c->peer.gid,
+		      (int)c->peer.pid, sv->conf->group);
+	} else {
 		sv->suppressed++;
+	}
 	snprintf(msg, sizeof(msg),
 		 "uid %u is neither root nor a member of group \"%s\": refused, and recorded",
 		 (unsigned)c->peer.uid, sv->conf->group);
