@@ -384,8 +384,12 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 	e->runs_open++;
 	e->runs_total++;
 	memcpy(id, r->id, ENGINE_ID_LEN);
-	if (run_start_record(e, r, runbook, client, trigger, ntrigger, p) < 0)
+	if (run_start_record(e, r, runbook, client, trigger, ntrigger, p) < 0) {
+		/* No run_start in the log: the run never opened. */
+		r->open = false;
+		e->runs_open--;
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	}
 	return 0;
 }
 
