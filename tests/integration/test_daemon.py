@@ -798,18 +798,31 @@ def runs_belong_to_their_owner():
     d = Daemon()
     try:
         gid = group_gid()
-        rc, run, err = d.rs(["begin", "roots"])
-        run = run.strip()
-        rc, out, err = d.rs(["end", run], user=NOBODY, groups=[gid])
+        rc, roots, err = d.rs(["begin", "roots"])
+        roots = roots.strip()
+        rc, out, err = d.rs(["end", roots], user=NOBODY, groups=[gid])
         check(rc == 1 and "not_owner" in err, f"member ends root's run: {rc} {err}")
-        rc, out, err = d.rs(["exec", "--run", run, "--", "true"], user=NOBODY, groups=[gid])
+        rc, out, err = d.rs(["exec", "--run", roots, "--", "true"], user=NOBODY, groups=[gid])
         check(rc == 125 and "not_owner" in err, f"member joins root's run: {rc} {err}")
         rc, mine, err = d.rs(["begin", "members"], user=NOBODY, groups=[gid])
         mine = mine.strip()
         check(rc == 0, f"member begin: {err}")
         check(d.rs(["exec", "--run", mine, "--", "true"])[0] == 0, "root joins any run")
         check(d.rs(["end", mine], user=NOBODY, groups=[gid])[0] == 0, "member ends its run")
-        check(d.rs(["end", run])[0] == 0, "root ends its run")
+        check(d.rs(["end", roots])[0] == 0, "root ends its run")
+        # One user cannot take every run slot: 256 open runs each, root aside.
+        flood = ("import json,socket,struct,sys\n"
+                 "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+                 "def call(**m):\n"
+                 "    b=json.dumps(dict(v=1,**m)).encode(); s.sendall(struct.pack('>I',len(b))+b)\n"
+                 "    n=struct.unpack('>I',s.recv(4,socket.MSG_WAITALL))[0]\n"
+                 "    return json.loads(s.recv(n,socket.MSG_WAITALL))\n"
+                 "call(op='hello')\n"
+                 "r=[call(op='begin',runbook='f',detached=True) for i in range(257)]\n"
+                 "print(sum(x['ok'] for x in r), r[-1].get('error'))\n")
+        rc, out, err = run(as_user(["python3", "-c", flood, d.sock], NOBODY, [gid]), d.env)
+        check(rc == 0 and out.split() == ["256", "limit"], f"per-user limit: {out} {err}")
+        check(d.rs(["exec", "--", "true"])[0] == 0, "root still opens runs")
         d.stop()
         recs = d.records()
         end = by_kind(recs, "run_end", mine)[0]

@@ -360,8 +360,14 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 		    const struct engine_peer *p, char id[ENGINE_ID_LEN], char *err, size_t errlen)
 {
 	struct erun *r;
-	uint32_t tries = 0;
+	uint32_t tries = 0, mine = 0;
 
+	/* One user cannot take every slot from the others. */
+	for (size_t i = 0; p->uid != 0 && i < ENGINE_RUNS_MAX; i++)
+		mine += e->runs[i].open && e->runs[i].owner == p->uid;
+	if (mine >= ENGINE_RUNS_PER_UID)
+		return seterr(err, errlen, ENGINE_ELIMIT, "%s",
+			      "this user has 256 runs open already: end some first");
 	/* The next number whose slot holds no open run. */
 	while (e->runs[e->next_no % ENGINE_RUNS_MAX].open || !e->next_no) {
 		e->next_no++;

@@ -11,10 +11,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ENGINE_ID_LEN	 40
-#define ENGINE_RUNS_MAX	 1024  /* open runs at once; closed ones stay named until reused */
-#define ENGINE_STEPS_MAX 65536 /* steps of one run */
-#define ENGINE_ERRLEN	 256
+#define ENGINE_ID_LEN	    40
+#define ENGINE_RUNS_MAX	    1024  /* open runs at once; closed ones stay named until reused */
+#define ENGINE_RUNS_PER_UID 256	  /* open runs of one user other than root */
+#define ENGINE_STEPS_MAX    65536 /* steps of one run */
+#define ENGINE_ERRLEN	    256
 
 struct engine;
 
