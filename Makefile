@@ -144,6 +144,7 @@ install: runseal $(B)/runseal.1
 		> $(DESTDIR)$(UNITDIR)/runseal.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/runseal.service
 	$(INSTALL) -m 0644 scripts/ansible/runseal.py $(DESTDIR)$(DATADIR)/ansible/runseal.py
+	$(INSTALL) -m 0644 scripts/runseal.conf $(DESTDIR)$(DATADIR)/runseal.conf.example
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/runseal $(DESTDIR)$(MANDIR)/man1/runseal.1

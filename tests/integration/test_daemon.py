@@ -427,6 +427,21 @@ def bad_clients_do_not_stop_the_daemon():
         check(r["error"] == "bad_request" and "run" in r["message"], f"attach no run {r}")
         r = call(s, op="step_end", run="nope", step=1, id=5)
         check(r["error"] == "no_such_run" and r["id"] == 5, f"unknown run {r}")
+        r = call(s, op="begin", runbook="ooo")
+        run = r["run"]
+        r = call(s, op="step_end", run=run, step=1)
+        check(r["error"] == "no_such_run", f"step_end before step {r}")
+        r = call(s, op="step", run=run, name="s")
+        check(r["ok"] and r["step"] == 1, f"step {r}")
+        r = call(s, op="attach", run=run, step=1)
+        check(r["ok"] and r["pid"] == os.getpid(), f"attach {r}")
+        r = call(s, op="attach", run=run, step=1)
+        check(r["error"] == "out_of_order", f"second attach {r}")
+        check(call(s, op="end", run=run)["ok"], "end")
+        r = call(s, op="end", run=run)
+        check(r["error"] == "no_such_run", f"end twice {r}")
+        r = call(s, op="step_end", run=run, step=1, status="weird")
+        check(r["error"] == "bad_request", f"bad status {r}")
         s.close()
         # Out of order: a request before hello.
         s = connect(d)
@@ -632,7 +647,10 @@ def sighup_reloads_the_group():
 
 @test
 def status_reports_the_daemon():
-    d = Daemon()
+    # The shipped example configuration, with a group that exists here.
+    with open(os.path.join(ROOT, "scripts", "runseal.conf")) as f:
+        conf = f.read().replace("group = runseal", f"group = {GROUP}")
+    d = Daemon(conf=conf)
     try:
         check(d.rs(["exec", "--", "ls", "/"])[0] == 0, "exec")
         rc, out, err = d.rs(["status", "--json"])
