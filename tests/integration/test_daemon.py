@@ -511,6 +511,67 @@ def bad_clients_do_not_stop_the_daemon():
         d.close()
 
 
+def chaos_client(d, seed, n, errors):
+    """n random requests, valid and not, on one connection; every one must be answered."""
+    import random
+    rnd = random.Random(seed)
+    ops = ["hello", "begin", "step", "step_end", "end", "status", "bogus", 7, None]
+    runs = ["nope"]
+    s = connect(d)
+    try:
+        call(s, op="hello")
+        for i in range(n):
+            m = {"v": rnd.choice([1, 1, 1, 2, "1"]), "id": i}
+            op = rnd.choice(ops)
+            if op is not None:
+                m["op"] = op
+            for k in rnd.sample(["runbook", "run", "name", "step", "status", "exit_code",
+                                 "signal", "argv", "trigger", "detached", "x"],
+                                rnd.randint(0, 6)):
+                m[k] = rnd.choice([
+                    rnd.choice(runs), "r" * rnd.randint(0, 300), rnd.randint(-2, 70000),
+                    True, None, ["a", "b"], {"tool": "chaos"}, [1, [2]], {"a": {"b": 1}},
+                    "ok", "failed", "\udc80\u00e9"])
+            body = json.dumps(m).encode()
+            if rnd.random() < 0.05:
+                body = body[:rnd.randint(0, len(body))] + b"}"
+            s.sendall(frame(body))
+            r = recv_frame(s)
+            if r is None:
+                errors.append(f"seed {seed}: no reply to {body[:200]!r}")
+                return
+            if r.get("ok") and "run" in r:
+                runs.append(r["run"])
+    except Exception as e:
+        errors.append(f"seed {seed}: {type(e).__name__}: {e}")
+    finally:
+        s.close()
+
+
+@test
+def random_requests_are_all_answered_and_memory_stays_bounded():
+    d = Daemon()
+    try:
+        errors = []
+        threads = [threading.Thread(target=chaos_client, args=(d, seed, 400, errors))
+                   for seed in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        check(not errors, "; ".join(errors[:5]))
+        st = still_serving(d)
+        with open(f"/proc/{d.p.pid}/status") as f:
+            hwm = [int(line.split()[1]) for line in f if line.startswith("VmHWM")][0]
+        check(hwm < 256 * 1024, f"daemon peak memory {hwm} kB")
+        check(st["runs_open"] == 0 or st["runs_open"] < 400, f"status {st}")
+        d.stop()
+        rc, out = d.verify()
+        check(rc == 0, f"verify after the chaos: {out[-800:]}")
+    finally:
+        d.close()
+
+
 @test
 def connection_limit_answers_busy():
     d = Daemon(["--max-clients", "5"])
