@@ -466,7 +466,7 @@ int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t s
 	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t, BPF_NOEXIST);
 }
 
-int collector_tracked(struct collector *c, pid_t pid, uint32_t *run, uint32_t *seq)
+int collector_run_of(struct collector *c, pid_t pid, uint32_t *run, uint32_t *seq)
 {
 	struct rs_track t;
 	uint32_t key = (uint32_t)pid;
@@ -478,7 +478,7 @@ int collector_tracked(struct collector *c, pid_t pid, uint32_t *run, uint32_t *s
 	return 0;
 }
 
-int collector_untrack(struct collector *c, pid_t pid)
+int collector_drop_pid(struct collector *c, pid_t pid)
 {
 	uint32_t key = (uint32_t)pid;
 

@@ -52,9 +52,9 @@ void collector_set_names(struct collector *c, collector_names_fn fn, void *ctx);
  * pid is tracked already: a traced process may not move itself to another run). */
 int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t seq);
 /* The run and step pid is tracked under: 0, or -1 when it is not tracked. */
-int collector_tracked(struct collector *c, pid_t pid, uint32_t *run, uint32_t *seq);
+int collector_run_of(struct collector *c, pid_t pid, uint32_t *run, uint32_t *seq);
 /* Stops tracking pid (its registration could not be confirmed). */
-int collector_untrack(struct collector *c, pid_t pid);
+int collector_drop_pid(struct collector *c, pid_t pid);
 /* Processes of run still tracked; with forget, they are no longer tracked. */
 size_t collector_run_pids(struct collector *c, uint32_t run, bool forget);
 /* A descriptor that polls readable when events wait. */

@@ -451,7 +451,7 @@ int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct 
 		return ENGINE_ENORUN;
 	if (!still_alive(p))
 		return seterr(err, errlen, ENGINE_EGONE, "%s", "the process exited");
-	if (collector_tracked(&e->col, p->pid, &trun, &tseq) == 0) {
+	if (collector_run_of(&e->col, p->pid, &trun, &tseq) == 0) {
 		if (trun == r->no && tseq == seq)
 			return ENGINE_ALREADY;
 		return seterr(err, errlen, ENGINE_ETRACKED, "%s",
@@ -479,7 +479,7 @@ int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct 
 	/* The pid was the peer's when it connected; if the peer died since, the pid may now
 	 * be someone else's: then take the registration back. */
 	if (!still_alive(p)) {
-		collector_untrack(&e->col, p->pid);
+		collector_drop_pid(&e->col, p->pid);
 		return seterr(err, errlen, ENGINE_EGONE, "%s", "the process exited");
 	}
 	st->attached++;
