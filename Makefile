@@ -27,12 +27,12 @@ TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
 	     user/logfmt.c user/sealer.c user/verify.c
+# Modules without BPF or I/O side effects, linked into every unit test.
+PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 # The daemon (user/daemon/) and the engine it owns (user/engine/).
 DAEMON_SRCS := user/daemon/proto.c user/daemon/config.c user/daemon/client.c \
 	       user/daemon/server.c user/daemon/cli.c user/engine/engine.c
 USER_SRCS += $(DAEMON_SRCS)
-# Modules without BPF or I/O side effects, linked into every unit test.
-PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))

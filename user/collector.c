@@ -458,12 +458,28 @@ void collector_set_names(struct collector *c, collector_names_fn fn, void *ctx)
 	c->names_ctx = ctx;
 }
 
+/* Where the tracked map is frozen (RS_MARK_TRACK, issue 8), registration is the marker
+ * syscall collector_track uses, read back; until then, a map update. */
 int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t seq)
 {
-	struct rs_track t = {.run = run, .step = seq};
 	uint32_t key = (uint32_t)pid;
+#ifdef RS_MARK_TRACK
+	struct rs_track t = {0};
+
+	prctl(RS_MARK_TRACK, (unsigned long)pid, (unsigned long)run, (unsigned long)seq, 0UL);
+	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t) < 0)
+		return -1;
+	if (t.run != run || t.step != seq) {
+		errno = EEXIST;
+		return -1;
+	}
+	sh_put(c, key, seq);
+	return 0;
+#else
+	struct rs_track t = {.run = run, .step = seq};
 
 	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t, BPF_NOEXIST);
+#endif
 }
 
 int collector_run_of(struct collector *c, pid_t pid, uint32_t *run, uint32_t *seq)
@@ -480,9 +496,13 @@ int collector_run_of(struct collector *c, pid_t pid, uint32_t *run, uint32_t *se
 
 int collector_drop_pid(struct collector *c, pid_t pid)
 {
+#ifdef RS_MARK_UNTRACK
+	return collector_untrack(c, pid);
+#else
 	uint32_t key = (uint32_t)pid;
 
 	return bpf_map_delete_elem(bpf_map__fd(c->skel->maps.tracked), &key);
+#endif
 }
 
 size_t collector_run_pids(struct collector *c, uint32_t run, bool forget)
@@ -502,7 +522,7 @@ size_t collector_run_pids(struct collector *c, uint32_t run, bool forget)
 		found[n++] = key;
 	}
 	for (size_t i = 0; forget && i < n; i++)
-		bpf_map_delete_elem(fd, &found[i]);
+		collector_drop_pid(c, (pid_t)found[i]);
 	free(found);
 	return n;
 }

