@@ -717,7 +717,9 @@ def status_reports_the_daemon():
     # The shipped example configuration, with a group that exists here.
     with open(os.path.join(ROOT, "scripts", "runseal.conf")) as f:
         conf = f.read().replace("group = runseal", f"group = {GROUP}")
-    d = Daemon(conf=conf)
+    tmp = tempfile.mkdtemp(prefix="runseal-daemon-")
+    rep_ok, rep_bad = os.path.join(tmp, "rep1"), os.path.join(tmp, "nonexistent", "rep2")
+    d = Daemon(["--replica", rep_ok, "--replica", rep_bad], conf=conf, tmp=tmp)
     try:
         check(d.rs(["exec", "--", "ls", "/"])[0] == 0, "exec")
         rc, out, err = d.rs(["status", "--json"])
@@ -728,8 +730,16 @@ def status_reports_the_daemon():
             check(k in st, f"status lacks {k}: {st}")
         check(st["events"] > 0 and st["runs_total"] == 1 and st["last_seal"], f"status {st}")
         check(0 < st["log_free_bytes"] <= st["log_size_bytes"], f"free space {st}")
+        check(st["replicas"] == 2 and st["replicas_in_sync"] == 2, f"replicas {st}")
+        # A replica that falls behind (its HEAD is not the log's) is told apart.
+        with open(os.path.join(rep_bad, "HEAD"), "ab") as f:
+            f.write(b"x")
+        st = json.loads(d.rs(["status", "--json"])[1])
+        check(st["replica_state"] == [f"{rep_ok}: in sync", f"{rep_bad}: behind"],
+              f"replica state {st['replica_state']}")
         rc, out, err = d.rs(["status"])
-        check(rc == 0 and "free space:" in out and "last seal" in out, f"status text {out}")
+        check(rc == 0 and "free space:" in out and "last seal" in out and
+              "1 in sync" in out and f"{rep_bad}: behind" in out, f"status text {out}")
         d.stop()
         rc, out, err = run([RUNSEAL, "status", "--socket", d.sock], os.environ)
         check(rc == 1 and "no runseal daemon" in err, f"status without daemon: {rc} {err}")

@@ -481,28 +481,46 @@ static const char usage_status[] =
     "The daemon's state: uptime, runs open, events per second, losses, the last seal and\n"
     "segment, free space on the log's filesystem. Exit status 1 when no daemon answers.\n";
 
+/* A reply value back as JSON (arrays hold strings only). */
+static void put_value(struct jbuf *b, const struct proto_msg *m, const struct proto_val *v)
+{
+	switch (v->t) {
+	case PV_STR:
+		jb_str(b, v->s, v->n);
+		break;
+	case PV_INT:
+		jb_i64(b, v->i);
+		break;
+	case PV_BOOL:
+		jb_raw(b, v->b ? "true" : "false", v->b ? 4 : 5);
+		break;
+	case PV_ARR:
+		jb_putc(b, '[');
+		for (size_t k = 0; k < v->count; k++) {
+			if (k)
+				jb_putc(b, ',');
+			put_value(b, m, &m->items[v->first + k].v);
+		}
+		jb_putc(b, ']');
+		break;
+	default:
+		jb_raw(b, "null", 4);
+	}
+}
+
 static void status_json(const struct proto_msg *m)
 {
 	struct jbuf b = {0};
 
 	jb_putc(&b, '{');
 	for (size_t i = 0; i < m->nfields; i++) {
-		const struct proto_val *v = &m->fields[i].v;
-
 		if (!strcmp(m->fields[i].key, "v") || !strcmp(m->fields[i].key, "ok"))
 			continue;
 		if (b.len > 1)
 			jb_putc(&b, ',');
 		jb_str(&b, m->fields[i].key, strlen(m->fields[i].key));
 		jb_putc(&b, ':');
-		if (v->t == PV_STR)
-			jb_str(&b, v->s, v->n);
-		else if (v->t == PV_INT)
-			jb_i64(&b, v->i);
-		else if (v->t == PV_BOOL)
-			jb_raw(&b, v->b ? "true" : "false", v->b ? 4 : 5);
-		else
-			jb_raw(&b, "null", 4);
+		put_value(&b, m, &m->fields[i].v);
 	}
 	jb_raw(&b, "}\n", 2);
 	fwrite(b.p, 1, b.len, stdout);
@@ -524,7 +542,11 @@ static void status_text(const struct rs_client *c)
 	       rsc_bool(c, "log_failed") ? ", WRITE FAILED" : "");
 	printf("free space:  %lld MiB of %lld MiB\n", rsc_int(c, "log_free_bytes", 0) >> 20,
 	       rsc_int(c, "log_size_bytes", 0) >> 20);
-	printf("replicas:    %lld\n", rsc_int(c, "replicas", 0));
+	printf("replicas:    %lld, %lld in sync\n", rsc_int(c, "replicas", 0),
+	       rsc_int(c, "replicas_in_sync", 0));
+	const struct proto_val *v = proto_get(&c->reply, "replica_state");
+	for (size_t i = 0; v && v->t == PV_ARR && i < v->count; i++)
+		printf("             %s\n", c->reply.items[v->first + i].v.s);
 }
 
 int status_cmd(int argc, char **argv)

@@ -575,6 +575,15 @@ static void on_status(struct server *sv, struct client *c, const struct proto_re
 	pe_int(&c->out, "log_free_bytes", (int64_t)st.log_free_bytes);
 	pe_int(&c->out, "log_size_bytes", (int64_t)st.log_size_bytes);
 	pe_int(&c->out, "replicas", (int64_t)st.nreplicas);
+	pe_int(&c->out, "replicas_in_sync", (int64_t)st.replicas_in_sync);
+	char lines[CONF_REPLICAS_MAX][300];
+	const char *state[CONF_REPLICAS_MAX];
+	for (size_t i = 0; i < sv->conf->nreplicas; i++) {
+		snprintf(lines[i], sizeof(lines[i]), "%s: %s", sv->conf->replicas[i],
+			 engine_replica_state(sv->e, i));
+		state[i] = lines[i];
+	}
+	pe_strs(&c->out, "replica_state", state, sv->conf->nreplicas);
 	pe_bool(&c->out, "log_failed", st.log_failed);
 	pe_end(&c->out, s);
 }

@@ -587,6 +587,33 @@ size_t engine_open_runs(struct engine *e, const char **ids, size_t max)
 	return n;
 }
 
+static ssize_t read_head(const char *dir, char *buf, size_t n)
+{
+	char path[4200];
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/HEAD", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	r = read(fd, buf, n);
+	close(fd);
+	return r;
+}
+
+/* The sealer copies HEAD to each replica after every seal: the same bytes mean the replica
+ * has every sealed segment. */
+const char *engine_replica_state(const struct engine *e, size_t i)
+{
+	char a[4096], b[4096];
+	ssize_t na = read_head(e->o.log_dir, a, sizeof(a));
+	ssize_t nb = i < e->o.nreplicas ? read_head(e->o.replicas[i], b, sizeof(b)) : -1;
+
+	if (nb < 0)
+		return "unreachable";
+	return na == nb && !memcmp(a, b, (size_t)na) ? "in sync" : "behind";
+}
+
 /* Over the last minute of ticks (fewer after the start). */
 static uint64_t events_per_s(const struct engine *e)
 {
@@ -616,6 +643,8 @@ void engine_status(struct engine *e, struct engine_status *st)
 		st->log_size_bytes = (uint64_t)fs.f_blocks * fs.f_frsize;
 	}
 	st->nreplicas = e->o.nreplicas;
+	for (size_t i = 0; i < e->o.nreplicas; i++)
+		st->replicas_in_sync += !strcmp(engine_replica_state(e, i), "in sync");
 	st->log_failed = e->log_failed || e->seal.failed;
 }
 

@@ -50,8 +50,11 @@ struct engine_status {
 	uint64_t segment, seq;
 	uint64_t log_free_bytes, log_size_bytes;
 	size_t nreplicas;
+	size_t replicas_in_sync; /* whose HEAD is the log's */
 	bool log_failed;
 };
+/* "in sync", "behind" or "unreachable": a replica's HEAD against the log's. */
+const char *engine_replica_state(const struct engine *e, size_t i);
 
 /* Errors: each function returns 0 or one of these, with err saying what. */
 enum {
