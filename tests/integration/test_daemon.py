@@ -229,6 +229,11 @@ def exec_traces_and_exit_status_is_the_commands():
         check(rc == 128 + 15, f"killed command: rc {rc}")
         rc, _, err = d.rs(["exec", "--", "/nonexistent/cmd"])
         check(rc == 127, f"missing command: rc {rc}: {err}")
+        # An argv larger than a frame: the step says it was cut, the command gets it whole.
+        big = ["x" * 1000] * 40
+        rc, out, err = d.rs(["exec", "--runbook", "big", "--", "sh", "-c",
+                             'echo $#', "sh"] + big)
+        check(rc == 0 and out.strip() == "40", f"long argv: rc {rc} {out!r} {err}")
         d.stop()
         recs = d.records()
         run = one_run(recs, "one")
@@ -249,6 +254,9 @@ def exec_traces_and_exit_status_is_the_commands():
         rend = by_kind(recs, "run_end", run)
         check(len(rend) == 1 and rend[0]["status"] == "failed" and rend[0]["events"] > 0,
               f"run_end {rend}")
+        big_step = by_kind(recs, "step_start", one_run(recs, "big"))[0]
+        check(big_step["argv_truncated"] and len(big_step["argv"]) < 44,
+              f"long argv step_start {big_step['argv_truncated']} {len(big_step['argv'])}")
         check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
     finally:
         d.close()

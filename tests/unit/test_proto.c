@@ -89,6 +89,15 @@ static void test_step_argv(void **state)
 			    &r));
 	assert_int_equal(r.argv->count, 3);
 	assert_string_equal(m.items[r.argv->first + 2].v.s, "echo \"hi\"\n");
+	assert_false(r.argv_truncated);
+	assert_null(request("{\"v\":1,\"op\":\"step\",\"run\":\"R\",\"name\":\"s\","
+			    "\"argv\":[],\"argv_truncated\":true}",
+			    &r));
+	assert_true(r.argv_truncated);
+	assert_string_equal(request("{\"v\":1,\"op\":\"step\",\"run\":\"R\",\"name\":\"s\","
+				    "\"argv_truncated\":1}",
+				    &r),
+			    "bad_request");
 }
 
 static void test_required_and_types(void **state)

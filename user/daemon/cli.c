@@ -16,8 +16,9 @@
 #include "server.h"
 #include "util.h"
 
-#define EXIT_RUNSEAL 125 /* runseal itself failed: the command did not run */
-#define TRIGGERS_MAX 16
+#define EXIT_RUNSEAL  125 /* runseal itself failed: the command did not run */
+#define TRIGGERS_MAX  16
+#define ARGV_SENT_MAX 8192 /* bytes of argv in a step request, half a frame */
 
 /* ---- runseal daemon ----------------------------------------------------------------------- */
 
@@ -267,10 +268,14 @@ static int exec_open(struct rs_client *c, struct exec_args *a, char *run, long *
 	rsc_begin(c, "step");
 	pe_str(&c->req, "run", run);
 	pe_str(&c->req, "name", a->step);
-	size_t n = 0;
-	while (a->cmd[n])
-		n++;
+	/* The argv is the client's word, for the step_start record: a long one is cut to fit
+	 * a frame (the exec records carry the real one). */
+	size_t n = 0, bytes = 0;
+	while (a->cmd[n] && bytes + strlen(a->cmd[n]) < ARGV_SENT_MAX && n < 200)
+		bytes += strlen(a->cmd[n++]) + 8;
 	pe_strs(&c->req, "argv", (const char *const *)a->cmd, n);
+	if (a->cmd[n])
+		pe_bool(&c->req, "argv_truncated", true);
 	if (rsc_call(c) < 0)
 		return -1;
 	*seq = rsc_int(c, "step", -1);

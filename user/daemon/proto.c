@@ -424,7 +424,7 @@ static int op_of(const struct proto_msg *m, struct proto_req *r, char *err, size
 
 static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, size_t errlen)
 {
-	const struct proto_val *v;
+	const struct proto_val *v, *t;
 	bool needs_run =
 	    r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END || r->op == OP_END;
 	bool needs_step = r->op == OP_ATTACH || r->op == OP_STEP_END;
@@ -439,9 +439,11 @@ static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, 
 	    int_field(m, "signal", false, 1, 64, &r->signal, err, errlen) < 0 ||
 	    strings_field(m, "argv", PV_ARR, &r->argv, err, errlen) < 0 ||
 	    strings_field(m, "trigger", PV_OBJ, &r->trigger, err, errlen) < 0 ||
-	    want(m, "detached", PV_BOOL, false, &v, err, errlen) < 0)
+	    want(m, "detached", PV_BOOL, false, &v, err, errlen) < 0 ||
+	    want(m, "argv_truncated", PV_BOOL, false, &t, err, errlen) < 0)
 		return -1;
 	r->detached = v && v->b;
+	r->argv_truncated = t && t->b;
 	return 0;
 }
 

@@ -64,6 +64,7 @@ struct proto_req {
 	const char *name;
 	const char *status;
 	bool detached;
+	bool argv_truncated;		 /* the client sent only the first items of a long argv */
 	int64_t step;			 /* -1 when absent */
 	int64_t exit_code;		 /* -1 when absent */
 	int64_t signal;			 /* 0 when absent */

@@ -443,7 +443,8 @@ static void on_step(struct server *sv, struct client *c, const struct proto_req 
 	}
 	for (size_t i = 0; r->argv && i < r->argv->count; i++)
 		argv[argc++] = r->msg->items[r->argv->first + i].v.s;
-	rc = engine_step_open(sv->e, r->run, r->name, argv, argc, &c->peer, &seq, err, sizeof(err));
+	rc = engine_step_open(sv->e, r->run, r->name, argv, argc, r->argv_truncated, &c->peer, &seq,
+			      err, sizeof(err));
 	if (rc) {
 		engine_failed(c, r, rc, err);
 		return;

@@ -400,8 +400,8 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 }
 
 int engine_step_open(struct engine *e, const char *run, const char *name, const char *const *argv,
-		     size_t argc, const struct engine_peer *p, uint32_t *seq, char *err,
-		     size_t errlen)
+		     size_t argc, bool argv_truncated, const struct engine_peer *p, uint32_t *seq,
+		     char *err, size_t errlen)
 {
 	struct stream *s = &e->s;
 	struct erun *r;
@@ -424,6 +424,7 @@ int engine_step_open(struct engine *e, const char *run, const char *name, const 
 	for (size_t i = 0; i < argc; i++)
 		rec_item(s, argv[i], strlen(argv[i]), false);
 	rec_close(s, ']');
+	rec_bool(s, "argv_truncated", argv_truncated);
 	rec_peer(s, "", p);
 	if (emit(e) < 0)
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");

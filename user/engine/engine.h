@@ -80,8 +80,8 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 		    const struct engine_kv *trigger, size_t ntrigger, bool detached,
 		    const struct engine_peer *p, char id[ENGINE_ID_LEN], char *err, size_t errlen);
 int engine_step_open(struct engine *e, const char *run, const char *name, const char *const *argv,
-		     size_t argc, const struct engine_peer *p, uint32_t *seq, char *err,
-		     size_t errlen);
+		     size_t argc, bool argv_truncated, const struct engine_peer *p, uint32_t *seq,
+		     char *err, size_t errlen);
 /* Puts the peer's own process (p->pid, pinned by p->pidfd) under the step: it and all its
  * descendants are traced from now on. Returns ENGINE_ALREADY when it is traced as part of
  * this very step already (a traced command that calls runseal exec for its own step again,
