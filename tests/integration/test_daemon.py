@@ -778,6 +778,10 @@ def runseal_sh_for_cron_github_and_rundeck():
         check(rc == 0 and "MARK_cron with spaces arg0" in out, f"cron: {rc} {out} {err}")
         rc, out, err = run(["sh", RUNSEAL_SH, "-c"], d.env)
         check(rc == 125 and "needs a COMMAND" in err, f"no command: {rc} {err}")
+        # The command's own $SHELL -c (cron's SHELL= is inherited) joins the same step.
+        env = dict(d.env, RUNSEAL_RUNBOOK="nested", SHELL=RUNSEAL_SH)
+        rc, out, err = run([RUNSEAL_SH, "-c", '"$SHELL" -c "echo MARK_inner"'], env)
+        check(rc == 0 and "MARK_inner" in out, f"nested runseal-sh: {rc} {out} {err}")
         d.stop()
         recs = d.records()
         gh = by_kind(recs, "run_start", one_run(recs, "ci"))[0]
@@ -787,6 +791,11 @@ def runseal_sh_for_cron_github_and_rundeck():
         check(by_kind(recs, "step_end", gh["run"])[0]["exit_code"] == 1, "gh exit code")
         rd = by_kind(recs, "run_start", one_run(recs, "restart"))[0]
         check(rd["trigger"]["tool"] == "rundeck" and rd["trigger"]["execution"] == "7", f"{rd}")
+        nested = one_run(recs, "nested")
+        inner = [r for r in execs_with(recs, "MARK_inner") if r.get("comm") == "sh"]
+        check(inner and all(r["run"] == nested for r in inner), f"nested attribution {inner}")
+        check(len(by_kind(recs, "step_start", nested)) == 1, "the nested shell opened a step")
+        check(not [r for r in by_kind(recs, "refused")], "the nested shell was refused")
         cron = one_run(recs, "backup")
         check(by_kind(recs, "step_start", cron)[0]["step"] == "echo", "cron step name")
         check(execs_with(recs, "MARK_cron")[0]["run"] == cron, "cron attribution")

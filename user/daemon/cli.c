@@ -300,7 +300,13 @@ static void exec_child(struct exec_args *a, const char *run, long seq)
 	if (rsc_call(&c) < 0)
 		_exit(client_fail("exec", &c, EXIT_RUNSEAL));
 	rsc_close(&c);
+	/* A shell the command starts through runseal-sh (cron's SHELL=, inherited) joins this
+	 * very step instead of being refused as a traced process leaving its run. */
+	char num[24];
+	snprintf(num, sizeof(num), "%ld", seq);
 	setenv("RUNSEAL_RUN_ID", run, 1);
+	setenv("RUNSEAL_RUN", run, 1);
+	setenv("RUNSEAL_STEP_SEQ", num, 1);
 	execvp(a->cmd[0], a->cmd);
 	fprintf(stderr, "runseal exec: %s: %s\n", a->cmd[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
