@@ -89,4 +89,17 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench
+# The timer that erases ended epochs' keys when nothing runs (`runseal keys tick`): a
+# systemd timer where systemd is PID 1, a cron line otherwise; both are harmless together.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install-keys-tick:
+	install -D -m 0644 scripts/runseal-keys-tick.service $(DESTDIR)/etc/systemd/system/runseal-keys-tick.service
+	install -D -m 0644 scripts/runseal-keys-tick.timer $(DESTDIR)/etc/systemd/system/runseal-keys-tick.timer
+	install -D -m 0644 scripts/runseal-keys-tick.cron $(DESTDIR)/etc/cron.d/runseal-keys-tick
+	sed -i 's|/usr/local/bin/runseal|$(PREFIX)/bin/runseal|' \
+		$(DESTDIR)/etc/systemd/system/runseal-keys-tick.service $(DESTDIR)/etc/cron.d/runseal-keys-tick
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl enable --now runseal-keys-tick.timer; fi
+
+.PHONY: all unit check demo lint clean fuzz bench install-keys-tick

@@ -1055,3 +1055,71 @@ void signer_close(struct epoch_signer *sg)
 	sg->fd = -1;
 	sg->epoch = 0;
 }
+
+/* ---- Erasing ended epochs without a run ------------------------------------------------ */
+
+int keys_key_epoch(const char *dir, uint64_t *epoch, char *err, size_t errlen)
+{
+	char path[4096], buf[17];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/epoch.key", dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	/* Only the epoch number: the seed after it is none of the reader's business. */
+	n = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	*epoch = 0;
+	if (n != (ssize_t)sizeof(buf) || buf[16] != ' ')
+		return fail(err, errlen, "%s: not `<16 digits> <64 hex>`", path);
+	for (int i = 0; i < 16; i++) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return fail(err, errlen, "%s: not `<16 digits> <64 hex>`", path);
+		*epoch = *epoch * 10 + (uint64_t)(buf[i] - '0');
+	}
+	return 0;
+}
+
+uint64_t keys_epoch_due(const struct epoch_schedule *s, uint64_t now)
+{
+	uint64_t e;
+
+	if (now < s->t0 || s->len == 0)
+		return 0;
+	e = (now - s->t0) / s->len;
+	/* After the last epoch every key is spent: epoch n has no certificate, so moving
+	 * there erases the last real seed. */
+	return e > s->n ? s->n : e;
+}
+
+int keys_tick(const char *dir, uint64_t now, uint64_t *from, uint64_t *to, char *err,
+	      size_t errlen)
+{
+	struct epoch_schedule s;
+	struct epoch_signer sg;
+	unsigned char host[16], root[32];
+	char path[4096];
+	uint64_t due;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/root.pub", dir);
+	if (keys_load_root_pub(path, host, root, err, errlen) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/epochs.pub", dir);
+	if (keys_load_schedule(path, root, &s, err, errlen) < 0)
+		return -1;
+	if (signer_open(dir, &sg, err, errlen) < 0) {
+		keys_free_schedule(&s);
+		return -1;
+	}
+	due = keys_epoch_due(&s, now);
+	*from = *to = sg.epoch;
+	r = due > sg.epoch ? signer_advance(&sg, due, err, errlen) : 0;
+	if (r == 0)
+		*to = sg.epoch;
+	signer_close(&sg);
+	keys_free_schedule(&s);
+	return r;
+}

@@ -65,6 +65,17 @@ int signer_sign(const struct epoch_signer *sg, const unsigned char *msg, size_t 
 void signer_public(const struct epoch_signer *sg, unsigned char pub[32]);
 void signer_close(struct epoch_signer *sg); /* erases the seed from memory */
 
+/* The epoch whose key should be on disk at Unix time now: now's epoch, the schedule's n
+ * once it has run out (every key erased), 0 before t0. */
+uint64_t keys_epoch_due(const struct epoch_schedule *s, uint64_t now);
+/* The epoch number epoch.key in dir is at (its seed is not read). */
+int keys_key_epoch(const char *dir, uint64_t *epoch, char *err, size_t errlen);
+/* `runseal keys tick`: erases the seeds of every epoch that has ended by now, whether or
+ * not anything seals (cron or a systemd timer runs it). *from and *to: the key's epoch
+ * before and after. */
+int keys_tick(const char *dir, uint64_t now, uint64_t *from, uint64_t *to, char *err,
+	      size_t errlen);
+
 /* Pure helpers shared by the sealer and the verifier. */
 void key_id(const unsigned char pub[32], char out[65]);
 void epoch_seed_next(const unsigned char seed[32], unsigned char next[32]);

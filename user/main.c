@@ -22,6 +22,7 @@ static const char usage_main[] =
     "commands:\n"
     "  run RUNBOOK      run a runbook's steps, record and seal what they did (root)\n"
     "  keygen           create the host's signing keys (root key, epoch keys)\n"
+    "  keys tick        erase the epoch key of an ended epoch (for cron or a timer)\n"
     "  verify [LOGDIR]  check a sealed log and its replicas: complete and unaltered?\n"
     "  show [LOGDIR]    print the records of a log after verifying them\n"
     "  version          print the version\n"
@@ -288,12 +289,62 @@ static int cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
+static const char usage_keys[] =
+    "usage: runseal keys tick [--key-dir DIR]\n"
+    "\n"
+    "Erases from DIR (default " KEYS_DIR_DEFAULT ") the seed of every epoch that has\n"
+    "ended, even when nothing runs: epoch.key is overwritten in place with the current\n"
+    "epoch's seed. A run erases them too, but only when it runs; install the\n"
+    "runseal-keys-tick timer (or its cron line) so that a compromise between runs finds\n"
+    "no key of an ended epoch. Prints what it erased; nothing when there was nothing.\n";
+
+static int cmd_keys(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"key-dir", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *dir = KEYS_DIR_DEFAULT;
+	char err[KEYS_ERRLEN];
+	uint64_t from, to;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'K':
+			dir = optarg;
+			break;
+		case 'h':
+			fputs(usage_keys, stdout);
+			return 0;
+		default:
+			fputs(usage_keys, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || strcmp(argv[optind], "tick")) {
+		fputs(usage_keys, stderr);
+		return 2;
+	}
+	if (keys_tick(dir, (uint64_t)time(NULL), &from, &to, err, sizeof(err)) < 0) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return 2;
+	}
+	if (to > from)
+		printf("%s/epoch.key: erased the seeds of epochs %llu to %llu; now at epoch %llu\n",
+		       dir, (unsigned long long)from, (unsigned long long)(to - 1),
+		       (unsigned long long)to);
+	return 0;
+}
+
 static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
     {"run", cmd_run},
     {"keygen", cmd_keygen},
+    {"keys", cmd_keys},
     {"verify", verify_cmd},
     {"show", show_cmd},
 };

@@ -653,6 +653,23 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 	return 0;
 }
 
+/* A key behind the clock means seeds of ended epochs sat on disk since the last run: erase
+ * them before anything else, and say so, since the timer that should have is missing. */
+static int erase_ended(struct sealer *s, char *err, size_t errlen)
+{
+	uint64_t due = keys_epoch_due(&s->sched, (uint64_t)time(NULL)), was = s->sg.epoch;
+
+	if (due <= was)
+		return 0;
+	if (signer_advance(&s->sg, due, err, errlen) < 0)
+		return -1;
+	warnx("%s/epoch.key was still at epoch %llu, the clock is in epoch %llu: the keys of "
+	      "ended epochs stayed on disk until now (erased); install the runseal-keys-tick "
+	      "timer or cron line (`make install`) so they are erased when their epoch ends",
+	      s->o.key_dir, (unsigned long long)was, (unsigned long long)due);
+	return 0;
+}
+
 static int load_keys(struct sealer *s, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -677,7 +694,9 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 	if (keys_load_schedule(path, root, &s->sched, err, errlen) < 0)
 		return -1;
 	hex(s->sched.host_id, 16, s->host_hex);
-	return signer_open(s->o.key_dir, &s->sg, err, errlen);
+	if (signer_open(s->o.key_dir, &s->sg, err, errlen) < 0)
+		return -1;
+	return erase_ended(s, err, errlen);
 }
 
 int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t errlen)

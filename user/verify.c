@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/fs.h>
@@ -1287,6 +1288,31 @@ static int walk_dir(struct walk *w)
 
 /* ---- verify_log ------------------------------------------------------------------------- */
 
+/* On the host (the key directory holds epoch.key): a key behind the clock is a seed of an
+ * ended epoch still on disk, which lets anyone with root re-sign that epoch's records. */
+static void warn_stale_key(struct ver *v, const char *kd)
+{
+	char path[PATH_MAX], err[KEYS_ERRLEN];
+	struct epoch_schedule s;
+	uint64_t at, due;
+
+	snprintf(path, sizeof(path), "%s/epoch.key", kd);
+	if (v->o->quiet || access(path, F_OK) < 0 || keys_key_epoch(kd, &at, err, sizeof(err)) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/epochs.pub", kd);
+	if (keys_load_schedule(path, v->root, &s, err, sizeof(err)) < 0)
+		return;
+	due = keys_epoch_due(&s, (uint64_t)time(NULL));
+	keys_free_schedule(&s);
+	if (due > at)
+		fprintf(stderr,
+			"runseal: warning: %s/epoch.key is at epoch %" PRIu64 " but the clock is in "
+			"epoch %" PRIu64 ": the seeds of ended epochs are still on disk, so their "
+			"records could be re-signed; run `runseal keys tick` and install its timer "
+			"(`make install`)\n",
+			kd, at, due);
+}
+
 static int load_keys(struct ver *v)
 {
 	const struct verify_opts *o = v->o;
@@ -1312,6 +1338,7 @@ static int load_keys(struct ver *v)
 				path, strerror(errno));
 		return -1;
 	}
+	warn_stale_key(v, kd);
 	/* A schedule that does not load against this root.pub may still be a wrong --pub:
 	 * the genesis decides (wrong_key), else it is an unusable key directory (exit 2). */
 	v->have_sched =

@@ -458,6 +458,41 @@ def disk_full_fails_closed_and_stays_verifiable():
         env.close()
 
 
+@test
+def keys_tick_erases_an_ended_epoch_without_a_run():
+    """The key of an ended epoch goes when its epoch ends, not at the next seal: `keys tick`
+    (the timer's command) erases it; verify on the host warns while it is still there."""
+    env = Env(["--epoch-seconds", "3", "--epochs", "1000", "--max-interval", "1"])
+    try:
+        two_runs(env)
+        key = os.path.join(env.keys, "epoch.key")
+        before = open(key).read()
+        rc, out, err = rs(["keys", "tick", "--key-dir", env.keys])
+        check(rc == 0 and out == "", f"tick within the epoch: rc {rc} {out!r} {err!r}")
+        time.sleep(6.5)  # two epochs end, and nothing runs
+        rc, problems, text = env.verify()
+        check(rc == 0 and "epoch.key is at epoch" in text and "keys tick" in text,
+              f"verify does not warn of the stale key: {text[-500:]}")
+        rc, out, err = rs(["keys", "tick", "--key-dir", env.keys])
+        check(rc == 0 and "erased the seeds of epochs" in out, f"tick rc {rc}: {out!r} {err!r}")
+        after = open(key).read()
+        check(before.split()[1] not in after, "the old seed is still in epoch.key")
+        check(int(after.split()[0]) > int(before.split()[0]), f"epoch did not move: {after[:16]}")
+        check(os.stat(key).st_mode & 0o777 == 0o400 and len(after) == 82, "epoch.key damaged")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "epoch.key is at epoch" not in text, f"after tick: {text[-400:]}")
+        # A run finding the key behind the clock erases it first and says so.
+        time.sleep(3.5)
+        rc, out, err = env.run()
+        check(rc == 0 and "stayed on disk" in err, f"run with a stale key: rc {rc} {err[-400:]}")
+        rc, problems, text = env.verify()
+        check(rc == 0, f"verify after the run: {text[-400:]}")
+        rc, out, err = rs(["keys", "frob", "--key-dir", env.keys])
+        check(rc == 2 and "usage" in err, f"bad subcommand rc {rc}")
+    finally:
+        env.close()
+
+
 def main():
     return run_all("seal", "inode flags, BPF, key ownership", sys.argv[1:])
 

@@ -1041,6 +1041,62 @@ static void test_unhex(void **state)
 	assert_int_equal(out[1], 9);
 }
 
+/* keys tick: the seeds of ended epochs go, the current one stays, and past the end of the
+ * schedule nothing usable is left. */
+static void test_keys_tick(void **state)
+{
+	struct fix *f = *state;
+	struct epoch_signer sg;
+	char *key, before[128], after[128];
+	uint64_t from, to, at;
+
+	gen(f, 4);
+	key = path_of(f, "epoch.key");
+	slurp(key, before, sizeof(before));
+	/* Before t0 and inside epoch 0: nothing to erase. */
+	assert_int_equal(keys_tick(f->dir, T0 - 100, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_int_equal(keys_tick(f->dir, T0 + L - 1, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_true(from == 0 && to == 0);
+	slurp(key, after, sizeof(after));
+	assert_string_equal(before, after);
+	/* Two epochs later: epoch.key is at epoch 2, and no earlier seed is left in it. */
+	assert_int_equal(keys_tick(f->dir, T0 + 2 * L + 5, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_true(from == 0 && to == 2);
+	assert_int_equal(keys_key_epoch(f->dir, &at, f->err, sizeof(f->err)), 0);
+	assert_int_equal(at, 2);
+	slurp(key, after, sizeof(after));
+	assert_null(strstr(after, before + 17));
+	assert_int_equal(signer_open(f->dir, &sg, f->err, sizeof(f->err)), 0);
+	assert_int_equal(sg.epoch, 2);
+	signer_close(&sg);
+	/* The clock going back erases nothing and restores nothing. */
+	assert_int_equal(keys_tick(f->dir, T0 + 5, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_true(from == 2 && to == 2);
+	/* After the last epoch (4 epochs): the key moves to epoch 4, which certifies nothing. */
+	assert_int_equal(keys_tick(f->dir, T0 + 100 * L, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_int_equal(to, 4);
+	/* A damaged key directory is an error naming the file. */
+	unlink(key);
+	assert_int_equal(keys_tick(f->dir, T0 + 100 * L, &from, &to, f->err, sizeof(f->err)), -1);
+	assert_contains(f->err, "keygen");
+	assert_int_equal(keys_key_epoch(f->dir, &at, f->err, sizeof(f->err)), -1);
+	assert_contains(f->err, "epoch.key");
+	free(key);
+}
+
+static void test_epoch_due(void **state)
+{
+	struct epoch_schedule s = {.t0 = T0, .len = L, .n = 4};
+
+	(void)state;
+	assert_int_equal(keys_epoch_due(&s, 0), 0);
+	assert_int_equal(keys_epoch_due(&s, T0), 0);
+	assert_int_equal(keys_epoch_due(&s, T0 + L), 1);
+	assert_int_equal(keys_epoch_due(&s, T0 + 4 * L - 1), 3);
+	assert_int_equal(keys_epoch_due(&s, T0 + 4 * L), 4);
+	assert_int_equal(keys_epoch_due(&s, UINT64_MAX), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1060,6 +1116,8 @@ int main(void)
 	    cmocka_unit_test(test_seal_message_bytes),
 	    cmocka_unit_test(test_cert_message_bytes),
 	    cmocka_unit_test(test_unhex),
+	    cmocka_unit_test_setup_teardown(test_keys_tick, setup, teardown),
+	    cmocka_unit_test(test_epoch_due),
 	};
 
 	if (geteuid() != 0) {
