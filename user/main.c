@@ -215,14 +215,16 @@ static int cmd_run(int argc, char **argv)
 
 static const char usage_keygen[] =
     "usage: runseal keygen [--key-dir DIR] [--epoch-seconds N] [--epochs N]\n"
-    "                      [--max-interval SECONDS]\n"
+    "                      [--max-interval SECONDS] [--late-slack SECONDS]\n"
     "\n"
     "Creates the host's keys in DIR (default " KEYS_DIR_DEFAULT "): a root key pair that\n"
     "certifies one Ed25519 key per epoch (default 8760 epochs of 3600 s: a year), and the\n"
     "first epoch's seed. The host erases each epoch's key when the epoch ends, so records\n"
     "sealed before a compromise cannot be re-signed after it. Keep root.pub for verifying;\n"
     "move root.key offline. --max-interval bounds how long a record may wait for its seal\n"
-    "(default 60 s). Existing keys are never overwritten.\n";
+    "(default 60 s), --late-slack how much longer a seal may take to be written (default\n"
+    "5 s); both are signed into the schedule, and together they must be shorter than an\n"
+    "epoch. Existing keys are never overwritten.\n";
 
 static uint64_t num_arg(const char *opt, const char *s, uint64_t max)
 {
@@ -244,11 +246,13 @@ static int cmd_keygen(int argc, char **argv)
 	    {"epoch-seconds", required_argument, NULL, 'E'},
 	    {"epochs", required_argument, NULL, 'N'},
 	    {"max-interval", required_argument, NULL, 'M'},
+	    {"late-slack", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *dir = KEYS_DIR_DEFAULT;
 	uint64_t len = KEYS_EPOCH_SECONDS, n = KEYS_EPOCHS, maxi = KEYS_MAX_INTERVAL;
+	uint64_t slack = KEYS_LATE_SLACK;
 	char err[KEYS_ERRLEN], rid[65], hid[33];
 	int c;
 
@@ -266,6 +270,9 @@ static int cmd_keygen(int argc, char **argv)
 		case 'M':
 			maxi = num_arg("--max-interval", optarg, 86400);
 			break;
+		case 'S':
+			slack = num_arg("--late-slack", optarg, 3600);
+			break;
 		case 'h':
 			fputs(usage_keygen, stdout);
 			return 0;
@@ -278,8 +285,8 @@ static int cmd_keygen(int argc, char **argv)
 		fputs(usage_keygen, stderr);
 		return 2;
 	}
-	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, rid, hid, err, sizeof(err)) <
-	    0) {
+	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, slack, rid, hid, err,
+			  sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
 		return 2;
 	}

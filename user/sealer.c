@@ -143,16 +143,12 @@ int sealer_flush(struct sealer *s)
 	return 0;
 }
 
-/* Chains one entry: the canonical prefix, then the body's fields (body is a JSON object).
- * Entries are batched in memory and written by sealer_flush: at every boundary, seal and
- * collector wake-up, so a crash loses no more than the events not yet read from the
- * kernel would be lost anyway. */
-static int put_entry(struct sealer *s, const char *body, size_t blen)
+/* Builds in s->line the canonical prefix, then the body's fields (body is a JSON object, or
+ * one still open, for a seal that is signed before its last field). */
+static void chain_line(struct sealer *s, const char *body, size_t blen)
 {
 	char prev[65];
 
-	if (s->failed)
-		return -1;
 	hex(s->last, 32, prev);
 	s->line.len = 0;
 	jb_raw(&s->line, "{\"seq\":", 7);
@@ -161,6 +157,13 @@ static int put_entry(struct sealer *s, const char *body, size_t blen)
 	jb_raw(&s->line, prev, 64);
 	jb_raw(&s->line, "\",", 2);
 	jb_raw(&s->line, body + 1, blen - 1);
+}
+
+/* Hashes the entry built in s->line into the chain and batches it. Entries are written by
+ * sealer_flush: at every boundary, seal and collector wake-up, so a crash loses no more
+ * than the events not yet read from the kernel would be lost anyway. */
+static int commit_line(struct sealer *s)
+{
 	entry_hash(s->line.p, s->line.len, s->last);
 	jb_putc(&s->line, '\n');
 	jb_raw(&s->out, s->line.p, s->line.len);
@@ -172,6 +175,14 @@ static int put_entry(struct sealer *s, const char *body, size_t blen)
 			return -1;
 		}
 	return 0;
+}
+
+static int put_entry(struct sealer *s, const char *body, size_t blen)
+{
+	if (s->failed)
+		return -1;
+	chain_line(s, body, blen);
+	return commit_line(s);
 }
 
 static void field_str(struct jbuf *b, const char *k, const char *v)
@@ -225,6 +236,7 @@ static int put_genesis(struct sealer *s)
 	field_u64(&b, "epoch_seconds", s->sched.len);
 	field_u64(&b, "epochs", s->sched.n);
 	field_u64(&b, "max_interval", s->sched.max_interval);
+	field_u64(&b, "late_slack", s->sched.late_slack);
 	return put_body(s, &b);
 }
 
@@ -372,7 +384,7 @@ int sealer_seal(struct sealer *s, const char *reason)
 	if (s->failed)
 		return -1;
 	if (s->fd < 0) {
-		if (strcmp(reason, "heartbeat") || open_segment(s) < 0)
+		if ((strcmp(reason, "heartbeat") && strcmp(reason, "start")) || open_segment(s) < 0)
 			return s->failed ? -1 : 0;
 	}
 	begin_body(&b, "seal", t);
@@ -395,9 +407,6 @@ int sealer_seal(struct sealer *s, const char *reason)
 		goto fail;
 	}
 	count = s->seq - s->first_seq;
-	mlen = seal_message(msg, s->sched.host_id, n, s->first_seq, count, s->last, e, t);
-	if (signer_sign(&s->sg, msg, mlen, sig) < 0)
-		goto fail;
 	signer_public(&s->sg, pub);
 	field_u64(&b, "segment", n);
 	field_u64(&b, "first_seq", s->first_seq);
@@ -408,9 +417,16 @@ int sealer_seal(struct sealer *s, const char *reason)
 	field_u64(&b, "epoch", e);
 	hex(pub, 32, hx);
 	field_str(&b, "epoch_key", hx);
+	/* The signature covers the whole entry before it: seq, prev and every field. */
+	chain_line(s, b.p, b.len);
+	jb_free(&b);
+	mlen = seal_message(msg, s->sched.host_id, s->line.p, s->line.len);
+	if (!mlen || signer_sign(&s->sg, msg, mlen, sig) < 0)
+		goto fail;
 	hex(sig, 64, hx);
-	field_str(&b, "sig", hx);
-	if (put_body(s, &b) < 0 || sealer_flush(s) < 0 || fsync(s->fd) < 0)
+	field_str(&s->line, "sig", hx);
+	jb_putc(&s->line, '}');
+	if (commit_line(s) < 0 || sealer_flush(s) < 0 || fsync(s->fd) < 0)
 		goto fail;
 	worm_set(s->fd, 0);
 	close(s->fd);
@@ -578,6 +594,21 @@ static int check_host(struct sealer *s, bool z1, char *err, size_t errlen)
 	return r;
 }
 
+/* The time of the last line of buf (a seal), 0 when it has none. */
+static uint64_t last_time(const char *buf, size_t len)
+{
+	char t[TIME_LEN];
+	size_t start = len ? len - 1 : 0;
+	uint64_t ns = 0;
+
+	while (start > 0 && buf[start - 1] != '\n')
+		start--;
+	if (len && entry_get_str(buf + start, len - 1 - start, "time", t, sizeof(t)) == 0 &&
+	    parse_time(t, strlen(t), &ns) < 0)
+		ns = 0;
+	return ns;
+}
+
 static int recover(struct sealer *s, const struct scan *sc, char *err, size_t errlen)
 {
 	uint64_t n = sc->max, last_seq = 0, count;
@@ -601,6 +632,7 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 		if (read_segment(s, n, true, &buf, &len, err, errlen) < 0)
 			return -1;
 		valid = valid_prefix(buf, len, &last_seq, s->last, &sealed, &count);
+		s->last_seal_rt = last_time(buf, len);
 		free(buf);
 		if (!count || !sealed || valid != len) {
 			snprintf(err, errlen,
@@ -628,6 +660,7 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 	s->segment = n + 1;
 	if (sealed && valid == len) {
 		/* Crashed after its seal, before compression: finish the job. */
+		s->last_seal_rt = last_time(buf, len);
 		free(buf);
 		return compress_segment(s, n, NULL, 0);
 	}
@@ -679,7 +712,8 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 		char rid[65], hid[33];
 
 		if (keys_generate(s->o.key_dir, (uint64_t)time(NULL), KEYS_EPOCH_SECONDS,
-				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, rid, hid, err, errlen) < 0)
+				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, KEYS_LATE_SLACK, rid, hid, err,
+				  errlen) < 0)
 			return -1;
 		fprintf(
 		    stderr,
@@ -697,6 +731,22 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 	if (signer_open(s->o.key_dir, &s->sg, err, errlen) < 0)
 		return -1;
 	return erase_ended(s, err, errlen);
+}
+
+/* The verifier holds an unsealed (crashed) segment to the seal cadence: its entries lie
+ * within max_interval + late_slack of the last seal before them. A writer starting long
+ * after the last seal therefore seals first; one starting soon after keeps that seal's
+ * rhythm, its first checkpoint coming when that seal is checkpoint_s old. */
+static int seal_at_start(struct sealer *s)
+{
+	uint64_t now = now_ns(CLOCK_REALTIME), step = s->o.checkpoint_s * 1000000000ull;
+
+	if (!s->pending_recovery && s->last_seal_rt && s->last_seal_rt <= now &&
+	    now - s->last_seal_rt < step / 2) {
+		s->last_seal -= now - s->last_seal_rt;
+		return 0;
+	}
+	return sealer_seal(s, "start");
 }
 
 int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t errlen)
@@ -741,6 +791,11 @@ int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t
 			goto fail;
 	}
 	s->last_seal = now_ns(CLOCK_MONOTONIC);
+	if (sc.max && seal_at_start(s) < 0) {
+		snprintf(err, errlen, "%s: cannot seal the log before the run: %s", o->log_dir,
+			 strerror(errno ? errno : EIO));
+		goto fail;
+	}
 	return 0;
 fail:
 	sealer_close(s);

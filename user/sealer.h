@@ -35,6 +35,7 @@ struct sealer {
 	uint64_t first_seq; /* of the active segment */
 	uint64_t seg_bytes;
 	uint64_t last_seal;	/* CLOCK_MONOTONIC ns of the last seal (or open) */
+	uint64_t last_seal_rt;	/* CLOCK_REALTIME ns of the log's last seal, 0 unknown */
 	unsigned char last[32]; /* hash of the last entry */
 	struct epoch_schedule sched;
 	struct epoch_signer sg;
@@ -52,7 +53,8 @@ struct sealer {
 int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t errlen);
 /* The stream sink: appends one record; fsyncs at step and run boundaries. */
 int sealer_sink(void *ctx, const struct rec_view *v);
-/* Seals the active segment (reason: run_end, size, checkpoint, heartbeat, shutdown). */
+/* Seals the active segment (reason: run_end, size, checkpoint, heartbeat, shutdown, or
+ * start: the seal sealer_open makes when the last one is old, see seal_at_start). */
 int sealer_seal(struct sealer *s, const char *reason);
 /* Writes the batched entries (no fsync). */
 int sealer_flush(struct sealer *s);

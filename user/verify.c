@@ -42,7 +42,6 @@
  */
 
 #define PROBLEMS_LISTED 1000
-#define LATE_SLACK_S	5 /* docs/FORMAT.md, "Verifying" step 5 */
 #define RING		64
 #define LOOKAHEAD	16
 #define GAPS_MAX	256
@@ -75,6 +74,8 @@ struct crash {
 	size_t seg;
 	uint64_t valid, torn, last_seq;
 	bool named;
+	uint64_t max_time, max_seq; /* its newest entry, for the seal that covers it */
+	size_t max_off;
 };
 
 /* An entry waiting for its segment's seal before it is handed to the caller. */
@@ -132,13 +133,21 @@ struct walk {
 	bool seg_sealed, seg_error, seg_after_seal, seg_worm_unavail;
 	uint64_t seg_min_time, seg_min_seq;
 	size_t seg_min_off;
+	uint64_t seg_max_time, seg_max_seq; /* the newest entry of the segment */
+	size_t seg_max_off;
+	/* The seal cadence: the first entry more than max_interval + late_slack after the
+	 * last seal before the segment (or the genesis), which only a seal in time excuses. */
+	uint64_t cad_base;
+	bool cad_on, cad_hit;
+	uint64_t cad_time, cad_seq;
+	size_t cad_off;
 	struct pend *pend;
 	size_t npend, cappend;
 
 	/* log */
 	bool have_genesis, have_seal, have_prev_seal, truncated;
 	uint64_t entries, seals, segments, last_epoch;
-	uint64_t last_seal_seq;
+	uint64_t last_seal_seq, last_seal_ns, genesis_ns;
 	char last_seal_time[TIME_LEN];
 	char *seal_line; /* the last seal line, with its '\n' */
 	size_t seal_len, seal_cap;
@@ -466,7 +475,7 @@ static void check_genesis(struct walk *w, const char *l, size_t len, size_t off,
 {
 	struct ver *v = w->v;
 	char format[32], host[64], root[80];
-	uint64_t t0, el, n, mi;
+	uint64_t t0, el, n, mi, ls;
 
 	if (seq != 0 || w->cur != 0 || w->seg_entries != 0) {
 		problem(w, true, "malformed", w->cur, NULL, off, seq,
@@ -478,7 +487,8 @@ static void check_genesis(struct walk *w, const char *l, size_t len, size_t off,
 	    entry_get_str(l, len, "host_id", host, sizeof(host)) ||
 	    entry_get_str(l, len, "root_key", root, sizeof(root)) ||
 	    entry_get_u64(l, len, "t0", &t0) || entry_get_u64(l, len, "epoch_seconds", &el) ||
-	    entry_get_u64(l, len, "epochs", &n) || entry_get_u64(l, len, "max_interval", &mi)) {
+	    entry_get_u64(l, len, "epochs", &n) || entry_get_u64(l, len, "max_interval", &mi) ||
+	    entry_get_u64(l, len, "late_slack", &ls)) {
 		problem(w, true, "malformed", w->cur, NULL, off, seq,
 			"genesis entry without its fields");
 		return;
@@ -499,7 +509,8 @@ static void check_genesis(struct walk *w, const char *l, size_t len, size_t off,
 		v->keys_bad = true;
 	}
 	if (!v->keys_bad && v->have_sched &&
-	    (t0 != v->s.t0 || el != v->s.len || n != v->s.n || mi != v->s.max_interval)) {
+	    (t0 != v->s.t0 || el != v->s.len || n != v->s.n || mi != v->s.max_interval ||
+	     ls != v->s.late_slack)) {
 		problem(w, true, "wrong_key", w->cur, NULL, off, seq,
 			"epochs.pub (t0 %" PRIu64 ", %" PRIu64 " x %" PRIu64
 			" s) is not the schedule "
@@ -614,6 +625,62 @@ static void deliver(struct walk *w)
 	w->npend = 0;
 }
 
+/* The seal's signature over everything in the line but the signature itself. */
+static bool seal_sig_ok(const struct ver *v, const char *l, size_t len, const unsigned char key[32])
+{
+	unsigned char msg[SEAL_MSG_MAX], sig[64];
+	size_t signed_len, ml;
+
+	if (seal_split(l, len, &signed_len, sig) < 0)
+		return false;
+	ml = seal_message(msg, v->s.host_id, l, signed_len);
+	return ml && ed25519_verify(key, msg, ml, sig);
+}
+
+static uint64_t late_limit_ns(const struct ver *v)
+{
+	return (v->s.max_interval + v->s.late_slack) * 1000000000ull;
+}
+
+/* Forward security: a record may wait max_interval (+ late_slack) for its seal, no more,
+ * and is not dated after it. A forger holding only a later epoch's key must seal old
+ * records late. Covers the segment's own entries and those of crashed segments just
+ * before it, which this seal covers through the recovery entry. (An entry found inserted
+ * or changed here is already reported.) */
+static void check_lateness(struct walk *w, const char *time, uint64_t tns)
+{
+	const struct ver *v = w->v;
+	uint64_t limit = late_limit_ns(v), slack = v->s.late_slack * 1000000000ull;
+	char t[TIME_LEN];
+
+	if (w->seg_entries && !w->seg_error && tns > w->seg_min_time &&
+	    tns - w->seg_min_time > limit) {
+		fmt_time(w->seg_min_time, t);
+		problem(w, true, "late_record", w->cur, NULL, w->seg_min_off, w->seg_min_seq,
+			"entry of %s sealed at %s, %" PRIu64 " s later (at most %" PRIu64
+			" s): re-sealed after the fact, as a forger with a later key must",
+			t, time, (uint64_t)((tns - w->seg_min_time) / 1000000000ull),
+			v->s.max_interval + v->s.late_slack);
+	}
+	if (w->seg_entries && !w->seg_error && w->seg_max_time > tns + slack) {
+		fmt_time(w->seg_max_time, t);
+		problem(w, true, "future_record", w->cur, NULL, w->seg_max_off, w->seg_max_seq,
+			"entry dated %s, after the seal that covers it (%s, late_slack %" PRIu64
+			" s): written after the fact",
+			t, time, v->s.late_slack);
+	}
+	for (size_t i = 0; i < w->ncrash; i++) {
+		const struct crash *c = &w->crash[i];
+
+		if (c->max_time <= tns + slack)
+			continue;
+		fmt_time(c->max_time, t);
+		problem(w, true, "future_record", c->seg, NULL, c->max_off, c->max_seq,
+			"entry dated %s, after the seal that covers it (%s, in %s)", t, time,
+			w->segs[w->cur].name);
+	}
+}
+
 static void check_seal(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq,
 		       const unsigned char prev[32], const char *time, uint64_t tns)
 {
@@ -633,6 +700,12 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 	    entry_get_str(l, len, "sig", sh, sizeof(sh)) || unhex(lh, strlen(lh), last, 32) ||
 	    unhex(kh, strlen(kh), key, 32) || unhex(sh, strlen(sh), sig, 64)) {
 		problem(w, true, "malformed", w->cur, NULL, off, seq, "seal without its fields");
+		return;
+	}
+	if (seal_split(l, len, &(size_t){0}, sig) < 0) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"the seal does not end in its \"sig\" field, or is longer than %d bytes",
+			SEAL_LINE_MAX);
 		return;
 	}
 	/* The sealed fields against the entries; a problem already found in this segment
@@ -665,11 +738,8 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 			problem(w, true, "epoch", w->cur, NULL, off, seq,
 				"the root certificate of epoch %" PRIu64 " does not verify", e);
 		} else {
-			unsigned char msg[SEAL_MSG_MAX];
-			size_t ml = seal_message(msg, v->s.host_id, n, first, count, last, e, time);
-
 			te = epoch_of(&v->s, sec);
-			if (!ed25519_verify(key, msg, ml, sig))
+			if (!seal_sig_ok(v, l, len, key))
 				problem(w, true, "bad_signature", w->cur, NULL, off, seq,
 					"the seal's signature does not verify");
 			else if (te != e)
@@ -684,23 +754,7 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 					": an expired (erased) epoch key used later",
 					e, w->last_epoch);
 		}
-		/* Forward security: a record may wait max_interval for its seal, no more. A
-		 * forger holding only a later epoch's key must seal old records late. */
-		uint64_t limit = (v->s.max_interval + LATE_SLACK_S) * 1000000000ull;
-
-		/* (An entry found inserted or changed here is already reported.) */
-		if (w->seg_entries && !w->seg_error && tns > w->seg_min_time &&
-		    tns - w->seg_min_time > limit) {
-			char t[TIME_LEN];
-
-			fmt_time(w->seg_min_time, t);
-			problem(w, true, "late_record", w->cur, NULL, w->seg_min_off,
-				w->seg_min_seq,
-				"entry of %s sealed at %s, %" PRIu64 " s later (at most %" PRIu64
-				" s): re-sealed after the fact, as a forger with a later key must",
-				t, time, (uint64_t)((tns - w->seg_min_time) / 1000000000ull),
-				v->s.max_interval + LATE_SLACK_S);
-		}
+		check_lateness(w, time, tns);
 	}
 	if (!w->have_seal || e > w->last_epoch)
 		w->last_epoch = e;
@@ -711,6 +765,7 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 	w->have_seal = true;
 	w->seals++;
 	w->last_seal_seq = seq;
+	w->last_seal_ns = tns;
 	snprintf(w->last_seal_time, sizeof(w->last_seal_time), "%s", time);
 	if (len + 1 > w->seal_cap) {
 		w->seal_cap = len + 1;
@@ -893,6 +948,22 @@ static void process_line(struct walk *w, size_t off, size_t len)
 		w->seg_min_seq = eff;
 		w->seg_min_off = off;
 	}
+	if (k != K_BAD && k != K_SEAL && tns > w->seg_max_time) {
+		w->seg_max_time = tns;
+		w->seg_max_seq = eff;
+		w->seg_max_off = off;
+	}
+	if (k == K_GENESIS && !w->cad_on) {
+		w->genesis_ns = w->cad_base = tns;
+		w->cad_on = true;
+	}
+	if (k != K_BAD && k != K_SEAL && !w->cad_hit && w->cad_on && v->have_sched &&
+	    tns > w->cad_base + late_limit_ns(v)) {
+		w->cad_hit = true;
+		w->cad_time = tns;
+		w->cad_seq = eff;
+		w->cad_off = off;
+	}
 	switch (k) {
 	case K_GENESIS:
 		check_genesis(w, l, len, off, seq);
@@ -983,6 +1054,28 @@ static void check_flags(struct walk *w, bool last)
 	}
 }
 
+/* An unsealed segment (crashed, or the tail) has no seal of its own to be late for: its
+ * entries must lie within max_interval + late_slack of the last seal before them, as a
+ * live writer's checkpoint seals guarantee (and runseal seals when it starts). A sealed
+ * segment stripped of its seal to pass as crashed fails this, unless it was the newest
+ * one, which only an independent copy of HEAD (a replica) tells. */
+static void check_cadence(struct walk *w)
+{
+	char t[TIME_LEN], b[TIME_LEN];
+
+	if (!w->cad_hit || w->seg_error || w->v->keys_bad)
+		return;
+	fmt_time(w->cad_time, t);
+	fmt_time(w->cad_base, b);
+	problem(w, true, "late_record", w->cur, NULL, w->cad_off, w->cad_seq,
+		"entry of %s in an unsealed segment, %" PRIu64 " s after the last seal (or "
+		"genesis) at %s (at most %" PRIu64
+		" s without a seal): a sealed segment stripped of its seal, "
+		"or sealed records presented as a crash",
+		t, (uint64_t)((w->cad_time - w->cad_base) / 1000000000ull), b,
+		w->v->s.max_interval + w->v->s.late_slack);
+}
+
 static void process_segment(struct walk *w, size_t i)
 {
 	const struct seg *sg = &w->segs[i];
@@ -1004,7 +1097,11 @@ static void process_segment(struct walk *w, size_t i)
 	}
 	w->seg_entries = w->seg_valid = 0;
 	w->seg_sealed = w->seg_error = w->seg_after_seal = w->seg_worm_unavail = false;
-	w->seg_min_time = 0;
+	w->seg_min_time = w->seg_max_time = 0;
+	w->cad_hit = false;
+	/* The base of the cadence: the last seal so far, or the genesis (segment 1). */
+	w->cad_on = w->have_seal || w->genesis_ns;
+	w->cad_base = w->have_seal ? w->last_seal_ns : w->genesis_ns;
 	w->npend = 0;
 	w->after_crash = w->ncrash > 0;
 	while (off < w->len) {
@@ -1037,6 +1134,8 @@ static void process_segment(struct walk *w, size_t i)
 	memmove(w->crash, w->crash + ncrash_before,
 		(w->ncrash - ncrash_before) * sizeof(*w->crash));
 	w->ncrash -= ncrash_before;
+	if (!w->seg_sealed && !sg->z)
+		check_cadence(w);
 	if (!w->seg_sealed) {
 		if (sg->z) {
 			if (!w->seg_error)
@@ -1044,8 +1143,10 @@ static void process_segment(struct walk *w, size_t i)
 					"the sealed segment does not end with a seal");
 		} else if (!last) {
 			w->crash = xrealloc(w->crash, (w->ncrash + 1) * sizeof(*w->crash));
-			w->crash[w->ncrash++] = (struct crash){
-			    i, w->seg_valid, w->len - w->seg_valid, w->seg_last_seq, false};
+			w->crash[w->ncrash++] =
+			    (struct crash){i,		    w->seg_valid,     w->len - w->seg_valid,
+					   w->seg_last_seq, false,	      w->seg_max_time,
+					   w->seg_max_seq,  w->seg_max_off};
 		} else {
 			w->torn_tail = w->len - off;
 			/* Entries that chain, not yet sealed: a run in progress. */

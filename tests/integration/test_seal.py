@@ -344,7 +344,8 @@ def forward_security_old_records_cannot_be_reforged():
     """With everything the host holds after its epoch changed (epoch.key, the public files;
     root.key moved offline), an attacker edits a record sealed in an earlier epoch, re-chains
     and re-signs every seal with the current key: verify rejects it."""
-    env = Env(["--epoch-seconds", "2", "--epochs", "10000", "--max-interval", "1"])
+    env = Env(["--epoch-seconds", "4", "--epochs", "10000", "--max-interval", "1",
+               "--late-slack", "2"])
     try:
         os.unlink(os.path.join(env.keys, "root.key"))
         rc, out, err = env.run()
@@ -462,7 +463,8 @@ def disk_full_fails_closed_and_stays_verifiable():
 def keys_tick_erases_an_ended_epoch_without_a_run():
     """The key of an ended epoch goes when its epoch ends, not at the next seal: `keys tick`
     (the timer's command) erases it; verify on the host warns while it is still there."""
-    env = Env(["--epoch-seconds", "3", "--epochs", "1000", "--max-interval", "1"])
+    env = Env(["--epoch-seconds", "3", "--epochs", "1000", "--max-interval", "1",
+               "--late-slack", "1"])
     try:
         two_runs(env)
         key = os.path.join(env.keys, "epoch.key")
@@ -489,6 +491,55 @@ def keys_tick_erases_an_ended_epoch_without_a_run():
         check(rc == 0, f"verify after the run: {text[-400:]}")
         rc, out, err = rs(["keys", "frob", "--key-dir", env.keys])
         check(rc == 2 and "usage" in err, f"bad subcommand rc {rc}")
+    finally:
+        env.close()
+
+
+def slow_run_killed(env, after=2.5):
+    rb = os.path.join(env.tmp, "slow.yaml")
+    open(rb, "w").write("name: slow\nsteps:\n  - name: before\n    run: echo before-crash\n"
+                        "  - name: long\n    run: while :; do cat /etc/hostname >/dev/null; "
+                        "sleep 0.1; done; sleep 31\n")
+    p = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", env.keys, "--log-dir", env.log,
+                          rb], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(after)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    subprocess.run(["pkill", "-9", "-f", "sleep 0.1; done; sleep 31"], capture_output=True)
+
+
+@test
+def fake_crash_forgery_fails_and_a_genuine_crash_passes():
+    """The seal cadence binds crashed segments: a genuine crash long after the last run
+    verifies; sealed records edited, stripped of their seals and passed off as a crash
+    "recovered" with the current key do not."""
+    env = Env(["--epoch-seconds", "30", "--epochs", "1000", "--max-interval", "1",
+               "--late-slack", "2"])
+    try:
+        os.unlink(os.path.join(env.keys, "root.key"))
+        rc, out, err = env.run()
+        check(rc == 0, f"run rc {rc}: {err}")
+        time.sleep(4)  # longer than max_interval + late_slack since the last seal
+        slow_run_killed(env)
+        rc, out, err = env.run()
+        check(rc == 0 and "recovered" in err, f"run after the crash rc {rc}: {err[-300:]}")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "recovery" in kinds(problems, "warning"),
+              f"a genuine crash does not verify: {text[-600:]}")
+        # The forgery: the first run's exec edited, everything after it stripped of seals.
+        seg = segments(env.log)[0]
+        lines = read_seg(os.path.join(env.log, seg)).split(b"\n")[:-1]
+        target = next(seq_of(l) for l in lines if b'"kind":"exec"' in l)
+        unflag_tree(env.tmp)
+        p = subprocess.run([FORGE, "--fake-crash", env.log, env.keys, str(target),
+                            '"kind":"exec"', '"kind":"exec","forged":true'],
+                           capture_output=True)
+        check(p.returncode == 0, f"forge failed: {p.stderr.decode()}")
+        rc, problems, text = env.verify()
+        check(rc == 1, f"the fake crash verified: {text[-600:]}")
+        late = [p for p in problems if p.get("kind") == "late_record" and p["level"] == "error"]
+        check(late and late[0]["file"] == seg.replace(".z", "") and late[0]["seq"] is not None,
+              f"not reported as late_record in {seg}: {text[-600:]}")
     finally:
         env.close()
 

@@ -36,7 +36,7 @@ static int setup(void **state)
 	snprintf(f->keys, sizeof(f->keys), "%s/keys", f->tmp);
 	snprintf(f->log, sizeof(f->log), "%s/log", f->tmp);
 	snprintf(f->rep, sizeof(f->rep), "%s/rep", f->tmp);
-	assert_int_equal(keys_generate(f->keys, (uint64_t)time(NULL) - 10, 3600, 4, 60, NULL, NULL,
+	assert_int_equal(keys_generate(f->keys, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, NULL, NULL,
 				       e, sizeof(e)),
 			 0);
 	*state = f;
@@ -182,7 +182,10 @@ static void test_chain_seal_and_signature(void **state)
 	assert_int_equal(entry_get_str(line, strlen(line), "sig", hx, sizeof(hx)), 0);
 	assert_int_equal(unhex(hx, strlen(hx), sig, 64), 0);
 	hex(sched.host_id, 16, hid);
-	len = seal_message(msg, sched.host_id, seg, first, count, lh, epoch, t);
+	/* It covers the whole line before its sig field. */
+	assert_int_equal(seal_split(line, strlen(line), &len, sig), 0);
+	len = seal_message(msg, sched.host_id, line, len);
+	assert_true(len > 0);
 	assert_true(ed25519_verify(pub, msg, len, sig));
 	msg[20] ^= 1;
 	assert_false(ed25519_verify(pub, msg, len, sig));
@@ -319,7 +322,7 @@ static void test_heartbeat_and_foreign_host(void **state)
 	/* Another host's keys refuse to continue this log and write nothing. */
 	snprintf(other, sizeof(other), "%s/other", f->tmp);
 	assert_int_equal(
-	    keys_generate(other, (uint64_t)time(NULL) - 10, 3600, 4, 60, NULL, NULL, e, sizeof(e)),
+	    keys_generate(other, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, NULL, NULL, e, sizeof(e)),
 	    0);
 	o.key_dir = other;
 	assert_int_equal(sealer_open(&s, &o, e, sizeof(e)), -1);

@@ -82,7 +82,7 @@ static void make_keys(const char *dir, uint64_t t0)
 {
 	char err[KEYS_ERRLEN], rid[65], hid[33];
 
-	if (keys_generate(dir, t0, 3600, 4, 60, rid, hid, err, sizeof(err)) < 0)
+	if (keys_generate(dir, t0, 3600, 4, 60, 5, rid, hid, err, sizeof(err)) < 0)
 		fail_msg("keys_generate: %s", err);
 }
 
@@ -166,7 +166,7 @@ static void tl_open(struct tl *t, unsigned n)
 		add(t,
 		    "\"kind\":\"genesis\",\"time\":\"%s\",\"format\":\"runseal-log/1\",\"host_id\":"
 		    "\"%s\",\"hostname\":\"test\",\"root_key\":\"%s\",\"t0\":%llu,"
-		    "\"epoch_seconds\":3600,\"epochs\":4,\"max_interval\":60",
+		    "\"epoch_seconds\":3600,\"epochs\":4,\"max_interval\":60,\"late_slack\":5",
 		    now_str(t, tb), t->host_hex, t->root_id, (unsigned long long)t->t0);
 	add(t,
 	    "\"kind\":\"segment\",\"time\":\"%s\",\"segment\":%u,\"host_id\":\"%s\",\"worm\":"
@@ -213,10 +213,22 @@ static void tl_seal_at(struct tl *t, uint64_t e, uint64_t tns)
 	fmt_time(tns, tb);
 	seed_of(t, e, seed);
 	assert_int_equal(ed25519_public(seed, pub), 0);
-	ml = seal_message(msg, t->host, t->cur, first, count, t->last, e, tb);
-	assert_int_equal(ed25519_sign(seed, msg, ml, sig), 0);
 	hex(t->last, 32, lh);
 	hex(pub, 32, kh);
+	/* Signed: the whole line up to its sig field. */
+	char prev[65], *unsigned_line;
+
+	hex(t->last, 32, prev);
+	unsigned_line = xasprintf(
+	    "{\"seq\":%llu,\"prev\":\"%s\",\"kind\":\"seal\",\"time\":\"%s\",\"segment\":%u,"
+	    "\"first_seq\":%llu,\"count\":%llu,\"last_hash\":\"%s\",\"reason\":\"run_end\","
+	    "\"epoch\":%llu,\"epoch_key\":\"%s\"",
+	    (unsigned long long)t->seq, prev, tb, t->cur, (unsigned long long)first,
+	    (unsigned long long)count, lh, (unsigned long long)e, kh);
+	ml = seal_message(msg, t->host, unsigned_line, strlen(unsigned_line));
+	assert_true(ml > 0);
+	assert_int_equal(ed25519_sign(seed, msg, ml, sig), 0);
+	free(unsigned_line);
 	hex(sig, 64, sh);
 	add(t,
 	    "\"kind\":\"seal\",\"time\":\"%s\",\"segment\":%u,\"first_seq\":%llu,\"count\":%llu,"
@@ -834,6 +846,99 @@ static void test_bad_signature(void **state)
 	tl_free(&t);
 }
 
+/* The signature covers every field of the seal: a reason (or seq, kind...) edited is a bad
+ * signature, not a silent change. */
+static void test_seal_fields_signed(void **state)
+{
+	static const char *const edits[][2] = {
+	    {"\"reason\":\"run_end\"", "\"reason\":\"size\""},
+	    {"\"kind\":\"seal\",", "\"kind\":\"seal\",\"x\":1,"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct tl t;
+		char *buf, *p, *nb;
+		size_t len, ll, off, fl = strlen(edits[i][0]), tl = strlen(edits[i][1]);
+		bool z;
+
+		tl_init(&t);
+		tl_standard(&t, 3);
+		tl_write(&t, t.log, 3, true);
+		seg_load(t.log, 2, &buf, &len, &z);
+		off = find_seq(buf, len, 13, &ll);
+		p = memmem(buf + off, ll, edits[i][0], fl);
+		assert_non_null(p);
+		nb = xmalloc(len + tl);
+		memcpy(nb, buf, (size_t)(p - buf));
+		memcpy(nb + (p - buf), edits[i][1], tl);
+		memcpy(nb + (p - buf) + tl, p + fl, len - (size_t)(p - buf) - fl);
+		seg_store(t.log, 2, nb, len - fl + tl, z);
+		expect_one(run(&t, NULL), "bad_signature", SEG2, 13);
+		free(nb);
+		free(buf);
+		tl_free(&t);
+	}
+}
+
+/* The seal cadence binds unsealed segments: entries of a crashed segment more than
+ * max_interval + late_slack after the last seal before it are a sealed segment passed off
+ * as a crash. Entries dated after the seal that covers them are an error too. */
+static void test_crash_cadence(void **state)
+{
+	struct tl t;
+	size_t valid = 0;
+	char tb[TIME_LEN];
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 1); /* sealed at about t0 + 10 s */
+	tl_open(&t, 2);
+	tl_rec(&t, "/in-time");
+	t.tns += 66 * SEC; /* 60 + 5, and a second more */
+	tl_rec(&t, "/too-late");
+	for (size_t i = 0; i < t.n; i++)
+		if (t.seg[i] == 2)
+			valid += strlen(t.line[i]) + 1;
+	t.tns += 100 * SEC;
+	tl_open(&t, 3);
+	add(&t,
+	    "\"kind\":\"recovery\",\"time\":\"%s\",\"file\":\"seg-0000000000000002.log\","
+	    "\"segment\":2,\"valid_bytes\":%zu,\"torn_bytes\":0,\"last_seq\":9,\"sealed\":false",
+	    now_str(&t, tb), valid);
+	tl_seal(&t);
+	tl_write(&t, t.log, 3, true);
+	expect_one(run(&t, NULL), "late_record", "seg-0000000000000002.log", 9);
+	tl_free(&t);
+
+	/* The unsealed tail is held to it as well. */
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_open(&t, 2);
+	t.tns += 70 * SEC;
+	tl_rec(&t, "/tail");
+	tl_write(&t, t.log, 2, true);
+	expect_one(run(&t, NULL), "late_record", "seg-0000000000000002.log", 8);
+	tl_free(&t);
+
+	/* A record ten years ahead of its seal. */
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_open(&t, 2);
+	{
+		uint64_t now = t.tns;
+
+		t.tns += 315360000ull * SEC;
+		tl_rec(&t, "/future");
+		t.tns = now;
+	}
+	tl_rec(&t, "/now");
+	tl_seal(&t);
+	tl_write(&t, t.log, 2, true);
+	expect_one(run(&t, NULL), "future_record", SEG2, 8);
+	tl_free(&t);
+}
+
 static void test_head(void **state)
 {
 	struct tl t;
@@ -1131,6 +1236,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_forward_security, teardown),
 	    cmocka_unit_test_teardown(test_epoch_rules, teardown),
 	    cmocka_unit_test_teardown(test_bad_signature, teardown),
+	    cmocka_unit_test_teardown(test_seal_fields_signed, teardown),
+	    cmocka_unit_test_teardown(test_crash_cadence, teardown),
 	    cmocka_unit_test_teardown(test_head, teardown),
 	    cmocka_unit_test_teardown(test_recovery, teardown),
 	    cmocka_unit_test_teardown(test_io_errors, teardown),

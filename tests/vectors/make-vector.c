@@ -107,10 +107,10 @@ static void open_segment(struct vec *v, unsigned n)
 		      "\"kind\":\"genesis\",\"time\":\"%s\",\"format\":\"%s\",\"host_id\":\"%s\","
 		      "\"hostname\":\"vector\",\"root_key\":\"%s\",\"t0\":%llu,\"epoch_seconds\":%"
 		      "llu,"
-		      "\"epochs\":%llu,\"max_interval\":%llu",
+		      "\"epochs\":%llu,\"max_interval\":%llu,\"late_slack\":%llu",
 		      tm(v), LOG_FORMAT, v->host_hex, v->root_id, (unsigned long long)v->s.t0,
 		      (unsigned long long)v->s.len, (unsigned long long)v->s.n,
-		      (unsigned long long)v->s.max_interval);
+		      (unsigned long long)v->s.max_interval, (unsigned long long)v->s.late_slack);
 	entry(v,
 	      "\"kind\":\"segment\",\"time\":\"%s\",\"segment\":%u,\"host_id\":\"%s\","
 	      "\"worm\":\"append-only\",\"fsync\":\"boundary\"",
@@ -129,19 +129,25 @@ static void seal(struct vec *v, const char *reason)
 	ep = epoch_of(&v->s, v->ns / SEC);
 	if (ep == UINT64_MAX || (ep > v->sg.epoch && signer_advance(&v->sg, ep, e, sizeof(e)) < 0))
 		errx(1, "epoch %llu: %s", (unsigned long long)ep, e);
-	ml = seal_message(msg, v->s.host_id, v->segment, v->first, count, v->last, ep, t);
-	if (signer_sign(&v->sg, msg, ml, sig) < 0)
-		errx(1, "cannot sign");
 	signer_public(&v->sg, pub);
 	hex(v->last, 32, lh);
 	hex(pub, 32, kh);
+	/* The signature covers the line up to its sig field: prefix and every other field. */
+	char *body = xasprintf(
+	    "\"kind\":\"seal\",\"time\":\"%s\",\"segment\":%u,\"first_seq\":%llu,\"count\":%llu,"
+	    "\"last_hash\":\"%s\",\"reason\":\"%s\",\"epoch\":%llu,\"epoch_key\":\"%s\"",
+	    t, v->segment, (unsigned long long)v->first, (unsigned long long)count, lh, reason,
+	    (unsigned long long)ep, kh);
+	char *unsigned_line =
+	    xasprintf("{\"seq\":%llu,\"prev\":\"%s\",%s", (unsigned long long)v->seq, lh, body);
+
+	ml = seal_message(msg, v->s.host_id, unsigned_line, strlen(unsigned_line));
+	if (!ml || signer_sign(&v->sg, msg, ml, sig) < 0)
+		errx(1, "cannot sign");
 	hex(sig, 64, sh);
-	entry(v,
-	      "\"kind\":\"seal\",\"time\":\"%s\",\"segment\":%u,\"first_seq\":%llu,\"count\":%llu,"
-	      "\"last_hash\":\"%s\",\"reason\":\"%s\",\"epoch\":%llu,\"epoch_key\":\"%s\","
-	      "\"sig\":\"%s\"",
-	      t, v->segment, (unsigned long long)v->first, (unsigned long long)count, lh, reason,
-	      (unsigned long long)ep, kh, sh);
+	entry(v, "%s,\"sig\":\"%s\"", body, sh);
+	free(body);
+	free(unsigned_line);
 	/* HEAD: the seal line verbatim, with its newline. */
 	const char *endl = v->seg.p + v->seg.len - 1, *start = endl;
 
@@ -205,7 +211,7 @@ int main(int argc, char **argv)
 	if (!mkdtemp(tmpl))
 		err(1, "mkdtemp");
 	snprintf(keys, sizeof(keys), "%s/keys", tmpl);
-	if (keys_generate(keys, T0, 3600, 2, 60, rid, hid, e, sizeof(e)) < 0)
+	if (keys_generate(keys, T0, 3600, 2, 60, 5, rid, hid, e, sizeof(e)) < 0)
 		errx(1, "%s", e);
 	snprintf(path, sizeof(path), "%s/root.pub", keys);
 	if (keys_load_root_pub(path, host, root, e, sizeof(e)) < 0)
