@@ -1259,6 +1259,26 @@ static void read_head(struct walk *w)
 			 entry_prefix(w->head, w->head_len - 1, &w->head_seq, prev) >= 0;
 }
 
+/* Whether HEAD is a seal signed by the certified key of its epoch: HEAD is the one copy of
+ * the newest seal that may outlive its segment, so a made-up one must not pass for it. */
+static bool head_signed(const struct walk *w)
+{
+	struct ver *v = w->v;
+	const char *l = w->head;
+	size_t len = w->head_len - 1;
+	char kh[80];
+	unsigned char key[32];
+	uint64_t e;
+
+	if (!v->have_sched || v->keys_bad)
+		return true; /* nothing to check it with; reported elsewhere */
+	if (entry_get_u64(l, len, "epoch", &e) ||
+	    entry_get_str(l, len, "epoch_key", kh, sizeof(kh)) || unhex(kh, strlen(kh), key, 32))
+		return false;
+	return e < v->s.n && !memcmp(key, v->s.pub[e], 32) &&
+	       cert_ok(v, e) && seal_sig_ok(v, l, len, key);
+}
+
 /* HEAD against the log's own last seal. */
 static void check_head(struct walk *w)
 {
@@ -1267,14 +1287,24 @@ static void check_head(struct walk *w)
 	read_head(w);
 	if (!w->have_head) {
 		if (w->have_seal)
-			problem(w, false, "head_stale", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
-				"HEAD is missing but the log has seals (last seq %" PRIu64 ")",
+			problem(w, true, "head_missing", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+				"HEAD is missing but the log has seals (last seq %" PRIu64
+				"): deleted, maybe with the newest segments; restore it from a "
+				"replica",
 				w->last_seal_seq);
 		return;
 	}
 	if (!w->head_parsed) {
 		problem(w, true, "head_mismatch", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
 			"HEAD is not one seal line");
+		return;
+	}
+	if ((w->head_len != w->seal_len || memcmp(w->head, w->seal_line, w->seal_len)) &&
+	    !head_signed(w)) {
+		problem(w, true, "bad_signature", SIZE_MAX, "HEAD", NOOFF, w->head_seq,
+			"HEAD (seq %" PRIu64 ") is not a seal signed by the certified key of its "
+			"epoch: it was made up or edited",
+			w->head_seq);
 		return;
 	}
 	if (!w->have_seal || w->head_seq > w->last_seal_seq) {
@@ -1505,6 +1535,13 @@ int verify_log(const struct verify_opts *o, verify_entry_fn fn, void *ctx)
 		free(label);
 		r->label = "";
 	}
+	/* A log alone cannot show that its newest segments went together with HEAD: say so,
+	 * rather than let "ok" claim it. */
+	if (!o->nreplicas && w.have_seal)
+		problem(&w, false, "no_replica", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+			"no replica was given: HEAD has no independent copy, so the deletion of "
+			"the newest segments together with HEAD (a rollback) cannot be detected; "
+			"verify with --replica DIR (--strict requires one)");
 	if (v.errors)
 		rc = 1;
 	if (!o->quiet) {
@@ -1557,15 +1594,16 @@ static const char usage_verify[] =
     "      --key-dir DIR   where epochs.pub is (default " KEYS_DIR_DEFAULT ")\n"
     "      --replica DIR   verify this replica too and compare HEADs (repeatable)\n"
     "      --json          problems and the summary as JSON Lines\n"
-    "      --strict        warnings (loss, recovery, worm, unsealed tail...) fail too\n"
+    "      --strict        warnings (loss, recovery, worm, unsealed tail, no replica...)\n"
+    "                      fail too\n"
     "  -q, --quiet         print nothing; the exit status tells\n"
     "  -h, --help          show this help\n"
     "\n"
     "A problem is one line, LEVEL: KIND: FILE offset N seq S: MESSAGE. Errors:\n"
     "modified, deleted, inserted, reordered, truncated, missing_segment, wrong_host,\n"
-    "wrong_key, bad_signature, epoch, late_record, head_mismatch, rollback,\n"
-    "malformed. Warnings: loss, recovery, worm, unsealed_tail, head_stale,\n"
-    "unexpected.\n"
+    "wrong_key, bad_signature, epoch, late_record, future_record, head_mismatch,\n"
+    "head_missing, rollback, malformed. Warnings: loss, recovery, worm,\n"
+    "unsealed_tail, head_stale, no_replica, unexpected.\n"
     "\n"
     "exit status: 0 verified, 1 problems found, 2 usage error, unreadable log or keys\n";
 

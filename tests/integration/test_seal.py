@@ -295,6 +295,53 @@ def tamper_missing_segment():
 
 
 @test
+def tamper_newest_segment_and_head_deleted():
+    def edit(env):
+        os.unlink(os.path.join(env.log, segments(env.log)[-1]))
+        os.unlink(os.path.join(env.log, "HEAD"))
+        return {"file": "HEAD"}
+    tamper_case(edit, {"head_missing"})
+
+
+@test
+def tamper_head_seq_forged():
+    """A HEAD claiming a later seal than the log has is a forgery (its signature covers its
+    seq), not a sign of truncation."""
+    def edit(env):
+        path = os.path.join(env.log, "HEAD")
+        head = open(path, "rb").read()
+        s = seq_of(head)
+        open(path, "wb").write(head.replace(b'{"seq":%d,' % s, b'{"seq":%d,' % (s + 5), 1))
+        return {"file": "HEAD", "seq": {s + 5}}
+    tamper_case(edit, {"bad_signature"})
+
+
+@test
+def seal_reason_edited():
+    def edit(env):
+        seg = segments(env.log)[0]
+        edit_lines(os.path.join(env.log, seg),
+                   lambda ls: [l.replace(b'"reason":"run_end"', b'"reason":"size"')
+                               if b'"kind":"seal"' in l else l for l in ls])
+        return {"file": seg}
+    tamper_case(edit, {"bad_signature"})
+
+
+@test
+def verify_says_when_it_cannot_see_a_rollback():
+    env = Env()
+    try:
+        two_runs(env)
+        rc, out, err = rs(["verify", env.log, "--key-dir", env.keys])
+        check(rc == 0 and "no replica was given" in out and "rollback" in out,
+              f"rc {rc}: {out}")
+        rc, out, err = rs(["verify", env.log, "--key-dir", env.keys, "--strict"])
+        check(rc == 1 and "error: no_replica" in out, f"--strict without a replica: rc {rc} {out}")
+    finally:
+        env.close()
+
+
+@test
 def rebuilt_log_with_other_keys():
     """An attacker rebuilds the log from scratch with keys of their own: the auditor's
     root.pub rejects it."""

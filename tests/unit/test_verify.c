@@ -942,7 +942,7 @@ static void test_crash_cadence(void **state)
 static void test_head(void **state)
 {
 	struct tl t;
-	char *rep, *p, *h;
+	char *rep, *p, *h, *p2;
 	const char *reps[1];
 	struct verify_opts o;
 
@@ -977,6 +977,31 @@ static void test_head(void **state)
 	h = xasprintf("%s\n", t.line[6]);
 	put_file(p, h, strlen(h));
 	expect_one(run(&t, NULL), "head_mismatch", "HEAD", 6);
+	/* A HEAD made up with a higher seq: a forgery, not a truncated log. */
+	free(h);
+	h = xasprintf("%s\n", t.line[19]);
+	memcpy(h, "{\"seq\":29", 9);
+	put_file(p, h, strlen(h));
+	expect_one(run(&t, NULL), "bad_signature", "HEAD", 29);
+	/* The real HEAD of a longer log, the newest segment deleted: truncated. */
+	rm_rf(t.log);
+	tl_write(&t, t.log, 3, true);
+	p2 = seg_path(t.log, 3, true);
+	unlink(p2);
+	free(p2);
+	expect_one(run(&t, NULL), "truncated", SEG2, 19);
+	/* ... and with HEAD deleted too: HEAD is missing, an error. */
+	unlink(p);
+	expect_one(run(&t, NULL), "head_missing", "HEAD", UINT64_MAX);
+	/* Without a replica, verify says it could not see a rollback; --strict fails. */
+	rm_rf(t.log);
+	tl_write(&t, t.log, 3, true);
+	assert_int_equal(run(&t, NULL), 0);
+	assert_non_null(find("no_replica"));
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true, .strict = true};
+	assert_int_equal(run_opts(&o, NULL, NULL), 1); /* (the worm warnings fail too) */
+	assert_non_null(find("no_replica"));
+	assert_string_equal(find("no_replica")->level, "error");
 	free(h);
 	free(p);
 	free(rep);
