@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -733,6 +734,43 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 	return erase_ended(s, err, errlen);
 }
 
+/* One writer per log: a second one would take the first one's open segment for a crash
+ * and fork the chain. The lock (flock, so the kernel drops it when the holder dies, even by
+ * kill -9) is taken before anything is read or written; the file says who holds it. */
+static int lock_log(struct sealer *s, char *err, size_t errlen)
+{
+	char pid[32] = "";
+	int n;
+
+	s->lockfd = openat(s->dirfd, SEALER_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->lockfd < 0) {
+		snprintf(err, errlen, "%s/%s: cannot open the lock file: %s", s->o.log_dir,
+			 SEALER_LOCK, strerror(errno));
+		return -1;
+	}
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t r = pread(s->lockfd, pid, sizeof(pid) - 1, 0);
+
+		pid[r > 0 ? r : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen,
+				 "%s: log in use by pid %s (another `runseal run` writes it); wait "
+				 "for it to end, or give another --log-dir",
+				 s->o.log_dir, *pid ? pid : "(unknown)");
+		else
+			snprintf(err, errlen, "%s/%s: cannot lock: %s", s->o.log_dir, SEALER_LOCK,
+				 strerror(e));
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	/* Who holds it is for the message above only: a failure here changes nothing. */
+	if (ftruncate(s->lockfd, 0) == 0 && pwrite(s->lockfd, pid, (size_t)n, 0) == n)
+		fdatasync(s->lockfd);
+	return 0;
+}
+
 /* The verifier holds an unsealed (crashed) segment to the seal cadence: its entries lie
  * within max_interval + late_slack of the last seal before them. A writer starting long
  * after the last seal therefore seals first; one starting soon after keeps that seal's
@@ -757,20 +795,19 @@ int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t
 	s->o = *o;
 	s->fd = -1;
 	s->dirfd = -1;
+	s->lockfd = -1;
 	s->sg.fd = -1;
 	s->segment = 1;
 	if (!s->o.segment_max)
 		s->o.segment_max = SEALER_SEGMENT_MAX;
 	if (!s->o.checkpoint_s)
 		s->o.checkpoint_s = SEALER_CHECKPOINT_S;
-	if (load_keys(s, err, errlen) < 0)
+	s->dirfd = open_dir(o->log_dir, true, err, errlen);
+	if (s->dirfd < 0 || lock_log(s, err, errlen) < 0 || load_keys(s, err, errlen) < 0)
 		goto fail;
 	/* The verifier rejects records older than max_interval at their seal. */
 	if (s->o.checkpoint_s > s->sched.max_interval)
 		s->o.checkpoint_s = s->sched.max_interval;
-	s->dirfd = open_dir(o->log_dir, true, err, errlen);
-	if (s->dirfd < 0)
-		goto fail;
 	scan_dir(s->dirfd, &sc);
 	if (sc.max && !sc.has1) {
 		snprintf(err, errlen,
@@ -809,11 +846,13 @@ void sealer_close(struct sealer *s)
 		close(s->fd);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* releases the lock */
 	if (s->sg.fd >= 0)
 		signer_close(&s->sg);
 	keys_free_schedule(&s->sched);
 	jb_free(&s->line);
 	jb_free(&s->out);
-	s->fd = s->dirfd = -1;
+	s->fd = s->dirfd = s->lockfd = -1;
 	s->sg.fd = -1;
 }

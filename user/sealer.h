@@ -14,6 +14,7 @@
 
 #define SEALER_SEGMENT_MAX  (16u << 20)
 #define SEALER_CHECKPOINT_S 60
+#define SEALER_LOCK	    "LOCK" /* in the log directory: one writer at a time */
 
 struct sealer_opts {
 	const char *log_dir;
@@ -29,6 +30,7 @@ struct sealer_opts {
 struct sealer {
 	struct sealer_opts o;
 	int dirfd;
+	int lockfd; /* SEALER_LOCK, flock'ed while the log is open */
 	int fd;		    /* active segment, -1 when none is open */
 	uint64_t segment;   /* number of the active (or next) segment */
 	uint64_t seq;	    /* seq of the next entry */

@@ -1205,8 +1205,9 @@ static int list_dir(struct walk *w)
 		uint64_t n;
 		bool z;
 
+		/* LOCK: the writer's lock file (docs/FORMAT.md), no evidence. */
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, "HEAD"))
+		    !strcmp(de->d_name, "HEAD") || !strcmp(de->d_name, "LOCK"))
 			continue;
 		if (!seg_name(de->d_name, &n, &z)) {
 			problem(w, false, "unexpected", SIZE_MAX, de->d_name, NOOFF, NOSEQ,

@@ -342,6 +342,36 @@ def verify_says_when_it_cannot_see_a_rollback():
 
 
 @test
+def second_writer_refused_before_anything_runs():
+    env = Env()
+    try:
+        rb = os.path.join(env.tmp, "slow.yaml")
+        open(rb, "w").write("name: slow\nsteps:\n  - name: long\n    run: sleep 4\n")
+        first = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", env.keys, "--log-dir",
+                                  env.log, rb], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        marker = os.path.join(env.tmp, "ran")
+        rb2 = os.path.join(env.tmp, "second.yaml")
+        open(rb2, "w").write(f"name: second\nsteps:\n  - name: touch\n    run: touch {marker}\n")
+        before = segments(env.log)
+        rc, out, err = env.run(rb=rb2)
+        check(rc == 2 and f"log in use by pid {first.pid}" in err,
+              f"second writer: rc {rc} {err[-300:]}")
+        check(not os.path.exists(marker), "the second run's step ran")
+        check(segments(env.log) == before, "the second writer touched the log")
+        _, ferr = first.communicate(timeout=30)
+        check(first.returncode == 0, f"first run rc {first.returncode}: {ferr[-300:]}")
+        rc, out, err = env.run(rb=rb2)
+        check(rc == 0 and os.path.exists(marker), f"after the first ended: rc {rc} {err[-300:]}")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "recovery" not in kinds(problems, "warning"),
+              f"verify: {text[-500:]}")
+    finally:
+        env.close()
+
+
+@test
 def rebuilt_log_with_other_keys():
     """An attacker rebuilds the log from scratch with keys of their own: the auditor's
     root.pub rejects it."""

@@ -332,6 +332,31 @@ static void test_heartbeat_and_foreign_host(void **state)
 	free(path);
 }
 
+/* One writer per log directory: a second sealer is refused, naming the holder, before it
+ * reads or writes anything; the lock goes with the first. */
+static void test_single_writer(void **state)
+{
+	struct fx *f = *state;
+	struct sealer a, b;
+	struct sealer_opts o = {.log_dir = f->log, .key_dir = f->keys};
+	char e[1024], want[64], *path;
+
+	open_sealer(f, &a, false);
+	append(&a, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r1\"}");
+	assert_int_equal(sealer_flush(&a), 0);
+	assert_int_equal(sealer_open(&b, &o, e, sizeof(e)), -1);
+	snprintf(want, sizeof(want), "log in use by pid %ld", (long)getpid());
+	assert_non_null(strstr(e, want));
+	/* The first writer's open segment was left alone: no recovery, no seal. */
+	path = seg_path(f, NULL, 2, ".z");
+	assert_int_equal(access(path, F_OK), -1);
+	free(path);
+	assert_int_equal(sealer_seal(&a, "run_end"), 0);
+	sealer_close(&a);
+	open_sealer(f, &b, false);
+	sealer_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +365,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_heartbeat_and_foreign_host, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_single_writer, setup, teardown),
 	};
 
 	if (geteuid() != 0) {
