@@ -241,7 +241,24 @@ static int put_genesis(struct sealer *s)
 	return put_body(s, &b);
 }
 
-static int open_segment(struct sealer *s)
+/* A segment whose header could not be written (a full disk) holds none of the log's
+ * entries, only a part of its own header: it goes, so that the log stays as the last
+ * writer left it and the next run, once there is space, carries on from there. */
+static int abandon_segment(struct sealer *s, const char *name)
+{
+	int e = errno;
+
+	worm_set(s->fd, 0);
+	close(s->fd);
+	s->fd = -1;
+	unlinkat(s->dirfd, name, 0);
+	fsync(s->dirfd);
+	s->failed = true;
+	errno = e;
+	return -1;
+}
+
+static int open_segment_entries(struct sealer *s)
 {
 	struct jbuf b = {0};
 	char name[64], t[TIME_LEN];
@@ -284,6 +301,16 @@ static int open_segment(struct sealer *s)
 		s->failed = true;
 		return -1;
 	}
+	return 0;
+}
+
+static int open_segment(struct sealer *s)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), SEG_FMT, (unsigned long long)s->segment);
+	if (open_segment_entries(s) < 0)
+		return s->fd >= 0 ? abandon_segment(s, name) : -1;
 	return 0;
 }
 
@@ -502,6 +529,9 @@ static void scan_dir(int dirfd, struct scan *sc)
 	struct dirent *de;
 
 	memset(sc, 0, sizeof(*sc));
+	/* The dup shares dirfd's offset, which an earlier scan left at the end. */
+	if (d)
+		rewinddir(d);
 	while (d && (de = readdir(d))) {
 		unsigned long long n;
 		char tail[8] = "";
@@ -704,6 +734,36 @@ static int erase_ended(struct sealer *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* A crash (or a full disk, before abandon_segment) between creating a segment and writing
+ * its first byte leaves an empty file: nothing of the log is in it, so it goes, and the
+ * segment before it is the one to recover or continue. */
+static int drop_empty_tail(struct sealer *s, struct scan *sc, char *err, size_t errlen)
+{
+	char name[64];
+	struct stat st;
+
+	while (sc->max && sc->plain && !sc->z) {
+		snprintf(name, sizeof(name), SEG_FMT, (unsigned long long)sc->max);
+		if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size != 0)
+			return 0;
+		int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd >= 0) {
+			worm_set(fd, 0);
+			close(fd);
+		}
+		if (unlinkat(s->dirfd, name, 0) < 0) {
+			snprintf(err, errlen, "%s/%s: cannot remove the empty segment: %s",
+				 s->o.log_dir, name, strerror(errno));
+			return -1;
+		}
+		fsync(s->dirfd);
+		scan_dir(s->dirfd, sc);
+	}
+	return 0;
+}
+
 static int load_keys(struct sealer *s, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -809,6 +869,8 @@ int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t
 	if (s->o.checkpoint_s > s->sched.max_interval)
 		s->o.checkpoint_s = s->sched.max_interval;
 	scan_dir(s->dirfd, &sc);
+	if (drop_empty_tail(s, &sc, err, errlen) < 0)
+		goto fail;
 	if (sc.max && !sc.has1) {
 		snprintf(err, errlen,
 			 "%s: segment 1 (the genesis) is missing: run `runseal verify`",

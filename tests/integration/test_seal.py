@@ -531,6 +531,21 @@ def disk_full_fails_closed_and_stays_verifiable():
                            "--on-log-error", "continue", rb])
         check(rc == 0 and "should-not-run" in out, f"continue: rc {rc} {err[-300:]}")
         check("going on without it" in err, f"continue: not said: {err[-300:]}")
+        # A run on the still full disk fails closed and leaves the log as it was...
+        small = os.path.join(env.tmp, "small.yaml")
+        open(small, "w").write("name: small\nsteps:\n  - name: one\n    run: echo small-ran\n")
+        before = {f: os.path.getsize(os.path.join(log, f)) for f in segments(log)}
+        rc, out, err = rs(["run", "-q", "--key-dir", env.keys, "--log-dir", log, small])
+        check(rc == 2 and "small-ran" not in out, f"run on a full disk: rc {rc} {err[-300:]}")
+        after = {f: os.path.getsize(os.path.join(log, f)) for f in segments(log)}
+        check(after == before, f"the failed run left {after}, was {before}")
+        # ... and once space is freed the next run works and the log verifies.
+        subprocess.run(["mount", "-o", "remount,size=16m", mnt], check=True)
+        rc, out, err = rs(["run", "-q", "--key-dir", env.keys, "--log-dir", log, small])
+        check(rc == 0 and "small-ran" in out, f"run after freeing space: rc {rc} {err[-300:]}")
+        rc, problems, text = env.verify(log=log)
+        check(rc == 0 and "recovery" in kinds(problems, "warning"),
+              f"verify after freeing space: {text[-600:]}")
     finally:
         subprocess.run(["umount", mnt], capture_output=True)
         env.close()

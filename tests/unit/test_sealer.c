@@ -357,6 +357,35 @@ static void test_single_writer(void **state)
 	sealer_close(&b);
 }
 
+/* An empty segment file (a crash or a full disk right after its creation) holds nothing of
+ * the log: the next open removes it and carries on from the segment before. A header that
+ * cannot be written leaves no file behind. */
+static void test_empty_segment(void **state)
+{
+	struct fx *f = *state;
+	struct sealer s;
+	char *path;
+	int fd;
+
+	open_sealer(f, &s, false);
+	append(&s, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r1\"}");
+	assert_int_equal(sealer_seal(&s, "run_end"), 0);
+	sealer_close(&s);
+	path = seg_path(f, NULL, 2, "");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	open_sealer(f, &s, false);
+	append(&s, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r2\"}");
+	assert_int_equal(sealer_seal(&s, "run_end"), 0);
+	sealer_close(&s);
+	assert_int_equal(access(path, F_OK), -1);
+	free(path);
+	path = seg_path(f, NULL, 2, ".z");
+	assert_int_equal(access(path, F_OK), 0);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +395,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_crash_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_heartbeat_and_foreign_host, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_single_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_segment, setup, teardown),
 	};
 
 	if (geteuid() != 0) {
