@@ -640,6 +640,22 @@ static uint64_t last_time(const char *buf, size_t len)
 	return ns;
 }
 
+/* A crashed segment without one whole entry (torn in its first line) continues the chain
+ * of sealed segment n: its last entry (the seal) is the one the recovery links to. */
+static int chain_from_sealed(struct sealer *s, uint64_t n, uint64_t *last_seq)
+{
+	char *buf = NULL, e[256];
+	size_t len, valid;
+	uint64_t count;
+	bool sealed;
+
+	if (n == 0 || read_segment(s, n, true, &buf, &len, e, sizeof(e)) < 0)
+		return -1;
+	valid = valid_prefix(buf, len, last_seq, s->last, &sealed, &count);
+	free(buf);
+	return count && sealed && valid == len ? 0 : -1;
+}
+
 static int recover(struct sealer *s, const struct scan *sc, char *err, size_t errlen)
 {
 	uint64_t n = sc->max, last_seq = 0, count;
@@ -679,11 +695,12 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 	if (read_segment(s, n, false, &buf, &len, err, errlen) < 0)
 		return -1;
 	valid = valid_prefix(buf, len, &last_seq, s->last, &sealed, &count);
-	if (!count) {
+	if (!count && chain_from_sealed(s, n - 1, &last_seq) < 0) {
 		free(buf);
 		snprintf(err, errlen,
-			 "%s/%s: no whole entry in the unsealed segment: run `runseal "
-			 "verify`; move the file away to start a new segment",
+			 "%s/%s: no whole entry in the unsealed segment, and the segment before "
+			 "it is not sealed: run `runseal verify`; move the file away to start a "
+			 "new segment",
 			 s->o.log_dir, name);
 		return -1;
 	}

@@ -1144,9 +1144,15 @@ static void process_segment(struct walk *w, size_t i)
 		} else if (!last) {
 			w->crash = xrealloc(w->crash, (w->ncrash + 1) * sizeof(*w->crash));
 			w->crash[w->ncrash++] =
-			    (struct crash){i,		    w->seg_valid,     w->len - w->seg_valid,
-					   w->seg_last_seq, false,	      w->seg_max_time,
-					   w->seg_max_seq,  w->seg_max_off};
+			    (struct crash){i,
+					   w->seg_valid,
+					   w->len - w->seg_valid,
+					   /* torn in its first line: the chain's end before it */
+					   w->seg_entries ? w->seg_last_seq : w->max_seq,
+					   false,
+					   w->seg_max_time,
+					   w->seg_max_seq,
+					   w->seg_max_off};
 		} else {
 			w->torn_tail = w->len - off;
 			/* Entries that chain, not yet sealed: a run in progress. */

@@ -384,6 +384,28 @@ static void test_empty_segment(void **state)
 	path = seg_path(f, NULL, 2, ".z");
 	assert_int_equal(access(path, F_OK), 0);
 	free(path);
+
+	/* Torn in its first line: kept as it is and recovered, the chain going on from the
+	 * seal before it. */
+	char *buf;
+	size_t len;
+
+	path = seg_path(f, NULL, 3, "");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_int_equal(write(fd, "{\"seq\":", 7), 7);
+	close(fd);
+	open_sealer(f, &s, false);
+	sealer_close(&s);
+	buf = slurp(path, &len);
+	assert_int_equal(len, 7);
+	assert_true(flags_of(path) & FS_IMMUTABLE_FL);
+	free(buf);
+	free(path);
+	path = seg_path(f, NULL, 4, ".z");
+	buf = slurp(path, &len);
+	assert_non_null(strstr(buf, "\"valid_bytes\":0,\"torn_bytes\":7"));
+	free(buf);
+	free(path);
 }
 
 int main(void)
