@@ -640,6 +640,62 @@ static uint64_t last_time(const char *buf, size_t len)
 	return ns;
 }
 
+/* Whether dirfd's file name holds exactly data. */
+static bool same_file(int dirfd, const char *name, const void *data, size_t len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char *back = xmalloc(len + 1);
+	bool same = fd >= 0 && pread(fd, back, len + 1, 0) == (ssize_t)len && !memcmp(back, data, len);
+
+	if (fd >= 0)
+		close(fd);
+	free(back);
+	return same;
+}
+
+/* The newest sealed segment n in its .z form, with seal its seal line (with '\n'): the log's
+ * HEAD and every replica's copy and HEAD are made to match it. */
+static void complete_copies(struct sealer *s, uint64_t n, const char *seal, size_t slen)
+{
+	char zname[64], err[512];
+	unsigned char *z = NULL;
+	size_t zlen = 0;
+	struct stat st;
+	int fd;
+
+	if (!same_file(s->dirfd, "HEAD", seal, slen) &&
+	    replace_file(s->dirfd, "HEAD", seal, slen, NULL) < 0)
+		warn("%s: cannot write HEAD", s->o.log_dir);
+	snprintf(zname, sizeof(zname), SEG_FMT ".z", (unsigned long long)n);
+	fd = openat(s->dirfd, zname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > LOG_SEGMENT_MAX) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	z = xmalloc((size_t)st.st_size);
+	zlen = pread(fd, z, (size_t)st.st_size, 0) == st.st_size ? (size_t)st.st_size : 0;
+	close(fd);
+	for (size_t i = 0; zlen && i < s->o.nreplicas; i++) {
+		int dfd = open_dir(s->o.replicas[i], true, err, sizeof(err));
+
+		if (dfd < 0) {
+			warnx("replica: %s", err);
+			continue;
+		}
+		if (!same_file(dfd, zname, z, zlen)) {
+			warnx("replica %s: %s missing after a crash; copying it", s->o.replicas[i],
+			      zname);
+			copy_to_replica(s, s->o.replicas[i], zname, z, zlen, seal, slen);
+		} else if (!same_file(dfd, "HEAD", seal, slen) &&
+			   replace_file(dfd, "HEAD", seal, slen, NULL) < 0) {
+			warn("replica %s: cannot write HEAD", s->o.replicas[i]);
+		}
+		close(dfd);
+	}
+	free(z);
+}
+
 /* A crashed segment without one whole entry (torn in its first line) continues the chain
  * of sealed segment n: its last entry (the seal) is the one the recovery links to. */
 static int chain_from_sealed(struct sealer *s, uint64_t n, uint64_t *last_seq)
@@ -680,8 +736,8 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 			return -1;
 		valid = valid_prefix(buf, len, &last_seq, s->last, &sealed, &count);
 		s->last_seal_rt = last_time(buf, len);
-		free(buf);
 		if (!count || !sealed || valid != len) {
+			free(buf);
 			snprintf(err, errlen,
 				 "%s/%s.z: the last sealed segment does not end in a seal: "
 				 "run `runseal verify`",
@@ -690,6 +746,14 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 		}
 		s->seq = last_seq + 1;
 		s->segment = n + 1;
+		/* A crash after the rename of the .z may have come before HEAD or a replica
+		 * got it: finish those copies. */
+		size_t ls = len - 1;
+
+		while (ls > 0 && buf[ls - 1] != '\n')
+			ls--;
+		complete_copies(s, n, buf + ls, len - ls);
+		free(buf);
 		return 0;
 	}
 	if (read_segment(s, n, false, &buf, &len, err, errlen) < 0)
@@ -707,10 +771,17 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 	s->seq = last_seq + 1;
 	s->segment = n + 1;
 	if (sealed && valid == len) {
-		/* Crashed after its seal, before compression: finish the job. */
+		/* Crashed after its seal, before compression: finish the job, HEAD and the
+		 * replicas' copies included. */
+		size_t ls = len - 1;
+		int r;
+
 		s->last_seal_rt = last_time(buf, len);
+		while (ls > 0 && buf[ls - 1] != '\n')
+			ls--;
+		r = compress_segment(s, n, buf + ls, len - ls);
 		free(buf);
-		return compress_segment(s, n, NULL, 0);
+		return r;
 	}
 	/* The crashed segment is kept as it is, never rewritten, and frozen; the next segment
 	 * continues the chain from its last whole entry and says what was found. */

@@ -372,6 +372,49 @@ def second_writer_refused_before_anything_runs():
 
 
 @test
+def crash_between_seal_and_compression_completes_the_replicas():
+    """A crash after a seal but before its segment was compressed (or before the replica got
+    it) must not leave the replica without that segment for good: the next run copies it."""
+    env = Env()
+    try:
+        rep = os.path.join(env.tmp, "rep")
+        for _ in range(2):
+            rc, out, err = env.run(["--replica", rep])
+            check(rc == 0, f"run rc {rc}: {err[-300:]}")
+        unflag_tree(env.tmp)
+        newest = segments(env.log)[-1]
+        prev_seal = read_seg(os.path.join(env.log, segments(env.log)[-2])).split(b"\n")[-2] + b"\n"
+        # The state of a crash right after the seal's fsync: the plain sealed .log, HEAD and
+        # the replica one seal behind.
+        plain = read_seg(os.path.join(env.log, newest))
+        open(os.path.join(env.log, newest[:-2]), "wb").write(plain)
+        os.unlink(os.path.join(env.log, newest))
+        os.unlink(os.path.join(rep, newest))
+        for d in (env.log, rep):
+            open(os.path.join(d, "HEAD"), "wb").write(prev_seal)
+        rc, out, err = env.run(["--replica", rep])
+        check(rc == 0, f"run after the crash rc {rc}: {err[-300:]}")
+        check(os.path.exists(os.path.join(rep, newest)), f"replica still lacks {newest}")
+        check(open(os.path.join(rep, "HEAD"), "rb").read() ==
+              open(os.path.join(env.log, "HEAD"), "rb").read(), "replica HEAD differs")
+        rc, problems, text = env.verify("--replica", rep)
+        check(rc == 0, f"verify with the replica: {text[-600:]}")
+        # A crash after the .z and HEAD, before the replica's copy.
+        unflag_tree(env.tmp)
+        newest = segments(env.log)[-1]
+        os.unlink(os.path.join(rep, newest))
+        prev_seal = read_seg(os.path.join(rep, segments(rep)[-1])).split(b"\n")[-2] + b"\n"
+        open(os.path.join(rep, "HEAD"), "wb").write(prev_seal)
+        rc, out, err = env.run(["--replica", rep])
+        check(rc == 0 and os.path.exists(os.path.join(rep, newest)),
+              f"replica not completed: rc {rc} {err[-300:]}")
+        rc, problems, text = env.verify("--replica", rep)
+        check(rc == 0, f"verify with the replica: {text[-600:]}")
+    finally:
+        env.close()
+
+
+@test
 def rebuilt_log_with_other_keys():
     """An attacker rebuilds the log from scratch with keys of their own: the auditor's
     root.pub rejects it."""

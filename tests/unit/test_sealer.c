@@ -408,6 +408,40 @@ static void test_empty_segment(void **state)
 	free(path);
 }
 
+/* A crash between a seal and its copies: the next open completes HEAD and the replica. */
+static void test_replica_completed_after_crash(void **state)
+{
+	struct fx *f = *state;
+	struct sealer s;
+	char *rz, *rhead, *lhead, *a, *b;
+	size_t la, lb;
+
+	open_sealer(f, &s, true);
+	append(&s, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r1\"}");
+	assert_int_equal(sealer_seal(&s, "run_end"), 0);
+	sealer_close(&s);
+	rz = seg_path(f, f->rep, 1, ".z");
+	rhead = xasprintf("%s/HEAD", f->rep);
+	lhead = xasprintf("%s/HEAD", f->log);
+	assert_int_equal(system("chattr -R -i /tmp/runseal-sealer-* 2>/dev/null; true"), 0);
+	assert_int_equal(unlink(rz), 0);
+	assert_int_equal(unlink(rhead), 0);
+	assert_int_equal(unlink(lhead), 0);
+	open_sealer(f, &s, true);
+	sealer_close(&s);
+	assert_int_equal(access(rz, F_OK), 0);
+	a = slurp(rhead, &la);
+	b = slurp(lhead, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	assert_non_null(strstr(a, "\"kind\":\"seal\""));
+	free(a);
+	free(b);
+	free(rz);
+	free(rhead);
+	free(lhead);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +452,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_heartbeat_and_foreign_host, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_single_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replica_completed_after_crash, setup, teardown),
 	};
 
 	if (geteuid() != 0) {
