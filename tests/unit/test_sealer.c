@@ -423,7 +423,9 @@ static void test_replica_completed_after_crash(void **state)
 	rz = seg_path(f, f->rep, 1, ".z");
 	rhead = xasprintf("%s/HEAD", f->rep);
 	lhead = xasprintf("%s/HEAD", f->log);
-	assert_int_equal(system("chattr -R -i /tmp/runseal-sealer-* 2>/dev/null; true"), 0);
+	a = xasprintf("chattr -R -i %s 2>/dev/null; true", f->tmp);
+	assert_int_equal(system(a), 0);
+	free(a);
 	assert_int_equal(unlink(rz), 0);
 	assert_int_equal(unlink(rhead), 0);
 	assert_int_equal(unlink(lhead), 0);
