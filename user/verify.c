@@ -568,6 +568,24 @@ static void check_recovery(struct walk *w, const char *l, size_t len, size_t off
 			"recovery entry without its fields");
 		return;
 	}
+	/* Its one place: right after the segment entry of the segment after the crash. */
+	if (w->seg_entries != 1) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"a recovery entry is only the second entry of a segment, after its "
+			"segment entry");
+		return;
+	}
+	{
+		char want[32];
+
+		snprintf(want, sizeof(want), "seg-%016" PRIu64 ".log", n);
+		if (strcmp(want, file)) {
+			problem(w, true, "malformed", w->cur, NULL, off, seq,
+				"recovery of %s says segment %" PRIu64 ", not that file's number",
+				file, n);
+			return;
+		}
+	}
 	for (i = 0; i < w->ncrash; i++)
 		if (!strcmp(w->segs[w->crash[i].seg].name, file))
 			break;
@@ -926,11 +944,14 @@ static void process_line(struct walk *w, size_t off, size_t len)
 	k = classify(l, len, (size_t)p, time);
 	if (k != K_BAD && parse_time(time, strlen(time), &tns) < 0)
 		k = K_BAD;
-	if (k != K_BAD && k != K_RECORD && !entry_is_json(l, len))
+	/* Every entry, records too: one JSON object, each top-level key once (two readers
+	 * must not be able to take two different "kind"s from one line). */
+	if (k != K_BAD && !entry_is_json(l, len))
 		k = K_BAD;
 	if (k == K_BAD)
 		problem(w, true, "malformed", w->cur, NULL, off, seq,
-			"not a well-formed entry (kind and time)");
+			"not a well-formed entry (one JSON object with unique keys, a kind and a "
+			"time)");
 	/* Structure: genesis, then segment, first. */
 	if (!w->seg_entries && !w->seg_error && k != K_BAD &&
 	    k != (w->segs[w->cur].n == 1 ? K_GENESIS : K_SEGMENT))

@@ -1245,6 +1245,84 @@ static void test_vector(void **state)
 	assert_int_equal(x.seen, x.n);
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The verdict as tests/vectors/cases/NAME/expect writes it: ok, or failed and the sorted
+ * kinds of the errors. */
+static void verdict(int rc, char *out, size_t cap)
+{
+	const char *k[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < nprobs; i++) {
+		bool seen = false;
+
+		if (strcmp(probs[i].level, "error"))
+			continue;
+		for (size_t j = 0; j < n; j++)
+			seen |= !strcmp(k[j], probs[i].kind);
+		if (!seen && n < 64)
+			k[n++] = probs[i].kind;
+	}
+	qsort(k, n, sizeof(k[0]), str_cmp);
+	snprintf(out, cap, "%s", rc == 0 ? "ok" : rc == 1 ? "failed" : "unusable");
+	for (size_t j = 0; j < n; j++) {
+		strncat(out, " ", cap - strlen(out) - 1);
+		strncat(out, k[j], cap - strlen(out) - 1);
+	}
+}
+
+/* Every case of tests/vectors/cases gets the verdict its expect file states: the cases of
+ * docs/FORMAT.md on which an independent verifier must agree with this one. */
+static void test_vector_cases(void **state)
+{
+	DIR *d = opendir("tests/vectors/cases");
+	struct dirent *de;
+	unsigned n = 0, bad = 0;
+
+	(void)state;
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		char kd[512], pub[600], log[600], exp[600], want[256] = "", got[512], line[256];
+		struct verify_opts o = {.json = true};
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(kd, sizeof(kd), "tests/vectors/cases/%s", de->d_name);
+		snprintf(pub, sizeof(pub), "%s/epochs.pub", kd);
+		if (access(pub, F_OK) < 0)
+			snprintf(kd, sizeof(kd), "tests/vectors");
+		snprintf(pub, sizeof(pub), "%s/root.pub", kd);
+		snprintf(log, sizeof(log), "tests/vectors/cases/%s/log", de->d_name);
+		snprintf(exp, sizeof(exp), "tests/vectors/cases/%s/expect", de->d_name);
+		f = fopen(exp, "re");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			if (line[0] != '#')
+				snprintf(want, sizeof(want), "%.*s", (int)strcspn(line, "\n"), line);
+		fclose(f);
+		o.log_dir = log;
+		o.key_dir = kd;
+		o.pub = pub;
+		verdict(run_opts(&o, NULL, NULL), got, sizeof(got));
+		if (strcmp(got, want)) {
+			print_message("case %s: expected \"%s\", verify says \"%s\"\n", de->d_name,
+				      want, got);
+			dump();
+			bad++;
+		}
+		n++;
+	}
+	closedir(d);
+	print_message("%u vector cases\n", n);
+	assert_true(n >= 20);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1264,6 +1342,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_seal_fields_signed, teardown),
 	    cmocka_unit_test_teardown(test_crash_cadence, teardown),
 	    cmocka_unit_test_teardown(test_head, teardown),
+	    cmocka_unit_test(test_vector_cases),
 	    cmocka_unit_test_teardown(test_recovery, teardown),
 	    cmocka_unit_test_teardown(test_io_errors, teardown),
 	    cmocka_unit_test_teardown(test_hostile, teardown),
