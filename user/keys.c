@@ -555,8 +555,7 @@ int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t
 {
 	unsigned char root_seed[32], seed0[32], root_pub[32];
 	char seedhex[65], text[160];
-	const char *problem =
-	    schedule_problem(t0, epoch_seconds, epochs, max_interval, late_slack);
+	const char *problem = schedule_problem(t0, epoch_seconds, epochs, max_interval, late_slack);
 	struct gen g = {.t0 = t0,
 			.len = epoch_seconds,
 			.n = epochs,
@@ -1121,8 +1120,7 @@ uint64_t keys_epoch_due(const struct epoch_schedule *s, uint64_t now)
 	return e > s->n ? s->n : e;
 }
 
-int keys_tick(const char *dir, uint64_t now, uint64_t *from, uint64_t *to, char *err,
-	      size_t errlen)
+int keys_tick(const char *dir, uint64_t now, uint64_t *from, uint64_t *to, char *err, size_t errlen)
 {
 	struct epoch_schedule s;
 	struct epoch_signer sg;

@@ -349,11 +349,8 @@ static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"run", cmd_run},
-    {"keygen", cmd_keygen},
-    {"keys", cmd_keys},
-    {"verify", verify_cmd},
-    {"show", show_cmd},
+    {"run", cmd_run},	    {"keygen", cmd_keygen}, {"keys", cmd_keys},
+    {"verify", verify_cmd}, {"show", show_cmd},
 };
 
 static const struct command *find_command(const char *name)

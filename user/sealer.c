@@ -645,7 +645,8 @@ static bool same_file(int dirfd, const char *name, const void *data, size_t len)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	char *back = xmalloc(len + 1);
-	bool same = fd >= 0 && pread(fd, back, len + 1, 0) == (ssize_t)len && !memcmp(back, data, len);
+	bool same =
+	    fd >= 0 && pread(fd, back, len + 1, 0) == (ssize_t)len && !memcmp(back, data, len);
 
 	if (fd >= 0)
 		close(fd);

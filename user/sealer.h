@@ -30,7 +30,7 @@ struct sealer_opts {
 struct sealer {
 	struct sealer_opts o;
 	int dirfd;
-	int lockfd; /* SEALER_LOCK, flock'ed while the log is open */
+	int lockfd;	    /* SEALER_LOCK, flock'ed while the log is open */
 	int fd;		    /* active segment, -1 when none is open */
 	uint64_t segment;   /* number of the active (or next) segment */
 	uint64_t seq;	    /* seq of the next entry */

@@ -1165,15 +1165,10 @@ static void process_segment(struct walk *w, size_t i)
 		} else if (!last) {
 			w->crash = xrealloc(w->crash, (w->ncrash + 1) * sizeof(*w->crash));
 			w->crash[w->ncrash++] =
-			    (struct crash){i,
-					   w->seg_valid,
-					   w->len - w->seg_valid,
+			    (struct crash){i, w->seg_valid, w->len - w->seg_valid,
 					   /* torn in its first line: the chain's end before it */
-					   w->seg_entries ? w->seg_last_seq : w->max_seq,
-					   false,
-					   w->seg_max_time,
-					   w->seg_max_seq,
-					   w->seg_max_off};
+					   w->seg_entries ? w->seg_last_seq : w->max_seq, false,
+					   w->seg_max_time, w->seg_max_seq, w->seg_max_off};
 		} else {
 			w->torn_tail = w->len - off;
 			/* Entries that chain, not yet sealed: a run in progress. */
@@ -1303,8 +1298,8 @@ static bool head_signed(const struct walk *w)
 	if (entry_get_u64(l, len, "epoch", &e) ||
 	    entry_get_str(l, len, "epoch_key", kh, sizeof(kh)) || unhex(kh, strlen(kh), key, 32))
 		return false;
-	return e < v->s.n && !memcmp(key, v->s.pub[e], 32) &&
-	       cert_ok(v, e) && seal_sig_ok(v, l, len, key);
+	return e < v->s.n && !memcmp(key, v->s.pub[e], 32) && cert_ok(v, e) &&
+	       seal_sig_ok(v, l, len, key);
 }
 
 /* HEAD against the log's own last seal. */
@@ -1465,7 +1460,8 @@ static void warn_stale_key(struct ver *v, const char *kd)
 	keys_free_schedule(&s);
 	if (due > at)
 		fprintf(stderr,
-			"runseal: warning: %s/epoch.key is at epoch %" PRIu64 " but the clock is in "
+			"runseal: warning: %s/epoch.key is at epoch %" PRIu64
+			" but the clock is in "
 			"epoch %" PRIu64 ": the seeds of ended epochs are still on disk, so their "
 			"records could be re-signed; run `runseal keys tick` and install its timer "
 			"(`make install`)\n",

@@ -107,8 +107,8 @@ static void rechain(struct jbuf *o, const char *body, size_t blen, uint64_t seq,
 	char h[65], *l;
 
 	hex(last, 32, h);
-	l = xasprintf("{\"seq\":%llu,\"prev\":\"%s\",%.*s", (unsigned long long)seq, h,
-		      (int)blen, body);
+	l = xasprintf("{\"seq\":%llu,\"prev\":\"%s\",%.*s", (unsigned long long)seq, h, (int)blen,
+		      body);
 	entry_hash(l, strlen(l), last);
 	jb_raw(o, l, strlen(l));
 	jb_putc(o, '\n');
@@ -143,7 +143,8 @@ static int fake_crash(char **argv, struct epoch_schedule *sched, struct epoch_si
 			if (seq == target && !crash_name[0]) {
 				crashed = i + 1;
 				sscanf(segs[i].name, "seg-%16" SCNu64, &n);
-				snprintf(crash_name, sizeof(crash_name), "seg-%016" PRIu64 ".log", n);
+				snprintf(crash_name, sizeof(crash_name), "seg-%016" PRIu64 ".log",
+					 n);
 				/* The segment's start so far (up to SEQ) goes in too. */
 				crash = segs[i].out;
 				memset(&segs[i].out, 0, sizeof(segs[i].out));
@@ -165,7 +166,8 @@ static int fake_crash(char **argv, struct epoch_schedule *sched, struct epoch_si
 				if (hit) {
 					jb_raw(&b, rest, (size_t)(hit - rest));
 					jb_raw(&b, argv[4], strlen(argv[4]));
-					jb_raw(&b, hit + strlen(argv[3]), strlen(hit + strlen(argv[3])));
+					jb_raw(&b, hit + strlen(argv[3]),
+					       strlen(hit + strlen(argv[3])));
 				} else {
 					jb_raw(&b, rest, strlen(rest));
 				}

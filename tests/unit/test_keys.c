@@ -78,7 +78,8 @@ static int teardown(void **state)
 
 static void gen(struct fix *f, uint64_t n)
 {
-	int r = keys_generate(f->dir, T0, L, n, 60, 5, f->root_id, f->host_id, f->err, sizeof(f->err));
+	int r =
+	    keys_generate(f->dir, T0, L, n, 60, 5, f->root_id, f->host_id, f->err, sizeof(f->err));
 
 	if (r != 0)
 		print_error("keys_generate: %s\n", f->err);
@@ -303,8 +304,8 @@ static void test_keygen_refuses(void **state)
 	assert_contains(f->err, "not shorter than an epoch");
 	assert_int_equal(keys_generate(f->dir, T0, 10, 4, 5, 5, NULL, NULL, f->err, sizeof(f->err)),
 			 -1);
-	assert_int_equal(keys_generate(f->dir, T0, 10, 4, 1, 10, NULL, NULL, f->err, sizeof(f->err)),
-			 -1);
+	assert_int_equal(
+	    keys_generate(f->dir, T0, 10, 4, 1, 10, NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_false(keys_exist(f->dir));
 
 	/* Parent missing. */
@@ -964,7 +965,8 @@ static void test_sign_verify(void **state)
 static void test_seal_message_bytes(void **state)
 {
 	unsigned char host[16], out[SEAL_MSG_MAX + 1], sig[64];
-	static const char line[] = "{\"seq\":7,\"prev\":\"ab\",\"kind\":\"seal\",\"reason\":\"size\"";
+	static const char line[] =
+	    "{\"seq\":7,\"prev\":\"ab\",\"kind\":\"seal\",\"reason\":\"size\"";
 	static const unsigned char want_head[] = {'r', 'u', 'n', 's', 'e', 'a', 'l', '-',
 						  's', 'e', 'a', 'l', '-', 'v', '2', 0x00};
 	char *full, big[SEAL_LINE_MAX + 2];

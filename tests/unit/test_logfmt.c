@@ -500,7 +500,8 @@ static void test_duplicate_keys(void **state)
 		for (int i = 0; i < 20000; i++) {
 			char k[32];
 
-			jb_raw(&b, k, (size_t)snprintf(k, sizeof(k), "%s\"k%d\":1", i ? "," : "", i));
+			jb_raw(&b, k,
+			       (size_t)snprintf(k, sizeof(k), "%s\"k%d\":1", i ? "," : "", i));
 		}
 		jb_putc(&b, '}');
 		assert_true(entry_is_json(b.p, b.len));

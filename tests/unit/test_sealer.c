@@ -36,8 +36,8 @@ static int setup(void **state)
 	snprintf(f->keys, sizeof(f->keys), "%s/keys", f->tmp);
 	snprintf(f->log, sizeof(f->log), "%s/log", f->tmp);
 	snprintf(f->rep, sizeof(f->rep), "%s/rep", f->tmp);
-	assert_int_equal(keys_generate(f->keys, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, NULL, NULL,
-				       e, sizeof(e)),
+	assert_int_equal(keys_generate(f->keys, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, NULL,
+				       NULL, e, sizeof(e)),
 			 0);
 	*state = f;
 	return 0;
@@ -321,9 +321,9 @@ static void test_heartbeat_and_foreign_host(void **state)
 
 	/* Another host's keys refuse to continue this log and write nothing. */
 	snprintf(other, sizeof(other), "%s/other", f->tmp);
-	assert_int_equal(
-	    keys_generate(other, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, NULL, NULL, e, sizeof(e)),
-	    0);
+	assert_int_equal(keys_generate(other, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, NULL, NULL,
+				       e, sizeof(e)),
+			 0);
 	o.key_dir = other;
 	assert_int_equal(sealer_open(&s, &o, e, sizeof(e)), -1);
 	assert_non_null(strstr(e, "host"));

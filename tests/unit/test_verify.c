@@ -1303,7 +1303,8 @@ static void test_vector_cases(void **state)
 		assert_non_null(f);
 		while (fgets(line, sizeof(line), f))
 			if (line[0] != '#')
-				snprintf(want, sizeof(want), "%.*s", (int)strcspn(line, "\n"), line);
+				snprintf(want, sizeof(want), "%.*s", (int)strcspn(line, "\n"),
+					 line);
 		fclose(f);
 		o.log_dir = log;
 		o.key_dir = kd;

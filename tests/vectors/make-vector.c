@@ -363,8 +363,7 @@ static void c_recovery_misplaced(struct vec *v, const char *dir)
 	entry(v,
 	      "\"kind\":\"loss\",\"time\":\"%s\",\"run\":\"%s\",\"count\":1,\"kinds\":{\"exec\":1}",
 	      tm(v), run2);
-	entry(v, rec_ok, tm(v), (unsigned long long)valid, (size_t)0,
-	      (unsigned long long)last_seq);
+	entry(v, rec_ok, tm(v), (unsigned long long)valid, (size_t)0, (unsigned long long)last_seq);
 	seal(v, "start");
 	write_head(v, v->head);
 }
@@ -463,8 +462,7 @@ static void c_zlib_trailing(struct vec *v, const char *dir)
 }
 
 /* Tamperings made before chaining, so hashes and seals are right around them. */
-static void edited(struct vec *v, const char *dir, uint64_t seq, const char *from,
-		   const char *to)
+static void edited(struct vec *v, const char *dir, uint64_t seq, const char *from, const char *to)
 {
 	v->edit_seq = seq;
 	v->edit_from = from;
@@ -475,7 +473,8 @@ static void edited(struct vec *v, const char *dir, uint64_t seq, const char *fro
 
 static void c_duplicate_key(struct vec *v, const char *dir)
 {
-	edited(v, dir, 4, "\"path\":\"/etc/demo.conf\",", "\"path\":\"/etc/demo.conf\",\"path\":\"/x\",");
+	edited(v, dir, 4, "\"path\":\"/etc/demo.conf\",",
+	       "\"path\":\"/etc/demo.conf\",\"path\":\"/x\",");
 }
 
 static void c_duplicate_kind(struct vec *v, const char *dir)
@@ -577,7 +576,8 @@ static void c_wrong_root_genesis(struct vec *v, const char *dir)
 {
 	char *from = xasprintf("\"root_key\":\"%s\"", v->root_id);
 
-	edited(v, dir, 0, from, "\"root_key\":\"0000000000000000000000000000000000000000000000000000000000000000\"");
+	edited(v, dir, 0, from,
+	       "\"root_key\":\"0000000000000000000000000000000000000000000000000000000000000000\"");
 	free(from);
 }
 
@@ -626,27 +626,30 @@ static void c_bad_cert_unused(struct vec *v, const char *dir)
 }
 
 static const struct vcase cases[] = {
-    {"recovery", "ok", "a crash recovered: entries of the crashed segment verify",
-     c_recovery},
-    {"recovery-wrong-segment", "failed malformed truncated", "recovery.segment is not the crashed segment's",
-     c_recovery_wrong_segment},
-    {"recovery-misplaced", "failed malformed truncated", "the recovery entry is not right after segment",
-     c_recovery_misplaced},
-    {"fake-crash", "failed late_record", "a crashed segment 70 s after the last seal", c_fake_crash},
+    {"recovery", "ok", "a crash recovered: entries of the crashed segment verify", c_recovery},
+    {"recovery-wrong-segment", "failed malformed truncated",
+     "recovery.segment is not the crashed segment's", c_recovery_wrong_segment},
+    {"recovery-misplaced", "failed malformed truncated",
+     "the recovery entry is not right after segment", c_recovery_misplaced},
+    {"fake-crash", "failed late_record", "a crashed segment 70 s after the last seal",
+     c_fake_crash},
     {"head-stale", "ok", "HEAD is the seal before the last one", c_head_stale},
     {"head-older", "failed head_mismatch", "HEAD two seals behind", c_head_older},
     {"head-missing", "failed head_missing", "a log with seals and no HEAD", c_head_missing},
     {"head-forged-seq", "failed bad_signature", "HEAD's seq edited", c_head_forged_seq},
-    {"head-truncated", "failed truncated", "the newest segment deleted, HEAD kept", c_head_truncated},
+    {"head-truncated", "failed truncated", "the newest segment deleted, HEAD kept",
+     c_head_truncated},
     {"late-record", "failed late_record", "an entry 66 s older than its seal", c_late_record},
     {"future-record", "failed future_record", "an entry 10 s after its seal", c_future_record},
-    {"zlib-trailing", "failed malformed truncated", "a byte after the zlib stream", c_zlib_trailing},
+    {"zlib-trailing", "failed malformed truncated", "a byte after the zlib stream",
+     c_zlib_trailing},
     {"duplicate-key", "failed malformed", "a record with two \"path\" keys", c_duplicate_key},
     {"duplicate-kind", "failed malformed", "a record with a second \"kind\"", c_duplicate_kind},
     {"not-json", "failed malformed", "a record that is not JSON", c_not_json},
     {"line-too-long", "failed malformed", "a record longer than 1 MiB", c_line_too_long},
     {"hex-upper", "failed malformed", "a prev in uppercase hex", c_hex_upper},
-    {"seal-reason-edited", "failed bad_signature head_mismatch", "a seal's reason changed", c_seal_reason},
+    {"seal-reason-edited", "failed bad_signature head_mismatch", "a seal's reason changed",
+     c_seal_reason},
     {"compress-tmp", "ok", "a leftover temporary compression file", c_compress_tmp},
     {"leftover-log", "ok", "a .log beside its .log.z", c_leftover_log},
     {"wrong-host-segment", "failed wrong_host", "a segment entry of another host",
@@ -655,8 +658,7 @@ static const struct vcase cases[] = {
      c_wrong_root_genesis},
     {"bad-cert-used", "failed epoch", "the certificate of an epoch a seal uses is broken",
      c_bad_cert_used},
-    {"bad-cert-unused", "ok", "the certificate of an unused epoch is broken",
-     c_bad_cert_unused},
+    {"bad-cert-unused", "ok", "the certificate of an unused epoch is broken", c_bad_cert_unused},
 };
 
 static void make_cases(struct vec *v)
