@@ -285,7 +285,7 @@ static int cmd_keygen(int argc, char **argv)
 		fputs(usage_keygen, stderr);
 		return 2;
 	}
-	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, slack, rid, hid, err,
+	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, slack, 0, rid, hid, err,
 			  sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
 		return 2;
@@ -334,7 +334,7 @@ static int cmd_keys(int argc, char **argv)
 		fputs(usage_keys, stderr);
 		return 2;
 	}
-	if (keys_tick(dir, (uint64_t)time(NULL), &from, &to, err, sizeof(err)) < 0) {
+	if (keys_tick(dir, 0, (uint64_t)time(NULL), &from, &to, err, sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
 		return 2;
 	}

@@ -25,7 +25,7 @@ FS_IOC_SETFLAGS = 0x40086602
 FS_APPEND_FL = 0x20
 FS_IMMUTABLE_FL = 0x10
 
-from harness import Failure, check, run_all, test
+from harness import Failure, check, run_all, skip, test
 
 
 def rs(args, timeout=120):
@@ -170,7 +170,7 @@ def files_modes_and_worm_flags():
     try:
         check(oct(os.stat(env.keys).st_mode & 0o777) == "0o700", "key dir not 0700")
         for f, mode in (("root.pub", 0o444), ("root.key", 0o400), ("epochs.pub", 0o444),
-                        ("epoch.key", 0o400)):
+                        ("epoch.key", 0o600)):
             check(os.stat(os.path.join(env.keys, f)).st_mode & 0o777 == mode, f"{f} mode")
         two_runs(env)
         check(oct(os.stat(env.log).st_mode & 0o777) == "0o700", "log dir not 0700")
@@ -539,7 +539,20 @@ def bad_keys_and_foreign_logs_refused():
         rc, out, err = env.run()
         check(rc == 2 and "epoch.key" in err, f"loose key mode: rc {rc} {err!r}")
         check(not os.path.exists(env.log) or not segments(env.log), "something was written")
-        os.chmod(os.path.join(env.keys, "epoch.key"), 0o400)
+        os.chmod(os.path.join(env.keys, "epoch.key"), 0o600)
+        # On a host the keys and the log are root's alone.
+        for path in (os.path.join(env.keys, "epoch.key"), env.keys):
+            os.chown(path, 65534, 0)
+            rc, out, err = env.run()
+            check(rc == 2 and "not uid 0" in err and path in err,
+                  f"{path} owned by nobody: rc {rc} {err!r}")
+            os.chown(path, 0, 0)
+        os.makedirs(env.log, mode=0o700, exist_ok=True)
+        os.chown(env.log, 65534, 0)
+        rc, out, err = env.run()
+        check(rc == 2 and "owned by uid 0" in err and env.log in err,
+              f"log dir owned by nobody: rc {rc} {err!r}")
+        os.chown(env.log, 0, 0)
         os.unlink(os.path.join(env.keys, "epochs.pub"))
         rc, out, err = rs(["verify", other.log, "--key-dir", env.keys])
         check(rc == 2, f"verify without keys rc {rc}")
@@ -615,7 +628,7 @@ def keys_tick_erases_an_ended_epoch_without_a_run():
         after = open(key).read()
         check(before.split()[1] not in after, "the old seed is still in epoch.key")
         check(int(after.split()[0]) > int(before.split()[0]), f"epoch did not move: {after[:16]}")
-        check(os.stat(key).st_mode & 0o777 == 0o400 and len(after) == 82, "epoch.key damaged")
+        check(os.stat(key).st_mode & 0o777 == 0o600 and len(after) == 82, "epoch.key damaged")
         rc, problems, text = env.verify()
         check(rc == 0 and "epoch.key is at epoch" not in text, f"after tick: {text[-400:]}")
         # A run finding the key behind the clock erases it first and says so.
@@ -641,6 +654,32 @@ def slow_run_killed(env, after=2.5):
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     subprocess.run(["pkill", "-9", "-f", "sleep 0.1; done; sleep 31"], capture_output=True)
+
+
+@test
+def keys_tick_units_install_and_verify():
+    """`make install` ships the keys tick timer and its cron line pointing at the installed
+    binary; systemd accepts the units."""
+    dest = tempfile.mkdtemp(prefix="runseal-install-")
+    try:
+        p = subprocess.run(["make", "-s", "-C", ROOT, "install-keys-tick", f"DESTDIR={dest}",
+                            "PREFIX=/opt/rs"], capture_output=True, timeout=60)
+        check(p.returncode == 0, f"make install-keys-tick: {p.stderr.decode()[-300:]}")
+        unit = os.path.join(dest, "etc/systemd/system/runseal-keys-tick.service")
+        cron = open(os.path.join(dest, "etc/cron.d/runseal-keys-tick")).read()
+        check("root /opt/rs/bin/runseal keys tick" in cron, f"cron line: {cron!r}")
+        check("ExecStart=/opt/rs/bin/runseal keys tick" in open(unit).read(), "unit ExecStart")
+        if not shutil.which("systemd-analyze"):
+            skip("systemd-analyze is not installed")
+        # Pointed at the built binary, since /opt/rs does not exist here.
+        text = open(unit).read().replace("/opt/rs/bin/runseal", RUNSEAL)
+        open(unit, "w").write(text)
+        timer = os.path.join(dest, "etc/systemd/system/runseal-keys-tick.timer")
+        p = subprocess.run(["systemd-analyze", "verify", "--man=no", unit, timer],
+                           capture_output=True, timeout=60)
+        check(p.returncode == 0, f"systemd-analyze verify: {p.stderr.decode()[-400:]}")
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 @test

@@ -82,7 +82,7 @@ static void make_keys(const char *dir, uint64_t t0)
 {
 	char err[KEYS_ERRLEN], rid[65], hid[33];
 
-	if (keys_generate(dir, t0, 3600, 4, 60, 5, rid, hid, err, sizeof(err)) < 0)
+	if (keys_generate(dir, t0, 3600, 4, 60, 5, getuid(), rid, hid, err, sizeof(err)) < 0)
 		fail_msg("keys_generate: %s", err);
 }
 
@@ -1254,7 +1254,7 @@ static int str_cmp(const void *a, const void *b)
  * kinds of the errors. */
 static void verdict(int rc, char *out, size_t cap)
 {
-	const char *k[64];
+	const char *k[64] = {0};
 	size_t n = 0;
 
 	for (size_t i = 0; i < nprobs; i++) {

@@ -210,7 +210,7 @@ static void seal(struct vec *v, const char *reason)
 	free(v->prev_head);
 	v->prev_head = v->head;
 	v->head = last_line(v); /* HEAD: the seal line verbatim, with its newline */
-	write_seg(v, true, NULL, 0);
+	write_seg(v, true, "", 0);
 }
 
 static void records(struct vec *v, const char *run)
@@ -697,7 +697,7 @@ int main(int argc, char **argv)
 	if (!mkdtemp(tmpl))
 		err(1, "mkdtemp");
 	snprintf(keys, sizeof(keys), "%s/keys", tmpl);
-	if (keys_generate(keys, T0, 3600, 2, 60, 5, rid, hid, e, sizeof(e)) < 0)
+	if (keys_generate(keys, T0, 3600, 2, 60, 5, getuid(), rid, hid, e, sizeof(e)) < 0)
 		errx(1, "%s", e);
 	snprintf(path, sizeof(path), "%s/root.pub", keys);
 	if (keys_load_root_pub(path, host, root, e, sizeof(e)) < 0)
