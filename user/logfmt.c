@@ -429,7 +429,19 @@ static bool same_key(const unsigned char *s, size_t len, size_t a, size_t b)
 /* Whether two top-level keys decode to the same string ("kind" and "\u006bind" too). */
 static bool has_duplicate(const unsigned char *s, size_t len, struct keyref *k, size_t n)
 {
-	qsort(k, n, sizeof(*k), keyref_cmp);
+	/* A record has about twenty keys: insertion sort, qsort for hostile lines. */
+	if (n > 64) {
+		qsort(k, n, sizeof(*k), keyref_cmp);
+	} else {
+		for (size_t i = 1; i < n; i++) {
+			struct keyref x = k[i];
+			size_t j = i;
+
+			for (; j > 0 && k[j - 1].h > x.h; j--)
+				k[j] = k[j - 1];
+			k[j] = x;
+		}
+	}
 	for (size_t i = 1; i < n; i++)
 		for (size_t j = i; j > 0 && k[j - 1].h == k[i].h; j--)
 			if (same_key(s, len, k[j - 1].at, k[i].at))
@@ -447,7 +459,7 @@ static int find_key(const char *line, size_t len, const char *key, size_t *vs, s
 	size_t klen = key ? strlen(key) : 0, i, nk = 0, capk = 0;
 	char kbuf[64];
 	bool found = false;
-	struct keyref *keys = NULL;
+	struct keyref kst[64], *keys = kst;
 	int ret = -1;
 
 	if (!len || s[0] != '{' || s[len - 1] != '}')
@@ -466,8 +478,12 @@ static int find_key(const char *line, size_t len, const char *key, size_t *vs, s
 		if (r < 0)
 			goto out;
 		if (!key) {
-			if (nk == capk) {
-				capk = capk ? capk * 2 : 32;
+			if (nk == 64 && keys == kst) {
+				capk = 256;
+				keys = xmalloc(capk * sizeof(*keys));
+				memcpy(keys, kst, sizeof(kst));
+			} else if (nk == capk && keys != kst) {
+				capk *= 2;
 				keys = xrealloc(keys, capk * sizeof(*keys));
 			}
 			keys[nk++] = (struct keyref){o.h, i};
@@ -490,7 +506,7 @@ static int find_key(const char *line, size_t len, const char *key, size_t *vs, s
 		if (i >= len)
 			goto out;
 		if (s[i] == '}') {
-			if (i + 1 == len && !(keys && has_duplicate(s, len, keys, nk)))
+			if (i + 1 == len && !(!key && has_duplicate(s, len, keys, nk)))
 				ret = found ? 0 : 1;
 			goto out;
 		}
@@ -499,7 +515,8 @@ static int find_key(const char *line, size_t len, const char *key, size_t *vs, s
 		i = skip_ws(s, len, i + 1);
 	}
 out:
-	free(keys);
+	if (keys != kst)
+		free(keys);
 	return ret;
 }
 
