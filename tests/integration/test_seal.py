@@ -659,14 +659,14 @@ def slow_run_killed(env, after=2.5):
 @test
 def keys_tick_units_install_and_verify():
     """`make install` ships the keys tick timer and its cron line pointing at the installed
-    binary; systemd accepts the units."""
+    binary, under PREFIX; systemd accepts the units."""
     dest = tempfile.mkdtemp(prefix="runseal-install-")
     try:
         p = subprocess.run(["make", "-s", "-C", ROOT, "install-keys-tick", f"DESTDIR={dest}",
                             "PREFIX=/opt/rs"], capture_output=True, timeout=60)
         check(p.returncode == 0, f"make install-keys-tick: {p.stderr.decode()[-300:]}")
-        unit = os.path.join(dest, "etc/systemd/system/runseal-keys-tick.service")
-        cron = open(os.path.join(dest, "etc/cron.d/runseal-keys-tick")).read()
+        unit = os.path.join(dest, "opt/rs/lib/systemd/system/runseal-keys-tick.service")
+        cron = open(os.path.join(dest, "opt/rs/share/runseal/runseal-keys-tick.cron")).read()
         check("root /opt/rs/bin/runseal keys tick" in cron, f"cron line: {cron!r}")
         check("ExecStart=/opt/rs/bin/runseal keys tick" in open(unit).read(), "unit ExecStart")
         if not shutil.which("systemd-analyze"):
@@ -674,7 +674,7 @@ def keys_tick_units_install_and_verify():
         # Pointed at the built binary, since /opt/rs does not exist here.
         text = open(unit).read().replace("/opt/rs/bin/runseal", RUNSEAL)
         open(unit, "w").write(text)
-        timer = os.path.join(dest, "etc/systemd/system/runseal-keys-tick.timer")
+        timer = os.path.join(dest, "opt/rs/lib/systemd/system/runseal-keys-tick.timer")
         p = subprocess.run(["systemd-analyze", "verify", "--man=no", unit, timer],
                            capture_output=True, timeout=60)
         check(p.returncode == 0, f"systemd-analyze verify: {p.stderr.decode()[-400:]}")

@@ -406,7 +406,7 @@ static void test_empty_segment(void **state)
 	sealer_close(&s);
 	buf = slurp(path, &len);
 	assert_int_equal(len, 7);
-	assert_true(flags_of(path) & FS_IMMUTABLE_FL);
+	assert_worm(path, FS_IMMUTABLE_FL);
 	free(buf);
 	free(path);
 	path = seg_path(f, NULL, 4, ".z");
