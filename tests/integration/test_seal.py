@@ -657,6 +657,35 @@ def slow_run_killed(env, after=2.5):
 
 
 @test
+def fake_crash_of_the_newest_segment_needs_a_replica():
+    """Stripping the seal of the newest segment only passes the cadence (its records were
+    sealed in time once): the log alone cannot show it, and verify says so; a replica's
+    HEAD does show it."""
+    env = Env()
+    try:
+        rep = os.path.join(env.tmp, "rep")
+        for _ in range(2):
+            rc, out, err = env.run(["--replica", rep])
+            check(rc == 0, f"run rc {rc}: {err[-300:]}")
+        newest = segments(env.log)[-1]
+        lines = read_seg(os.path.join(env.log, newest)).split(b"\n")[:-1]
+        target = next(seq_of(l) for l in lines if b'"kind":"exec"' in l)
+        unflag_tree(env.tmp)
+        p = subprocess.run([FORGE, "--fake-crash", env.log, env.keys, str(target),
+                            '"kind":"exec"', '"kind":"exec","forged":true'],
+                           capture_output=True)
+        check(p.returncode == 0, f"forge failed: {p.stderr.decode()}")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "no_replica" in kinds(problems, "warning"),
+              f"alone: rc {rc}, {text[-500:]}")
+        rc, problems, text = env.verify("--replica", rep)
+        check(rc == 1 and kinds(problems) & {"rollback", "head_mismatch", "missing_segment"},
+              f"with the replica: rc {rc}, {text[-600:]}")
+    finally:
+        env.close()
+
+
+@test
 def keys_tick_units_install_and_verify():
     """`make install` ships the keys tick timer and its cron line pointing at the installed
     binary, under PREFIX; systemd accepts the units."""
