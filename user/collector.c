@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -231,12 +234,358 @@ static int on_connect(struct collector *c, const struct rs_connect *e, size_t si
 	return rec_end(s);
 }
 
+/* ---- self-protection (issue 8) ------------------------------------------------------- */
+
+enum { OWN_MAP, OWN_PROG, OWN_LINK };
+
+static bool own_id(const struct collector *c, int type, uint32_t id)
+{
+	for (size_t i = 0; i < c->nown[type]; i++)
+		if (c->own_ids[type][i] == id)
+			return true;
+	return false;
+}
+
+static bool own_pid(const struct collector *c, pid_t pid)
+{
+	return pid > 0 && (pid == c->own_pids[0] || pid == c->own_pids[1]);
+}
+
+/* Whose process a syscall aims at: runseal's own, one of the run's, or another. */
+static void put_target(struct collector *c, const struct rs_guard *e, bool pidfd)
+{
+	struct stream *s = c->out;
+	const char *whose;
+
+	if (!(e->tflags & RS_T_PID))
+		return;
+	rec_int(s, "target_pid", e->target);
+	if (pidfd && e->target <= 0)
+		whose = "unknown";
+	else if (e->target == -1)
+		whose = "all";
+	else if (e->target < -1)
+		whose = "group";
+	else if (e->target == 0)
+		whose = "self";
+	else if (own_pid(c, e->target))
+		whose = "runseal";
+	else if (e->tflags & RS_T_TRACKED && e->target_run == e->h.run)
+		whose = "run";
+	else
+		whose = "outside";
+	rec_str(s, "target", whose);
+	if (!strcmp(whose, "run"))
+		rec_str(s, "target_step", step_name(c, e->target_step));
+}
+
+static void put_guard_name(struct stream *s, const char *key, const struct rs_guard *e)
+{
+	if (e->name_len)
+		rec_strn(s, key, e->data, e->name_len, e->h.flags & RS_F_NAME_TRUNC);
+}
+
+static void put_bpf(struct collector *c, const struct rs_guard *e)
+{
+	static const char *const id_keys[] = {"", "map_id", "prog_id", "link_id"};
+	struct stream *s = c->out;
+	uint64_t cmd = e->arg[0];
+	int type = -1;
+
+	rec_str(s, "cmd", decode_bpf_cmd(cmd));
+	rec_int(s, "cmd_num", (int64_t)cmd);
+	if (e->obj_type >= RS_OBJ_MAP && e->obj_type <= RS_OBJ_LINK) {
+		type = (int)e->obj_type - RS_OBJ_MAP;
+		rec_int(s, id_keys[e->obj_type], e->obj_id);
+	} else if (e->obj_type == RS_OBJ_ID) {
+		/* An id passed as is: the object kind follows from the command. */
+		type = cmd == BPF_MAP_GET_FD_BY_ID    ? OWN_MAP
+		       : cmd == BPF_PROG_GET_FD_BY_ID ? OWN_PROG
+		       : cmd == BPF_LINK_GET_FD_BY_ID ? OWN_LINK
+						      : -1;
+		rec_int(s, type >= 0 ? id_keys[type + 1] : "id", e->obj_id);
+	}
+	if (type >= 0)
+		rec_str(s, "owner", own_id(c, type, e->obj_id) ? "runseal" : "other");
+	if (cmd == BPF_PROG_LOAD)
+		rec_int(s, "prog_type", (int64_t)e->arg[2]);
+	else if (cmd == BPF_MAP_CREATE)
+		rec_int(s, "map_type", (int64_t)e->arg[2]);
+	put_guard_name(s,
+		       cmd == BPF_OBJ_PIN || cmd == BPF_OBJ_GET ? "path"
+		       : cmd == BPF_RAW_TRACEPOINT_OPEN	  ? "tracepoint"
+							  : "name",
+		       e);
+	rec_int(s, "attr_size", (int64_t)e->arg[1]);
+}
+
+static void put_signal(struct collector *c, const struct rs_guard *e, const char *sys)
+{
+	struct stream *s = c->out;
+	char buf[24];
+
+	rec_str(s, "syscall", sys);
+	rec_str(s, "signal", decode_signal(e->arg[0], buf, sizeof(buf)));
+	rec_int(s, "signal_num", (int64_t)e->arg[0]);
+	put_target(c, e, e->sys == RS_G_PIDFD_SEND_SIGNAL);
+	if (e->sys == RS_G_TGKILL)
+		rec_int(s, "target_tid", (int64_t)e->arg[1]);
+	else if (e->sys == RS_G_PIDFD_SEND_SIGNAL)
+		rec_int(s, "pidfd", (int64_t)(int32_t)e->arg[1]);
+}
+
+static void put_memfd(struct collector *c, const struct rs_guard *e)
+{
+	struct stream *s = c->out;
+	const char *names[8];
+	char extra[24];
+	size_t n = decode_memfd_flags(e->arg[0], names, 8, extra, sizeof(extra));
+
+	put_guard_name(s, "name", e);
+	rec_open(s, "flags", '[');
+	for (size_t i = 0; i < n; i++)
+		rec_item(s, names[i], strlen(names[i]), false);
+	rec_close(s, ']');
+}
+
+static const struct {
+	enum rec_kind kind;
+	const char *sys;
+} guard_kinds[RS_G_MAX] = {
+    [RS_G_BPF] = {REC_BPF, "bpf"},
+    [RS_G_PERF_EVENT_OPEN] = {REC_PERF_EVENT_OPEN, "perf_event_open"},
+    [RS_G_PTRACE] = {REC_PTRACE, "ptrace"},
+    [RS_G_PROCESS_VM_WRITEV] = {REC_PROCESS_VM, "process_vm_writev"},
+    [RS_G_PROCESS_VM_READV] = {REC_PROCESS_VM, "process_vm_readv"},
+    [RS_G_PIDFD_GETFD] = {REC_PIDFD_GETFD, "pidfd_getfd"},
+    [RS_G_PIDFD_SEND_SIGNAL] = {REC_SIGNAL, "pidfd_send_signal"},
+    [RS_G_KILL] = {REC_SIGNAL, "kill"},
+    [RS_G_TGKILL] = {REC_SIGNAL, "tgkill"},
+    [RS_G_TKILL] = {REC_SIGNAL, "tkill"},
+    [RS_G_INIT_MODULE] = {REC_MODULE_LOAD, "init_module"},
+    [RS_G_FINIT_MODULE] = {REC_MODULE_LOAD, "finit_module"},
+    [RS_G_MEMFD_CREATE] = {REC_MEMFD_CREATE, "memfd_create"},
+};
+
+/* A syscall that could blind or fool runseal, recorded at its entry: no result yet. */
+static int on_guard(struct collector *c, const struct rs_guard *e, size_t size)
+{
+	struct stream *s = c->out;
+	const char *req;
+
+	if (size < sizeof(*e) || sizeof(*e) + e->name_len > size || !e->sys || e->sys >= RS_G_MAX)
+		return -1;
+	begin_proc(c, guard_kinds[e->sys].kind, &e->h);
+	switch (e->sys) {
+	case RS_G_BPF:
+		put_bpf(c, e);
+		break;
+	case RS_G_PERF_EVENT_OPEN:
+		rec_int(s, "type", (int64_t)e->arg[0]);
+		rec_int(s, "config", (int64_t)e->arg[1]);
+		rec_int(s, "cpu", (int32_t)e->arg[2]);
+		rec_int(s, "flags", (int64_t)e->arg[3]);
+		put_target(c, e, false);
+		break;
+	case RS_G_PTRACE:
+		req = decode_ptrace_request(e->arg[0]);
+		rec_str(s, "request", req);
+		rec_int(s, "request_num", (int64_t)e->arg[0]);
+		if (e->arg[0] != 0) /* PTRACE_TRACEME names no target */
+			put_target(c, e, false);
+		break;
+	case RS_G_PROCESS_VM_WRITEV:
+	case RS_G_PROCESS_VM_READV:
+		rec_str(s, "syscall", guard_kinds[e->sys].sys);
+		put_target(c, e, false);
+		break;
+	case RS_G_PIDFD_GETFD:
+		put_target(c, e, true);
+		rec_int(s, "target_fd", (int32_t)e->arg[0]);
+		rec_int(s, "pidfd", (int32_t)e->arg[1]);
+		break;
+	case RS_G_INIT_MODULE:
+	case RS_G_FINIT_MODULE:
+		rec_str(s, "syscall", guard_kinds[e->sys].sys);
+		if (e->sys == RS_G_FINIT_MODULE)
+			rec_int(s, "fd", (int32_t)e->arg[0]);
+		else
+			rec_int(s, "len", (int64_t)e->arg[0]);
+		put_guard_name(s, "params", e);
+		break;
+	case RS_G_MEMFD_CREATE:
+		put_memfd(c, e);
+		break;
+	default:
+		put_signal(c, e, guard_kinds[e->sys].sys);
+		break;
+	}
+	return rec_end(s);
+}
+
+/* Someone else moved the ring buffer's consumer position (the consumer page is writable
+ * to anyone who maps the ring): the records in between were never seen. */
+static int check_consumer(struct collector *c)
+{
+	struct stream *s = c->out;
+	uint64_t pos;
+	int64_t moved;
+
+	if (!c->rb_cons)
+		return 0;
+	pos = __atomic_load_n(c->rb_cons, __ATOMIC_ACQUIRE);
+	if (pos == c->rb_pos)
+		return 0;
+	moved = (int64_t)(pos - c->rb_pos);
+	c->rb_pos = pos;
+	c->tampered++;
+	rec_begin(s, REC_LOSS, now_ns(CLOCK_REALTIME), c->run_id, -1);
+	rec_str(s, "reason", "tamper");
+	rec_null(s, "count");
+	rec_int(s, "bytes", moved);
+	rec_str(s, "detail", moved > 0 ? "the ring buffer's consumer position was moved forward "
+					 "by another process: records were skipped unread"
+				       : "the ring buffer's consumer position was moved back by "
+					 "another process: records may be read twice");
+	return rec_end(s);
+}
+
+/* Every map the programs trust is frozen: bpf() can no longer write it, from any process
+ * (the programs still can). The ring buffer cannot be, and .rodata already is. */
+static int freeze_maps(struct collector *c)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, c->skel->obj)
+	{
+		/* libbpf froze the read-only ones (.rodata) itself. */
+		if (bpf_map__type(m) == BPF_MAP_TYPE_RINGBUF ||
+		    bpf_map__map_flags(m) & BPF_F_RDONLY_PROG)
+			continue;
+		if (bpf_map_freeze(bpf_map__fd(m)) < 0) {
+			warn("cannot freeze BPF map %s", bpf_map__name(m));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void add_own(struct collector *c, int type, int fd)
+{
+	struct bpf_map_info mi = {0};
+	struct bpf_prog_info pi = {0};
+	struct bpf_link_info li = {0};
+	uint32_t len = type == OWN_MAP ? sizeof(mi) : type == OWN_PROG ? sizeof(pi) : sizeof(li);
+	uint32_t id = 0;
+
+	if (fd < 0 || c->nown[type] >= 128)
+		return;
+	if (type == OWN_MAP && !bpf_obj_get_info_by_fd(fd, &mi, &len))
+		id = mi.id;
+	else if (type == OWN_PROG && !bpf_obj_get_info_by_fd(fd, &pi, &len))
+		id = pi.id;
+	else if (type == OWN_LINK && !bpf_obj_get_info_by_fd(fd, &li, &len))
+		id = li.id;
+	if (id)
+		c->own_ids[type][c->nown[type]++] = id;
+}
+
+/* Ids of runseal's own maps, programs and links, to say whose a bpf() call names. */
+static void collect_own_ids(struct collector *c)
+{
+	struct bpf_link **links = (struct bpf_link **)&c->skel->links;
+	struct bpf_program *p;
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, c->skel->obj) add_own(c, OWN_MAP, bpf_map__fd(m));
+	bpf_object__for_each_program(p, c->skel->obj) add_own(c, OWN_PROG, bpf_program__fd(p));
+	for (size_t i = 0; i < sizeof(c->skel->links) / sizeof(*links); i++)
+		if (links[i])
+			add_own(c, OWN_LINK, bpf_link__fd(links[i]));
+}
+
+/* Programs for syscalls this kernel does not have (no module support: no module
+ * tracepoints) are not loaded. */
+static void skip_missing_tracepoints(struct collector *c)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program(p, c->skel->obj)
+	{
+		const char *sec = bpf_program__section_name(p), *tp = "tracepoint/";
+		char path[256];
+
+		if (strncmp(sec, tp, strlen(tp)) || !strstr(sec, "_module"))
+			continue;
+		snprintf(path, sizeof(path), TRACEFS "/events/%s", sec + strlen(tp));
+		if (access(path, F_OK) < 0)
+			bpf_program__set_autoload(p, false);
+	}
+}
+
+/* Maps the consumer position read-only: the collector's own view, to check against its
+ * count of consumed bytes. */
+static void map_consumer(struct collector *c)
+{
+	void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED,
+		       bpf_map__fd(c->skel->maps.events), 0);
+
+	if (p == MAP_FAILED) {
+		warn("cannot map the ring buffer's consumer page (tampering with it will not be "
+		     "detected)");
+		return;
+	}
+	c->rb_cons = p;
+	c->rb_pos = *c->rb_cons;
+}
+
+int collector_untrack(struct collector *c, pid_t pid)
+{
+	uint32_t key = (uint32_t)pid;
+	struct rs_track t;
+
+	prctl(RS_MARK_UNTRACK, (unsigned long)pid, 0, 0, 0);
+	return bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t) == 0 ? -1 : 0;
+}
+
+size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size_t max)
+{
+	int fd = bpf_map__fd(c->skel->maps.tracked);
+	uint32_t key, next, *prev = NULL;
+	struct rs_track t;
+	size_t n = 0;
+
+	while (n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		/* Only processes still alive: an exit removes the entry, a pid never lingers. */
+		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && t.run == 1 &&
+		    (kill((pid_t)key, 0) == 0 || errno == EPERM)) {
+			pids[n] = (pid_t)key;
+			steps[n++] = t.step;
+		}
+	}
+	return n;
+}
+
+void collector_set_own_pid(struct collector *c, pid_t pid)
+{
+	c->own_pids[1] = pid;
+}
+
+bool collector_incomplete(const struct collector *c)
+{
+	return c->lost || c->tampered;
+}
+
 static int handle(void *ctx, void *data, size_t size)
 {
 	struct collector *c = ctx;
 	const struct rs_hdr *h = data;
 	int r = -1;
 
+	/* As libbpf advances the consumer: an 8-byte header, rounded up to 8. */
+	c->rb_pos += (size + 8 + 7) & ~(size_t)7;
 	if (size < sizeof(*h) || h->size > size) {
 		warnx("collector: malformed event of %zu bytes counted as lost", size);
 		c->malformed++;
@@ -260,6 +609,9 @@ static int handle(void *ctx, void *data, size_t size)
 	case RS_CONNECT:
 		r = on_connect(c, data, size);
 		break;
+	case RS_GUARD:
+		r = on_guard(c, data, size);
+		break;
 	}
 	if (r < 0 && !c->out->failed) {
 		warnx("collector: malformed event (kind %u, %zu bytes) counted as lost", h->kind,
@@ -272,7 +624,7 @@ static int handle(void *ctx, void *data, size_t size)
 
 static const char *const kind_names[RS_KIND_MAX] = {
     [RS_EXEC] = "exec", [RS_FORK] = "fork",	  [RS_EXIT] = "exit",
-    [RS_OPEN] = "open", [RS_CONNECT] = "connect",
+    [RS_OPEN] = "open", [RS_CONNECT] = "connect", [RS_GUARD] = "guard",
 };
 
 /* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */
@@ -313,7 +665,11 @@ int collector_drain(struct collector *c, bool final)
 {
 	uint64_t now = now_ns(CLOCK_MONOTONIC);
 
+	if (check_consumer(c) < 0)
+		return -1;
 	if (ring_buffer__consume(c->rb) < 0 && c->out->failed)
+		return -1;
+	if (check_consumer(c) < 0)
 		return -1;
 	/* Under overload one loss record per interval, not one per wake-up. */
 	if (final || now - c->last_drop_check >= 100000000ull) {
@@ -349,6 +705,9 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	if (ringbuf_bytes)
 		bpf_map__set_max_entries(c->skel->maps.events, (uint32_t)ringbuf_bytes);
 	c->skel->rodata->floor_only = floor;
+	c->skel->rodata->runner_tgid = (uint32_t)getpid();
+	c->own_pids[0] = getpid();
+	skip_missing_tracepoints(c);
 	/* An eighth of the ring: wake-ups stay rare, and there is room while the collector
 	 * gets scheduled. */
 	c->skel->rodata->wake_bytes =
@@ -360,6 +719,12 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 		collector_close(c);
 		return -1;
 	}
+	if (freeze_maps(c) < 0) {
+		collector_close(c);
+		return -1;
+	}
+	collect_own_ids(c);
+	map_consumer(c);
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), handle, c, NULL);
 	if (!c->rb) {
 		warn("cannot open the BPF ring buffer");
@@ -399,6 +764,9 @@ static void detach_all(struct runseal_bpf *skel)
 
 void collector_close(struct collector *c)
 {
+	if (c->rb_cons)
+		munmap((void *)c->rb_cons, (size_t)sysconf(_SC_PAGESIZE));
+	c->rb_cons = NULL;
 	ring_buffer__free(c->rb);
 	if (c->skel)
 		detach_all(c->skel);
@@ -428,12 +796,21 @@ void collector_set_step(struct collector *c, uint32_t seq, const char *name)
 	c->steps[seq] = xstrdup(name);
 }
 
+/* The map is frozen: registration is a marker syscall that on_prctl_enter acts on, and
+ * the entry is then read back to check it took. */
 int collector_track(struct collector *c, pid_t pid, uint32_t seq)
 {
-	struct rs_track t = {.run = 1, .step = seq};
+	struct rs_track t = {0};
 	uint32_t key = (uint32_t)pid;
 
-	return bpf_map_update_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t, BPF_ANY);
+	prctl(RS_MARK_TRACK, (unsigned long)pid, 1UL, (unsigned long)seq, 0UL);
+	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t) < 0)
+		return -1;
+	if (t.run != 1 || t.step != seq) {
+		errno = EEXIST;
+		return -1;
+	}
+	return 0;
 }
 
 int collector_fd(struct collector *c)

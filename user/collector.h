@@ -26,6 +26,13 @@ struct collector {
 	uint64_t malformed, malformed_seen; /* events the collector could not decode */
 	uint64_t events;
 	uint64_t last_drop_check; /* CLOCK_MONOTONIC ns */
+	/* Self-protection (issue 8). */
+	uint32_t own_ids[3][128]; /* ids of runseal's maps, programs and links */
+	size_t nown[3];
+	pid_t own_pids[2];	     /* runseal's own processes: the runner and its guard */
+	const volatile uint64_t *rb_cons; /* the ring's consumer position, mapped read-only */
+	uint64_t rb_pos;		     /* where our own count of consumed bytes says it is */
+	uint64_t tampered;		     /* consumer moves we did not make */
 };
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)
@@ -39,6 +46,15 @@ void collector_set_run(struct collector *c, const char *run_id);
 void collector_set_step(struct collector *c, uint32_t seq, const char *name);
 /* Marks pid as part of step seq of the current run; its descendants inherit the mark. */
 int collector_track(struct collector *c, pid_t pid, uint32_t seq);
+/* Forgets pid (it will not be traced any more); 0, or -1 when it was not tracked. */
+int collector_untrack(struct collector *c, pid_t pid);
+/* Lists up to max live processes of the current run from the kernel's tracked map, with
+ * their step sequence numbers; returns how many. */
+size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size_t max);
+/* Names another process of runseal's own (the guard), for the target of signals. */
+void collector_set_own_pid(struct collector *c, pid_t pid);
+/* The run must not be called complete: events were lost or the ring was tampered with. */
+bool collector_incomplete(const struct collector *c);
 /* A descriptor that polls readable when events wait. */
 int collector_fd(struct collector *c);
 /* Turns every waiting event into records and reports new kernel drops as a loss record

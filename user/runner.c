@@ -1071,7 +1071,7 @@ int runner_run(const struct run_opts *o)
 	collector_drain(&r.col, true);
 	if (r.any_failed || r.interrupted || r.log_failed)
 		status = "failed";
-	else if (r.col.lost)
+	else if (collector_incomplete(&r.col))
 		status = "incomplete";
 	else
 		status = "ok";
@@ -1095,7 +1095,7 @@ int runner_run(const struct run_opts *o)
 		rc = RUN_INTERRUPTED;
 	else if (r.log_failed || r.any_failed)
 		rc = RUN_FAILED;
-	else if (r.col.lost && o->strict)
+	else if (collector_incomplete(&r.col) && o->strict)
 		rc = RUN_INCOMPLETE;
 	else
 		rc = RUN_OK;
