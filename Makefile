@@ -21,7 +21,7 @@ PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/log
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
 
-all: runseal $(B)/actions $(B)/forge $(B)/storm
+all: runseal $(B)/actions $(B)/forge $(B)/storm $(B)/attack
 
 $(B):
 	mkdir -p $@
@@ -45,6 +45,9 @@ runseal: $(USER_OBJS)
 
 $(B)/actions: tests/helpers/actions.c | $(B)
 	$(CC) $(CFLAGS) -pthread $< -o $@
+
+$(B)/attack: tests/helpers/attack.c | $(B)
+	$(CC) $(CFLAGS) $< -o $@ -lbpf
 
 $(B)/storm: tests/helpers/storm.c | $(B)
 	$(CC) $(CFLAGS) -pthread $< -o $@

@@ -1,0 +1,281 @@
+/* attack: what a root step does to blind or fool runseal, for the self-protection tests.
+ *
+ * Run as a step in argv mode, so that the parent is the runseal runner. Each command prints
+ * what happened as "NAME: ok" (the attack worked) or "NAME: ERRNO" (it was refused), and
+ * exits 0 either way; the tests decide what is acceptable.
+ *
+ *   attack untrack MARKER        delete our pid from runseal's tracked map, then open MARKER
+ *   attack retarget STEP MARKER  rewrite our entry to step STEP, then open MARKER
+ *   attack consumer MARKER MS    move the ring's consumer position for MS ms while opening
+ *   attack killcollector SECS    SIGKILL the runner, then sleep SECS (and open /etc/hostname)
+ *   attack ptrace PID            PTRACE_PEEKDATA on PID (not attached: refused, no effect)
+ *   attack vmwrite PID           process_vm_writev of nothing into PID
+ *   attack getfd PID FD          pidfd_getfd of PID's FD
+ *   attack kill PID SIG          kill(PID, SIG)
+ *   attack pidfdsig PID SIG      pidfd_send_signal(pidfd of PID, SIG)
+ *   attack memfd NAME            memfd_create(NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING)
+ *   attack perf                  perf_event_open of a software clock on ourselves
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+static void report(const char *what, int rc)
+{
+	printf("%s: %s\n", what, rc < 0 ? strerrorname_np(errno) : "ok");
+}
+
+static void touch(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The id of the runner's map of this type (and name, when given), from its fdinfo. */
+static int runner_map(int type, const char *name)
+{
+	char dir[64], path[512], link[64], line[128];
+	pid_t runner = getppid();
+	struct dirent *de;
+	DIR *d;
+	int found = -1;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", runner);
+	d = opendir(dir);
+	while (d && (de = readdir(d)) && found < 0) {
+		ssize_t n;
+		int t = -1, id = -1;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:bpf-map"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", runner, de->d_name);
+		f = fopen(path, "re");
+		while (f && fgets(line, sizeof(line), f)) {
+			sscanf(line, "map_type: %d", &t);
+			sscanf(line, "map_id: %d", &id);
+		}
+		if (f)
+			fclose(f);
+		if (t != type)
+			continue;
+		if (name) {
+			struct bpf_map_info info = {0};
+			uint32_t len = sizeof(info);
+			int fd = bpf_map_get_fd_by_id((uint32_t)id);
+
+			if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0 ||
+			    strcmp(info.name, name))
+				id = -1;
+			if (fd >= 0)
+				close(fd);
+		}
+		found = id;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int tracked_fd(void)
+{
+	int id = runner_map(BPF_MAP_TYPE_HASH, "tracked");
+	int fd = id < 0 ? -1 : bpf_map_get_fd_by_id((uint32_t)id);
+
+	if (fd < 0)
+		fprintf(stderr, "attack: cannot find the runner's tracked map\n");
+	return fd;
+}
+
+static int do_untrack(char **argv)
+{
+	uint32_t key = (uint32_t)getpid();
+	int fd = tracked_fd();
+
+	if (fd < 0)
+		return 2;
+	report("untrack", bpf_map_delete_elem(fd, &key));
+	touch(argv[0]);
+	return 0;
+}
+
+static int do_retarget(char **argv)
+{
+	uint32_t key = (uint32_t)getpid();
+	uint32_t val[2] = {1, (uint32_t)atoi(argv[0])};
+	int fd = tracked_fd();
+
+	if (fd < 0)
+		return 2;
+	report("retarget", bpf_map_update_elem(fd, &key, val, BPF_ANY));
+	touch(argv[1]);
+	return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A child keeps producing records while we set the consumer to the producer position, so
+ * that the collector finds it moved past records it never read. */
+static int do_consumer(char **argv)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	int id = runner_map(BPF_MAP_TYPE_RINGBUF, NULL);
+	int fd = id < 0 ? -1 : bpf_map_get_fd_by_id((uint32_t)id);
+	uint64_t end = mono_ms() + (uint64_t)atoi(argv[1]), moves = 0;
+	volatile uint64_t *cons, *prod;
+	pid_t child;
+
+	if (fd < 0) {
+		fprintf(stderr, "attack: cannot find the runner's ring buffer\n");
+		return 2;
+	}
+	cons = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	prod = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, page);
+	if (cons == MAP_FAILED || prod == MAP_FAILED) {
+		report("consumer", -1);
+		return 0;
+	}
+	child = fork();
+	if (child == 0) {
+		while (mono_ms() < end)
+			touch(argv[0]);
+		_exit(0);
+	}
+	while (mono_ms() < end) {
+		uint64_t p = __atomic_load_n(prod, __ATOMIC_ACQUIRE);
+
+		if (*cons != p) {
+			__atomic_store_n(cons, p, __ATOMIC_RELEASE);
+			moves++;
+		}
+	}
+	waitpid(child, NULL, 0);
+	printf("consumer: ok (%llu moves)\n", (unsigned long long)moves);
+	return 0;
+}
+
+static int do_killcollector(char **argv)
+{
+	report("killcollector", kill(getppid(), SIGKILL));
+	for (int i = 0; i < atoi(argv[0]) * 10; i++) {
+		touch("/etc/hostname");
+		usleep(100000);
+	}
+	return 0;
+}
+
+static int pidfd_of(const char *pid)
+{
+	return (int)syscall(SYS_pidfd_open, atoi(pid), 0);
+}
+
+static int do_ptrace(char **argv)
+{
+	errno = 0;
+	long r = ptrace(PTRACE_PEEKDATA, atoi(argv[0]), NULL, NULL);
+	report("ptrace", r == -1 && errno ? -1 : 0);
+	return 0;
+}
+
+static int do_vmwrite(char **argv)
+{
+	report("vmwrite", (int)process_vm_writev(atoi(argv[0]), NULL, 0, NULL, 0, 0));
+	return 0;
+}
+
+static int do_getfd(char **argv)
+{
+	int pfd = pidfd_of(argv[0]);
+
+	report("getfd", pfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pfd, atoi(argv[1]), 0));
+	return 0;
+}
+
+static int do_kill(char **argv)
+{
+	report("kill", kill(atoi(argv[0]), atoi(argv[1])));
+	return 0;
+}
+
+static int do_pidfdsig(char **argv)
+{
+	int pfd = pidfd_of(argv[0]);
+
+	report("pidfdsig",
+	       pfd < 0 ? -1 : (int)syscall(SYS_pidfd_send_signal, pfd, atoi(argv[1]), NULL, 0));
+	return 0;
+}
+
+static int do_memfd(char **argv)
+{
+	report("memfd", memfd_create(argv[0], MFD_CLOEXEC | MFD_ALLOW_SEALING));
+	return 0;
+}
+
+static int do_perf(char **argv)
+{
+	struct perf_event_attr a = {
+	    .type = PERF_TYPE_SOFTWARE, .size = sizeof(a), .config = PERF_COUNT_SW_CPU_CLOCK};
+
+	(void)argv;
+	report("perf", (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0));
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int nargs;
+	int (*fn)(char **argv);
+} cmds[] = {
+    {"untrack", 1, do_untrack}, {"retarget", 2, do_retarget},
+    {"consumer", 2, do_consumer}, {"killcollector", 1, do_killcollector},
+    {"ptrace", 1, do_ptrace},	{"vmwrite", 1, do_vmwrite},
+    {"getfd", 2, do_getfd},	{"kill", 2, do_kill},
+    {"pidfdsig", 2, do_pidfdsig}, {"memfd", 1, do_memfd},
+    {"perf", 0, do_perf},
+};
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	for (size_t i = 0; argc >= 2 && i < sizeof(cmds) / sizeof(*cmds); i++)
+		if (!strcmp(argv[1], cmds[i].name)) {
+			if (argc - 2 < cmds[i].nargs) {
+				fprintf(stderr, "attack %s: needs %d arguments\n", cmds[i].name,
+					cmds[i].nargs);
+				return 2;
+			}
+			return cmds[i].fn(argv + 2);
+		}
+	fprintf(stderr, "usage: attack COMMAND ARGS... (see tests/helpers/attack.c)\n");
+	return 2;
+}
