@@ -15,7 +15,7 @@ TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
-	     user/logfmt.c user/sealer.c user/verify.c
+	     user/logfmt.c user/sealer.c user/verify.c user/guard.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))

@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "collector.h"
+#include "guard.h"
 #include "progress.h"
 #include "record.h"
 #include "redact.h"
@@ -84,6 +85,7 @@ struct run {
 	struct redactor red;
 	struct stream s;
 	struct collector col;
+	struct guard guard; /* kills the steps if the runner is killed (issue 8) */
 	struct progress prog;
 	struct sealer seal;
 	bool sealing;
@@ -917,6 +919,80 @@ static void run_steps(struct run *r, const struct rb_step *steps, size_t n, bool
 	}
 }
 
+/* ---- self-protection (issue 8) ------------------------------------------------------- */
+
+static void start_guard(struct run *r)
+{
+	char e[PATH_MAX + 128];
+	int rc = guard_start(&r->guard, &r->col, r->sealing ? r->o->log_dir : NULL, r->id,
+			     r->cg_run, e, sizeof(e));
+
+	if (rc < 0)
+		warnx("no guard for run %s (%s): if runseal is killed, its steps go on untraced",
+		      r->id, e);
+	else if (rc > 0)
+		warnx("run state %s: if runseal is killed, the next start will not know of run %s",
+		      e, r->id);
+	if (rc >= 0)
+		collector_set_own_pid(&r->col, r->guard.pid);
+}
+
+static void rec_pids(struct stream *s, const char *key, const pid_t *pids, size_t n)
+{
+	rec_open(s, key, '[');
+	for (size_t i = 0; i < n; i++) {
+		char p[16];
+
+		snprintf(p, sizeof(p), "%d", pids[i]);
+		rec_item(s, p, strlen(p), false);
+	}
+	rec_close(s, ']');
+}
+
+/* A run of this log whose runner was killed: recorded in this run, the next in the chain. */
+static void interrupted_record(void *ctx, const struct crashed *cr)
+{
+	struct run *r = ctx;
+	struct stream *s = &r->s;
+
+	rec_begin(s, REC_RUN_INTERRUPTED, real(), r->id, -1);
+	rec_str(s, "interrupted_run", cr->run_id);
+	rec_int(s, "runseal_pid", cr->runner);
+	rec_str(s, "cgroup", cr->cgroup[0] ? cr->cgroup : NULL);
+	rec_pids(s, "killed_by_guard", cr->killed, cr->nguard);
+	rec_pids(s, "killed_now", cr->killed + cr->nguard, cr->nkilled - cr->nguard);
+	emit(r);
+	warnx("run %s was interrupted (runseal pid %d killed before its end); recorded in run %s",
+	      cr->run_id, cr->runner, r->id);
+}
+
+static void recover_crashed(struct run *r)
+{
+	char e[256];
+
+	if (r->sealing && guard_recover(r->o->log_dir, interrupted_record, r, e, sizeof(e)) < 0)
+		warnx("cannot look for interrupted runs: %s", e);
+}
+
+/* Tracked processes that outlive the run, from the kernel's map: a child can leave its
+ * step's cgroup, not the map. Once runseal exits, nothing traces them. */
+static void rec_tracked_left(struct run *r)
+{
+	pid_t pids[256];
+	uint32_t steps[256];
+	size_t n = collector_tracked(&r->col, pids, steps, 256);
+	struct stream *s = &r->s;
+
+	rec_open(s, "lingering", '{');
+	for (size_t i = 0; i < n; i++) {
+		char p[16];
+
+		snprintf(p, sizeof(p), "%d", pids[i]);
+		rec_str(s, p, steps[i] < r->col.nsteps ? r->col.steps[steps[i]] : "?");
+	}
+	rec_close(s, '}');
+}
+
 /* VmHWM, not ru_maxrss: the latter survives exec and may be the invoker's peak. */
 static int64_t peak_rss_kb(void)
 {
@@ -953,6 +1029,7 @@ static void run_end_record(struct run *r, const char *status)
 		rec_bool(s, "interrupted", true);
 	if (r->log_failed)
 		rec_str(s, "error", "log write failed");
+	rec_tracked_left(r);
 	emit(r);
 }
 
@@ -1050,6 +1127,7 @@ static int setup(struct run *r)
 	if (r->devnull < 0)
 		err(2, "/dev/null");
 	cgroup_init(r);
+	start_guard(r);
 	base_env(r);
 	return 0;
 }
@@ -1066,6 +1144,7 @@ int runner_run(const struct run_opts *o)
 	if (setup(&r) < 0)
 		return RUN_USAGE;
 	run_start_record(&r);
+	recover_crashed(&r);
 	if (!r.log_failed)
 		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
 	collector_drain(&r.col, true);
@@ -1102,6 +1181,7 @@ int runner_run(const struct run_opts *o)
 	if (r.col.lost)
 		warnx("run %s: %llu events lost: the record is incomplete", r.id,
 		      (unsigned long long)r.col.lost);
+	guard_stop(&r.guard);
 	/* Readers see the end of the records now: detaching the tracepoints takes a while. */
 	if (r.events_fd > 2)
 		close(r.events_fd);
