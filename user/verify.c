@@ -977,10 +977,19 @@ static void process_line(struct walk *w, size_t off, size_t len)
 	case K_LOSS: {
 		uint64_t count = 0;
 
+		char reason[16] = "";
+
+		entry_get_str(l, len, "reason", reason, sizeof(reason));
 		entry_get_u64(l, len, "count", &count);
-		problem(w, false, "loss", w->cur, NULL, off, seq,
-			"%" PRIu64 " kernel events were lost: the record of this run is incomplete",
-			count);
+		if (!strcmp(reason, "tamper"))
+			problem(w, false, "loss", w->cur, NULL, off, seq,
+				"a process moved the ring buffer's consumer position: records were "
+				"skipped unread and the record of this run is incomplete");
+		else
+			problem(w, false, "loss", w->cur, NULL, off, seq,
+				"%" PRIu64
+				" kernel events were lost: the record of this run is incomplete",
+				count);
 		break;
 	}
 	default:
