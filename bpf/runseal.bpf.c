@@ -753,7 +753,9 @@ static __always_inline void guard_target(struct rs_guard *e, s32 pid)
 	e->target_step = t->step;
 }
 
-/* The pid a pidfd refers to (its struct pid, numbers[0]: the initial namespace). */
+/* The pid a pidfd refers to (its struct pid, numbers[0]: the initial namespace). pidfs
+ * (6.9 on) keeps the struct pid in the inode; the older anonymous-inode pidfd, whose inode
+ * is shared, in the file. */
 static __always_inline s32 pidfd_pid(int fd)
 {
 	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), fd);
@@ -761,7 +763,9 @@ static __always_inline s32 pidfd_pid(int fd)
 
 	if (!f)
 		return -1;
-	p = BPF_CORE_READ(f, private_data);
+	p = BPF_CORE_READ(f, f_inode, i_private);
+	if (!p)
+		p = BPF_CORE_READ(f, private_data);
 	if (!p)
 		return -1;
 	return BPF_CORE_READ(p, numbers[0].nr);

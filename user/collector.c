@@ -268,8 +268,10 @@ static void put_target(struct collector *c, const struct rs_guard *e, bool pidfd
 		whose = "group";
 	else if (e->target == 0)
 		whose = "self";
-	else if (own_pid(c, e->target))
+	else if (own_pid(c, e->target)) {
 		whose = "runseal";
+		c->tamper_attempts++;
+	}
 	else if (e->tflags & RS_T_TRACKED && e->target_run == e->h.run)
 		whose = "run";
 	else
@@ -305,8 +307,12 @@ static void put_bpf(struct collector *c, const struct rs_guard *e)
 						      : -1;
 		rec_int(s, type >= 0 ? id_keys[type + 1] : "id", e->obj_id);
 	}
-	if (type >= 0)
-		rec_str(s, "owner", own_id(c, type, e->obj_id) ? "runseal" : "other");
+	if (type >= 0 && own_id(c, type, e->obj_id)) {
+		rec_str(s, "owner", "runseal");
+		c->tamper_attempts++;
+	} else if (type >= 0) {
+		rec_str(s, "owner", "other");
+	}
 	if (cmd == BPF_PROG_LOAD)
 		rec_int(s, "prog_type", (int64_t)e->arg[2]);
 	else if (cmd == BPF_MAP_CREATE)
@@ -575,7 +581,10 @@ void collector_set_own_pid(struct collector *c, pid_t pid)
 
 bool collector_incomplete(const struct collector *c)
 {
-	return c->lost || c->tampered;
+	/* A step that reached for runseal's own maps, programs or process may have changed
+	 * what it records in ways no counter shows (a BPF program of its own can write a
+	 * frozen map): the record cannot be vouched for as complete. */
+	return c->lost || c->tampered || c->tamper_attempts;
 }
 
 static int handle(void *ctx, void *data, size_t size)

@@ -33,6 +33,7 @@ struct collector {
 	const volatile uint64_t *rb_cons; /* the ring's consumer position, mapped read-only */
 	uint64_t rb_pos;		     /* where our own count of consumed bytes says it is */
 	uint64_t tampered;		     /* consumer moves we did not make */
+	uint64_t tamper_attempts; /* syscalls of the run's processes aimed at runseal itself */
 };
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)

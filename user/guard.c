@@ -91,11 +91,14 @@ static void guard_kill_all(struct collector *c, const char *cg_run, const char *
 	uint32_t steps[1024];
 	size_t ndone = 0;
 
-	cgroup_kill(cg_run);
 	for (int round = 0; round < 100; round++) {
 		size_t n = collector_tracked(c, pids, steps, 1024);
 
-		if (!n)
+		/* After the first pass, which names them: the cgroup also has what is not
+		 * tracked (a step's process that could not be registered). */
+		if (round == 1)
+			cgroup_kill(cg_run);
+		if (!n && round)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			char line[64];

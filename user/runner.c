@@ -1029,6 +1029,7 @@ static void run_end_record(struct run *r, const char *status)
 		rec_bool(s, "interrupted", true);
 	if (r->log_failed)
 		rec_str(s, "error", "log write failed");
+	rec_int(s, "tamper_attempts", (int64_t)r->col.tamper_attempts);
 	rec_tracked_left(r);
 	emit(r);
 }

@@ -8,6 +8,7 @@
  *   attack retarget STEP MARKER  rewrite our entry to step STEP, then open MARKER
  *   attack consumer MARKER MS    move the ring's consumer position for MS ms while opening
  *   attack killcollector SECS    SIGKILL the runner, then sleep SECS (and open /etc/hostname)
+ *   attack killboth SECS         SIGKILL runseal's guard, then the runner, then sleep SECS
  *   attack ptrace PID            PTRACE_PEEKDATA on PID (not attached: refused, no effect)
  *   attack vmwrite PID           process_vm_writev of nothing into PID
  *   attack getfd PID FD          pidfd_getfd of PID's FD
@@ -193,6 +194,42 @@ static int do_killcollector(char **argv)
 	return 0;
 }
 
+/* The guard is the runner's child named runseal-guard. */
+static pid_t find_guard(void)
+{
+	char path[64], comm[32];
+	pid_t runner = getppid(), found = 0;
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+
+	while (d && (de = readdir(d)) && !found) {
+		int pid = atoi(de->d_name), ppid = 0;
+		FILE *f;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "re");
+		if (f && fscanf(f, "%*d (%31[^)]) %*c %d", comm, &ppid) == 2 && ppid == runner &&
+		    !strcmp(comm, "runseal-guard"))
+			found = pid;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int do_killboth(char **argv)
+{
+	pid_t g = find_guard();
+
+	report("killguard", g ? kill(g, SIGKILL) : (errno = ESRCH, -1));
+	usleep(100000);
+	return do_killcollector(argv);
+}
+
 static int pidfd_of(const char *pid)
 {
 	return (int)syscall(SYS_pidfd_open, atoi(pid), 0);
@@ -258,6 +295,7 @@ static const struct {
 } cmds[] = {
     {"untrack", 1, do_untrack}, {"retarget", 2, do_retarget},
     {"consumer", 2, do_consumer}, {"killcollector", 1, do_killcollector},
+    {"killboth", 1, do_killboth},
     {"ptrace", 1, do_ptrace},	{"vmwrite", 1, do_vmwrite},
     {"getfd", 2, do_getfd},	{"kill", 2, do_kill},
     {"pidfdsig", 2, do_pidfdsig}, {"memfd", 1, do_memfd},
