@@ -101,6 +101,126 @@ static void put_argv(struct stream *s, const char *a, size_t len, bool trunc)
 	rec_close(s, ']');
 }
 
+/* ---- the tracked map's shadow (issue 8) ----------------------------------------------- */
+
+/* Open addressing on the pid, 0 marking a free slot; at most half full. */
+static size_t sh_slot(const struct collector *c, uint32_t pid)
+{
+	size_t i = (pid * 2654435761u) & (c->sh_cap - 1);
+
+	while (c->sh_pid[i] && c->sh_pid[i] != pid)
+		i = (i + 1) & (c->sh_cap - 1);
+	return i;
+}
+
+static void sh_put(struct collector *c, uint32_t pid, uint32_t step)
+{
+	size_t i;
+
+	if (!pid)
+		return;
+	if ((c->sh_n + 1) * 2 > c->sh_cap) {
+		uint32_t *op = c->sh_pid, *os = c->sh_step;
+		size_t ocap = c->sh_cap;
+
+		c->sh_cap = ocap ? ocap * 2 : 256;
+		c->sh_pid = xcalloc(c->sh_cap, sizeof(uint32_t));
+		c->sh_step = xcalloc(c->sh_cap, sizeof(uint32_t));
+		free(c->sh_seen);
+		c->sh_seen = xcalloc(c->sh_cap, sizeof(uint32_t));
+		c->sh_n = 0;
+		for (size_t k = 0; k < ocap; k++)
+			if (op[k])
+				sh_put(c, op[k], os[k]);
+		free(op);
+		free(os);
+	}
+	i = sh_slot(c, pid);
+	if (!c->sh_pid[i])
+		c->sh_n++;
+	c->sh_pid[i] = pid;
+	c->sh_step[i] = step;
+}
+
+/* Returns the slot of pid, or SIZE_MAX. */
+static size_t sh_find(const struct collector *c, uint32_t pid)
+{
+	size_t i;
+
+	if (!c->sh_cap || !pid)
+		return SIZE_MAX;
+	i = sh_slot(c, pid);
+	return c->sh_pid[i] ? i : SIZE_MAX;
+}
+
+/* Deletion with backward shift: no tombstones, lookups stay short. */
+static void sh_del(struct collector *c, uint32_t pid)
+{
+	size_t i = sh_find(c, pid), j;
+
+	if (i == SIZE_MAX)
+		return;
+	c->sh_pid[i] = 0;
+	c->sh_n--;
+	for (j = (i + 1) & (c->sh_cap - 1); c->sh_pid[j]; j = (j + 1) & (c->sh_cap - 1)) {
+		uint32_t p = c->sh_pid[j], st = c->sh_step[j];
+
+		c->sh_pid[j] = 0;
+		c->sh_n--;
+		sh_put(c, p, st);
+	}
+}
+
+enum track_change { TC_NONE, TC_ADDED, TC_REWRITTEN, TC_DELETED };
+
+/* How the map's entry for pid differs from the shadow now. */
+static enum track_change track_diff(struct collector *c, uint32_t pid, uint32_t *found)
+{
+	struct rs_track t;
+	size_t i = sh_find(c, pid);
+	bool in_map = bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.tracked), &pid, &t) == 0;
+
+	*found = in_map ? t.step : 0;
+	if (in_map && i == SIZE_MAX)
+		return TC_ADDED;
+	if (in_map && t.step != c->sh_step[i])
+		return TC_REWRITTEN;
+	/* An entry goes with its process's exit event; a live process must keep it. Once fork
+	 * or exit events were dropped the shadow cannot tell (the pid may be reused). */
+	if (!in_map && i != SIZE_MAX && !c->drops[RS_FORK] && !c->drops[RS_EXIT] &&
+	    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		return TC_DELETED;
+	return TC_NONE;
+}
+
+/* Records a change made to the map outside runseal's programs, and undoes it. */
+static int track_tampered(struct collector *c, uint32_t pid, enum track_change tc, uint32_t found)
+{
+	static const char *const what[] = {"", "added", "rewritten", "deleted"};
+	size_t i = sh_find(c, pid);
+	uint32_t want = i == SIZE_MAX ? 0 : c->sh_step[i];
+	struct stream *s = c->out;
+
+	c->tampered++;
+	if (tc != TC_DELETED)
+		prctl(RS_MARK_UNTRACK, (unsigned long)pid, 0UL, 0UL, 0UL);
+	if (tc != TC_ADDED)
+		prctl(RS_MARK_TRACK, (unsigned long)pid, 1UL, (unsigned long)want, 0UL);
+	rec_begin(s, REC_LOSS, now_ns(CLOCK_REALTIME), c->run_id, -1);
+	rec_str(s, "reason", "tamper");
+	rec_null(s, "count");
+	rec_str(s, "tracked", what[tc]);
+	rec_int(s, "tracked_pid", pid);
+	if (tc != TC_ADDED)
+		rec_str(s, "expected_step", step_name(c, want));
+	if (tc != TC_DELETED)
+		rec_str(s, "found_step", step_name(c, found));
+	rec_str(s, "detail", "the kernel's tracked map was changed outside runseal (by a BPF "
+			     "program): records of this process may be missing or misattributed "
+			     "until the change was found and undone");
+	return rec_end(s);
+}
+
 static int on_exec(struct collector *c, const struct rs_exec *e, size_t size)
 {
 	struct stream *s = c->out;
@@ -128,6 +248,7 @@ static int on_fork(struct collector *c, const struct rs_fork *e, size_t size)
 {
 	if (size < sizeof(*e))
 		return -1;
+	sh_put(c, e->child_pid, e->h.step);
 	begin_proc(c, REC_FORK, &e->h);
 	rec_int(c->out, "child_pid", e->child_pid);
 	return rec_end(c->out);
@@ -139,6 +260,7 @@ static int on_exit_ev(struct collector *c, const struct rs_exit *e, size_t size)
 
 	if (size < sizeof(*e))
 		return -1;
+	sh_del(c, e->h.pid);
 	begin_proc(c, REC_EXIT, &e->h);
 	if (e->code & 0x7f) {
 		rec_null(s, "exit_code");
@@ -551,6 +673,7 @@ int collector_untrack(struct collector *c, pid_t pid)
 	struct rs_track t;
 
 	prctl(RS_MARK_UNTRACK, (unsigned long)pid, 0, 0, 0);
+	sh_del(c, key);
 	return bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.tracked), &key, &t) == 0 ? -1 : 0;
 }
 
@@ -670,6 +793,43 @@ static int check_drops(struct collector *c)
 	return rec_end(s);
 }
 
+/* Compares the tracked map with its shadow. A difference may be a race with events not
+ * read yet: those are read, and only what still differs is tampering. */
+static int check_tracked(struct collector *c)
+{
+	int fd = bpf_map__fd(c->skel->maps.tracked);
+	uint32_t key, next, *prev = NULL, cand[64], found;
+	size_t ncand = 0;
+
+	c->sh_gen++;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		size_t i = sh_find(c, next);
+
+		key = next;
+		prev = &key;
+		if (i != SIZE_MAX)
+			c->sh_seen[i] = c->sh_gen;
+		if (ncand < 64 && track_diff(c, key, &found) != TC_NONE)
+			cand[ncand++] = key;
+	}
+	for (size_t i = 0; i < c->sh_cap && ncand < 64; i++)
+		if (c->sh_pid[i] && c->sh_seen[i] != c->sh_gen &&
+		    track_diff(c, c->sh_pid[i], &found) != TC_NONE)
+			cand[ncand++] = c->sh_pid[i];
+	if (!ncand)
+		return 0;
+	if (check_consumer(c) < 0 || (ring_buffer__consume(c->rb) < 0 && c->out->failed) ||
+	    check_consumer(c) < 0)
+		return -1;
+	for (size_t k = 0; k < ncand; k++) {
+		enum track_change tc = track_diff(c, cand[k], &found);
+
+		if (tc != TC_NONE && track_tampered(c, cand[k], tc, found) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int collector_drain(struct collector *c, bool final)
 {
 	uint64_t now = now_ns(CLOCK_MONOTONIC);
@@ -684,6 +844,11 @@ int collector_drain(struct collector *c, bool final)
 	if (final || now - c->last_drop_check >= 100000000ull) {
 		c->last_drop_check = now;
 		if (check_drops(c) < 0)
+			return -1;
+	}
+	if (final || now - c->last_track_check >= 500000000ull) {
+		c->last_track_check = now;
+		if (check_tracked(c) < 0)
 			return -1;
 	}
 	return c->out->failed ? -1 : 0;
@@ -783,6 +948,11 @@ void collector_close(struct collector *c)
 	for (size_t i = 0; i < c->nsteps; i++)
 		free(c->steps[i]);
 	free(c->steps);
+	free(c->sh_pid);
+	free(c->sh_step);
+	free(c->sh_seen);
+	c->sh_pid = c->sh_step = c->sh_seen = NULL;
+	c->sh_cap = c->sh_n = 0;
 	c->rb = NULL;
 	c->skel = NULL;
 	c->steps = NULL;
@@ -819,6 +989,7 @@ int collector_track(struct collector *c, pid_t pid, uint32_t seq)
 		errno = EEXIST;
 		return -1;
 	}
+	sh_put(c, key, seq);
 	return 0;
 }
 

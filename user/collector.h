@@ -34,6 +34,12 @@ struct collector {
 	uint64_t rb_pos;		     /* where our own count of consumed bytes says it is */
 	uint64_t tampered;		     /* consumer moves we did not make */
 	uint64_t tamper_attempts; /* syscalls of the run's processes aimed at runseal itself */
+	/* What the tracked map must hold, from registrations, forks and exits: a BPF program
+	 * of a step's own can still write the frozen map, so it is compared now and then. */
+	uint32_t *sh_pid, *sh_step, *sh_seen;
+	size_t sh_cap, sh_n;
+	uint32_t sh_gen;
+	uint64_t last_track_check; /* CLOCK_MONOTONIC ns */
 };
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)

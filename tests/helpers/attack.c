@@ -6,6 +6,9 @@
  *
  *   attack untrack MARKER        delete our pid from runseal's tracked map, then open MARKER
  *   attack retarget STEP MARKER  rewrite our entry to step STEP, then open MARKER
+ *   attack progdelete MARKER     the same with a BPF program of our own (the map is frozen only
+ *                                to bpf() calls), then open MARKER a second later
+ *   attack progretarget STEP MARKER  likewise, rewriting our entry
  *   attack consumer MARKER MS    move the ring's consumer position for MS ms while opening
  *   attack killcollector SECS    SIGKILL the runner, then sleep SECS (and open /etc/hostname)
  *   attack killboth SECS         SIGKILL runseal's guard, then the runner, then sleep SECS
@@ -132,6 +135,63 @@ static int do_retarget(char **argv)
 	if (fd < 0)
 		return 2;
 	report("retarget", bpf_map_update_elem(fd, &key, val, BPF_ANY));
+	touch(argv[1]);
+	return 0;
+}
+
+/* A socket filter that deletes (step < 0) or rewrites our entry in map fd, run once. */
+static int run_map_prog(int fd, int step)
+{
+	int32_t pid = getpid();
+	struct bpf_insn del[] = {
+	    {.code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = 1, .src_reg = BPF_PSEUDO_MAP_FD, .imm = fd},
+	    {0},
+	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -4, .imm = pid},
+	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -16, .imm = 1},
+	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -12, .imm = step},
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 2, .src_reg = 10},
+	    {.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = 2, .imm = -4},
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 3, .src_reg = 10},
+	    {.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = 3, .imm = -16},
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 4, .imm = 0},
+	    {.code = BPF_JMP | BPF_CALL,
+	     .imm = step < 0 ? BPF_FUNC_map_delete_elem : BPF_FUNC_map_update_elem},
+	    {.code = BPF_JMP | BPF_EXIT},
+	};
+	char pkt[64] = {0};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt));
+	int prog = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, NULL, "GPL", del,
+				 sizeof(del) / sizeof(*del), NULL);
+
+	if (prog < 0)
+		return -1;
+	if (bpf_prog_test_run_opts(prog, &opts) < 0)
+		return -1;
+	/* The helper's result: 0 when the entry was deleted or written. */
+	errno = (int)-(int32_t)opts.retval;
+	return opts.retval ? -1 : 0;
+}
+
+static int do_progdelete(char **argv)
+{
+	int fd = tracked_fd();
+
+	if (fd < 0)
+		return 2;
+	report("progdelete", run_map_prog(fd, -1));
+	sleep(2);
+	touch(argv[0]);
+	return 0;
+}
+
+static int do_progretarget(char **argv)
+{
+	int fd = tracked_fd();
+
+	if (fd < 0)
+		return 2;
+	report("progretarget", run_map_prog(fd, atoi(argv[0])));
+	sleep(2);
 	touch(argv[1]);
 	return 0;
 }
@@ -294,6 +354,7 @@ static const struct {
 	int (*fn)(char **argv);
 } cmds[] = {
     {"untrack", 1, do_untrack}, {"retarget", 2, do_retarget},
+    {"progdelete", 1, do_progdelete}, {"progretarget", 2, do_progretarget},
     {"consumer", 2, do_consumer}, {"killcollector", 1, do_killcollector},
     {"killboth", 1, do_killboth},
     {"ptrace", 1, do_ptrace},	{"vmwrite", 1, do_vmwrite},

@@ -144,6 +144,38 @@ def rewriting_own_entry_to_another_step_is_refused():
 
 
 @test
+def bpf_program_deleting_own_entry_is_detected_and_undone():
+    """bpf() cannot write the frozen map, a BPF program can: the collector's shadow of the
+    map finds the change, records it and registers the process again."""
+    tmp = os.path.join(TMP, "progdelete")
+    marker = os.path.join(tmp, "after-progdelete")
+    rc, recs, err = run(tmp, [("hide", [ATTACK, "progdelete", marker])])
+    out = stdout_of(recs, "hide")
+    check("progdelete: ok" in out, f"the program did not delete the entry: {out}")
+    pid = one(recs, "step_start", "hide")["pid"]
+    one(recs, "bpf", "hide", cmd="BPF_PROG_LOAD", prog_type=1)
+    t = one(recs, "loss", reason="tamper", tracked="deleted", tracked_pid=pid)
+    check(t["expected_step"] == "hide", f"loss {t}")
+    one(recs, "open", "hide", path=marker)
+    check(run_end(recs)["status"] == "incomplete", f"run_end {run_end(recs)}")
+
+
+@test
+def bpf_program_rewriting_own_entry_is_detected_and_undone():
+    tmp = os.path.join(TMP, "progretarget")
+    marker = os.path.join(tmp, "after-progretarget")
+    rc, recs, err = run(tmp, [("first", ["/bin/true"]),
+                              ("liar", [ATTACK, "progretarget", "1", marker])])
+    check("progretarget: ok" in stdout_of(recs, "liar"), stdout_of(recs, "liar"))
+    pid = one(recs, "step_start", "liar")["pid"]
+    t = one(recs, "loss", reason="tamper", tracked="rewritten", tracked_pid=pid)
+    check(t["expected_step"] == "liar" and t["found_step"] == "first", f"loss {t}")
+    one(recs, "open", "liar", path=marker)
+    check(not of(recs, "open", "first", path=marker), "the open was attributed to step first")
+    check(run_end(recs)["status"] == "incomplete", f"run_end {run_end(recs)}")
+
+
+@test
 def moving_the_ring_consumer_position_is_detected():
     tmp = os.path.join(TMP, "consumer")
     marker = os.path.join(tmp, "flood")
