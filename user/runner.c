@@ -769,14 +769,34 @@ static const char *attempt_status(const struct attempt *a)
 	return "ok";
 }
 
+/* The step's processes in the kernel's tracked map that are not in its cgroup: a child can
+ * move itself to another cgroup, not out of the map (issue 8). */
+static size_t add_tracked_of_step(struct run *r, pid_t *pids, size_t n, size_t max)
+{
+	pid_t t[256];
+	uint32_t steps[256];
+	size_t nt = collector_tracked(&r->col, t, steps, 256), have = n;
+
+	for (size_t i = 0; i < nt && n < max; i++) {
+		bool dup = steps[i] != r->seq;
+
+		for (size_t k = 0; k < have && !dup; k++)
+			dup = pids[k] == t[i];
+		if (!dup)
+			pids[n++] = t[i];
+	}
+	return n;
+}
+
 static void step_end_record(struct run *r, const char *name, unsigned attempt, struct attempt *a,
 			    const char *status, const char *error)
 {
 	struct stream *s = &r->s;
-	pid_t pids[256];
+	pid_t pids[512];
 	size_t n = a->cgroup[0] ? cgroup_pids(a->cgroup, pids, 256) : 0;
 	char buf[RB_ERRLEN + 64];
 
+	n = add_tracked_of_step(r, pids, n, 512);
 	rec_begin(s, REC_STEP_END, real(), r->id, (int)r->seq);
 	rec_step_proc(r, name, a);
 	rec_int(s, "step_seq", r->seq);

@@ -347,8 +347,10 @@ def process_leaving_its_cgroup_listed_from_tracked_map():
         lingering = {int(p): s for p, s in end["lingering"].items()}
         sleeper = [p for p in pids_with("sleep\x0029") if p in lingering]
         check(sleeper and lingering[sleeper[0]] == "escape", f"run_end lingering {end}")
-        check(str(sleeper[0]) not in step_end["lingering"],
-              "expected the escaped process outside the step's cgroup")
+        check(str(sleeper[0]) in step_end["lingering"],
+              f"step_end lingering {step_end['lingering']} misses the escaped {sleeper[0]}")
+        with open(f"/proc/{sleeper[0]}/cgroup") as f:
+            check("runseal" not in f.read(), "the sleeper did not leave the run's cgroup")
     finally:
         for p in pids_with("sleep\x0029"):
             os.kill(p, signal.SIGKILL)
