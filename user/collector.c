@@ -215,9 +215,10 @@ static int track_tampered(struct collector *c, uint32_t pid, enum track_change t
 		rec_str(s, "expected_step", step_name(c, want));
 	if (tc != TC_DELETED)
 		rec_str(s, "found_step", step_name(c, found));
-	rec_str(s, "detail", "the kernel's tracked map was changed outside runseal (by a BPF "
-			     "program): records of this process may be missing or misattributed "
-			     "until the change was found and undone");
+	rec_str(s, "detail",
+		"the kernel's tracked map was changed outside runseal (by a BPF "
+		"program): records of this process may be missing or misattributed "
+		"until the change was found and undone");
 	return rec_end(s);
 }
 
@@ -393,8 +394,7 @@ static void put_target(struct collector *c, const struct rs_guard *e, bool pidfd
 	else if (own_pid(c, e->target)) {
 		whose = "runseal";
 		c->tamper_attempts++;
-	}
-	else if (e->tflags & RS_T_TRACKED && e->target_run == e->h.run)
+	} else if (e->tflags & RS_T_TRACKED && e->target_run == e->h.run)
 		whose = "run";
 	else
 		whose = "outside";
@@ -441,8 +441,8 @@ static void put_bpf(struct collector *c, const struct rs_guard *e)
 		rec_int(s, "map_type", (int64_t)e->arg[2]);
 	put_guard_name(s,
 		       cmd == BPF_OBJ_PIN || cmd == BPF_OBJ_GET ? "path"
-		       : cmd == BPF_RAW_TRACEPOINT_OPEN	  ? "tracepoint"
-							  : "name",
+		       : cmd == BPF_RAW_TRACEPOINT_OPEN		? "tracepoint"
+								: "name",
 		       e);
 	rec_int(s, "attr_size", (int64_t)e->arg[1]);
 }
@@ -571,10 +571,11 @@ static int check_consumer(struct collector *c)
 	rec_str(s, "reason", "tamper");
 	rec_null(s, "count");
 	rec_int(s, "bytes", moved);
-	rec_str(s, "detail", moved > 0 ? "the ring buffer's consumer position was moved forward "
-					 "by another process: records were skipped unread"
-				       : "the ring buffer's consumer position was moved back by "
-					 "another process: records may be read twice");
+	rec_str(s, "detail",
+		moved > 0 ? "the ring buffer's consumer position was moved forward "
+			    "by another process: records were skipped unread"
+			  : "the ring buffer's consumer position was moved back by "
+			    "another process: records may be read twice");
 	return rec_end(s);
 }
 
@@ -584,8 +585,8 @@ static int freeze_maps(struct collector *c)
 {
 	struct bpf_map *m;
 
-	bpf_object__for_each_map(m, c->skel->obj)
-	{
+	for (m = bpf_object__next_map(c->skel->obj, NULL); m;
+	     m = bpf_object__next_map(c->skel->obj, m)) {
 		/* libbpf froze the read-only ones (.rodata) itself. */
 		if (bpf_map__type(m) == BPF_MAP_TYPE_RINGBUF ||
 		    bpf_map__map_flags(m) & BPF_F_RDONLY_PROG)
@@ -625,8 +626,12 @@ static void collect_own_ids(struct collector *c)
 	struct bpf_program *p;
 	struct bpf_map *m;
 
-	bpf_object__for_each_map(m, c->skel->obj) add_own(c, OWN_MAP, bpf_map__fd(m));
-	bpf_object__for_each_program(p, c->skel->obj) add_own(c, OWN_PROG, bpf_program__fd(p));
+	for (m = bpf_object__next_map(c->skel->obj, NULL); m;
+	     m = bpf_object__next_map(c->skel->obj, m))
+		add_own(c, OWN_MAP, bpf_map__fd(m));
+	for (p = bpf_object__next_program(c->skel->obj, NULL); p;
+	     p = bpf_object__next_program(c->skel->obj, p))
+		add_own(c, OWN_PROG, bpf_program__fd(p));
 	for (size_t i = 0; i < sizeof(c->skel->links) / sizeof(*links); i++)
 		if (links[i])
 			add_own(c, OWN_LINK, bpf_link__fd(links[i]));
@@ -638,8 +643,8 @@ static void skip_missing_tracepoints(struct collector *c)
 {
 	struct bpf_program *p;
 
-	bpf_object__for_each_program(p, c->skel->obj)
-	{
+	for (p = bpf_object__next_program(c->skel->obj, NULL); p;
+	     p = bpf_object__next_program(c->skel->obj, p)) {
 		const char *sec = bpf_program__section_name(p), *tp = "tracepoint/";
 		char path[256];
 

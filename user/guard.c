@@ -47,8 +47,9 @@ static unsigned long long start_time(pid_t pid)
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	/* After the comm: state is field 3, starttime field 22. */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
-				"%*d %*d %*d %llu",
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			 "%*d %*d %*d %llu",
 			 &t) != 1)
 		return 0;
 	return t;
@@ -134,8 +135,8 @@ static void guard_main(int rfd, struct collector *c, const char *cg_run, const c
 	_exit(0);
 }
 
-static int write_state(struct guard *g, const char *log_dir, const char *run_id,
-		       const char *cg_run, char *err, size_t errlen)
+static int write_state(struct guard *g, const char *log_dir, const char *run_id, const char *cg_run,
+		       char *err, size_t errlen)
 {
 	char dir[PATH_MAX - 64], buf[PATH_MAX + 128];
 	int fd;
@@ -247,8 +248,8 @@ static void recover_cgroup(struct crashed *cr)
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", cr->cgroup, de->d_name);
 		size_t first = cr->nkilled;
-		cr->nkilled += cgroup_procs(sub, cr->killed + cr->nkilled,
-					    GUARD_KILLED_MAX - cr->nkilled);
+		cr->nkilled +=
+		    cgroup_procs(sub, cr->killed + cr->nkilled, GUARD_KILLED_MAX - cr->nkilled);
 		/* Step cgroups are named SEQ-NAME. */
 		for (size_t i = first; i < cr->nkilled; i++)
 			cr->steps[i] = (unsigned)atoi(de->d_name);
@@ -302,8 +303,8 @@ static int read_state(const char *path, struct crashed *cr, unsigned long long *
 	return 0;
 }
 
-int guard_recover(const char *log_dir, void (*fn)(void *ctx, const struct crashed *cr),
-		  void *ctx, char *err, size_t errlen)
+int guard_recover(const char *log_dir, void (*fn)(void *ctx, const struct crashed *cr), void *ctx,
+		  char *err, size_t errlen)
 {
 	char dir[PATH_MAX - 64], path[PATH_MAX];
 	struct dirent *de;

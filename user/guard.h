@@ -15,7 +15,7 @@
 
 #include "collector.h"
 
-#define GUARD_STATE_DIR "/run/runseal/live"
+#define GUARD_STATE_DIR	 "/run/runseal/live"
 #define GUARD_KILLED_MAX 256
 
 struct guard {
@@ -45,7 +45,7 @@ void guard_stop(struct guard *g);
 
 /* Finds the runs of log_dir whose runner is gone, kills what they left in their cgroups,
  * removes their state files and calls fn for each. Returns how many, or -1 with err set. */
-int guard_recover(const char *log_dir, void (*fn)(void *ctx, const struct crashed *cr),
-		  void *ctx, char *err, size_t errlen);
+int guard_recover(const char *log_dir, void (*fn)(void *ctx, const struct crashed *cr), void *ctx,
+		  char *err, size_t errlen);
 
 #endif

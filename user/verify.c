@@ -1617,7 +1617,7 @@ struct show {
 	const char *run;
 	bool json;
 	struct jbuf b;
-	bool broken; /* stdout failed */
+	bool broken;	       /* stdout failed */
 	struct run_seen *runs; /* for the runs that never ended (issue 8) */
 	size_t nruns, capruns;
 };
@@ -1636,7 +1636,7 @@ static void show_note_run(struct show *sh, const char *kind, const char *run)
 		r = &w.runs[w.nruns++];
 		memset(r, 0, sizeof(*r));
 		/* Printed later as is: only the characters of a run id pass. */
-		for (size_t i = 0; run[i] && i < sizeof(r->id) - 1; i++)
+		for (size_t i = 0; i < sizeof(r->id) - 1 && run[i]; i++)
 			r->id[i] = isalnum((unsigned char)run[i]) || run[i] == '-' ? run[i] : '?';
 	} else if (!strcmp(kind, "run_end") && (r = run_find(&w, run))) {
 		r->ended = true;
@@ -1655,9 +1655,10 @@ static void show_interrupted(struct show *sh)
 		if (sh->json)
 			printf("{\"kind\":\"interrupted\",\"run\":\"%s\"}\n", sh->runs[i].id);
 		else
-			printf("-  -  interrupted  run %s never reached run_end (runseal was killed, "
-			       "or the run is still going)\n",
-			       sh->runs[i].id);
+			printf(
+			    "-  -  interrupted  run %s never reached run_end (runseal was killed, "
+			    "or the run is still going)\n",
+			    sh->runs[i].id);
 	}
 }
 
@@ -1823,11 +1824,12 @@ static void summary(struct jbuf *b, const char *l, size_t len, const char *kind)
 		   !strcmp(kind, "perf_event_open") || !strcmp(kind, "memfd_create") ||
 		   !strcmp(kind, "module_load")) {
 		/* Self-protection records: what was asked, and of whom. */
-		static const char *const keys[][2] = {
-		    {"cmd", ""},	   {"request", ""},	{"syscall", ""}, {"signal", ""},
-		    {"name", ""},	   {"map_id", "map "},	{"prog_id", "prog "},
-		    {"link_id", "link "}, {"owner", "of "},	{"target_pid", "pid "},
-		    {"target", "of "}};
+		static const char *const keys[][2] = {{"cmd", ""},	    {"request", ""},
+						      {"syscall", ""},	    {"signal", ""},
+						      {"name", ""},	    {"map_id", "map "},
+						      {"prog_id", "prog "}, {"link_id", "link "},
+						      {"owner", "of "},	    {"target_pid", "pid "},
+						      {"target", "of "}};
 
 		for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
 			size_t m0 = b->len;

@@ -144,7 +144,10 @@ static int run_map_prog(int fd, int step)
 {
 	int32_t pid = getpid();
 	struct bpf_insn del[] = {
-	    {.code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = 1, .src_reg = BPF_PSEUDO_MAP_FD, .imm = fd},
+	    {.code = BPF_LD | BPF_DW | BPF_IMM,
+	     .dst_reg = 1,
+	     .src_reg = BPF_PSEUDO_MAP_FD,
+	     .imm = fd},
 	    {0},
 	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -4, .imm = pid},
 	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -16, .imm = 1},
@@ -159,7 +162,8 @@ static int run_map_prog(int fd, int step)
 	    {.code = BPF_JMP | BPF_EXIT},
 	};
 	char pkt[64] = {0};
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt));
+	struct bpf_test_run_opts opts = {
+	    .sz = sizeof(opts), .data_in = pkt, .data_size_in = sizeof(pkt)};
 	int prog = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, NULL, "GPL", del,
 				 sizeof(del) / sizeof(*del), NULL);
 
@@ -353,13 +357,19 @@ static const struct {
 	int nargs;
 	int (*fn)(char **argv);
 } cmds[] = {
-    {"untrack", 1, do_untrack}, {"retarget", 2, do_retarget},
-    {"progdelete", 1, do_progdelete}, {"progretarget", 2, do_progretarget},
-    {"consumer", 2, do_consumer}, {"killcollector", 1, do_killcollector},
+    {"untrack", 1, do_untrack},
+    {"retarget", 2, do_retarget},
+    {"progdelete", 1, do_progdelete},
+    {"progretarget", 2, do_progretarget},
+    {"consumer", 2, do_consumer},
+    {"killcollector", 1, do_killcollector},
     {"killboth", 1, do_killboth},
-    {"ptrace", 1, do_ptrace},	{"vmwrite", 1, do_vmwrite},
-    {"getfd", 2, do_getfd},	{"kill", 2, do_kill},
-    {"pidfdsig", 2, do_pidfdsig}, {"memfd", 1, do_memfd},
+    {"ptrace", 1, do_ptrace},
+    {"vmwrite", 1, do_vmwrite},
+    {"getfd", 2, do_getfd},
+    {"kill", 2, do_kill},
+    {"pidfdsig", 2, do_pidfdsig},
+    {"memfd", 1, do_memfd},
     {"perf", 0, do_perf},
 };
 

@@ -320,8 +320,8 @@ static void test_memfd_flags(void **state)
 	char buf[24];
 
 	(void)state;
-	assert_int_equal(decode_memfd_flags(MFD_CLOEXEC | MFD_ALLOW_SEALING, n, 8, buf, sizeof(buf)),
-			 2);
+	assert_int_equal(
+	    decode_memfd_flags(MFD_CLOEXEC | MFD_ALLOW_SEALING, n, 8, buf, sizeof(buf)), 2);
 	assert_string_equal(n[0], "cloexec");
 	assert_string_equal(n[1], "allow_sealing");
 	assert_int_equal(decode_memfd_flags(MFD_HUGETLB | (21u << 26), n, 8, buf, sizeof(buf)), 2);
