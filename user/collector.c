@@ -553,30 +553,45 @@ static int on_guard(struct collector *c, const struct rs_guard *e, size_t size)
 
 /* Someone else moved the ring buffer's consumer position (the consumer page is writable
  * to anyone who maps the ring): the records in between were never seen. */
-static int check_consumer(struct collector *c)
+/* One loss record per 100 ms at most for consumer moves: an attacker moving it in a loop
+ * must not flood the log. */
+static int tamper_flush(struct collector *c, bool final)
 {
 	struct stream *s = c->out;
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+
+	if (!c->tamper_moves || (!final && now - c->last_tamper_rec < 100000000ull))
+		return 0;
+	c->last_tamper_rec = now;
+	rec_begin(s, REC_LOSS, now_ns(CLOCK_REALTIME), c->run_id, -1);
+	rec_str(s, "reason", "tamper");
+	rec_null(s, "count");
+	rec_int(s, "bytes", c->tamper_bytes);
+	rec_int(s, "moves", (int64_t)c->tamper_moves);
+	rec_str(s, "detail",
+		c->tamper_bytes >= 0 ? "the ring buffer's consumer position was moved forward "
+				       "by another process: records were skipped unread"
+				     : "the ring buffer's consumer position was moved back by "
+				       "another process: records may be read twice");
+	c->tamper_bytes = 0;
+	c->tamper_moves = 0;
+	return rec_end(s);
+}
+
+static int check_consumer(struct collector *c)
+{
 	uint64_t pos;
-	int64_t moved;
 
 	if (!c->rb_cons)
 		return 0;
 	pos = __atomic_load_n(c->rb_cons, __ATOMIC_ACQUIRE);
 	if (pos == c->rb_pos)
 		return 0;
-	moved = (int64_t)(pos - c->rb_pos);
+	c->tamper_bytes += (int64_t)(pos - c->rb_pos);
+	c->tamper_moves++;
 	c->rb_pos = pos;
 	c->tampered++;
-	rec_begin(s, REC_LOSS, now_ns(CLOCK_REALTIME), c->run_id, -1);
-	rec_str(s, "reason", "tamper");
-	rec_null(s, "count");
-	rec_int(s, "bytes", moved);
-	rec_str(s, "detail",
-		moved > 0 ? "the ring buffer's consumer position was moved forward "
-			    "by another process: records were skipped unread"
-			  : "the ring buffer's consumer position was moved back by "
-			    "another process: records may be read twice");
-	return rec_end(s);
+	return tamper_flush(c, false);
 }
 
 /* Every map the programs trust is frozen: bpf() can no longer write it, from any process
@@ -856,6 +871,8 @@ int collector_drain(struct collector *c, bool final)
 		if (check_tracked(c) < 0)
 			return -1;
 	}
+	if (tamper_flush(c, final) < 0)
+		return -1;
 	return c->out->failed ? -1 : 0;
 }
 

@@ -33,6 +33,8 @@ struct collector {
 	const volatile uint64_t *rb_cons; /* the ring's consumer position, mapped read-only */
 	uint64_t rb_pos;		  /* where our own count of consumed bytes says it is */
 	uint64_t tampered;		  /* consumer moves we did not make */
+	int64_t tamper_bytes;		  /* consumer moves not yet in a loss record */
+	uint64_t tamper_moves, last_tamper_rec;
 	uint64_t tamper_attempts; /* syscalls of the run's processes aimed at runseal itself */
 	/* What the tracked map must hold, from registrations, forks and exits: a BPF program
 	 * of a step's own can still write the frozen map, so it is compared now and then. */
