@@ -779,6 +779,9 @@ static const char *const kind_names[RS_KIND_MAX] = {
     [RS_OPEN] = "open", [RS_CONNECT] = "connect", [RS_GUARD] = "guard",
 };
 
+_Static_assert(RS_KIND_MAX <= sizeof(((struct collector *)0)->drops) / sizeof(uint64_t),
+	       "struct collector's drops[] needs a counter per event kind");
+
 /* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */
 static int check_drops(struct collector *c)
 {
