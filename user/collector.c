@@ -717,6 +717,16 @@ size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size
 	return n;
 }
 
+int collector_events_fd(struct collector *c)
+{
+	return bpf_map__fd(c->skel->maps.events);
+}
+
+const char *collector_guard_sys_name(unsigned sys)
+{
+	return sys && sys < RS_G_MAX ? guard_kinds[sys].sys : NULL;
+}
+
 void collector_set_own_pid(struct collector *c, pid_t pid)
 {
 	c->own_pids[1] = pid;

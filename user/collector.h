@@ -64,6 +64,10 @@ size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size
 void collector_set_own_pid(struct collector *c, pid_t pid);
 /* The run must not be called complete: events were lost or the ring was tampered with. */
 bool collector_incomplete(const struct collector *c);
+/* The ring buffer map's descriptor, for a consumer of its own (the guard's salvage). */
+int collector_events_fd(struct collector *c);
+/* "kill", "ptrace"... for an rs_guard.sys number; NULL when unknown. */
+const char *collector_guard_sys_name(unsigned sys);
 /* A descriptor that polls readable when events wait. */
 int collector_fd(struct collector *c);
 /* Turns every waiting event into records and reports new kernel drops as a loss record

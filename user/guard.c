@@ -14,6 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
+
+#include "runseal.h"
+
 /* The state directory of one log: named by the log directory's device and inode, so that
  * runs on different logs never see each other's state. */
 static int state_dir(const char *log_dir, char *out, size_t len)
@@ -119,7 +123,59 @@ static void guard_kill_all(struct collector *c, const char *cg_run, const char *
 	}
 }
 
-static void guard_main(int rfd, struct collector *c, const char *cg_run, const char *live)
+struct salvage {
+	const char *live;
+	pid_t runner;
+	unsigned long unread, aimed;
+};
+
+/* One event the runner never read: counted, and noted when it aimed at the runner. */
+static int salvage_one(void *ctx, void *data, size_t size)
+{
+	struct salvage *sv = ctx;
+	const struct rs_guard *e = data;
+	char line[128], comm[RS_COMM_LEN + 1];
+
+	sv->unread++;
+	if (size < sizeof(*e) || e->h.kind != RS_GUARD || !(e->tflags & RS_T_PID) ||
+	    e->target != sv->runner || sv->aimed >= 16)
+		return 0;
+	/* The state file is line-based: the comm keeps only what cannot break a line. */
+	for (size_t i = 0; i < RS_COMM_LEN + 1; i++) {
+		unsigned char ch = i < RS_COMM_LEN ? (unsigned char)e->h.comm[i] : 0;
+
+		comm[i] = !ch ? 0 : ch > 0x20 && ch < 0x7f ? (char)ch : '?';
+		if (!ch)
+			break;
+	}
+	comm[RS_COMM_LEN] = '\0';
+	snprintf(line, sizeof(line), "aimed %u %u %u %llu %s\n", e->h.pid, e->h.step, e->sys,
+		 (unsigned long long)e->arg[0], comm[0] ? comm : "?");
+	append_line(sv->live, line);
+	sv->aimed++;
+	return 0;
+}
+
+/* Reads what the runner left in the ring, its killer's record most likely among it. */
+static void salvage(struct collector *c, pid_t runner, const char *live)
+{
+	struct salvage sv = {.live = live, .runner = runner};
+	struct ring_buffer *rb;
+	char line[64];
+
+	if (!live[0])
+		return;
+	rb = ring_buffer__new(collector_events_fd(c), salvage_one, &sv, NULL);
+	if (!rb)
+		return;
+	ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	snprintf(line, sizeof(line), "unread %lu\n", sv.unread);
+	append_line(live, line);
+}
+
+static void guard_main(int rfd, pid_t runner, struct collector *c, const char *cg_run,
+		       const char *live)
 {
 	char ch = 0;
 	ssize_t n;
@@ -131,6 +187,7 @@ static void guard_main(int rfd, struct collector *c, const char *cg_run, const c
 		;
 	if (n == 1 && ch == 'd')
 		_exit(0);
+	salvage(c, runner, live);
 	guard_kill_all(c, cg_run, live);
 	_exit(0);
 }
@@ -192,7 +249,7 @@ int guard_start(struct guard *g, struct collector *c, const char *log_dir, const
 	}
 	if (g->pid == 0) {
 		close(p[1]);
-		guard_main(p[0], c, cg_run, g->live);
+		guard_main(p[0], getppid(), c, cg_run, g->live);
 	}
 	close(p[0]);
 	g->fd = p[1];
@@ -292,8 +349,16 @@ static int read_state(const char *path, struct crashed *cr, unsigned long long *
 			*start = strtoull(line + 6, NULL, 10);
 		else if (!strncmp(line, "cgroup ", 7))
 			snprintf(cr->cgroup, sizeof(cr->cgroup), "%s", line + 7);
-		else if (sscanf(line, "killed %d %u", &pid, &step) == 2 &&
-			 cr->nkilled < GUARD_KILLED_MAX) {
+		else if (!strncmp(line, "unread ", 7))
+			cr->unread = strtoul(line + 7, NULL, 10);
+		else if (!strncmp(line, "aimed ", 6) && cr->naimed < 16) {
+			struct aimed *a = &cr->aimed[cr->naimed];
+
+			if (sscanf(line + 6, "%d %u %u %llu %16s", &a->pid, &a->step, &a->sys,
+				   &a->arg, a->comm) == 5)
+				cr->naimed++;
+		} else if (sscanf(line, "killed %d %u", &pid, &step) == 2 &&
+			   cr->nkilled < GUARD_KILLED_MAX) {
 			cr->steps[cr->nkilled] = step;
 			cr->killed[cr->nkilled++] = pid;
 		}

@@ -33,6 +33,16 @@ struct crashed {
 	unsigned steps[GUARD_KILLED_MAX];
 	size_t nkilled;
 	size_t nguard; /* the first nguard of killed were the guard's */
+	/* Left unread in the ring when the runner died, as the guard found them: how many,
+	 * and the syscalls among them aimed at the runner (its killer, most likely). */
+	unsigned long unread;
+	struct aimed {
+		pid_t pid;
+		unsigned step, sys;
+		unsigned long long arg; /* the signal, the ptrace request... */
+		char comm[17];
+	} aimed[16];
+	size_t naimed;
 };
 
 /* Writes the run's state file (log_dir may be NULL: no state file) and forks the guard.

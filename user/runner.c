@@ -23,12 +23,14 @@
 #include <openssl/evp.h>
 
 #include "collector.h"
+#include "decode.h"
 #include "guard.h"
 #include "progress.h"
 #include "record.h"
 #include "redact.h"
 #include "runbook.h"
 #include "runner.h"
+#include "runseal.h"
 #include "sealer.h"
 #include "util.h"
 
@@ -969,6 +971,31 @@ static void rec_pids(struct stream *s, const char *key, const pid_t *pids, size_
 	rec_close(s, ']');
 }
 
+/* What the guard found unread in the ring: the syscalls aimed at the runner, its killer's
+ * most likely among them (its record was made before the kill took effect). */
+static void rec_aimed(struct stream *s, const struct crashed *cr)
+{
+	rec_int(s, "unread_events", (int64_t)cr->unread);
+	rec_open(s, "aimed_at_runseal", '[');
+	for (size_t i = 0; i < cr->naimed; i++) {
+		const struct aimed *a = &cr->aimed[i];
+		const char *sys = collector_guard_sys_name(a->sys);
+		char buf[24];
+
+		rec_open(s, NULL, '{');
+		rec_int(s, "pid", a->pid);
+		rec_int(s, "step_seq", a->step);
+		rec_str(s, "comm", a->comm);
+		rec_str(s, "syscall", sys);
+		if (sys && (strstr(sys, "kill") || strstr(sys, "signal")))
+			rec_str(s, "signal", decode_signal(a->arg, buf, sizeof(buf)));
+		else if (a->sys == RS_G_PTRACE)
+			rec_str(s, "request", decode_ptrace_request(a->arg));
+		rec_close(s, '}');
+	}
+	rec_close(s, ']');
+}
+
 /* A run of this log whose runner was killed: recorded in this run, the next in the chain. */
 static void interrupted_record(void *ctx, const struct crashed *cr)
 {
@@ -981,6 +1008,7 @@ static void interrupted_record(void *ctx, const struct crashed *cr)
 	rec_str(s, "cgroup", cr->cgroup[0] ? cr->cgroup : NULL);
 	rec_pids(s, "killed_by_guard", cr->killed, cr->nguard);
 	rec_pids(s, "killed_now", cr->killed + cr->nguard, cr->nkilled - cr->nguard);
+	rec_aimed(s, cr);
 	emit(r);
 	warnx("run %s was interrupted (runseal pid %d killed before its end); recorded in run %s",
 	      cr->run_id, cr->runner, r->id);

@@ -221,6 +221,13 @@ def killed_collector_leaves_nothing_running_and_is_reported():
     check(rc == 0, f"next run rc {rc}: {err[-300:]}")
     ir = one(recs2, "run_interrupted", interrupted_run=run_id)
     check(str(step_pid) in ir["killed_by_guard"], f"run_interrupted {ir}")
+    # The killer is named: by the guard, from the ring the runner did not read, or (when
+    # the runner read it before dying) in the run's own records.
+    killer = [a for a in ir["aimed_at_runseal"] if a["pid"] == step_pid and
+              a["syscall"] == "kill" and a["signal"] == "SIGKILL" and a["step_seq"] == 1]
+    check(killer or of(recs, "signal", "killer", signal="SIGKILL", target="runseal"),
+          f"the kill is nowhere: {ir}")
+    check(ir["unread_events"] >= len(ir["aimed_at_runseal"]), f"run_interrupted {ir}")
     vrc, vout = verify(log="kill")
     check("recorded the interruption" in vout, vout[-600:])
 
