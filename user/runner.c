@@ -980,17 +980,19 @@ static void rec_aimed(struct stream *s, const struct crashed *cr)
 	for (size_t i = 0; i < cr->naimed; i++) {
 		const struct aimed *a = &cr->aimed[i];
 		const char *sys = collector_guard_sys_name(a->sys);
-		char buf[24];
 
 		rec_open(s, NULL, '{');
 		rec_int(s, "pid", a->pid);
 		rec_int(s, "step_seq", a->step);
 		rec_str(s, "comm", a->comm);
 		rec_str(s, "syscall", sys);
-		if (sys && (strstr(sys, "kill") || strstr(sys, "signal")))
+		if (sys && (strstr(sys, "kill") || strstr(sys, "signal"))) {
+			char buf[24];
+
 			rec_str(s, "signal", decode_signal(a->arg, buf, sizeof(buf)));
-		else if (a->sys == RS_G_PTRACE)
+		} else if (a->sys == RS_G_PTRACE) {
 			rec_str(s, "request", decode_ptrace_request(a->arg));
+		}
 		rec_close(s, '}');
 	}
 	rec_close(s, ']');
