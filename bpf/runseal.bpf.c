@@ -772,7 +772,7 @@ static __always_inline s32 pidfd_pid(int fd)
 }
 
 /* The map, program or link behind a bpf() fd: those are anonymous-inode files named
- * "bpf-map", "bpf-prog" and "bpf_link". */
+ * "bpf-map", "bpf-prog", and "bpf_link" when created or "bpf-link" when got by id. */
 static __always_inline void guard_bpf_fd(struct rs_guard *e, int fd)
 {
 	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), fd);
@@ -791,7 +791,7 @@ static __always_inline void guard_bpf_fd(struct rs_guard *e, int fd)
 	} else if (n[3] == '-' && n[4] == 'p') {
 		e->obj_type = RS_OBJ_PROG;
 		e->obj_id = BPF_CORE_READ((struct bpf_prog *)priv, aux, id);
-	} else if (n[3] == '_' && n[4] == 'l') {
+	} else if ((n[3] == '_' || n[3] == '-') && n[4] == 'l') {
 		e->obj_type = RS_OBJ_LINK;
 		e->obj_id = BPF_CORE_READ((struct bpf_link *)priv, id);
 	}

@@ -9,6 +9,7 @@
  *   attack progdelete MARKER     the same with a BPF program of our own (the map is frozen only
  *                                to bpf() calls), then open MARKER a second later
  *   attack progretarget STEP MARKER  likewise, rewriting our entry
+ *   attack detachlinks MARKER    BPF_LINK_DETACH every BPF link of the runner, then open MARKER
  *   attack consumer MARKER MS    move the ring's consumer position for MS ms while opening
  *   attack killcollector SECS    SIGKILL the runner, then sleep SECS (and open /etc/hostname)
  *   attack killboth SECS         SIGKILL runseal's guard, then the runner, then sleep SECS
@@ -200,6 +201,53 @@ static int do_progretarget(char **argv)
 	return 0;
 }
 
+/* Detaching runseal's programs would blind it: tries every link the runner holds. */
+static int do_detachlinks(char **argv)
+{
+	char dir[64], path[512], link[64], line[128];
+	int tried = 0, detached = 0, last_errno = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", getppid());
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		int id = -1, fd;
+		ssize_t n;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:bpf_link"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", getppid(), de->d_name);
+		f = fopen(path, "re");
+		while (f && fgets(line, sizeof(line), f))
+			sscanf(line, "link_id: %d", &id);
+		if (f)
+			fclose(f);
+		fd = id < 0 ? -1 : bpf_link_get_fd_by_id((uint32_t)id);
+		if (fd < 0)
+			continue;
+		tried++;
+		if (bpf_link_detach(fd) == 0)
+			detached++;
+		else
+			last_errno = errno;
+		close(fd);
+	}
+	if (d)
+		closedir(d);
+	errno = last_errno;
+	printf("detachlinks: %d of %d detached%s%s\n", detached, tried, last_errno ? ", " : "",
+	       last_errno ? strerrorname_np(last_errno) : "");
+	touch(argv[0]);
+	return 0;
+}
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -363,6 +411,7 @@ static const struct {
     {"retarget", 2, do_retarget},
     {"progdelete", 1, do_progdelete},
     {"progretarget", 2, do_progretarget},
+    {"detachlinks", 1, do_detachlinks},
     {"consumer", 2, do_consumer},
     {"killcollector", 1, do_killcollector},
     {"killboth", 1, do_killboth},

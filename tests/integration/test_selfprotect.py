@@ -144,6 +144,21 @@ def rewriting_own_entry_to_another_step_is_refused():
 
 
 @test
+def detaching_runseal_programs_is_refused_and_recorded():
+    tmp = os.path.join(TMP, "detach")
+    marker = os.path.join(tmp, "after-detach")
+    rc, recs, err = run(tmp, [("blind", [ATTACK, "detachlinks", marker])])
+    out = stdout_of(recs, "blind")
+    check(out.startswith("detachlinks: 0 of "), f"a link was detached: {out}")
+    tried = int(out.split()[3])
+    check(tried >= 10, f"the helper found only {tried} links of the runner: {out}")
+    d = of(recs, "bpf", "blind", cmd="BPF_LINK_DETACH", owner="runseal")
+    check(len(d) == tried and all(r["link_id"] > 0 for r in d), f"{len(d)} of {tried}: {d[:2]}")
+    one(recs, "open", "blind", path=marker)
+    check(run_end(recs)["status"] == "incomplete", f"run_end {run_end(recs)}")
+
+
+@test
 def bpf_program_deleting_own_entry_is_detected_and_undone():
     """bpf() cannot write the frozen map, a BPF program can: the collector's shadow of the
     map finds the change, records it and registers the process again."""
