@@ -371,7 +371,10 @@ static bool own_id(const struct collector *c, int type, uint32_t id)
 
 static bool own_pid(const struct collector *c, pid_t pid)
 {
-	return pid > 0 && (pid == c->own_pids[0] || pid == c->own_pids[1]);
+	for (size_t i = 0; pid > 0 && i < sizeof(c->own_pids) / sizeof(*c->own_pids); i++)
+		if (c->own_pids[i] == pid)
+			return true;
+	return false;
 }
 
 /* Whose process a syscall aims at: runseal's own, one of the run's, or another. */
@@ -729,7 +732,13 @@ const char *collector_guard_sys_name(unsigned sys)
 
 void collector_set_own_pid(struct collector *c, pid_t pid)
 {
-	c->own_pids[1] = pid;
+	/* Every guard the run had stays runseal's own: records of a dead one may still wait. */
+	for (size_t i = 1; i < sizeof(c->own_pids) / sizeof(*c->own_pids); i++)
+		if (!c->own_pids[i]) {
+			c->own_pids[i] = pid;
+			return;
+		}
+	c->own_pids[sizeof(c->own_pids) / sizeof(*c->own_pids) - 1] = pid;
 }
 
 bool collector_incomplete(const struct collector *c)

@@ -29,7 +29,7 @@ struct collector {
 	/* Self-protection (issue 8). */
 	uint32_t own_ids[3][128]; /* ids of runseal's maps, programs and links */
 	size_t nown[3];
-	pid_t own_pids[2];		  /* runseal's own processes: the runner and its guard */
+	pid_t own_pids[8];		  /* runseal's own processes: the runner and its guards */
 	const volatile uint64_t *rb_cons; /* the ring's consumer position, mapped read-only */
 	uint64_t rb_pos;		  /* where our own count of consumed bytes says it is */
 	uint64_t tampered;		  /* consumer moves we did not make */

@@ -224,16 +224,10 @@ static int write_state(struct guard *g, const char *log_dir, const char *run_id,
 	return 0;
 }
 
-int guard_start(struct guard *g, struct collector *c, const char *log_dir, const char *run_id,
-		const char *cg_run, char *err, size_t errlen)
+static int guard_fork(struct guard *g, struct collector *c, char *err, size_t errlen)
 {
 	int p[2];
 
-	int rc;
-
-	memset(g, 0, sizeof(*g));
-	g->fd = -1;
-	rc = write_state(g, log_dir, run_id, cg_run, err, errlen) < 0 ? 1 : 0;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
@@ -249,11 +243,34 @@ int guard_start(struct guard *g, struct collector *c, const char *log_dir, const
 	}
 	if (g->pid == 0) {
 		close(p[1]);
-		guard_main(p[0], getppid(), c, cg_run, g->live);
+		guard_main(p[0], getppid(), c, g->cg_run, g->live);
 	}
 	close(p[0]);
 	g->fd = p[1];
-	return rc;
+	return 0;
+}
+
+int guard_start(struct guard *g, struct collector *c, const char *log_dir, const char *run_id,
+		const char *cg_run, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(g, 0, sizeof(*g));
+	g->fd = -1;
+	snprintf(g->cg_run, sizeof(g->cg_run), "%s", cg_run);
+	rc = write_state(g, log_dir, run_id, cg_run, err, errlen) < 0 ? 1 : 0;
+	return guard_fork(g, c, err, errlen) < 0 ? -1 : rc;
+}
+
+int guard_check(struct guard *g, struct collector *c, char *err, size_t errlen)
+{
+	if (g->pid <= 0 || waitpid(g->pid, NULL, WNOHANG) != g->pid)
+		return 0;
+	close(g->fd);
+	g->fd = -1;
+	g->pid = 0;
+	g->restarts++;
+	return guard_fork(g, c, err, errlen) < 0 ? -1 : 1;
 }
 
 void guard_stop(struct guard *g)

@@ -21,7 +21,9 @@
 struct guard {
 	pid_t pid; /* the guard process, 0 when none */
 	int fd;	   /* write end of its pipe */
+	unsigned restarts;
 	char live[PATH_MAX];
+	char cg_run[PATH_MAX];
 };
 
 /* A run whose runner died before its run_end. */
@@ -50,6 +52,9 @@ struct crashed {
  * (the next start will not know of this run); -1 with err set when there is no guard. */
 int guard_start(struct guard *g, struct collector *c, const char *log_dir, const char *run_id,
 		const char *cg_run, char *err, size_t errlen);
+/* A guard that died during the run (a step killed it) is replaced: returns 1 then, 0 when
+ * it is alive, -1 with err set when no new one could be started. */
+int guard_check(struct guard *g, struct collector *c, char *err, size_t errlen);
 /* The run ended: the guard exits without killing anything and the state file goes. */
 void guard_stop(struct guard *g);
 

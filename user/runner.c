@@ -649,6 +649,24 @@ static void pump(struct run *r, struct attempt *a, int which)
 	}
 }
 
+/* A step may kill the guard: another takes its place, at most a second later (issue 8). */
+static void check_guard(struct run *r)
+{
+	char e[256];
+	pid_t old = r->guard.pid;
+	int rc = guard_check(&r->guard, &r->col, e, sizeof(e));
+
+	if (rc > 0) {
+		collector_set_own_pid(&r->col, r->guard.pid);
+		warnx("runseal's guard (pid %d) died: started another (pid %d)", old, r->guard.pid);
+	} else if (rc < 0) {
+		warnx(
+		    "runseal's guard (pid %d) died and no other could be started (%s): if runseal "
+		    "is killed, its steps go on untraced",
+		    old, e);
+	}
+}
+
 static void on_tick(struct run *r)
 {
 	uint64_t n;
@@ -659,6 +677,7 @@ static void on_tick(struct run *r)
 		r->log_failed = true;
 		warnx("cannot seal the log in %s; stopping the run", r->o->log_dir);
 	}
+	check_guard(r);
 }
 
 static void on_signal(struct run *r, struct attempt *a)
@@ -1080,6 +1099,7 @@ static void run_end_record(struct run *r, const char *status)
 	if (r->log_failed)
 		rec_str(s, "error", "log write failed");
 	rec_int(s, "tamper_attempts", (int64_t)r->col.tamper_attempts);
+	rec_int(s, "guard_restarts", r->guard.restarts);
 	rec_tracked_left(r);
 	emit(r);
 }

@@ -12,7 +12,8 @@
  *   attack detachlinks MARKER    BPF_LINK_DETACH every BPF link of the runner, then open MARKER
  *   attack consumer MARKER MS    move the ring's consumer position for MS ms while opening
  *   attack killcollector SECS    SIGKILL the runner, then sleep SECS (and open /etc/hostname)
- *   attack killboth SECS         SIGKILL runseal's guard, then the runner, then sleep SECS
+ *   attack killboth SECS [MS]    SIGKILL runseal's guard, MS ms later (100) the runner, then
+ *                                sleep SECS
  *   attack ptrace PID            PTRACE_PEEKDATA on PID (not attached: refused, no effect)
  *   attack vmwrite PID           process_vm_writev of nothing into PID
  *   attack getfd PID FD          pidfd_getfd of PID's FD
@@ -340,7 +341,7 @@ static int do_killboth(char **argv)
 	pid_t g = find_guard();
 
 	report("killguard", g ? kill(g, SIGKILL) : (errno = ESRCH, -1));
-	usleep(100000);
+	usleep(argv[1] ? (useconds_t)atoi(argv[1]) * 1000 : 100000);
 	return do_killcollector(argv);
 }
 

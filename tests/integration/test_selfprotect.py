@@ -255,14 +255,35 @@ def killed_collector_and_guard_cleaned_up_by_next_start():
     out_pids = pids_with("killboth\x0041")
     run_id = one(recs, "run_start")["run"]
     one(recs, "signal", "killer", signal="SIGKILL", target="runseal")
-    check(out_pids, "the step should still run: its guard was killed first")
     rc, recs2, err = run(tmp, [("next", ["/bin/true"])], log="killboth")
     ir = one(recs2, "run_interrupted", interrupted_run=run_id)
-    check(ir["killed_by_guard"] == [] and
-          set(map(str, out_pids)) <= set(ir["killed_now"]), f"run_interrupted {ir}")
+    # The runner replaces a dead guard within a second: in the 100 ms before the runner was
+    # killed, that seldom happens; if it did, the new guard killed the step.
+    if ir["killed_by_guard"]:
+        check(not out_pids, f"killed by the guard, yet running: {out_pids}")
+    else:
+        check(out_pids and set(map(str, out_pids)) <= set(ir["killed_now"]),
+              f"run_interrupted {ir}, still running before the next start: {out_pids}")
     left = wait_gone(out_pids, 3)
     check(not left, f"still running after the next start: {left}")
     check(not os.path.exists(ir["cgroup"]), f"cgroup {ir['cgroup']} left behind")
+
+
+@test
+def killed_guard_is_replaced():
+    tmp = os.path.join(TMP, "guardkill")
+    rc, recs, err = run(tmp, [("killer", [ATTACK, "killboth", "43", "2500"])], log="guardkill")
+    check(rc == -signal.SIGKILL, f"runseal rc {rc}: {err[-300:]}")
+    check("died: started another" in err, f"no new guard: {err[-400:]}")
+    step_pid = one(recs, "step_start", "killer")["pid"]
+    run_id = one(recs, "run_start")["run"]
+    # The guard's kill was recorded and read while the runner still ran.
+    one(recs, "signal", "killer", signal="SIGKILL", target="runseal")
+    left = wait_gone([step_pid] + pids_with("killboth\x0043"), 3)
+    check(not left, f"the new guard did not kill the step: {left}")
+    rc, recs2, err = run(tmp, [("next", ["/bin/true"])], log="guardkill")
+    ir = one(recs2, "run_interrupted", interrupted_run=run_id)
+    check(str(step_pid) in ir["killed_by_guard"], f"run_interrupted {ir}")
 
 
 # ---- records of syscalls aimed at runseal or outside the run --------------------------------
