@@ -18,6 +18,9 @@
  *   attack vmwrite PID           process_vm_writev of nothing into PID
  *   attack getfd PID FD          pidfd_getfd of PID's FD
  *   attack kill PID SIG          kill(PID, SIG)
+ *   attack tgkill PID SIG        tgkill(PID, PID, SIG)
+ *   attack tkill PID SIG         tkill(PID, SIG)
+ *   attack vmread PID            process_vm_readv of nothing from PID
  *   attack pidfdsig PID SIG      pidfd_send_signal(pidfd of PID, SIG)
  *   attack memfd NAME            memfd_create(NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING)
  *   attack perf                  perf_event_open of a software clock on ourselves
@@ -378,6 +381,24 @@ static int do_kill(char **argv)
 	return 0;
 }
 
+static int do_tgkill(char **argv)
+{
+	report("tgkill", (int)syscall(SYS_tgkill, atoi(argv[0]), atoi(argv[0]), atoi(argv[1])));
+	return 0;
+}
+
+static int do_tkill(char **argv)
+{
+	report("tkill", (int)syscall(SYS_tkill, atoi(argv[0]), atoi(argv[1])));
+	return 0;
+}
+
+static int do_vmread(char **argv)
+{
+	report("vmread", (int)process_vm_readv(atoi(argv[0]), NULL, 0, NULL, 0, 0));
+	return 0;
+}
+
 static int do_pidfdsig(char **argv)
 {
 	int pfd = pidfd_of(argv[0]);
@@ -420,6 +441,9 @@ static const struct {
     {"vmwrite", 1, do_vmwrite},
     {"getfd", 2, do_getfd},
     {"kill", 2, do_kill},
+    {"tgkill", 2, do_tgkill},
+    {"tkill", 2, do_tkill},
+    {"vmread", 1, do_vmread},
     {"pidfdsig", 2, do_pidfdsig},
     {"memfd", 1, do_memfd},
     {"perf", 0, do_perf},

@@ -296,7 +296,7 @@ def syscalls_aimed_at_runseal_are_recorded():
     script = os.path.join(tmp, "aim.sh")
     with open(script, "w") as f:
         f.write(f"#!/bin/sh\nR=$(awk '{{print $4}}' /proc/$$/stat)\n"
-                f"{ATTACK} ptrace $R\n{ATTACK} vmwrite $R\n{ATTACK} getfd $R 0\n"
+                f"{ATTACK} ptrace $R\n{ATTACK} vmwrite $R\n{ATTACK} vmread $R\n{ATTACK} getfd $R 0\n"
                 f"{ATTACK} kill $R 0\n")
     os.chmod(script, 0o755)
     rc, recs, err = run(tmp, [("aim", [script])])
@@ -305,6 +305,7 @@ def syscalls_aimed_at_runseal_are_recorded():
     check(p["target"] == "runseal", f"ptrace {p}")
     v = one(recs, "process_vm", "aim", syscall="process_vm_writev", target_pid=pid)
     check(v["target"] == "runseal", f"process_vm {v}")
+    one(recs, "process_vm", "aim", syscall="process_vm_readv", target_pid=pid, target="runseal")
     g = one(recs, "pidfd_getfd", "aim", target_pid=pid, target_fd=0)
     check(g["target"] == "runseal", f"pidfd_getfd {g}")
     k = one(recs, "signal", "aim", syscall="kill", signal="0", target_pid=pid)
@@ -318,13 +319,19 @@ def signals_outside_the_run_recorded_inside_not():
     tmp = os.path.join(TMP, "signals")
     victim = subprocess.Popen(["sleep", "30"])
     victim2 = subprocess.Popen(["sleep", "30"])
+    probe = subprocess.Popen(["sleep", "30"])
     try:
         rc, recs, err = run(tmp, [
             ("killer", [ATTACK, "kill", str(victim.pid), "15"]),
             ("pidfd", [ATTACK, "pidfdsig", str(victim2.pid), "9"]),
+            ("tg", [ATTACK, "tgkill", str(probe.pid), "0"]),
+            ("t", [ATTACK, "tkill", str(probe.pid), "0"]),
             ("inside", ["/bin/sh", "-c", "sleep 5 & kill $!; wait"]),
         ])
         check(victim.wait(5) == -15 and victim2.wait(5) == -9, "the victims were not killed")
+        tg = one(recs, "signal", "tg", syscall="tgkill", target_pid=probe.pid)
+        check(tg["target_tid"] == probe.pid and tg["target"] == "outside", f"tgkill {tg}")
+        one(recs, "signal", "t", syscall="tkill", target_pid=probe.pid, target="outside")
         k = one(recs, "signal", "killer", syscall="kill", target_pid=victim.pid)
         check(k["signal"] == "SIGTERM" and k["signal_num"] == 15 and k["target"] == "outside",
               f"kill {k}")
@@ -333,7 +340,7 @@ def signals_outside_the_run_recorded_inside_not():
         check(not of(recs, "signal", "inside"), f"in-run kill recorded: {of(recs, 'signal', 'inside')}")
         check(run_end(recs)["status"] == "ok", f"run_end {run_end(recs)}")
     finally:
-        for v in (victim, victim2):
+        for v in (victim, victim2, probe):
             if v.poll() is None:
                 v.kill()
                 v.wait()
