@@ -285,8 +285,13 @@ void guard_stop(struct guard *g)
 	if (g->pid > 0)
 		waitpid(g->pid, NULL, 0);
 	g->pid = 0;
-	if (g->live[0])
-		unlink(g->live);
+	if (g->live[0] && unlink(g->live) == 0) {
+		char *slash = strrchr(g->live, '/');
+
+		/* The log's directory goes with its last run (ENOTEMPTY otherwise). */
+		*slash = '\0';
+		rmdir(g->live);
+	}
 	g->live[0] = '\0';
 }
 
@@ -422,5 +427,6 @@ int guard_recover(const char *log_dir, void (*fn)(void *ctx, const struct crashe
 		count++;
 	}
 	closedir(d);
+	rmdir(dir);
 	return count;
 }

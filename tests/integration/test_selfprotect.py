@@ -245,6 +245,9 @@ def killed_collector_leaves_nothing_running_and_is_reported():
     check(ir["unread_events"] >= len(ir["aimed_at_runseal"]), f"run_interrupted {ir}")
     vrc, vout = verify(log="kill")
     check("recorded the interruption" in vout, vout[-600:])
+    st = os.stat(logdir("kill")[0])
+    state = f"/run/runseal/live/{st.st_dev:x}-{st.st_ino:x}"
+    check(not os.path.exists(state), f"{state} left behind")
 
 
 @test
