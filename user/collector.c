@@ -581,19 +581,74 @@ static int tamper_flush(struct collector *c, bool final)
 	return rec_end(s);
 }
 
+static void tampered_consumer(struct collector *c, uint64_t found)
+{
+	c->tamper_bytes += (int64_t)(found - c->rb_pos);
+	c->tamper_moves++;
+	c->tampered++;
+}
+
+/* The consumer position must be the one we stored last; another is put back: reading goes
+ * on from where the collector is, whatever the producer overwrote meanwhile. */
 static int check_consumer(struct collector *c)
 {
-	uint64_t pos;
+	uint64_t pos = __atomic_load_n(c->rb_cons, __ATOMIC_ACQUIRE);
 
-	if (!c->rb_cons)
-		return 0;
-	pos = __atomic_load_n(c->rb_cons, __ATOMIC_ACQUIRE);
 	if (pos == c->rb_pos)
 		return 0;
-	c->tamper_bytes += (int64_t)(pos - c->rb_pos);
-	c->tamper_moves++;
-	c->rb_pos = pos;
-	c->tampered++;
+	tampered_consumer(c, pos);
+	__atomic_store_n(c->rb_cons, c->rb_pos, __ATOMIC_RELEASE);
+	return tamper_flush(c, false);
+}
+
+#define RB_BUSY	   (1u << 31)
+#define RB_DISCARD (1u << 30)
+#define RB_HDR	   8
+
+static int handle(void *ctx, void *data, size_t size);
+
+/* Advances the consumer over one record, only over the value we stored: a compare-and-swap
+ * that fails means another process wrote the position since. */
+static void rb_advance(struct collector *c, uint64_t next)
+{
+	uint64_t expect = c->rb_pos;
+
+	if (!__atomic_compare_exchange_n(c->rb_cons, &expect, next, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED)) {
+		tampered_consumer(c, expect);
+		__atomic_store_n(c->rb_cons, next, __ATOMIC_RELEASE);
+	}
+	c->rb_pos = next;
+}
+
+/* Every record the producer has committed, in order, as libbpf's ring_buffer__consume
+ * reads them. Returns -1 when the stream failed. */
+static int rb_consume(struct collector *c)
+{
+	uint64_t prod;
+
+	if (check_consumer(c) < 0)
+		return -1;
+	while (c->rb_pos < (prod = __atomic_load_n(c->rb_prod, __ATOMIC_ACQUIRE))) {
+		const uint8_t *rec = c->rb_data + (c->rb_pos & c->rb_mask);
+		uint32_t len = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE), size;
+
+		if (len & RB_BUSY)
+			break;
+		size = len & ~(RB_BUSY | RB_DISCARD);
+		/* A length no record can have: the position is not at a record (someone moved
+		 * it); what is left of this ring cannot be trusted, so skip to the producer. */
+		if (size > c->rb_mask + 1 - RB_HDR) {
+			rb_advance(c, prod);
+			c->malformed++;
+			break;
+		}
+		if (!(len & RB_DISCARD) && handle(c, (void *)(rec + RB_HDR), size) < 0) {
+			rb_advance(c, c->rb_pos + ((size + RB_HDR + 7) & ~7ull));
+			return -1;
+		}
+		rb_advance(c, c->rb_pos + ((size + RB_HDR + 7) & ~7ull));
+	}
 	return tamper_flush(c, false);
 }
 
@@ -674,20 +729,43 @@ static void skip_missing_tracepoints(struct collector *c)
 	}
 }
 
-/* Maps the consumer position read-only: the collector's own view, to check against its
- * count of consumed bytes. */
-static void map_consumer(struct collector *c)
+/* Maps the ring as libbpf does: the consumer page read-write, then the producer page and
+ * the data area, which the kernel maps twice in a row so a record never wraps. */
+static int map_ring(struct collector *c)
 {
-	void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED,
-		       bpf_map__fd(c->skel->maps.events), 0);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t size = bpf_map__max_entries(c->skel->maps.events);
+	int fd = bpf_map__fd(c->skel->maps.events);
+	void *cons = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *prod = cons == MAP_FAILED
+			 ? MAP_FAILED
+			 : mmap(NULL, page + 2 * size, PROT_READ, MAP_SHARED, fd, (off_t)page);
 
-	if (p == MAP_FAILED) {
-		warn("cannot map the ring buffer's consumer page (tampering with it will not be "
-		     "detected)");
-		return;
+	if (prod == MAP_FAILED) {
+		warn("cannot map the BPF ring buffer");
+		if (cons != MAP_FAILED)
+			munmap(cons, page);
+		return -1;
 	}
-	c->rb_cons = p;
+	c->rb_cons = cons;
+	c->rb_prod = prod;
+	c->rb_data = (const uint8_t *)prod + page;
+	c->rb_mask = size - 1;
 	c->rb_pos = *c->rb_cons;
+	return 0;
+}
+
+static void unmap_ring(struct collector *c)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	if (c->rb_cons)
+		munmap((void *)c->rb_cons, page);
+	if (c->rb_prod)
+		munmap((void *)c->rb_prod, page + 2 * (c->rb_mask + 1));
+	c->rb_cons = NULL;
+	c->rb_prod = NULL;
+	c->rb_data = NULL;
 }
 
 int collector_untrack(struct collector *c, pid_t pid)
@@ -755,8 +833,6 @@ static int handle(void *ctx, void *data, size_t size)
 	const struct rs_hdr *h = data;
 	int r = -1;
 
-	/* As libbpf advances the consumer: an 8-byte header, rounded up to 8. */
-	c->rb_pos += (size + 8 + 7) & ~(size_t)7;
 	if (size < sizeof(*h) || h->size > size) {
 		warnx("collector: malformed event of %zu bytes counted as lost", size);
 		c->malformed++;
@@ -860,8 +936,7 @@ static int check_tracked(struct collector *c)
 			cand[ncand++] = c->sh_pid[i];
 	if (!ncand)
 		return 0;
-	if (check_consumer(c) < 0 || (ring_buffer__consume(c->rb) < 0 && c->out->failed) ||
-	    check_consumer(c) < 0)
+	if (rb_consume(c) < 0)
 		return -1;
 	for (size_t k = 0; k < ncand; k++) {
 		enum track_change tc = track_diff(c, cand[k], &found);
@@ -876,11 +951,7 @@ int collector_drain(struct collector *c, bool final)
 {
 	uint64_t now = now_ns(CLOCK_MONOTONIC);
 
-	if (check_consumer(c) < 0)
-		return -1;
-	if (ring_buffer__consume(c->rb) < 0 && c->out->failed)
-		return -1;
-	if (check_consumer(c) < 0)
+	if (rb_consume(c) < 0 && c->out->failed)
 		return -1;
 	/* Under overload one loss record per interval, not one per wake-up. */
 	if (final || now - c->last_drop_check >= 100000000ull) {
@@ -942,10 +1013,7 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 		return -1;
 	}
 	collect_own_ids(c);
-	map_consumer(c);
-	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), handle, c, NULL);
-	if (!c->rb) {
-		warn("cannot open the BPF ring buffer");
+	if (map_ring(c) < 0) {
 		collector_close(c);
 		return -1;
 	}
@@ -982,10 +1050,7 @@ static void detach_all(struct runseal_bpf *skel)
 
 void collector_close(struct collector *c)
 {
-	if (c->rb_cons)
-		munmap((void *)c->rb_cons, (size_t)sysconf(_SC_PAGESIZE));
-	c->rb_cons = NULL;
-	ring_buffer__free(c->rb);
+	unmap_ring(c);
 	if (c->skel)
 		detach_all(c->skel);
 	runseal_bpf__destroy(c->skel);
@@ -997,7 +1062,6 @@ void collector_close(struct collector *c)
 	free(c->sh_seen);
 	c->sh_pid = c->sh_step = c->sh_seen = NULL;
 	c->sh_cap = c->sh_n = 0;
-	c->rb = NULL;
 	c->skel = NULL;
 	c->steps = NULL;
 	c->nsteps = 0;
@@ -1039,5 +1103,6 @@ int collector_track(struct collector *c, pid_t pid, uint32_t seq)
 
 int collector_fd(struct collector *c)
 {
-	return ring_buffer__epoll_fd(c->rb);
+	/* The ring's own descriptor polls readable while data waits. */
+	return bpf_map__fd(c->skel->maps.events);
 }

@@ -11,11 +11,9 @@
 #include "record.h"
 
 struct runseal_bpf;
-struct ring_buffer;
 
 struct collector {
 	struct runseal_bpf *skel;
-	struct ring_buffer *rb;
 	struct stream *out;
 	int64_t boot_to_real; /* add to CLOCK_BOOTTIME to get CLOCK_REALTIME */
 	const char *run_id;
@@ -29,11 +27,16 @@ struct collector {
 	/* Self-protection (issue 8). */
 	uint32_t own_ids[3][128]; /* ids of runseal's maps, programs and links */
 	size_t nown[3];
-	pid_t own_pids[8];		  /* runseal's own processes: the runner and its guards */
-	const volatile uint64_t *rb_cons; /* the ring's consumer position, mapped read-only */
-	uint64_t rb_pos;		  /* where our own count of consumed bytes says it is */
-	uint64_t tampered;		  /* consumer moves we did not make */
-	int64_t tamper_bytes;		  /* consumer moves not yet in a loss record */
+	pid_t own_pids[8]; /* runseal's own processes: the runner and its guards */
+	/* The ring buffer, read by the collector itself rather than libbpf: it owns the
+	 * consumer position and sees any write to it that is not its own (issue 8). */
+	volatile uint64_t *rb_cons;	  /* consumer position page (the one writable page) */
+	const volatile uint64_t *rb_prod; /* producer position page, then the data twice */
+	const uint8_t *rb_data;
+	uint64_t rb_mask;
+	uint64_t rb_pos;      /* the consumer position we set last */
+	uint64_t tampered;    /* consumer moves we did not make */
+	int64_t tamper_bytes; /* consumer moves not yet in a loss record */
 	uint64_t tamper_moves, last_tamper_rec;
 	uint64_t tamper_attempts; /* syscalls of the run's processes aimed at runseal itself */
 	/* What the tracked map must hold, from registrations, forks and exits: a BPF program
