@@ -799,12 +799,19 @@ static __always_inline void guard_bpf_fd(struct rs_guard *e, int fd)
 
 /* Which attribute of a bpf() command names its object: an fd at a byte offset, an id at
  * offset 0, a path pointer at offset 0, or a name inside the attribute. */
-static __always_inline void guard_bpf_attr(struct rs_guard *e, u32 cmd, const u8 *uattr)
+static __always_inline void guard_bpf_attr(struct rs_guard *e, u32 cmd, const u8 *uattr, u64 size)
 {
 	u32 w[12] = {};
 	int fdoff = -1;
 
-	bpf_probe_read_user(w, sizeof(w), uattr);
+	/* An attribute shorter than w may end at the end of a page: then only its size. */
+	if (bpf_probe_read_user(w, sizeof(w), uattr)) {
+		u32 n = size < sizeof(w) ? size : sizeof(w);
+
+		BOUND(n, 0x3f);
+		if (n && n <= sizeof(w))
+			bpf_probe_read_user(w, n, uattr);
+	}
 	switch (cmd) {
 	case BPF_MAP_LOOKUP_ELEM:
 	case BPF_MAP_UPDATE_ELEM:
@@ -873,7 +880,7 @@ int on_bpf_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	e->arg[0] = ctx->args[0];
 	e->arg[1] = ctx->args[2];
-	guard_bpf_attr(e, ctx->args[0], (const u8 *)ctx->args[1]);
+	guard_bpf_attr(e, ctx->args[0], (const u8 *)ctx->args[1], ctx->args[2]);
 	guard_submit(e);
 	return 0;
 }
