@@ -25,13 +25,13 @@ TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
-	     user/logfmt.c user/sealer.c user/verify.c
+	     user/logfmt.c user/sealer.c user/verify.c user/guard.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
-HELPERS := $(B)/actions $(B)/forge $(B)/storm
+HELPERS := $(B)/actions $(B)/forge $(B)/storm $(B)/attack
 
 # A recipe that fails leaves no half-written target behind for the next make to trust.
 .DELETE_ON_ERROR:
@@ -63,6 +63,9 @@ runseal: $(USER_OBJS)
 
 $(B)/actions $(B)/storm: $(B)/%: tests/helpers/%.c | $(B)
 	$(CC) $(ALL_CFLAGS) -pthread $(LDFLAGS) $< -o $@
+
+$(B)/attack: tests/helpers/attack.c | $(B)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ -lbpf
 
 $(B)/forge.o: tests/helpers/forge.c | $(B)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -100,6 +101,14 @@ struct ver {
 	bool deliver; /* false after the first error: fn gets a verified prefix */
 };
 
+/* A run_start, and whether its run_end (or a later run's run_interrupted) was seen. */
+struct run_seen {
+	char id[64], by[64];
+	size_t seg, off;
+	uint64_t seq;
+	bool ended;
+};
+
 struct walk {
 	struct ver *v;
 	const char *dir, *label; /* label: "" for the log, "DIR/" for a replica */
@@ -160,6 +169,10 @@ struct walk {
 	unsigned long worm_unavail, not_immutable, not_append;
 	size_t first_unavail, first_noimm, first_noapp;
 	bool flags_unsupported;
+
+	/* runs, for the ones that never ended (issue 8) */
+	struct run_seen *runs;
+	size_t nruns, capruns;
 
 	/* HEAD */
 	char *head;
@@ -898,6 +911,65 @@ static bool check_chain(struct walk *w, size_t off, size_t len, uint64_t seq,
 	return false;
 }
 
+/* ---- runs that never ended (issue 8) ------------------------------------------------ */
+
+static struct run_seen *run_find(struct walk *w, const char *id)
+{
+	for (size_t i = w->nruns; i-- > 0;)
+		if (!strcmp(w->runs[i].id, id))
+			return &w->runs[i];
+	return NULL;
+}
+
+/* Notes run_start, run_end and run_interrupted (only these kinds start with "run_"). */
+static void runs_note(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq)
+{
+	char kind[32], id[64], old[64];
+	struct run_seen *r;
+
+	if (entry_get_str(l, len, "kind", kind, sizeof(kind)) ||
+	    entry_get_str(l, len, "run", id, sizeof(id)))
+		return;
+	if (!strcmp(kind, "run_start")) {
+		if (w->nruns == w->capruns) {
+			w->capruns = w->capruns ? w->capruns * 2 : 64;
+			w->runs = xrealloc(w->runs, w->capruns * sizeof(*w->runs));
+		}
+		r = &w->runs[w->nruns++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->id, sizeof(r->id), "%s", id);
+		r->seg = w->cur;
+		r->off = off;
+		r->seq = seq;
+	} else if (!strcmp(kind, "run_end") && (r = run_find(w, id))) {
+		r->ended = true;
+	} else if (!strcmp(kind, "run_interrupted") &&
+		   !entry_get_str(l, len, "interrupted_run", old, sizeof(old)) &&
+		   (r = run_find(w, old))) {
+		snprintf(r->by, sizeof(r->by), "%s", id);
+	}
+}
+
+static void runs_report(struct walk *w)
+{
+	for (size_t i = 0; i < w->nruns; i++) {
+		struct run_seen *r = &w->runs[i];
+
+		if (r->ended)
+			continue;
+		if (r->by[0])
+			problem(w, false, "interrupted", r->seg, NULL, r->off, r->seq,
+				"run %s interrupted: it never reached run_end (runseal was killed; "
+				"run %s recorded the interruption)",
+				r->id, r->by);
+		else
+			problem(w, false, "interrupted", r->seg, NULL, r->off, r->seq,
+				"run %s interrupted: it never reached run_end (runseal was killed, "
+				"or the run is still going)",
+				r->id);
+	}
+}
+
 static void process_line(struct walk *w, size_t off, size_t len)
 {
 	struct ver *v = w->v;
@@ -998,13 +1070,24 @@ static void process_line(struct walk *w, size_t off, size_t len)
 	case K_LOSS: {
 		uint64_t count = 0;
 
+		char reason[16] = "";
+
+		entry_get_str(l, len, "reason", reason, sizeof(reason));
 		entry_get_u64(l, len, "count", &count);
-		problem(w, false, "loss", w->cur, NULL, off, seq,
-			"%" PRIu64 " kernel events were lost: the record of this run is incomplete",
-			count);
+		if (!strcmp(reason, "tamper"))
+			problem(w, false, "loss", w->cur, NULL, off, seq,
+				"a process moved the ring buffer's consumer position: records were "
+				"skipped unread and the record of this run is incomplete");
+		else
+			problem(w, false, "loss", w->cur, NULL, off, seq,
+				"%" PRIu64
+				" kernel events were lost: the record of this run is incomplete",
+				count);
 		break;
 	}
 	default:
+		if (w->primary && len - (size_t)p > 12 && !memcmp(l + p, "\"kind\":\"run_", 12))
+			runs_note(w, l, len, off, seq);
 		break;
 	}
 	if (w->primary && v->fn && v->deliver) {
@@ -1356,6 +1439,7 @@ static void check_head(struct walk *w)
 
 static void walk_free(struct walk *w)
 {
+	free(w->runs);
 	free(w->segs);
 	free(w->buf);
 	free(w->pend);
@@ -1436,6 +1520,8 @@ static int walk_dir(struct walk *w)
 			"the filesystem of %s does not report inode flags: segments are not "
 			"write-once",
 			w->dir);
+	if (w->primary)
+		runs_report(w);
 	check_head(w);
 	return 0;
 }
@@ -1721,8 +1807,50 @@ struct show {
 	const char *run;
 	bool json;
 	struct jbuf b;
-	bool broken; /* stdout failed */
+	bool broken;	       /* stdout failed */
+	struct run_seen *runs; /* for the runs that never ended (issue 8) */
+	size_t nruns, capruns;
 };
+
+/* show's own note of run_start and run_end: the same as verify's, without a walk. */
+static void show_note_run(struct show *sh, const char *kind, const char *run)
+{
+	struct walk w = {.runs = sh->runs, .nruns = sh->nruns, .capruns = sh->capruns};
+	struct run_seen *r;
+
+	if (!strcmp(kind, "run_start")) {
+		if (w.nruns == w.capruns) {
+			w.capruns = w.capruns ? w.capruns * 2 : 64;
+			w.runs = xrealloc(w.runs, w.capruns * sizeof(*w.runs));
+		}
+		r = &w.runs[w.nruns++];
+		memset(r, 0, sizeof(*r));
+		/* Printed later as is: only the characters of a run id pass. */
+		for (size_t i = 0; i < sizeof(r->id) - 1 && run[i]; i++)
+			r->id[i] = isalnum((unsigned char)run[i]) || run[i] == '-' ? run[i] : '?';
+	} else if (!strcmp(kind, "run_end") && (r = run_find(&w, run))) {
+		r->ended = true;
+	}
+	sh->runs = w.runs;
+	sh->nruns = w.nruns;
+	sh->capruns = w.capruns;
+}
+
+/* After the entries: a run without its run_end is said to be interrupted. */
+static void show_interrupted(struct show *sh)
+{
+	for (size_t i = 0; i < sh->nruns; i++) {
+		if (sh->runs[i].ended)
+			continue;
+		if (sh->json)
+			printf("{\"kind\":\"interrupted\",\"run\":\"%s\"}\n", sh->runs[i].id);
+		else
+			printf(
+			    "-  -  interrupted  run %s never reached run_end (runseal was killed, "
+			    "or the run is still going)\n",
+			    sh->runs[i].id);
+	}
+}
 
 /* The span of a top-level value of a line already known to be well-formed JSON. */
 static bool top_value(const char *l, size_t len, const char *key, size_t *vs, size_t *ve)
@@ -1872,6 +2000,36 @@ static void summary(struct jbuf *b, const char *l, size_t len, const char *kind)
 	} else if (!strcmp(kind, "loss")) {
 		put_field(b, l, len, "count", "");
 		put_lit(b, " events lost");
+		if (top_value(l, len, "reason", &(size_t){0}, &(size_t){0})) {
+			put_lit(b, " (");
+			put_field(b, l, len, "reason", "");
+			put_lit(b, ")");
+		}
+	} else if (!strcmp(kind, "run_interrupted")) {
+		put_lit(b, "run ");
+		put_field(b, l, len, "interrupted_run", "");
+		put_lit(b, " was interrupted");
+	} else if (!strcmp(kind, "bpf") || !strcmp(kind, "ptrace") || !strcmp(kind, "signal") ||
+		   !strcmp(kind, "process_vm") || !strcmp(kind, "pidfd_getfd") ||
+		   !strcmp(kind, "perf_event_open") || !strcmp(kind, "memfd_create") ||
+		   !strcmp(kind, "module_load")) {
+		/* Self-protection records: what was asked, and of whom. */
+		static const char *const keys[][2] = {{"cmd", ""},	    {"request", ""},
+						      {"syscall", ""},	    {"signal", ""},
+						      {"name", ""},	    {"map_id", "map "},
+						      {"prog_id", "prog "}, {"link_id", "link "},
+						      {"owner", "of "},	    {"target_pid", "pid "},
+						      {"target", "of "}};
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+			size_t m0 = b->len;
+
+			if (m0 > m)
+				put_lit(b, " ");
+			put_lit(b, keys[i][1]);
+			if (!put_field(b, l, len, keys[i][0], ""))
+				b->len = m0;
+		}
 	} else if (!strcmp(kind, "genesis")) {
 		put_lit(b, "host ");
 		put_field(b, l, len, "hostname", "");
@@ -1925,6 +2083,9 @@ static int show_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 	if (sh->run &&
 	    (logent || entry_get_str(line, len, "run", run, sizeof(run)) || strcmp(run, sh->run)))
 		return 0;
+	if ((!strcmp(kind, "run_start") || !strcmp(kind, "run_end")) &&
+	    !entry_get_str(line, len, "run", run, sizeof(run)))
+		show_note_run(sh, kind, run);
 	sh->b.len = 0;
 	if (sh->json) {
 		char pre[128], hx[65];
@@ -2014,7 +2175,10 @@ int show_cmd(int argc, char **argv)
 		}
 	}
 	rc = verify_log(&o, show_entry, &sh);
+	if (!sh.broken)
+		show_interrupted(&sh);
 	fflush(stdout);
+	free(sh.runs);
 	jb_free(&sh.b);
 	if (rc == 2)
 		fprintf(stderr, "runseal: cannot verify %s: run `runseal verify` for the reason\n",

@@ -1324,6 +1324,52 @@ static void test_vector_cases(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ---- runs that never ended (issue 8) ------------------------------------------------ */
+
+static void tl_run(struct tl *t, const char *kind, const char *run, const char *extra)
+{
+	char tb[TIME_LEN];
+
+	add(t, "\"kind\":\"%s\",\"time\":\"%s\",\"run\":\"%s\"%s", kind, now_str(t, tb), run,
+	    extra);
+}
+
+#define RUN_A "0190aaaa-0000-7000-8000-00000000000a"
+#define RUN_B "0190aaaa-0000-7000-8000-00000000000b"
+
+static void test_interrupted(void **state)
+{
+	struct tl t;
+	struct verify_opts o;
+	const struct prob *p;
+
+	(void)state;
+	tl_init(&t);
+	tl_open(&t, 1);
+	tl_run(&t, "run_start", RUN_A, "");
+	tl_rec(&t, "/etc/a");
+	tl_run(&t, "run_start", RUN_B, "");
+	tl_run(&t, "run_interrupted", RUN_B, ",\"interrupted_run\":\"" RUN_A "\"");
+	tl_run(&t, "run_end", RUN_B, ",\"status\":\"ok\"");
+	tl_seal(&t);
+	tl_write(&t, t.log, 1, true);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true};
+	assert_int_equal(run_opts(&o, NULL, NULL), 0);
+	p = find("interrupted");
+	assert_non_null(p);
+	assert_string_equal(p->level, "warning");
+	assert_int_equal(p->seq, 2); /* at A's run_start */
+	assert_non_null(strstr(out_text, RUN_A " interrupted"));
+	assert_non_null(strstr(out_text, "run " RUN_B " recorded the interruption"));
+	assert_null(strstr(out_text, RUN_B " interrupted"));
+	o.strict = true;
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	p = find("interrupted");
+	assert_non_null(p);
+	assert_string_equal(p->level, "error");
+	tl_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1349,6 +1395,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_hostile, teardown),
 	    cmocka_unit_test_teardown(test_show, teardown),
 	    cmocka_unit_test_teardown(test_vector, teardown),
+	    cmocka_unit_test_teardown(test_interrupted, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
