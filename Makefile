@@ -14,7 +14,6 @@ MANDIR   ?= $(PREFIX)/share/man
 DATADIR  ?= $(PREFIX)/share/runseal
 DOCDIR   ?= $(PREFIX)/share/doc/runseal
 INSTALL  ?= install
-UNITDIR  ?= $(PREFIX)/lib/systemd/system
 
 CFLAGS   ?= -O2 -g
 RS_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation \
@@ -26,7 +25,7 @@ TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
-	     user/logfmt.c user/sealer.c user/verify.c
+	     user/logfmt.c user/sealer.c user/verify.c user/guard.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 # The daemon (user/daemon/) and the engine it owns (user/engine/).
@@ -36,7 +35,7 @@ USER_SRCS += $(DAEMON_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
-HELPERS := $(B)/actions $(B)/forge $(B)/storm
+HELPERS := $(B)/actions $(B)/forge $(B)/storm $(B)/attack
 
 # A recipe that fails leaves no half-written target behind for the next make to trust.
 .DELETE_ON_ERROR:
@@ -77,6 +76,9 @@ runseal: $(USER_OBJS)
 
 $(B)/actions $(B)/storm: $(B)/%: tests/helpers/%.c | $(B)
 	$(CC) $(ALL_CFLAGS) -pthread $(LDFLAGS) $< -o $@
+
+$(B)/attack: tests/helpers/attack.c | $(B)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ -lbpf
 
 $(B)/forge.o: tests/helpers/forge.c | $(B)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -138,17 +140,17 @@ install: runseal $(B)/runseal.1
 	$(INSTALL) -m 0644 $(B)/runseal.1 $(DESTDIR)$(MANDIR)/man1/runseal.1
 	$(INSTALL) -m 0644 runbooks/*.yaml $(DESTDIR)$(DATADIR)/runbooks/
 	$(INSTALL) -m 0644 README.md docs/*.md LICENSE $(DESTDIR)$(DOCDIR)/
-	$(INSTALL) -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/ansible
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(DATADIR)/ansible
 	$(INSTALL) -m 0755 scripts/runseal-sh $(DESTDIR)$(BINDIR)/runseal-sh
 	sed 's#/usr/local/bin/runseal#$(BINDIR)/runseal#' scripts/runseal.service \
-		> $(DESTDIR)$(UNITDIR)/runseal.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/runseal.service
+		> $(DESTDIR)$(SYSTEMDDIR)/runseal.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/runseal.service
 	$(INSTALL) -m 0644 scripts/ansible/runseal.py $(DESTDIR)$(DATADIR)/ansible/runseal.py
 	$(INSTALL) -m 0644 scripts/runseal.conf $(DESTDIR)$(DATADIR)/runseal.conf.example
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/runseal $(DESTDIR)$(MANDIR)/man1/runseal.1
-	rm -f $(DESTDIR)$(BINDIR)/runseal-sh $(DESTDIR)$(UNITDIR)/runseal.service
+	rm -f $(DESTDIR)$(BINDIR)/runseal-sh $(DESTDIR)$(SYSTEMDDIR)/runseal.service
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
@@ -165,7 +167,35 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench install uninstall fuzz-proto
+# The timer that erases ended epochs' keys when nothing runs (`runseal keys tick`): a
+# systemd unit and timer under PREFIX, and a cron line in DATADIR. Installing on the host
+# itself (no DESTDIR) also turns it on: the timer where systemd is PID 1, else the cron line
+# in /etc/cron.d (cron reads no other place).
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+install: install-keys-tick
+uninstall: uninstall-keys-tick
+install-keys-tick:
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(DATADIR)
+	sed 's|/usr/local/bin/runseal|$(BINDIR)/runseal|' scripts/runseal-keys-tick.service \
+		> $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service
+	$(INSTALL) -m 0644 scripts/runseal-keys-tick.timer $(DESTDIR)$(SYSTEMDDIR)/
+	sed 's|/usr/local/bin/runseal|$(BINDIR)/runseal|' scripts/runseal-keys-tick.cron \
+		> $(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service \
+		$(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl enable --now runseal-keys-tick.timer; \
+	elif [ -z "$(DESTDIR)" ] && [ -d /etc/cron.d ]; then \
+		$(INSTALL) -m 0644 $(DATADIR)/runseal-keys-tick.cron /etc/cron.d/runseal-keys-tick; fi
+uninstall-keys-tick:
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now runseal-keys-tick.timer || true; fi
+	if [ -z "$(DESTDIR)" ]; then rm -f /etc/cron.d/runseal-keys-tick; fi
+	rm -f $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service \
+		$(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.timer $(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+
+.PHONY: all unit check demo lint clean fuzz bench install uninstall install-keys-tick uninstall-keys-tick \
+	fuzz-proto
 
 -include $(wildcard $(B)/*.d)
 -include $(wildcard $(B)/daemon/*.d $(B)/engine/*.d)

@@ -8,10 +8,29 @@
 #include "util.h"
 
 const char *const rec_kind_names[REC_KIND_MAX] = {
-    [REC_RUN_START] = "run_start", [REC_RUN_END] = "run_end", [REC_STEP_START] = "step_start",
-    [REC_STEP_END] = "step_end",   [REC_EXEC] = "exec",	      [REC_FORK] = "fork",
-    [REC_EXIT] = "exit",	   [REC_OPEN] = "open",	      [REC_CONNECT] = "connect",
-    [REC_LOSS] = "loss",	   [REC_ATTACH] = "attach",   [REC_REFUSED] = "refused",
+    [REC_RUN_START] = "run_start",
+    [REC_RUN_END] = "run_end",
+    [REC_STEP_START] = "step_start",
+    [REC_STEP_END] = "step_end",
+    [REC_EXEC] = "exec",
+    [REC_FORK] = "fork",
+    [REC_EXIT] = "exit",
+    [REC_OPEN] = "open",
+    [REC_CONNECT] = "connect",
+    [REC_LOSS] = "loss",
+    /* issue 8, self-protection: */
+    [REC_BPF] = "bpf",
+    [REC_PERF_EVENT_OPEN] = "perf_event_open",
+    [REC_PTRACE] = "ptrace",
+    [REC_PROCESS_VM] = "process_vm",
+    [REC_PIDFD_GETFD] = "pidfd_getfd",
+    [REC_SIGNAL] = "signal",
+    [REC_MODULE_LOAD] = "module_load",
+    [REC_MEMFD_CREATE] = "memfd_create",
+    [REC_RUN_INTERRUPTED] = "run_interrupted",
+    /* the daemon: */
+    [REC_ATTACH] = "attach",
+    [REC_REFUSED] = "refused",
     [REC_DAEMON] = "daemon",
 };
 

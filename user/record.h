@@ -25,6 +25,16 @@ enum rec_kind {
 	REC_OPEN,
 	REC_CONNECT,
 	REC_LOSS,
+	/* issue 8, self-protection: */
+	REC_BPF,
+	REC_PERF_EVENT_OPEN,
+	REC_PTRACE,
+	REC_PROCESS_VM,
+	REC_PIDFD_GETFD,
+	REC_SIGNAL,
+	REC_MODULE_LOAD,
+	REC_MEMFD_CREATE,
+	REC_RUN_INTERRUPTED,
 	REC_ATTACH,  /* daemon: a process put under a run's step */
 	REC_REFUSED, /* daemon: a request refused, and who asked */
 	REC_DAEMON,  /* daemon: start, reload, stop */
