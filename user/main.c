@@ -355,8 +355,11 @@ static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"run", cmd_run},	    {"keygen", cmd_keygen}, {"keys", cmd_keys},
-    {"verify", verify_cmd}, {"show", show_cmd},
+    {"run", cmd_run},
+    {"keygen", cmd_keygen},
+    {"keys", cmd_keys},
+    {"verify", verify_cmd},
+    {"show", show_cmd},
     /* the daemon and its clients (user/daemon/) */
     {"daemon", daemon_cmd},
     {"exec", exec_cmd},
