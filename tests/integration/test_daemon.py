@@ -70,10 +70,15 @@ class Daemon:
             stdout=self.errf, stderr=self.errf)
         self.env = dict(os.environ, RUNSEAL_SOCKET=self.sock, RUNSEAL=RUNSEAL)
         deadline = time.monotonic() + 30
-        while not self.listening():
-            check(self.p.poll() is None, f"daemon exited {self.p.returncode}: {self.stderr()}")
-            check(time.monotonic() < deadline, "daemon not listening after 30 s")
-            time.sleep(0.05)
+        try:
+            while not self.listening():
+                check(self.p.poll() is None,
+                      f"daemon exited {self.p.returncode}: {self.stderr()}")
+                check(time.monotonic() < deadline, "daemon not listening after 30 s")
+                time.sleep(0.05)
+        except Exception:
+            self.close()  # the test never gets a daemon to close
+            raise
 
     def listening(self):
         try:
