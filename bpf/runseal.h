@@ -24,6 +24,10 @@ enum rs_kind {
 	RS_EXIT,
 	RS_OPEN,
 	RS_CONNECT,
+	/* capture coverage (issue 8): file and privilege changes, network beyond connect */
+	RS_FSOP,
+	RS_CRED,
+	RS_NET,
 	RS_KIND_MAX,
 };
 
@@ -34,6 +38,7 @@ enum rs_kind {
 #define RS_F_NAME_TRUNC 0x8  /* path as passed longer than RS_NAME_MAX */
 #define RS_F_RESOLVED	0x10 /* resolved path comes from the opened file itself */
 #define RS_F_BASE	0x20 /* resolved part is a base directory (cwd or dirfd) to join */
+#define RS_F_DETACHED	0x40 /* a path walk ended at a detached mount or outside the root */
 
 struct rs_hdr {
 	__u64 ts; /* CLOCK_BOOTTIME ns */
@@ -80,6 +85,13 @@ struct rs_exit {
 	__u32 pad;
 };
 
+/* A socket endpoint as the kernel holds it (family AF_INET or AF_INET6; 0 when unknown). */
+struct rs_endpoint {
+	__u16 family;
+	__u16 port; /* host order */
+	__u8 addr[16];
+};
+
 /* data[]: path as passed (name_len), then the resolved path components (res_len). */
 struct rs_open {
 	struct rs_hdr h;
@@ -101,12 +113,131 @@ struct rs_connect {
 	__u32 addrlen; /* as passed; sockaddr holds min(addrlen, RS_SOCKADDR_MAX) bytes */
 	__u32 pad;
 	__u8 sockaddr[RS_SOCKADDR_MAX];
+	/* issue 8: the destination the socket holds after the call (family 0: none), which a
+	 * second thread cannot rewrite the way it can rewrite the sockaddr in user memory. */
+	struct rs_endpoint peer;
 };
 
 /* Value of the tracked map (key: tgid). */
 struct rs_track {
 	__u32 run;
 	__u32 step;
+};
+
+/* ---- capture coverage (issue 8): file changes, privilege changes, network ---------------- */
+
+/* rs_fsop.op: which syscall. The BPF side and the collector share one table of what each
+ * argument means (fsop_desc in runseal.bpf.c, fsop_info in collector.c). */
+enum rs_fsop_op {
+	RS_OP_RENAME = 1,
+	RS_OP_RENAMEAT,
+	RS_OP_RENAMEAT2,
+	RS_OP_UNLINK,
+	RS_OP_UNLINKAT,
+	RS_OP_RMDIR,
+	RS_OP_CHMOD,
+	RS_OP_FCHMOD,
+	RS_OP_FCHMODAT,
+	RS_OP_FCHMODAT2,
+	RS_OP_CHOWN,
+	RS_OP_FCHOWN,
+	RS_OP_FCHOWNAT,
+	RS_OP_LCHOWN,
+	RS_OP_LINK,
+	RS_OP_LINKAT,
+	RS_OP_SYMLINK,
+	RS_OP_SYMLINKAT,
+	RS_OP_TRUNCATE,
+	RS_OP_FTRUNCATE,
+	RS_OP_MOUNT,
+	RS_OP_UMOUNT,
+	RS_OP_MOVE_MOUNT,
+	RS_OP_OPEN_TREE,
+	RS_OP_FSOP_MAX,
+};
+
+/* A path argument: the name as passed, then the base it is relative to (cwd, the dirfd, or
+ * with an empty name the dirfd's own file) as components leaf first. */
+struct rs_pslot {
+	__u16 name_len;
+	__u16 base_len;
+	__u16 base_depth; /* 0xffff: walk cut short */
+	__u8 flags;	  /* RS_PS_* */
+	__u8 pad;
+};
+#define RS_PS_PRESENT  0x1
+#define RS_PS_BASE     0x2 /* base is a directory to join the name to */
+#define RS_PS_FD       0x4 /* base is the file itself (fd argument, or empty name with a dirfd) */
+#define RS_PS_TRUNC    0x8 /* name longer than RS_NAME_MAX */
+#define RS_PS_DETACHED 0x10
+
+#define RS_FSOP_STR_MAX 64 /* mount's fstype */
+
+/* data[]: slot 0 (name, base), slot 1 (name, base), then str (str_len). */
+struct rs_fsop {
+	struct rs_hdr h;
+	__s64 ret;
+	__u64 num[2]; /* mode, owner and group, length: which, by op */
+	__u64 aflags; /* the syscall's flags argument */
+	__s32 fd;     /* fd argument, -1 if none */
+	__u16 op;
+	__u16 str_len;
+	struct rs_pslot slot[2];
+	char data[];
+};
+
+enum rs_cred_op {
+	RS_CR_SETUID = 1,
+	RS_CR_SETGID,
+	RS_CR_SETREUID,
+	RS_CR_SETREGID,
+	RS_CR_SETRESUID,
+	RS_CR_SETRESGID,
+	RS_CR_SETFSUID,
+	RS_CR_SETFSGID,
+	RS_CR_CAPSET,
+	RS_CR_MAX,
+};
+
+/* A privilege change: the ids asked for, and the credentials the kernel holds after the call. */
+struct rs_cred {
+	struct rs_hdr h;
+	__s64 ret;
+	__u32 op;
+	__u32 nargs;
+	__u32 arg[3];	   /* requested ids, (u32)-1 = unchanged */
+	__u32 uid[4];	   /* after: real, effective, saved, fs */
+	__u32 gid[4];
+	__u64 cap_req[3];  /* capset: effective, permitted, inheritable asked for (low 64 bits) */
+	__u64 cap_now[3];  /* after: effective, permitted, inheritable */
+};
+
+enum rs_net_op {
+	RS_NET_CONNECT = 1, /* reserved: connect keeps its own event */
+	RS_NET_SENDTO,
+	RS_NET_SENDMSG,
+	RS_NET_SENDMMSG,
+	RS_NET_FASTOPEN,
+	RS_NET_LISTEN,
+	RS_NET_ACCEPT,
+	RS_NET_ACCEPT4,
+	RS_NET_MAX,
+};
+
+/* Network activity other than connect: a destination, a listener, an inbound peer. */
+struct rs_net {
+	struct rs_hdr h;
+	__s64 ret;
+	__u32 op;
+	__s32 fd;
+	__u16 sk_type;	/* SOCK_STREAM, SOCK_DGRAM... of the socket behind fd */
+	__u16 protocol;
+	__u32 msg_flags;
+	struct rs_endpoint local;
+	struct rs_endpoint remote; /* from the kernel's socket */
+	__u32 addrlen;		   /* of the user sockaddr below, 0 when none */
+	__u32 pad;
+	__u8 sockaddr[RS_SOCKADDR_MAX]; /* destination as the caller passed it */
 };
 
 #endif

@@ -19,6 +19,9 @@
 #include "runseal.skel.h"
 #include "util.h"
 
+_Static_assert(RS_KIND_MAX <= sizeof(((struct collector *)0)->drops) / sizeof(uint64_t),
+	       "collector.drops has a slot per event kind");
+
 #define TRACEFS "/sys/kernel/tracing"
 
 static const char *const syscall_names[] = {"openat", "openat2", "open", "creat"};
@@ -231,6 +234,206 @@ static int on_connect(struct collector *c, const struct rs_connect *e, size_t si
 	return rec_end(s);
 }
 
+/* ==== capture coverage (issue 8): file changes, privilege changes, network ============== */
+
+/* What each file-change syscall's arguments mean in its record; the BPF side packs the same
+ * arguments into the event (see the FSOP lines in runseal.bpf.c). */
+struct fsop_info {
+	const char *syscall;
+	enum rec_kind kind;
+	const char *key[2]; /* record field of path slot 0 and 1 */
+	const char *num[2]; /* "mode", "owner", "group", "length", or NULL */
+	bool has_flags;
+};
+
+static const struct fsop_info fsop_infos[RS_OP_FSOP_MAX] = {
+    [RS_OP_RENAME] = {"rename", REC_RENAME, {"old_path", "path"}, {0}, false},
+    [RS_OP_RENAMEAT] = {"renameat", REC_RENAME, {"old_path", "path"}, {0}, false},
+    [RS_OP_RENAMEAT2] = {"renameat2", REC_RENAME, {"old_path", "path"}, {0}, true},
+    [RS_OP_UNLINK] = {"unlink", REC_UNLINK, {NULL, "path"}, {0}, false},
+    [RS_OP_UNLINKAT] = {"unlinkat", REC_UNLINK, {NULL, "path"}, {0}, true},
+    [RS_OP_RMDIR] = {"rmdir", REC_UNLINK, {NULL, "path"}, {0}, false},
+    [RS_OP_CHMOD] = {"chmod", REC_CHMOD, {"path", NULL}, {"mode", NULL}, false},
+    [RS_OP_FCHMOD] = {"fchmod", REC_CHMOD, {"path", NULL}, {"mode", NULL}, false},
+    [RS_OP_FCHMODAT] = {"fchmodat", REC_CHMOD, {"path", NULL}, {"mode", NULL}, false},
+    [RS_OP_FCHMODAT2] = {"fchmodat2", REC_CHMOD, {"path", NULL}, {"mode", NULL}, true},
+    [RS_OP_CHOWN] = {"chown", REC_CHOWN, {"path", NULL}, {"owner", "group"}, false},
+    [RS_OP_FCHOWN] = {"fchown", REC_CHOWN, {"path", NULL}, {"owner", "group"}, false},
+    [RS_OP_FCHOWNAT] = {"fchownat", REC_CHOWN, {"path", NULL}, {"owner", "group"}, true},
+    [RS_OP_LCHOWN] = {"lchown", REC_CHOWN, {"path", NULL}, {"owner", "group"}, false},
+    [RS_OP_LINK] = {"link", REC_LINK, {"old_path", "path"}, {0}, false},
+    [RS_OP_LINKAT] = {"linkat", REC_LINK, {"old_path", "path"}, {0}, true},
+    [RS_OP_SYMLINK] = {"symlink", REC_SYMLINK, {"target", "path"}, {0}, false},
+    [RS_OP_SYMLINKAT] = {"symlinkat", REC_SYMLINK, {"target", "path"}, {0}, false},
+    [RS_OP_TRUNCATE] = {"truncate", REC_TRUNCATE, {"path", NULL}, {"length", NULL}, false},
+    [RS_OP_FTRUNCATE] = {"ftruncate", REC_TRUNCATE, {"path", NULL}, {"length", NULL}, false},
+    [RS_OP_MOUNT] = {"mount", REC_MOUNT, {"source", "path"}, {0}, true},
+    [RS_OP_UMOUNT] = {"umount2", REC_UMOUNT, {NULL, "path"}, {0}, true},
+    [RS_OP_MOVE_MOUNT] = {"move_mount", REC_MOUNT, {"old_path", "path"}, {0}, true},
+    [RS_OP_OPEN_TREE] = {"open_tree", REC_MOUNT, {NULL, "path"}, {0}, true},
+};
+
+/* Field names of a slot: "path", "path_arg", "path_truncated", "path_detached". */
+static void put_fs_slot(struct stream *s, const char *key, const struct rs_pslot *ps,
+			const char *name, const char *base, bool raw)
+{
+	char k[32];
+	char *arg, *bpath = NULL, *path = NULL;
+
+	if (!(ps->flags & RS_PS_PRESENT))
+		return;
+	if (raw) {
+		rec_strn(s, key, name, ps->name_len, ps->flags & RS_PS_TRUNC);
+		return;
+	}
+	arg = strndup(name, ps->name_len);
+	if (!arg)
+		err(2, "out of memory");
+	if (ps->base_len || ps->flags & (RS_PS_FD | RS_PS_BASE))
+		bpath = path_from_components(base, ps->base_len, ps->base_depth);
+	if (ps->flags & RS_PS_FD && !ps->name_len)
+		path = xstrdup(bpath ? bpath : "/");
+	else if (ps->name_len)
+		path = path_join(name[0] == '/' ? NULL : bpath, arg);
+	rec_str(s, key, path);
+	if (!(ps->flags & RS_PS_FD) || ps->name_len) {
+		snprintf(k, sizeof(k), "%s_arg", key);
+		rec_strn(s, k, name, ps->name_len, ps->flags & RS_PS_TRUNC);
+	}
+	if (ps->base_depth == 0xffff) {
+		snprintf(k, sizeof(k), "%s_truncated", key);
+		rec_bool(s, k, true);
+	}
+	if (ps->flags & RS_PS_DETACHED) {
+		snprintf(k, sizeof(k), "%s_detached", key);
+		rec_bool(s, k, true);
+	}
+	free(arg);
+	free(bpath);
+	free(path);
+}
+
+static void put_fs_num(struct stream *s, const char *key, uint64_t v)
+{
+	if (!key)
+		return;
+	if (!strcmp(key, "mode")) {
+		char mode[16];
+
+		snprintf(mode, sizeof(mode), "%04o", (unsigned)(v & 07777));
+		rec_str(s, "mode", mode);
+		rec_bool(s, "setuid", v & S_ISUID);
+		rec_bool(s, "setgid", v & S_ISGID);
+	} else if (!strcmp(key, "length")) {
+		rec_int(s, key, (int64_t)v);
+	} else if ((uint32_t)v == UINT32_MAX) {
+		rec_null(s, key); /* -1: left unchanged */
+	} else {
+		rec_int(s, key, (uint32_t)v);
+	}
+}
+
+static int on_fsop(struct collector *c, const struct rs_fsop *e, size_t size)
+{
+	struct stream *s = c->out;
+	const struct fsop_info *fi;
+	const char *p[2], *b[2], *str;
+	size_t need = sizeof(*e);
+
+	if (size < sizeof(*e) || e->op == 0 || e->op >= RS_OP_FSOP_MAX)
+		return -1;
+	fi = &fsop_infos[e->op];
+	for (int i = 0; i < 2; i++) {
+		p[i] = e->data + need - sizeof(*e);
+		b[i] = p[i] + e->slot[i].name_len;
+		need += (size_t)e->slot[i].name_len + e->slot[i].base_len;
+	}
+	str = e->data + need - sizeof(*e);
+	need += e->str_len;
+	if (need > size)
+		return -1;
+	begin_proc(c, fi->kind, &e->h);
+	rec_str(s, "syscall", fi->syscall);
+	for (int i = 0; i < 2; i++)
+		if (fi->key[i])
+			put_fs_slot(s, fi->key[i], &e->slot[i], p[i], b[i],
+				    !strcmp(fi->key[i], "target") || !strcmp(fi->key[i], "source"));
+	if (e->str_len)
+		rec_strn(s, "fstype", str, e->str_len, false);
+	put_fs_num(s, fi->num[0], e->num[0]);
+	put_fs_num(s, fi->num[1], e->num[1]);
+	if (e->op == RS_OP_RMDIR || (e->op == RS_OP_UNLINKAT && e->aflags & AT_REMOVEDIR))
+		rec_bool(s, "dir", true);
+	if (fi->has_flags)
+		rec_int(s, "flags", (int64_t)e->aflags);
+	if (e->fd >= 0)
+		rec_int(s, "fd", e->fd);
+	if (e->op == RS_OP_OPEN_TREE && e->ret >= 0)
+		rec_int(s, "fd", e->ret);
+	put_result(s, e->ret);
+	return rec_end(s);
+}
+
+static const char *const cred_syscalls[RS_CR_MAX] = {
+    [RS_CR_SETUID] = "setuid",	   [RS_CR_SETGID] = "setgid",	  [RS_CR_SETREUID] = "setreuid",
+    [RS_CR_SETREGID] = "setregid", [RS_CR_SETRESUID] = "setresuid", [RS_CR_SETRESGID] = "setresgid",
+    [RS_CR_SETFSUID] = "setfsuid", [RS_CR_SETFSGID] = "setfsgid", [RS_CR_CAPSET] = "capset",
+};
+
+/* Names of the ids each call asks for, in argument order. */
+static const char *const cred_args[RS_CR_MAX][3] = {
+    [RS_CR_SETUID] = {"req_uid"},
+    [RS_CR_SETGID] = {"req_gid"},
+    [RS_CR_SETREUID] = {"req_ruid", "req_euid"},
+    [RS_CR_SETREGID] = {"req_rgid", "req_egid"},
+    [RS_CR_SETRESUID] = {"req_ruid", "req_euid", "req_suid"},
+    [RS_CR_SETRESGID] = {"req_rgid", "req_egid", "req_sgid"},
+    [RS_CR_SETFSUID] = {"req_fsuid"},
+    [RS_CR_SETFSGID] = {"req_fsgid"},
+};
+
+static void put_caps(struct stream *s, const char *key, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "0x%016llx", (unsigned long long)v);
+	rec_str(s, key, buf);
+}
+
+static int on_cred(struct collector *c, const struct rs_cred *e, size_t size)
+{
+	static const char *const uk[4] = {"new_uid", "new_euid", "new_suid", "new_fsuid"};
+	static const char *const gk[4] = {"new_gid", "new_egid", "new_sgid", "new_fsgid"};
+	struct stream *s = c->out;
+
+	if (size < sizeof(*e) || e->op == 0 || e->op >= RS_CR_MAX)
+		return -1;
+	begin_proc(c, REC_CRED, &e->h);
+	rec_str(s, "syscall", cred_syscalls[e->op]);
+	for (unsigned i = 0; i < 3 && i < e->nargs; i++)
+		put_fs_num(s, cred_args[e->op][i], e->arg[i]);
+	if (e->op == RS_CR_CAPSET) {
+		put_caps(s, "req_cap_effective", e->cap_req[0]);
+		put_caps(s, "req_cap_permitted", e->cap_req[1]);
+		put_caps(s, "req_cap_inheritable", e->cap_req[2]);
+	}
+	for (int i = 0; i < 4; i++)
+		rec_int(s, uk[i], e->uid[i]);
+	for (int i = 0; i < 4; i++)
+		rec_int(s, gk[i], e->gid[i]);
+	put_caps(s, "cap_effective", e->cap_now[0]);
+	put_caps(s, "cap_permitted", e->cap_now[1]);
+	put_caps(s, "cap_inheritable", e->cap_now[2]);
+	/* setfsuid and setfsgid return the previous id, never an error. */
+	if (e->op == RS_CR_SETFSUID || e->op == RS_CR_SETFSGID)
+		rec_int(s, "ret", e->ret);
+	else
+		put_result(s, e->ret);
+	return rec_end(s);
+}
+
+/* ==== end of capture coverage (issue 8) ================================================== */
+
 static int handle(void *ctx, void *data, size_t size)
 {
 	struct collector *c = ctx;
@@ -260,6 +463,12 @@ static int handle(void *ctx, void *data, size_t size)
 	case RS_CONNECT:
 		r = on_connect(c, data, size);
 		break;
+	case RS_FSOP:
+		r = on_fsop(c, data, size);
+		break;
+	case RS_CRED:
+		r = on_cred(c, data, size);
+		break;
 	}
 	if (r < 0 && !c->out->failed) {
 		warnx("collector: malformed event (kind %u, %zu bytes) counted as lost", h->kind,
@@ -273,6 +482,7 @@ static int handle(void *ctx, void *data, size_t size)
 static const char *const kind_names[RS_KIND_MAX] = {
     [RS_EXEC] = "exec", [RS_FORK] = "fork",	  [RS_EXIT] = "exit",
     [RS_OPEN] = "open", [RS_CONNECT] = "connect",
+    [RS_FSOP] = "file_change", [RS_CRED] = "cred", [RS_NET] = "net",
 };
 
 /* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */
@@ -369,32 +579,39 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	return 0;
 }
 
-static void *detach(void *link)
+struct detach_pool {
+	struct bpf_link **links;
+	size_t n;
+	size_t next; /* taken with __atomic_fetch_add */
+};
+
+static void *detach_worker(void *arg)
 {
-	bpf_link__destroy(link);
+	struct detach_pool *p = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->n) {
+		bpf_link__destroy(p->links[i]);
+		p->links[i] = NULL;
+	}
 	return NULL;
 }
 
 /* Each detach waits for an RCU grace period (70-80 ms here): done one after the other,
- * runseal would linger a second after every run. */
+ * runseal would linger seconds after every run, so a pool of threads shares them out. */
 static void detach_all(struct runseal_bpf *skel)
 {
-	struct bpf_link **links = (struct bpf_link **)&skel->links;
-	size_t n = sizeof(skel->links) / sizeof(*links);
-	pthread_t t[64];
-	bool started[64] = {false};
+	struct detach_pool p = {.links = (struct bpf_link **)&skel->links,
+				.n = sizeof(skel->links) / sizeof(struct bpf_link *)};
+	pthread_t t[32];
+	size_t started = 0;
 
-	for (size_t i = 0; i < n && i < 64; i++) {
-		if (!links[i])
-			continue;
-		started[i] = pthread_create(&t[i], NULL, detach, links[i]) == 0;
-		if (!started[i])
-			bpf_link__destroy(links[i]);
-		links[i] = NULL;
-	}
-	for (size_t i = 0; i < n && i < 64; i++)
-		if (started[i])
-			pthread_join(t[i], NULL);
+	while (started < 32 && started < p.n &&
+	       pthread_create(&t[started], NULL, detach_worker, &p) == 0)
+		started++;
+	detach_worker(&p); /* also the fallback when no thread could start */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
 }
 
 void collector_close(struct collector *c)

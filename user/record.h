@@ -25,6 +25,19 @@ enum rec_kind {
 	REC_OPEN,
 	REC_CONNECT,
 	REC_LOSS,
+	/* capture coverage (issue 8) */
+	REC_RENAME,
+	REC_UNLINK,
+	REC_CHMOD,
+	REC_CHOWN,
+	REC_LINK,
+	REC_SYMLINK,
+	REC_TRUNCATE,
+	REC_MOUNT,
+	REC_UMOUNT,
+	REC_CRED,
+	REC_LISTEN,
+	REC_ACCEPT,
 	REC_KIND_MAX,
 };
 

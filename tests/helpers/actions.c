@@ -11,6 +11,7 @@
  *
  * Build: gcc -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -o actions actions.c
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -54,7 +57,19 @@ static void usage(void)
 		"  threadexec             a non-leader thread execs /bin/true\n"
 		"  sleep SECONDS          sleep, with a child sleeping too\n"
 		"  missingexec            exec a missing binary, then a non-executable file\n"
-		"  script PATH            write a #!/bin/sh script at PATH and exec it\n",
+		"  script PATH            write a #!/bin/sh script at PATH and exec it\n"
+		"  rename DIR NAME        chdir DIR, write .NAME.tmp, rename(2) it over NAME\n"
+		"  renameat2 DIR OLD NEW  create OLD, renameat2(dirfd, RENAME_NOREPLACE) to NEW\n"
+		"  unlink DIR NAME        create NAME, unlinkat(dirfd, NAME); mkdir+rmdir NAME.d\n"
+		"  chmod PATH MODE        chmod(2) PATH to octal MODE, then fchmod back to 0600\n"
+		"  chown PATH UID GID     chown(2), then fchown(2) to the same ids\n"
+		"  link OLD NEW           link(2) then symlink(2) NEW.sym -> OLD\n"
+		"  tmpfile DIR NAME       O_TMPFILE in DIR, then linkat(AT_EMPTY_PATH) as NAME\n"
+		"  truncate PATH LEN      truncate(2) PATH to LEN bytes\n"
+		"  mount DIR              tmpfs on DIR/a, open_tree clone, move_mount to DIR/b,\n"
+		"                         umount2 both\n"
+		"  privdrop               capset (drop CAP_NET_RAW), setresgid/setresuid 65534,\n"
+		"                         setuid(0) expecting EPERM\n",
 		prog, ARG_LEN);
 	exit(2);
 }
@@ -537,6 +552,198 @@ static int do_script(int argc, char **argv)
 	return 1;
 }
 
+/* ---- file and privilege changes (issue 8) -------------------------------------------------- */
+
+static void write_file_at(int dfd, const char *name, const char *body)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		fail("create", name);
+	if (write(fd, body, strlen(body)) != (ssize_t)strlen(body) || close(fd) < 0)
+		fail("write", name);
+}
+
+/* How Ansible's copy module, dpkg and editors write a file: a temporary, then rename. */
+static int do_rename(int argc, char **argv)
+{
+	char tmp[512];
+
+	if (argc != 2)
+		usage();
+	if (chdir(argv[0]) < 0)
+		fail("chdir", argv[0]);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", argv[1]);
+	write_file_at(AT_FDCWD, tmp, "renamed-content\n");
+	if (syscall(SYS_rename, tmp, argv[1]) < 0)
+		fail("rename", tmp);
+	return 0;
+}
+
+static int do_renameat2(int argc, char **argv)
+{
+	int dfd;
+
+	if (argc != 3)
+		usage();
+	dfd = open_dir(argv[0]);
+	write_file_at(dfd, argv[1], "renameat2\n");
+	if (syscall(SYS_renameat2, dfd, argv[1], dfd, argv[2], 1 /* RENAME_NOREPLACE */) < 0)
+		fail("renameat2", argv[1]);
+	close(dfd);
+	return 0;
+}
+
+static int do_unlink(int argc, char **argv)
+{
+	char d[512];
+	int dfd;
+
+	if (argc != 2)
+		usage();
+	dfd = open_dir(argv[0]);
+	write_file_at(dfd, argv[1], "x");
+	if (unlinkat(dfd, argv[1], 0) < 0)
+		fail("unlinkat", argv[1]);
+	snprintf(d, sizeof(d), "%s/%s.d", argv[0], argv[1]);
+	if (mkdir(d, 0700) < 0)
+		fail("mkdir", d);
+	if (syscall(SYS_rmdir, d) < 0)
+		fail("rmdir", d);
+	close(dfd);
+	return 0;
+}
+
+static int do_chmod(int argc, char **argv)
+{
+	long mode;
+	int fd;
+
+	if (argc != 2)
+		usage();
+	mode = strtol(argv[1], NULL, 8);
+	if (syscall(SYS_chmod, argv[0], (mode_t)mode) < 0)
+		fail("chmod", argv[0]);
+	fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, 0600) < 0 || fchmod(fd, (mode_t)mode) < 0)
+		fail("fchmod", argv[0]);
+	close(fd);
+	return 0;
+}
+
+static int do_chown(int argc, char **argv)
+{
+	uid_t uid;
+	gid_t gid;
+	int fd;
+
+	if (argc != 3)
+		usage();
+	uid = (uid_t)parse_num(argv[1], "uid", 0, 65535);
+	gid = (gid_t)parse_num(argv[2], "gid", 0, 65535);
+	if (syscall(SYS_chown, argv[0], uid, gid) < 0)
+		fail("chown", argv[0]);
+	fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fchown(fd, uid, gid) < 0)
+		fail("fchown", argv[0]);
+	close(fd);
+	return 0;
+}
+
+static int do_link(int argc, char **argv)
+{
+	char sym[512];
+
+	if (argc != 2)
+		usage();
+	if (syscall(SYS_link, argv[0], argv[1]) < 0)
+		fail("link", argv[1]);
+	snprintf(sym, sizeof(sym), "%s.sym", argv[1]);
+	if (syscall(SYS_symlink, argv[0], sym) < 0)
+		fail("symlink", sym);
+	return 0;
+}
+
+/* A file with no name until linkat gives it one: opens alone would never show its path. */
+static int do_tmpfile(int argc, char **argv)
+{
+	int dfd, fd;
+
+	if (argc != 2)
+		usage();
+	fd = open(argv[0], O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fail("open O_TMPFILE in", argv[0]);
+	if (write(fd, "tmpfile\n", 8) != 8)
+		fail("write", "tmpfile");
+	dfd = open_dir(argv[0]);
+	if (linkat(fd, "", dfd, argv[1], AT_EMPTY_PATH) < 0)
+		fail("linkat AT_EMPTY_PATH", argv[1]);
+	close(fd);
+	close(dfd);
+	return 0;
+}
+
+static int do_truncate(int argc, char **argv)
+{
+	if (argc != 2)
+		usage();
+	if (truncate(argv[0], parse_num(argv[1], "length", 0, 1 << 30)) < 0)
+		fail("truncate", argv[0]);
+	return 0;
+}
+
+static int do_mount(int argc, char **argv)
+{
+	char a[512], b[512];
+	int tfd;
+
+	if (argc != 1)
+		usage();
+	snprintf(a, sizeof(a), "%s/a", argv[0]);
+	snprintf(b, sizeof(b), "%s/b", argv[0]);
+	if (mkdir(a, 0700) < 0 || mkdir(b, 0700) < 0)
+		fail("mkdir under", argv[0]);
+	if (mount("runseal-test", a, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k") < 0)
+		fail("mount tmpfs on", a);
+	tfd = syscall(SYS_open_tree, AT_FDCWD, a, 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC);
+	if (tfd < 0)
+		fail("open_tree", a);
+	if (syscall(SYS_move_mount, tfd, "", AT_FDCWD, b, 0x4 /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)
+		fail("move_mount to", b);
+	close(tfd);
+	if (umount2(b, 0) < 0)
+		fail("umount2", b);
+	if (umount2(a, 0) < 0)
+		fail("umount2", a);
+	return 0;
+}
+
+static int do_privdrop(int argc, char **argv)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		fail("capget", "self");
+	data[0].effective &= ~(1u << 13); /* CAP_NET_RAW */
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		fail("capset", "self");
+	if (syscall(SYS_setresgid, 65534, 65534, 65534) < 0)
+		fail("setresgid", "65534");
+	if (syscall(SYS_setresuid, 65534, 65534, 65534) < 0)
+		fail("setresuid", "65534");
+	if (syscall(SYS_setuid, 0) == 0 || errno != EPERM) {
+		fprintf(stderr, "%s: setuid(0) after dropping root did not fail with EPERM\n", prog);
+		return 1;
+	}
+	printf("dropped\n");
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -557,6 +764,16 @@ static const struct {
     {"sleep", do_sleep},
     {"missingexec", do_missingexec},
     {"script", do_script},
+    {"rename", do_rename},
+    {"renameat2", do_renameat2},
+    {"unlink", do_unlink},
+    {"chmod", do_chmod},
+    {"chown", do_chown},
+    {"link", do_link},
+    {"tmpfile", do_tmpfile},
+    {"truncate", do_truncate},
+    {"mount", do_mount},
+    {"privdrop", do_privdrop},
 };
 
 int main(int argc, char **argv)

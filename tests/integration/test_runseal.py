@@ -76,6 +76,7 @@ def one(recs, kind, step=None, **fields):
 # ---- the capture run: started once, checked by many tests -----------------------------------
 
 class Capture:
+    disk = {}
     recs = None
     rc = None
     dir = None
@@ -124,10 +125,39 @@ def outside_load(odir, stop, info):
     """Does the same things as the run, outside it, until told to stop."""
     cmds = [["openrel", odir, "sub/rel-target.txt"], ["openfail", odir, "outside-missing"],
             ["create", os.path.join(odir, "outside-created.txt")],
-            ["connect", "127.0.0.1", str(info["port"])], ["longargv", "3", "OUTSIDEMARK"]]
+            ["connect", "127.0.0.1", str(info["port"])], ["longargv", "3", "OUTSIDEMARK"],
+            ["rename", os.path.join(odir, "sub"), "outside-renamed"],
+            ["unlink", os.path.join(odir, "sub"), "outside-doomed"],
+            ["chmod", os.path.join(odir, "chmod-target"), "4755"],
+            ["tmpfile", os.path.join(odir, "sub"), "outside-tmpfile"],
+            ["mount", os.path.join(odir, "mnt")]]
+    n = 0
     while not stop.is_set():
+        n += 1
         for c in cmds:
+            if c[0] in ("tmpfile", "mount"):  # names and mount points must be new each time
+                c = c[:1] + [x.replace("outside-tmpfile", f"outside-tmpfile{n}") for x in c[1:]]
+                if c[0] == "mount":
+                    c = [c[0], os.path.join(odir, f"mnt{n}")]
+                    os.makedirs(c[1], exist_ok=True)
             subprocess.run([ACTIONS] + c, capture_output=True)
+
+
+def disk_state(d):
+    """What the file-change steps left on disk, taken before the directory is removed."""
+    st = {}
+    for name in ("sub/renamed.conf", "sub/ra2-new", "sub/ra2-old", "sub/doomed", "sub/doomed.d",
+                 "chmod-target", "chown-target", "link-src", "link-new", "link-new.sym",
+                 "sub/from-tmpfile", "trunc-target"):
+        p = os.path.join(d, name)
+        st[name] = os.lstat(p) if os.path.lexists(p) else None
+    st["link-new.sym -> "] = os.readlink(os.path.join(d, "link-new.sym")) \
+        if st["link-new.sym"] else None
+    with open(os.path.join(d, "sub/renamed.conf")) as f:
+        st["renamed.conf content"] = f.read()
+    with open("/proc/self/mountinfo") as f:
+        st["mounts left"] = [l for l in f if d + "/mnt" in l]
+    return st
 
 
 def capture_run():
@@ -137,8 +167,14 @@ def capture_run():
     Capture.dir = os.path.realpath(tmp)
     for d in ("sub", "outside/sub"):
         os.makedirs(os.path.join(tmp, d))
-    for f in ("sub/rel-target.txt", "sub/dirfd-target.txt", "outside/sub/rel-target.txt"):
+    for d in ("mnt", "outside/mnt"):
+        os.makedirs(os.path.join(tmp, d))
+    for f in ("sub/rel-target.txt", "sub/dirfd-target.txt", "outside/sub/rel-target.txt",
+              "chmod-target", "chown-target", "link-src", "outside/link-src",
+              "outside/chmod-target"):
         open(os.path.join(tmp, f), "w").close()
+    with open(os.path.join(tmp, "trunc-target"), "w") as f:
+        f.write("0123456789")
     Capture.outside_dir = os.path.join(Capture.dir, "outside")
     info, stop, socks = listeners(tmp)
     ostop = threading.Event()
@@ -152,6 +188,7 @@ def capture_run():
             args += ["-p", f"{k}={v}"]
         Capture.rc, _, Capture.err = runseal(args)
         Capture.recs = load(ev)
+        Capture.disk = disk_state(Capture.dir)
     finally:
         ostop.set()
         ot.join()
@@ -356,6 +393,138 @@ def nothing_from_outside_the_run():
         blob = json.dumps(r)
         check("outside" not in blob and "OUTSIDEMARK" not in blob,
               f"record of a process outside the run: {blob[:300]}")
+
+
+# ---- file and privilege changes (issue 8) ---------------------------------------------------
+
+def step_ok(step):
+    end = one(cap(), "step_end", step)
+    check(end["status"] == "ok", f"step {step} {end['status']}: {end.get('stderr_tail')}")
+
+
+@test
+def rename_over_a_file_names_both_paths():
+    step_ok("rename")
+    d = Capture.disk
+    check(d["renamed.conf content"] == "renamed-content\n", "rename did not happen on disk")
+    r = one(cap(), "rename", "rename", syscall="rename")
+    check(r["old_path"] == f"{Capture.dir}/sub/.renamed.conf.tmp", f"old_path {r['old_path']}")
+    check(r["path"] == f"{Capture.dir}/sub/renamed.conf", f"path {r['path']}")
+    check(r["path_arg"] == "renamed.conf" and r["old_path_arg"] == ".renamed.conf.tmp", f"{r}")
+    check(r["ret"] == 0 and "error" not in r, f"{r}")
+
+
+@test
+def renameat2_through_dirfd():
+    step_ok("renameat2")
+    check(Capture.disk["sub/ra2-new"] and not Capture.disk["sub/ra2-old"], "not renamed on disk")
+    r = one(cap(), "rename", "renameat2", syscall="renameat2")
+    check(r["old_path"] == f"{Capture.dir}/sub/ra2-old", f"old_path {r['old_path']}")
+    check(r["path"] == f"{Capture.dir}/sub/ra2-new", f"path {r['path']}")
+    check(r["flags"] == 1 and r["ret"] == 0, f"{r}")
+
+
+@test
+def unlink_and_rmdir_are_records():
+    step_ok("unlink")
+    check(not Capture.disk["sub/doomed"] and not Capture.disk["sub/doomed.d"], "still on disk")
+    u = one(cap(), "unlink", "unlink", syscall="unlinkat")
+    check(u["path"] == f"{Capture.dir}/sub/doomed" and u["ret"] == 0, f"{u}")
+    r = one(cap(), "unlink", "unlink", syscall="rmdir")
+    check(r["path"] == f"{Capture.dir}/sub/doomed.d" and r["dir"] is True, f"{r}")
+
+
+@test
+def chmod_flags_setuid():
+    step_ok("chmod")
+    st = Capture.disk["chmod-target"]
+    check(st.st_mode & 0o7777 == 0o4755, f"mode on disk {oct(st.st_mode)}")
+    c = one(cap(), "chmod", "chmod", syscall="chmod")
+    check(c["path"] == f"{Capture.dir}/chmod-target", f"path {c['path']}")
+    check(c["mode"] == "4755" and c["setuid"] is True and c["setgid"] is False, f"{c}")
+    f = [r for r in of(cap(), "chmod", "chmod", syscall="fchmod")]
+    check([r["mode"] for r in f] == ["0600", "4755"], f"fchmod records {f}")
+    check(all(r["path"] == f"{Capture.dir}/chmod-target" and r["fd"] >= 0 for r in f), f"{f}")
+
+
+@test
+def chown_records_owner_and_group():
+    step_ok("chown")
+    st = Capture.disk["chown-target"]
+    check((st.st_uid, st.st_gid) == (4242, 4343), f"owner on disk {st.st_uid}:{st.st_gid}")
+    for sc in ("chown", "fchown"):
+        c = one(cap(), "chown", "chown", syscall=sc)
+        check(c["path"] == f"{Capture.dir}/chown-target", f"{sc} path {c['path']}")
+        check(c["owner"] == 4242 and c["group"] == 4343 and c["ret"] == 0, f"{c}")
+
+
+@test
+def link_and_symlink():
+    step_ok("link")
+    check(Capture.disk["link-new"] and
+          Capture.disk["link-new"].st_ino == Capture.disk["link-src"].st_ino, "no hard link")
+    check(Capture.disk["link-new.sym -> "] == f"{Capture.dir}/link-src", "no symlink on disk")
+    ln = one(cap(), "link", "link", syscall="link")
+    check(ln["old_path"] == f"{Capture.dir}/link-src" and ln["path"] == f"{Capture.dir}/link-new",
+          f"{ln}")
+    sl = one(cap(), "symlink", "link", syscall="symlink")
+    check(sl["target"] == f"{Capture.dir}/link-src", f"target {sl['target']}")
+    check(sl["path"] == f"{Capture.dir}/link-new.sym", f"path {sl['path']}")
+
+
+@test
+def tmpfile_gets_its_name_from_linkat():
+    step_ok("tmpfile")
+    check(Capture.disk["sub/from-tmpfile"], "linkat did not name the file on disk")
+    ln = one(cap(), "link", "tmpfile", syscall="linkat")
+    check(ln["path"] == f"{Capture.dir}/sub/from-tmpfile", f"path {ln['path']}")
+    # The unnamed file is shown as the kernel names it: "#<inode>" in the directory.
+    check(ln["old_path"].startswith(f"{Capture.dir}/sub/#"), f"old_path {ln['old_path']}")
+    check(ln["flags"] == 0x1000 and ln["ret"] == 0, f"{ln}")
+    o = [r for r in of(cap(), "open", "tmpfile") if "tmpfile" in r["flags"]]
+    check(o, "no open record with the tmpfile flag")
+
+
+@test
+def truncate_records_length():
+    step_ok("truncate")
+    check(Capture.disk["trunc-target"].st_size == 3, "not truncated on disk")
+    t = one(cap(), "truncate", "truncate", syscall="truncate")
+    check(t["path"] == f"{Capture.dir}/trunc-target" and t["length"] == 3, f"{t}")
+
+
+@test
+def mounts_are_records():
+    step_ok("mount")
+    check(not Capture.disk["mounts left"], f"mounts left: {Capture.disk['mounts left']}")
+    m = one(cap(), "mount", "mount", syscall="mount")
+    check(m["path"] == f"{Capture.dir}/mnt/a" and m["fstype"] == "tmpfs", f"{m}")
+    check(m["source"] == "runseal-test" and m["ret"] == 0, f"{m}")
+    t = one(cap(), "mount", "mount", syscall="open_tree")
+    check(t["path"] == f"{Capture.dir}/mnt/a" and t["fd"] >= 0, f"{t}")
+    mv = one(cap(), "mount", "mount", syscall="move_mount")
+    check(mv["path"] == f"{Capture.dir}/mnt/b" and mv["ret"] == 0, f"{mv}")
+    um = of(cap(), "umount", "mount", syscall="umount2")
+    check(sorted(u["path"] for u in um) == [f"{Capture.dir}/mnt/a", f"{Capture.dir}/mnt/b"],
+          f"{um}")
+
+
+@test
+def privilege_changes_are_records():
+    step_ok("privdrop")
+    recs = of(cap(), "cred", "privdrop")
+    cs = one(recs, "cred", "privdrop", syscall="capset")
+    eff = int(cs["cap_effective"], 16)
+    check(not eff & (1 << 13) and eff & (1 << 21), f"cap_effective {cs['cap_effective']}")
+    check(int(cs["req_cap_effective"], 16) == eff, f"{cs}")
+    g = one(recs, "cred", "privdrop", syscall="setresgid")
+    check(g["req_rgid"] == 65534 and g["new_egid"] == 65534 and g["ret"] == 0, f"{g}")
+    u = one(recs, "cred", "privdrop", syscall="setresuid")
+    check(u["new_uid"] == u["new_euid"] == u["new_suid"] == 65534 and u["ret"] == 0, f"{u}")
+    check(u["cap_effective"] == "0x0000000000000000", f"caps kept after setresuid: {u}")
+    back = one(recs, "cred", "privdrop", syscall="setuid")
+    check(back["req_uid"] == 0 and back["error"] == "EPERM" and back["new_uid"] == 65534,
+          f"{back}")
 
 
 # ---- other runs ----------------------------------------------------------------------------
