@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "runseal.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -629,6 +630,50 @@ int on_creat_exit(struct trace_event_raw_sys_exit *ctx)
 	return open_exit(ctx);
 }
 
+/* ---- sockets as the kernel holds them (issue 8) ---------------------------------------- */
+
+#define S_IFMT	 0170000
+#define S_IFSOCK 0140000
+#define AF_INET	 2
+#define AF_INET6 10
+
+/* The socket behind fd, or NULL when fd is not a socket. */
+static __always_inline struct socket *fd_socket(struct task_struct *task, int fd)
+{
+	struct file *f = fd_file(task, fd);
+
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	return BPF_CORE_READ(f, private_data);
+}
+
+/* The peer (remote) or the local address of an inet socket; family 0 for anything else. */
+static __always_inline void sock_endpoint(struct sock *sk, bool remote, struct rs_endpoint *ep)
+{
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	__builtin_memset(ep, 0, sizeof(*ep));
+	if (family == AF_INET) {
+		ep->family = family;
+		if (remote) {
+			bpf_core_read(ep->addr, 4, &sk->__sk_common.skc_daddr);
+			ep->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		} else {
+			bpf_core_read(ep->addr, 4, &sk->__sk_common.skc_rcv_saddr);
+			ep->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		}
+	} else if (family == AF_INET6) {
+		ep->family = family;
+		if (remote) {
+			bpf_core_read(ep->addr, 16, &sk->__sk_common.skc_v6_daddr);
+			ep->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		} else {
+			bpf_core_read(ep->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+			ep->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		}
+	}
+}
+
 /* ---- connect ------------------------------------------------------------------------- */
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -674,6 +719,13 @@ int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memset(e->sockaddr, 0, RS_SOCKADDR_MAX);
 	if (len && bpf_probe_read_user(e->sockaddr, len, a->addr))
 		e->addrlen = 0;
+	/* The user buffer can be rewritten by another thread during the call; the socket's
+	 * own destination cannot. */
+	struct socket *sock = fd_socket((struct task_struct *)bpf_get_current_task(), a->fd);
+	if (sock)
+		sock_endpoint(BPF_CORE_READ(sock, sk), true, &e->peer);
+	else
+		__builtin_memset(&e->peer, 0, sizeof(e->peer));
 	submit(e, sizeof(*e), RS_CONNECT);
 out:
 	bpf_map_delete_elem(&conn_args, &id);

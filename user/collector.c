@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -205,25 +206,67 @@ static int on_open(struct collector *c, const struct rs_open *e, size_t size)
 	return rec_end(s);
 }
 
+/* An address the kernel holds, in the form decode_sockaddr gives ("inet", "1.2.3.4", 80). */
+static bool endpoint_info(const struct rs_endpoint *ep, struct sockaddr_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->port = -1;
+	if (ep->family != AF_INET && ep->family != AF_INET6)
+		return false;
+	out->family = ep->family == AF_INET ? "inet" : "inet6";
+	out->family_num = ep->family;
+	out->port = ep->port;
+	inet_ntop(ep->family, ep->addr, out->addr, sizeof(out->addr));
+	return true;
+}
+
+static void put_inet(struct stream *s, const char *key, const struct sockaddr_info *a)
+{
+	char buf[96];
+
+	snprintf(buf, sizeof(buf), strchr(a->addr, ':') ? "[%s]:%d" : "%s:%d", a->addr, a->port);
+	rec_str(s, key, buf);
+}
+
+/* inet destinations come from the socket after the call (a second thread can rewrite the
+ * sockaddr while the kernel reads it); the caller's copy is kept as addr_arg when it says
+ * something else. A socket the failed call left without a destination falls back to it. */
+static void put_inet_dest(struct stream *s, const struct sockaddr_info *arg, bool arg_ok,
+			  const struct rs_endpoint *peer)
+{
+	struct sockaddr_info k;
+	bool from_sock = endpoint_info(peer, &k) && k.port > 0;
+	const struct sockaddr_info *a = from_sock ? &k : arg;
+
+	rec_str(s, "family", a->family);
+	rec_str(s, "addr", a->addr);
+	rec_int(s, "port", a->port);
+	rec_str(s, "addr_source", from_sock ? "socket" : "argument");
+	if (from_sock && arg_ok && (strcmp(arg->addr, k.addr) || arg->port != k.port))
+		put_inet(s, "addr_arg", arg);
+}
+
 static int on_connect(struct collector *c, const struct rs_connect *e, size_t size)
 {
 	struct stream *s = c->out;
 	struct sockaddr_info a;
 	size_t len = e->addrlen < RS_SOCKADDR_MAX ? e->addrlen : RS_SOCKADDR_MAX;
+	bool ok;
 
 	if (size < sizeof(*e))
 		return -1;
 	begin_proc(c, REC_CONNECT, &e->h);
 	rec_int(s, "fd", e->fd);
-	if (decode_sockaddr(e->sockaddr, len, &a) < 0) {
+	rec_str(s, "via", "connect");
+	ok = decode_sockaddr(e->sockaddr, len, &a) == 0;
+	if (ok && a.port >= 0) {
+		put_inet_dest(s, &a, true, &e->peer);
+	} else if (!ok) {
 		rec_str(s, "family", "other");
 		rec_int(s, "family_num", a.family_num);
 	} else {
 		rec_str(s, "family", a.family);
-		if (a.port >= 0) {
-			rec_str(s, "addr", a.addr);
-			rec_int(s, "port", a.port);
-		} else if (!strcmp(a.family, "unix")) {
+		if (!strcmp(a.family, "unix")) {
 			rec_strn(s, "path", a.path, a.path_len, false);
 			rec_bool(s, "abstract", a.abstract);
 		} else if (!strcmp(a.family, "other")) {

@@ -68,6 +68,9 @@ static void usage(void)
 		"  truncate PATH LEN      truncate(2) PATH to LEN bytes\n"
 		"  mount DIR              tmpfs on DIR/a, open_tree clone, move_mount to DIR/b,\n"
 		"                         umount2 both\n"
+		"  connectrace HOST P1 P2 OUT  connects to HOST:P1 while a thread flips the\n"
+		"                         sockaddr's port to P2, until each port was reached 20\n"
+		"                         times (at most 5000); writes each port reached to OUT\n"
 		"  privdrop               capset (drop CAP_NET_RAW), setresgid/setresuid 65534,\n"
 		"                         setuid(0) expecting EPERM\n",
 		prog, ARG_LEN);
@@ -744,6 +747,80 @@ static int do_privdrop(int argc, char **argv)
 	return 0;
 }
 
+/* ---- connect against a thread rewriting its sockaddr (issue 8) ------------------------------ */
+
+struct race {
+	struct sockaddr_in sa;
+	uint16_t p1, p2;
+	volatile int stop;
+};
+
+static void *flip_port(void *arg)
+{
+	struct race *r = arg;
+
+	/* Each port holds for a while, so that both the kernel's copy at entry and a copy
+	 * read back at exit can see either. */
+	while (!r->stop) {
+		__atomic_store_n(&r->sa.sin_port, r->p2, __ATOMIC_RELAXED);
+		for (volatile int i = 0; i < 3000; i++)
+			;
+		__atomic_store_n(&r->sa.sin_port, r->p1, __ATOMIC_RELAXED);
+		for (volatile int i = 0; i < 3000; i++)
+			;
+	}
+	return NULL;
+}
+
+static int do_connectrace(int argc, char **argv)
+{
+	struct race r = {.sa = {.sin_family = AF_INET}};
+	struct sockaddr_in peer;
+	socklen_t plen;
+	pthread_t t;
+	long hits1 = 0, hits2 = 0, i;
+	FILE *out;
+
+	if (argc != 4)
+		usage();
+	if (inet_pton(AF_INET, argv[0], &r.sa.sin_addr) != 1) {
+		fprintf(stderr, "%s: '%s' is not an IPv4 literal\n", prog, argv[0]);
+		return 2;
+	}
+	r.p1 = htons((uint16_t)parse_num(argv[1], "port", 1, 65535));
+	r.p2 = htons((uint16_t)parse_num(argv[2], "port", 1, 65535));
+	out = fopen(argv[3], "w");
+	if (!out)
+		fail("create", argv[3]);
+	r.sa.sin_port = r.p1;
+	if ((errno = pthread_create(&t, NULL, flip_port, &r)))
+		fail("pthread_create", "for connectrace");
+	/* Until the race has really been run both ways: the racer may start late. */
+	for (i = 0; i < 5000 && (hits1 < 20 || hits2 < 20); i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			fail("socket for", argv[0]);
+		if (connect(fd, (struct sockaddr *)&r.sa, sizeof(r.sa)) < 0)
+			fail("connect to", argv[0]);
+		plen = sizeof(peer);
+		if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+			fail("getpeername", argv[0]);
+		if (peer.sin_port == r.p1)
+			hits1++;
+		else
+			hits2++;
+		fprintf(out, "%d\n", ntohs(peer.sin_port));
+		close(fd);
+	}
+	r.stop = 1;
+	pthread_join(t, NULL);
+	if (fclose(out) != 0)
+		fail("write", argv[3]);
+	printf("%ld connects\n", i);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -774,6 +851,7 @@ static const struct {
     {"truncate", do_truncate},
     {"mount", do_mount},
     {"privdrop", do_privdrop},
+    {"connectrace", do_connectrace},
 };
 
 int main(int argc, char **argv)

@@ -7,6 +7,7 @@ records that users rely on. Prints one line per test and "N passed, M failed" at
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -89,6 +90,8 @@ def listeners(tmp):
     socks = []
     s4 = socket.socket(socket.AF_INET)
     s4.bind(("127.0.0.1", 0))
+    s4b = socket.socket(socket.AF_INET)
+    s4b.bind(("127.0.0.1", 0))
     s6 = socket.socket(socket.AF_INET6)
     s6.bind(("::1", 0))
     su = socket.socket(socket.AF_UNIX)
@@ -96,7 +99,7 @@ def listeners(tmp):
     sa = socket.socket(socket.AF_UNIX)
     abstract = f"runseal-test-{os.getpid()}"
     sa.bind("\0" + abstract)
-    for s in (s4, s6, su, sa):
+    for s in (s4, s4b, s6, su, sa):
         s.listen(64)
         s.settimeout(0.2)
         socks.append(s)
@@ -108,7 +111,11 @@ def listeners(tmp):
 
     def serve():
         while not stop.is_set():
-            for s in socks:
+            try:
+                ready, _, _ = select.select(socks, [], [], 0.2)
+            except (OSError, ValueError):  # closed under us at the end
+                return
+            for s in ready:
                 try:
                     c, _ = s.accept()
                     c.close()
@@ -117,7 +124,8 @@ def listeners(tmp):
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    return dict(port=s4.getsockname()[1], port6=s6.getsockname()[1], closed_port=closed_port,
+    return dict(port=s4.getsockname()[1], port2=s4b.getsockname()[1],
+                port6=s6.getsockname()[1], closed_port=closed_port,
                 abstract=abstract), stop, socks
 
 
@@ -155,6 +163,8 @@ def disk_state(d):
         if st["link-new.sym"] else None
     with open(os.path.join(d, "sub/renamed.conf")) as f:
         st["renamed.conf content"] = f.read()
+    with open(os.path.join(d, "race.out")) as f:
+        st["race ports"] = [int(x) for x in f.read().split()]
     with open("/proc/self/mountinfo") as f:
         st["mounts left"] = [l for l in f if d + "/mnt" in l]
     return st
@@ -189,6 +199,7 @@ def capture_run():
         Capture.rc, _, Capture.err = runseal(args)
         Capture.recs = load(ev)
         Capture.disk = disk_state(Capture.dir)
+        Capture.info = info
     finally:
         ostop.set()
         ot.join()
@@ -310,6 +321,28 @@ def connect_to_closed_port():
 def nonblocking_connect_in_progress():
     c = one(cap(), "connect", "connect-nb", family="inet")
     check(c["error"] == "EINPROGRESS" or c["ret"] == 0, f"{c}")
+
+
+@test
+def connect_destination_survives_a_racing_thread():
+    """A second thread flips the sockaddr's port during each connect: the record must name
+    the port the socket really reached (getpeername), never the one left in memory."""
+    recs = cap()
+    end = one(recs, "step_end", "connect-race")
+    check(end["status"] == "ok", f"step failed: {end.get('stderr_tail')}")
+    reached = Capture.disk["race ports"]
+    got = [r for r in of(recs, "connect", "connect-race") if r["family"] == "inet"]
+    n = len(reached)
+    check(n and len(got) == n, f"{n} connects, {len(got)} records")
+    wrong = [(r["port"], p) for r, p in zip(got, reached) if r["port"] != p]
+    check(not wrong, f"{len(wrong)} of {n} records name the wrong port: {wrong[:5]}")
+    check(all(r["addr_source"] == "socket" and r["ret"] == 0 for r in got), "not from the socket")
+    ports = {Capture.info["port"], Capture.info["port2"]}
+    check(set(reached) == ports, f"the race never hit: ports reached {set(reached)}")
+    # Where memory and socket disagreed the caller's copy is kept, and only there.
+    raced = [r for r in got if "addr_arg" in r]
+    check(raced, "no connect saw its sockaddr rewritten: the test did not race")
+    check(all(r["addr_arg"] != f"127.0.0.1:{r['port']}" for r in raced), f"{raced[:3]}")
 
 
 @test
