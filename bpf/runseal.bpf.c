@@ -737,6 +737,47 @@ out:
 /* Every syscall below saves its raw arguments at entry and is built into an event at exit.
  * The op tells the exit which event; for file changes a descriptor packed into the saved
  * entry tells which argument is which, so one exit function serves them all. */
+/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl, a stable ABI). */
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_sendmsg 46
+#define NR_listen 50
+#define NR_truncate 76
+#define NR_ftruncate 77
+#define NR_rename 82
+#define NR_rmdir 84
+#define NR_link 86
+#define NR_unlink 87
+#define NR_symlink 88
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_chown 92
+#define NR_fchown 93
+#define NR_lchown 94
+#define NR_setuid 105
+#define NR_setgid 106
+#define NR_setreuid 113
+#define NR_setregid 114
+#define NR_setresuid 117
+#define NR_setresgid 119
+#define NR_setfsuid 122
+#define NR_setfsgid 123
+#define NR_capset 126
+#define NR_mount 165
+#define NR_umount2 166
+#define NR_fchownat 260
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_linkat 265
+#define NR_symlinkat 266
+#define NR_fchmodat 268
+#define NR_accept4 288
+#define NR_sendmmsg 307
+#define NR_renameat2 316
+#define NR_open_tree 428
+#define NR_move_mount 429
+#define NR_fchmodat2 452
+
 struct sys_args {
 	u64 a[6];
 	u64 desc;
@@ -790,8 +831,9 @@ static __always_inline u64 arg_of(const struct sys_args *a, u32 i)
 	return a->a[i];
 }
 
-/* Saved arguments of this thread's syscall, or NULL (untracked, or evicted: then lost). */
-static __always_inline struct sys_args *saved_args(u32 kind, struct rs_track **t)
+/* Saved arguments of this thread's syscall, or NULL: untracked, not saved (filtered at
+ * entry, when optional), or evicted (then counted as lost). */
+static __always_inline struct sys_args *saved_args(u32 kind, struct rs_track **t, bool optional)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct sys_args *a;
@@ -800,11 +842,14 @@ static __always_inline struct sys_args *saved_args(u32 kind, struct rs_track **t
 	if (!*t)
 		return NULL;
 	a = bpf_map_lookup_elem(&sys_args, &id);
-	if (!a || a->op >> 16 != kind) {
+	/* Keeps the compiler from merging the NULL test with the kind test into a shape the
+	 * verifier cannot follow. */
+	asm volatile("" : "+r"(a));
+	if (a && a->op >> 16 == kind)
+		return a;
+	if (!optional)
 		count_drop(kind);
-		return NULL;
-	}
-	return a;
+	return NULL;
 }
 
 static __always_inline void drop_args(void)
@@ -871,7 +916,7 @@ static __always_inline int fsop_exit(long ret)
 {
 	struct task_struct *task;
 	struct rs_track *t;
-	struct sys_args *a = saved_args(RS_FSOP, &t);
+	struct sys_args *a = saved_args(RS_FSOP, &t, false);
 	struct rs_fsop *e;
 	u32 off = 0, fd_i;
 	u64 d;
@@ -920,7 +965,7 @@ static __always_inline int cred_exit(long ret)
 	struct task_struct *task;
 	const struct cred *cr;
 	struct rs_track *t;
-	struct sys_args *a = saved_args(RS_CRED, &t);
+	struct sys_args *a = saved_args(RS_CRED, &t, false);
 	struct rs_cred *e;
 
 	if (!a)
@@ -963,42 +1008,186 @@ out:
 	return 0;
 }
 
+/* ---- network beyond connect ---------------------------------------------------------------- */
+
+#define MSG_FASTOPEN 0x20000000
+#define SOCK_STREAM  1
+#define MMSG_MAX     8 /* sendmmsg entries looked at */
+
+/* Destinations already recorded, per process: a datagram stream to one peer is one record,
+ * not one per datagram. Eviction only repeats a record, it never hides one. */
+struct dest_key {
+	u32 tgid;
+	u32 len;
+	u8 sa[RS_SOCKADDR_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct dest_key);
+	__type(value, u8);
+} dests SEC(".maps");
+
+struct net_call {
+	struct rs_track *t;
+	s64 ret;
+	u32 op;
+	s32 fd;
+	u32 msg_flags;
+	const void *sa; /* caller's sockaddr, or NULL */
+	u32 salen;
+	bool dedupe;
+};
+
+/* Builds one rs_net event; with dedupe, only for a destination new to the process. */
+static __always_inline void net_emit(const struct net_call *c)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct socket *sock = fd_socket(task, c->op == RS_NET_ACCEPT || c->op == RS_NET_ACCEPT4
+						  ? (s32)c->ret
+						  : c->fd);
+	struct rs_net *e = get_scratch();
+	struct sock *sk;
+	u32 len = c->salen;
+
+	if (!e || !sock)
+		return;
+	sk = BPF_CORE_READ(sock, sk);
+	if (len > RS_SOCKADDR_MAX)
+		len = RS_SOCKADDR_MAX;
+	__builtin_memset(e->sockaddr, 0, RS_SOCKADDR_MAX);
+	e->addrlen = 0;
+	BOUND(len, 0x7f);
+	if (c->sa && len && bpf_probe_read_user(e->sockaddr, len, c->sa) == 0)
+		e->addrlen = c->salen;
+	if (c->dedupe) {
+		struct dest_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .len = len};
+		u8 one = 1;
+
+		__builtin_memcpy(key.sa, e->sockaddr, RS_SOCKADDR_MAX);
+		if (bpf_map_lookup_elem(&dests, &key))
+			return;
+		bpf_map_update_elem(&dests, &key, &one, BPF_ANY);
+	}
+	fill_hdr(&e->h, RS_NET, c->t);
+	e->ret = c->ret;
+	e->op = c->op;
+	e->fd = c->fd;
+	e->sk_type = BPF_CORE_READ(sock, type);
+	e->protocol = BPF_CORE_READ(sk, sk_protocol);
+	e->msg_flags = c->msg_flags;
+	e->pad = 0;
+	sock_endpoint(sk, false, &e->local);
+	sock_endpoint(sk, true, &e->remote);
+	submit(e, sizeof(*e), RS_NET);
+}
+
+/* sendto and sendmsg without an address go to the connected peer, which connect recorded:
+ * only those with an address, or with MSG_FASTOPEN (a connect in disguise), are saved. */
+static __always_inline int net_enter(const struct pt_regs *regs, u32 op)
+{
+	struct user_msghdr m;
+
+	if (!current_track())
+		return 0;
+	if (op == RS_NET_SENDTO && !regs->r8 && !(regs->r10 & MSG_FASTOPEN))
+		return 0;
+	if (op == RS_NET_SENDMSG &&
+	    (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) ||
+	     (!m.msg_name && !(regs->dx & MSG_FASTOPEN))))
+		return 0;
+	return save_args(regs, KIND_OP(RS_NET, op), 0);
+}
+
+struct mmsg_walk {
+	struct net_call c;
+	const struct mmsghdr *vec;
+	u32 n;
+};
+
+static long mmsg_one(u64 i, void *ctx)
+{
+	struct mmsg_walk *w = ctx;
+	struct user_msghdr m;
+
+	if (i >= w->n)
+		return 1;
+	if (bpf_probe_read_user(&m, sizeof(m), &w->vec[i & (MMSG_MAX - 1)].msg_hdr))
+		return 1;
+	if (m.msg_name) {
+		w->c.sa = m.msg_name;
+		w->c.salen = m.msg_namelen;
+		net_emit(&w->c);
+	}
+	return 0;
+}
+
+/* optional: sends without an address were not saved (net_enter). */
+static __always_inline int net_exit(long ret, bool optional)
+{
+	struct rs_track *t;
+	struct sys_args *a = saved_args(RS_NET, &t, optional);
+	struct net_call c = {};
+	u32 op;
+
+	if (!a)
+		return 0;
+	op = a->op & 0xffff;
+	c.t = t;
+	c.ret = ret;
+	c.op = op;
+	c.fd = a->a[0];
+	switch (op) {
+	case RS_NET_SENDTO:
+		c.msg_flags = a->a[3];
+		c.sa = (const void *)a->a[4];
+		c.salen = a->a[5];
+		break;
+	case RS_NET_SENDMSG: {
+		struct user_msghdr m = {};
+
+		bpf_probe_read_user(&m, sizeof(m), (void *)a->a[1]);
+		c.msg_flags = a->a[2];
+		c.sa = m.msg_name;
+		c.salen = m.msg_namelen;
+		break;
+	}
+	case RS_NET_SENDMMSG: {
+		struct mmsg_walk w = {.c = c, .vec = (const void *)a->a[1]};
+
+		w.c.msg_flags = a->a[3];
+		w.c.dedupe = true;
+		/* The entries sent, or for a failure the first one, whose address it was. */
+		w.n = ret > 0 ? ret : 1;
+		if (w.n > a->a[2])
+			w.n = a->a[2];
+		if (w.n > MMSG_MAX)
+			w.n = MMSG_MAX;
+		bpf_loop(MMSG_MAX, mmsg_one, &w, 0);
+		goto out;
+	}
+	case RS_NET_ACCEPT:
+	case RS_NET_ACCEPT4:
+		if (ret < 0) /* a non-blocking server polls with EAGAIN all day */
+			goto out;
+		break;
+	}
+	if (op == RS_NET_SENDTO || op == RS_NET_SENDMSG) {
+		/* A Fast Open send connects: the socket then holds its destination. */
+		if (c.msg_flags & MSG_FASTOPEN)
+			c.op = RS_NET_FASTOPEN;
+		else
+			c.dedupe = true;
+	}
+	net_emit(&c);
+out:
+	drop_args();
+	return 0;
+}
+
 /* ---- one entry and one exit for all of the above ------------------------------------------ */
 
-/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl, a stable ABI). */
-#define NR_truncate 76
-#define NR_ftruncate 77
-#define NR_rename 82
-#define NR_rmdir 84
-#define NR_link 86
-#define NR_unlink 87
-#define NR_symlink 88
-#define NR_chmod 90
-#define NR_fchmod 91
-#define NR_chown 92
-#define NR_fchown 93
-#define NR_lchown 94
-#define NR_setuid 105
-#define NR_setgid 106
-#define NR_setreuid 113
-#define NR_setregid 114
-#define NR_setresuid 117
-#define NR_setresgid 119
-#define NR_setfsuid 122
-#define NR_setfsgid 123
-#define NR_capset 126
-#define NR_mount 165
-#define NR_umount2 166
-#define NR_fchownat 260
-#define NR_unlinkat 263
-#define NR_renameat 264
-#define NR_linkat 265
-#define NR_symlinkat 266
-#define NR_fchmodat 268
-#define NR_renameat2 316
-#define NR_open_tree 428
-#define NR_move_mount 429
-#define NR_fchmodat2 452
 
 /* These syscalls are taken from the raw sys_enter/sys_exit tracepoints, not from one
  * syscalls:* tracepoint pair each: every attached perf tracepoint costs a serialized RCU
@@ -1078,6 +1267,18 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		return save_args(regs, KIND_OP(RS_CRED, RS_CR_SETFSGID), 1);
 	case NR_capset:
 		return save_args(regs, KIND_OP(RS_CRED, RS_CR_CAPSET), 0);
+	case NR_sendto:
+		return net_enter(regs, RS_NET_SENDTO);
+	case NR_sendmsg:
+		return net_enter(regs, RS_NET_SENDMSG);
+	case NR_sendmmsg:
+		return net_enter(regs, RS_NET_SENDMMSG);
+	case NR_listen:
+		return net_enter(regs, RS_NET_LISTEN);
+	case NR_accept:
+		return net_enter(regs, RS_NET_ACCEPT);
+	case NR_accept4:
+		return net_enter(regs, RS_NET_ACCEPT4);
 	default:
 		return 0;
 	}
@@ -1124,6 +1325,14 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_setfsgid:
 	case NR_capset:
 		return cred_exit(ret);
+	case NR_sendto:
+	case NR_sendmsg:
+		return net_exit(ret, true);
+	case NR_sendmmsg:
+	case NR_listen:
+	case NR_accept:
+	case NR_accept4:
+		return net_exit(ret, false);
 	default:
 		return 0;
 	}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -246,21 +247,17 @@ static void put_inet_dest(struct stream *s, const struct sockaddr_info *arg, boo
 		put_inet(s, "addr_arg", arg);
 }
 
-static int on_connect(struct collector *c, const struct rs_connect *e, size_t size)
+/* The destination of a connect or a send: inet from the socket where it holds one, others
+ * as the caller passed them. */
+static void put_dest(struct stream *s, const uint8_t *sa, size_t addrlen,
+		     const struct rs_endpoint *peer)
 {
-	struct stream *s = c->out;
+	size_t len = addrlen < RS_SOCKADDR_MAX ? addrlen : RS_SOCKADDR_MAX;
 	struct sockaddr_info a;
-	size_t len = e->addrlen < RS_SOCKADDR_MAX ? e->addrlen : RS_SOCKADDR_MAX;
-	bool ok;
+	bool ok = decode_sockaddr(sa, len, &a) == 0;
 
-	if (size < sizeof(*e))
-		return -1;
-	begin_proc(c, REC_CONNECT, &e->h);
-	rec_int(s, "fd", e->fd);
-	rec_str(s, "via", "connect");
-	ok = decode_sockaddr(e->sockaddr, len, &a) == 0;
 	if (ok && a.port >= 0) {
-		put_inet_dest(s, &a, true, &e->peer);
+		put_inet_dest(s, &a, true, peer);
 	} else if (!ok) {
 		rec_str(s, "family", "other");
 		rec_int(s, "family_num", a.family_num);
@@ -273,6 +270,18 @@ static int on_connect(struct collector *c, const struct rs_connect *e, size_t si
 			rec_int(s, "family_num", a.family_num);
 		}
 	}
+}
+
+static int on_connect(struct collector *c, const struct rs_connect *e, size_t size)
+{
+	struct stream *s = c->out;
+
+	if (size < sizeof(*e))
+		return -1;
+	begin_proc(c, REC_CONNECT, &e->h);
+	rec_int(s, "fd", e->fd);
+	rec_str(s, "via", "connect");
+	put_dest(s, e->sockaddr, e->addrlen, &e->peer);
 	put_result(s, e->ret);
 	return rec_end(s);
 }
@@ -475,6 +484,73 @@ static int on_cred(struct collector *c, const struct rs_cred *e, size_t size)
 	return rec_end(s);
 }
 
+static const char *const net_via[RS_NET_MAX] = {
+    [RS_NET_CONNECT] = "connect", [RS_NET_SENDTO] = "sendto",	[RS_NET_SENDMSG] = "sendmsg",
+    [RS_NET_SENDMMSG] = "sendmmsg", [RS_NET_FASTOPEN] = "fastopen", [RS_NET_LISTEN] = "listen",
+    [RS_NET_ACCEPT] = "accept",	  [RS_NET_ACCEPT4] = "accept4",
+};
+
+static const char *sock_type_name(unsigned type)
+{
+	switch (type) {
+	case SOCK_STREAM:
+		return "stream";
+	case SOCK_DGRAM:
+		return "dgram";
+	case SOCK_RAW:
+		return "raw";
+	case SOCK_SEQPACKET:
+		return "seqpacket";
+	default:
+		return "other";
+	}
+}
+
+static void put_endpoint(struct stream *s, const char *addr_key, const char *port_key,
+			 const struct rs_endpoint *ep)
+{
+	struct sockaddr_info a;
+
+	if (!endpoint_info(ep, &a))
+		return;
+	rec_str(s, addr_key, a.addr);
+	rec_int(s, port_key, a.port);
+}
+
+static int on_net(struct collector *c, const struct rs_net *e, size_t size)
+{
+	struct stream *s = c->out;
+	struct sockaddr_info a;
+
+	if (size < sizeof(*e) || e->op == 0 || e->op >= RS_NET_MAX)
+		return -1;
+	if (e->op == RS_NET_LISTEN) {
+		begin_proc(c, REC_LISTEN, &e->h);
+		rec_int(s, "fd", e->fd);
+		rec_str(s, "family", endpoint_info(&e->local, &a) ? a.family : "other");
+		put_endpoint(s, "addr", "port", &e->local);
+	} else if (e->op == RS_NET_ACCEPT || e->op == RS_NET_ACCEPT4) {
+		begin_proc(c, REC_ACCEPT, &e->h);
+		rec_int(s, "fd", e->fd);
+		rec_str(s, "via", net_via[e->op]);
+		rec_str(s, "family", endpoint_info(&e->remote, &a) ? a.family : "other");
+		put_endpoint(s, "addr", "port", &e->remote);
+		put_endpoint(s, "local_addr", "local_port", &e->local);
+		rec_int(s, "new_fd", e->ret);
+	} else {
+		begin_proc(c, REC_CONNECT, &e->h);
+		rec_int(s, "fd", e->fd);
+		rec_str(s, "via", net_via[e->op]);
+		/* Only a Fast Open send leaves a destination in the socket; a datagram's is
+		 * the caller's copy. */
+		put_dest(s, e->sockaddr, e->addrlen,
+			 e->op == RS_NET_FASTOPEN ? &e->remote : &(struct rs_endpoint){0});
+	}
+	rec_str(s, "sock_type", sock_type_name(e->sk_type));
+	put_result(s, e->ret);
+	return rec_end(s);
+}
+
 /* ==== end of capture coverage (issue 8) ================================================== */
 
 static int handle(void *ctx, void *data, size_t size)
@@ -511,6 +587,9 @@ static int handle(void *ctx, void *data, size_t size)
 		break;
 	case RS_CRED:
 		r = on_cred(c, data, size);
+		break;
+	case RS_NET:
+		r = on_net(c, data, size);
 		break;
 	}
 	if (r < 0 && !c->out->failed) {

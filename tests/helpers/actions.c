@@ -71,6 +71,10 @@ static void usage(void)
 		"  connectrace HOST P1 P2 OUT  connects to HOST:P1 while a thread flips the\n"
 		"                         sockaddr's port to P2, until each port was reached 20\n"
 		"                         times (at most 5000); writes each port reached to OUT\n"
+		"  udp HOST P1 P2 P3      5 sendto to P1, 3 sendmsg to P2, sendmmsg to P3 and P1\n"
+		"  fastopen HOST PORT     TCP Fast Open: sendto(MSG_FASTOPEN) to HOST:PORT\n"
+		"  listen                 listen on 127.0.0.1, connect to it, accept; prints\n"
+		"                         \"listen PORT\" and \"client PORT\"\n"
 		"  privdrop               capset (drop CAP_NET_RAW), setresgid/setresuid 65534,\n"
 		"                         setuid(0) expecting EPERM\n",
 		prog, ARG_LEN);
@@ -821,6 +825,104 @@ static int do_connectrace(int argc, char **argv)
 	return 0;
 }
 
+/* ---- network without connect (issue 8) ------------------------------------------------------ */
+
+static struct sockaddr_in inet_addr_port(const char *host, const char *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		fprintf(stderr, "%s: '%s' is not an IPv4 literal\n", prog, host);
+		exit(2);
+	}
+	sa.sin_port = htons((uint16_t)parse_num(port, "port", 1, 65535));
+	return sa;
+}
+
+static int do_udp(int argc, char **argv)
+{
+	struct sockaddr_in d1, d2, d3;
+	struct iovec iov = {.iov_base = "dgram", .iov_len = 5};
+	struct msghdr m = {.msg_name = &d2, .msg_namelen = sizeof(d2), .msg_iov = &iov,
+			   .msg_iovlen = 1};
+	struct mmsghdr mm[2];
+	int fd, i;
+
+	if (argc != 4)
+		usage();
+	d1 = inet_addr_port(argv[0], argv[1]);
+	d2 = inet_addr_port(argv[0], argv[2]);
+	d3 = inet_addr_port(argv[0], argv[3]);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail("socket for", argv[0]);
+	for (i = 0; i < 5; i++)
+		if (sendto(fd, "dgram", 5, 0, (struct sockaddr *)&d1, sizeof(d1)) != 5)
+			fail("sendto", argv[1]);
+	for (i = 0; i < 3; i++)
+		if (sendmsg(fd, &m, 0) != 5)
+			fail("sendmsg", argv[2]);
+	memset(mm, 0, sizeof(mm));
+	mm[0].msg_hdr = (struct msghdr){.msg_name = &d3, .msg_namelen = sizeof(d3),
+					.msg_iov = &iov, .msg_iovlen = 1};
+	mm[1].msg_hdr = (struct msghdr){.msg_name = &d1, .msg_namelen = sizeof(d1),
+					.msg_iov = &iov, .msg_iovlen = 1};
+	if (sendmmsg(fd, mm, 2, 0) != 2)
+		fail("sendmmsg", argv[3]);
+	close(fd);
+	printf("sent\n");
+	return 0;
+}
+
+static int do_fastopen(int argc, char **argv)
+{
+	struct sockaddr_in sa;
+	int fd;
+
+	if (argc != 2)
+		usage();
+	sa = inet_addr_port(argv[0], argv[1]);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail("socket for", argv[0]);
+	if (sendto(fd, "tfo", 3, MSG_FASTOPEN, (struct sockaddr *)&sa, sizeof(sa)) != 3)
+		fail("sendto MSG_FASTOPEN to", argv[0]);
+	close(fd);
+	printf("sent\n");
+	return 0;
+}
+
+static int do_listen(int argc, char **argv)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET}, cl;
+	socklen_t len = sizeof(sa);
+	int lfd, cfd, afd;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
+		fail("listen on", "127.0.0.1");
+	printf("listen %d\n", ntohs(sa.sin_port));
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		fail("connect to own listener", "127.0.0.1");
+	len = sizeof(cl);
+	if (getsockname(cfd, (struct sockaddr *)&cl, &len) < 0)
+		fail("getsockname", "client");
+	afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (afd < 0)
+		fail("accept4", "127.0.0.1");
+	printf("client %d\n", ntohs(cl.sin_port));
+	close(afd);
+	close(cfd);
+	close(lfd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -852,6 +954,9 @@ static const struct {
     {"mount", do_mount},
     {"privdrop", do_privdrop},
     {"connectrace", do_connectrace},
+    {"udp", do_udp},
+    {"fastopen", do_fastopen},
+    {"listen", do_listen},
 };
 
 int main(int argc, char **argv)

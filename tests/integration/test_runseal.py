@@ -103,6 +103,14 @@ def listeners(tmp):
         s.listen(64)
         s.settimeout(0.2)
         socks.append(s)
+    udp = []
+    for _ in range(4):  # three for the run, one for the load outside it
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        u.setblocking(False)
+        udp.append(u)
+    Capture.udp = udp
+    Capture.udp_outside = udp[3].getsockname()[1]
     closed = socket.socket(socket.AF_INET)
     closed.bind(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
@@ -126,6 +134,8 @@ def listeners(tmp):
     t.start()
     return dict(port=s4.getsockname()[1], port2=s4b.getsockname()[1],
                 port6=s6.getsockname()[1], closed_port=closed_port,
+                udp1=udp[0].getsockname()[1], udp2=udp[1].getsockname()[1],
+                udp3=udp[2].getsockname()[1],
                 abstract=abstract), stop, socks
 
 
@@ -138,7 +148,8 @@ def outside_load(odir, stop, info):
             ["unlink", os.path.join(odir, "sub"), "outside-doomed"],
             ["chmod", os.path.join(odir, "chmod-target"), "4755"],
             ["tmpfile", os.path.join(odir, "sub"), "outside-tmpfile"],
-            ["mount", os.path.join(odir, "mnt")]]
+            ["mount", os.path.join(odir, "mnt")],
+            ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
     n = 0
     while not stop.is_set():
         n += 1
@@ -149,6 +160,16 @@ def outside_load(odir, stop, info):
                     c = [c[0], os.path.join(odir, f"mnt{n}")]
                     os.makedirs(c[1], exist_ok=True)
             subprocess.run([ACTIONS] + c, capture_output=True)
+
+
+def drain_udp(u):
+    n = 0
+    while True:
+        try:
+            u.recv(64)
+            n += 1
+        except BlockingIOError:
+            return n
 
 
 def disk_state(d):
@@ -200,11 +221,12 @@ def capture_run():
         Capture.recs = load(ev)
         Capture.disk = disk_state(Capture.dir)
         Capture.info = info
+        Capture.udp_got = [drain_udp(u) for u in Capture.udp]
     finally:
         ostop.set()
         ot.join()
         stop.set()
-        for s in socks:
+        for s in socks + Capture.udp:
             s.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -343,6 +365,43 @@ def connect_destination_survives_a_racing_thread():
     raced = [r for r in got if "addr_arg" in r]
     check(raced, "no connect saw its sockaddr rewritten: the test did not race")
     check(all(r["addr_arg"] != f"127.0.0.1:{r['port']}" for r in raced), f"{raced[:3]}")
+
+
+@test
+def udp_destinations_once_per_process():
+    step_ok("udp")
+    check(Capture.udp_got[:3] == [6, 3, 1], f"datagrams received {Capture.udp_got}")
+    check(Capture.udp_got[3] > 0, "the load outside the run sent nothing")
+    info = Capture.info
+    got = [(r["via"], r["port"]) for r in of(cap(), "connect", "udp")]
+    check(got == [("sendto", info["udp1"]), ("sendmsg", info["udp2"]),
+                  ("sendmmsg", info["udp3"])], f"records {got}")
+    for r in of(cap(), "connect", "udp"):
+        check(r["addr"] == "127.0.0.1" and r["sock_type"] == "dgram" and r["ret"] == 5 or
+              r["via"] == "sendmmsg", f"{r}")
+        check(r["addr_source"] == "argument", f"{r}")
+    check(not [r for r in cap() if r.get("port") == Capture.udp_outside],
+          "a record of the outside load")
+
+
+@test
+def tcp_fast_open_is_a_connect():
+    step_ok("fastopen")
+    c = one(cap(), "connect", "fastopen", via="fastopen")
+    check(c["port"] == Capture.info["port"] and c["addr"] == "127.0.0.1", f"{c}")
+    check(c["addr_source"] == "socket" and c["ret"] == 3, f"{c}")
+
+
+@test
+def listener_and_inbound_peer():
+    step_ok("listen")
+    out = dict(l.split() for l in one(cap(), "step_end", "listen")["stdout_tail"].splitlines())
+    lst = one(cap(), "listen", "listen")
+    check(lst["port"] == int(out["listen"]) and lst["addr"] == "127.0.0.1", f"{lst} {out}")
+    check(lst["ret"] == 0 and lst["sock_type"] == "stream", f"{lst}")
+    a = one(cap(), "accept", "listen", via="accept4")
+    check(a["port"] == int(out["client"]) and a["addr"] == "127.0.0.1", f"{a} {out}")
+    check(a["local_port"] == int(out["listen"]) and a["new_fd"] >= 0, f"{a}")
 
 
 @test
