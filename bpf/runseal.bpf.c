@@ -177,6 +177,12 @@ struct walk {
 	u32 pos; /* absolute offset in the scratch buffer */
 	u16 n;
 	bool done;
+	/* issue 8: where the walk should end, and whether it passed there */
+	bool saw_root;
+	bool pseudo;
+	struct mount *ns_root;
+	struct dentry *root_d;
+	struct vfsmount *root_m;
 };
 
 static long walk_one(u64 i, void *ctx)
@@ -189,8 +195,25 @@ static long walk_one(u64 i, void *ctx)
 
 	if (!s)
 		return 1;
+	if (d == w->root_d && &m->mnt == w->root_m)
+		w->saw_root = true;
 	root = BPF_CORE_READ(m, mnt.mnt_root);
 	parent = BPF_CORE_READ(d, d_parent);
+	if (d == parent && d != root) {
+		/* A pseudo file's own dentry (memfd, O_TMPFILE-less anon files): its name is
+		 * all there is, on a mount no namespace holds. */
+		if (pos > SCRATCH_SIZE - NAME_CAP)
+			return 1;
+		long len = bpf_probe_read_kernel_str(&s->raw[pos], NAME_CAP,
+						     BPF_CORE_READ(d, d_name.name));
+		if (len <= 0)
+			return 1;
+		w->pos = pos + len;
+		w->n++;
+		w->pseudo = true;
+		w->done = true;
+		return 1;
+	}
 	if (d == root || d == parent) {
 		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
 
@@ -215,15 +238,33 @@ static long walk_one(u64 i, void *ctx)
 
 /* Writes the components of dentry d on mount vm at data[off..], data starting at byte base of
  * the scratch buffer, leaf first, crossing mount points up to the global root. Returns the new
- * offset; *depth counts the components, 0xffff when the walk stopped before the root. */
+ * offset; *depth counts the components and flags the walk's end (RS_DEPTH_* in runseal.h). */
 static __always_inline u32 put_path(u32 base, u32 off, struct dentry *d, struct vfsmount *vm,
 				    u16 *depth)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct walk w = {.d = d, .m = container_of(vm, struct mount, mnt)};
 
 	w.pos = base + off;
+	w.ns_root = BPF_CORE_READ(task, nsproxy, mnt_ns, root);
+	w.root_d = BPF_CORE_READ(task, fs, root.dentry);
+	w.root_m = BPF_CORE_READ(task, fs, root.mnt);
 	bpf_loop(RS_DEPTH_MAX * 2, walk_one, &w, 0);
-	*depth = w.done ? w.n : 0xffff;
+	if (!w.done) {
+		*depth = RS_DEPTH_TRUNC;
+		return w.pos - base;
+	}
+	*depth = w.n;
+	/* Ended at a mount outside the namespace (open_tree, fsmount, memfd's internal one),
+	 * or never passed the process's root (an fd from outside its chroot). */
+	if (w.m != w.ns_root)
+		*depth |= RS_DEPTH_DETACHED;
+	else if (!w.saw_root)
+		*depth |= RS_DEPTH_OUTSIDE;
+	/* What the kernel calls deleted: unhashed, or a pseudo file with no link (memfd). */
+	if (w.pseudo ? BPF_CORE_READ(d, d_inode, __i_nlink) == 0
+		     : !BPF_CORE_READ(d, d_hash.pprev) && d != BPF_CORE_READ(d, d_parent))
+		*depth |= RS_DEPTH_DELETED;
 	return w.pos - base;
 }
 

@@ -18,6 +18,14 @@
 #define RS_DATA_SIZE	16384
 #define RS_SOCKADDR_MAX 112
 
+/* A resolved path's depth (cwd_depth, exe_depth, res_depth, base_depth): the component
+ * count, RS_DEPTH_TRUNC when the walk stopped short, else with these bits: */
+#define RS_DEPTH_TRUNC	  0xffff
+#define RS_DEPTH_OUTSIDE  0x8000 /* never passed the process's root (outside its chroot) */
+#define RS_DEPTH_DETACHED 0x4000 /* ended at a mount outside the process's mount namespace */
+#define RS_DEPTH_DELETED  0x2000 /* the file has no name left (unlinked, memfd, O_TMPFILE) */
+#define RS_DEPTH_COUNT	  0x1fff
+
 enum rs_kind {
 	RS_EXEC = 1,
 	RS_FORK,
@@ -38,7 +46,6 @@ enum rs_kind {
 #define RS_F_NAME_TRUNC 0x8  /* path as passed longer than RS_NAME_MAX */
 #define RS_F_RESOLVED	0x10 /* resolved path comes from the opened file itself */
 #define RS_F_BASE	0x20 /* resolved part is a base directory (cwd or dirfd) to join */
-#define RS_F_DETACHED	0x40 /* a path walk ended at a detached mount or outside the root */
 
 struct rs_hdr {
 	__u64 ts; /* CLOCK_BOOTTIME ns */
@@ -169,7 +176,6 @@ struct rs_pslot {
 #define RS_PS_BASE     0x2 /* base is a directory to join the name to */
 #define RS_PS_FD       0x4 /* base is the file itself (fd argument, or empty name with a dirfd) */
 #define RS_PS_TRUNC    0x8 /* name longer than RS_NAME_MAX */
-#define RS_PS_DETACHED 0x10
 
 #define RS_FSOP_STR_MAX 64 /* mount's fstype */
 

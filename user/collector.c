@@ -79,13 +79,55 @@ static void put_result(struct stream *s, int64_t ret)
 	}
 }
 
+/* A path the kernel walked (components leaf first, depth as RS_DEPTH_* in runseal.h),
+ * joined with name when it is the directory name was relative to. A walk that ended
+ * outside the namespace or the process root is written relative to where it ended
+ * ("memfd:x (deleted)"), with KEY_detached: it is no path the process could open. One
+ * that never passed the process's root keeps its host path, with KEY_detached and
+ * KEY_outside_root. */
+static void put_walked(struct stream *s, const char *key, const char *p, size_t len,
+		       unsigned depth, const char *name, bool say_truncated)
+{
+	bool trunc = depth == RS_DEPTH_TRUNC, detached = !trunc && depth & RS_DEPTH_DETACHED;
+	char *path = path_from_components(p, len, trunc ? 0xffff : depth & RS_DEPTH_COUNT);
+	char k[48];
+
+	if (!path)
+		err(2, "out of memory");
+	if (name) {
+		char *joined = path_join(path, name);
+
+		free(path);
+		if (!(path = joined))
+			err(2, "out of memory");
+	} else if (!trunc && depth & RS_DEPTH_DELETED) {
+		char *del = NULL;
+
+		if (asprintf(&del, "%s (deleted)", path) < 0)
+			err(2, "out of memory");
+		free(path);
+		path = del;
+	}
+	rec_str(s, key, detached ? path + 1 : path);
+	if (trunc && say_truncated) {
+		snprintf(k, sizeof(k), "%s_truncated", key);
+		rec_bool(s, k, true);
+	}
+	if (detached || (!trunc && depth & RS_DEPTH_OUTSIDE)) {
+		snprintf(k, sizeof(k), "%s_detached", key);
+		rec_bool(s, k, true);
+	}
+	if (!trunc && depth & RS_DEPTH_OUTSIDE) {
+		snprintf(k, sizeof(k), "%s_outside_root", key);
+		rec_bool(s, k, true);
+	}
+	free(path);
+}
+
 static void put_components(struct stream *s, const char *key, const char *p, size_t len,
 			   unsigned depth)
 {
-	char *path = path_from_components(p, len, depth == 0xffff ? 0xffff : depth);
-
-	rec_str(s, key, path);
-	free(path);
+	put_walked(s, key, p, len, depth, NULL, false);
 }
 
 /* argv arrives as NUL-separated strings; a cut last one is passed on as truncated so that
@@ -117,6 +159,8 @@ static int on_exec(struct collector *c, const struct rs_exec *e, size_t size)
 	if (e->exe_len)
 		put_components(s, "path", d + e->filename_len + e->argv_len + e->cwd_len,
 			       e->exe_len, e->exe_depth);
+	else if (e->ret == 0)
+		rec_null(s, "path"); /* the kernel walk found no name at all */
 	put_argv(s, d + e->filename_len, e->argv_len, trunc);
 	rec_int(s, "argc", e->argc);
 	rec_int(s, "argv_bytes", e->argv_total);
@@ -160,15 +204,14 @@ static void put_open_path(struct stream *s, const struct rs_open *e)
 
 	if (!arg)
 		err(2, "out of memory");
-	if (e->h.flags & RS_F_RESOLVED && e->res_len)
-		path = path_from_components(res, e->res_len, e->res_depth);
-	else if (name[0] == '/' || !e->name_len)
+	if (e->h.flags & RS_F_RESOLVED && e->res_len) {
+		put_walked(s, "path", res, e->res_len, e->res_depth, NULL, true);
+	} else if (e->h.flags & RS_F_BASE && e->res_len && e->name_len && name[0] != '/') {
+		put_walked(s, "path", res, e->res_len, e->res_depth, arg, true);
+	} else {
 		path = e->name_len ? path_join("/", arg) : NULL;
-	else if (e->h.flags & RS_F_BASE && e->res_len)
-		path = path_join(base = path_from_components(res, e->res_len, e->res_depth), arg);
-	rec_str(s, "path", path);
-	if (e->res_depth == 0xffff)
-		rec_bool(s, "path_truncated", true);
+		rec_str(s, "path", path);
+	}
 	free(arg);
 	free(base);
 	free(path);
@@ -330,7 +373,7 @@ static void put_fs_slot(struct stream *s, const char *key, const struct rs_pslot
 			const char *name, const char *base, bool raw)
 {
 	char k[32];
-	char *arg, *bpath = NULL, *path = NULL;
+	char *arg, *path = NULL;
 
 	if (!(ps->flags & RS_PS_PRESENT))
 		return;
@@ -341,27 +384,19 @@ static void put_fs_slot(struct stream *s, const char *key, const struct rs_pslot
 	arg = strndup(name, ps->name_len);
 	if (!arg)
 		err(2, "out of memory");
-	if (ps->base_len || ps->flags & (RS_PS_FD | RS_PS_BASE))
-		bpath = path_from_components(base, ps->base_len, ps->base_depth);
-	if (ps->flags & RS_PS_FD && !ps->name_len)
-		path = xstrdup(bpath ? bpath : "/");
-	else if (ps->name_len)
-		path = path_join(name[0] == '/' ? NULL : bpath, arg);
-	rec_str(s, key, path);
+	if (ps->flags & RS_PS_FD && !ps->name_len) {
+		put_walked(s, key, base, ps->base_len, ps->base_depth, NULL, true);
+	} else if (ps->name_len && name[0] != '/' && ps->flags & RS_PS_BASE) {
+		put_walked(s, key, base, ps->base_len, ps->base_depth, arg, true);
+	} else {
+		path = ps->name_len ? path_join(NULL, arg) : NULL;
+		rec_str(s, key, path);
+	}
 	if (!(ps->flags & RS_PS_FD) || ps->name_len) {
 		snprintf(k, sizeof(k), "%s_arg", key);
 		rec_strn(s, k, name, ps->name_len, ps->flags & RS_PS_TRUNC);
 	}
-	if (ps->base_depth == 0xffff) {
-		snprintf(k, sizeof(k), "%s_truncated", key);
-		rec_bool(s, k, true);
-	}
-	if (ps->flags & RS_PS_DETACHED) {
-		snprintf(k, sizeof(k), "%s_detached", key);
-		rec_bool(s, k, true);
-	}
 	free(arg);
-	free(bpath);
 	free(path);
 }
 

@@ -187,7 +187,7 @@ def disk_state(d):
     with open(os.path.join(d, "race.out")) as f:
         st["race ports"] = [int(x) for x in f.read().split()]
     with open("/proc/self/mountinfo") as f:
-        st["mounts left"] = [l for l in f if d + "/mnt" in l]
+        st["mounts left"] = [l for l in f if d + "/mnt" in l or d + "/det" in l]
     return st
 
 
@@ -198,11 +198,11 @@ def capture_run():
     Capture.dir = os.path.realpath(tmp)
     for d in ("sub", "outside/sub"):
         os.makedirs(os.path.join(tmp, d))
-    for d in ("mnt", "outside/mnt"):
+    for d in ("mnt", "outside/mnt", "det", "chr/jail"):
         os.makedirs(os.path.join(tmp, d))
     for f in ("sub/rel-target.txt", "sub/dirfd-target.txt", "outside/sub/rel-target.txt",
               "chmod-target", "chown-target", "link-src", "outside/link-src",
-              "outside/chmod-target"):
+              "outside/chmod-target", "chr/beyond-jail"):
         open(os.path.join(tmp, f), "w").close()
     with open(os.path.join(tmp, "trunc-target"), "w") as f:
         f.write("0123456789")
@@ -482,7 +482,7 @@ def exit_records_carry_codes():
 def nothing_from_outside_the_run():
     recs = cap()
     for r in recs:
-        blob = json.dumps(r)
+        blob = json.dumps(list(r.values()))  # values: a key may say "outside" (path_outside_root)
         check("outside" not in blob and "OUTSIDEMARK" not in blob,
               f"record of a process outside the run: {blob[:300]}")
 
@@ -599,6 +599,32 @@ def mounts_are_records():
     um = of(cap(), "umount", "mount", syscall="umount2")
     check(sorted(u["path"] for u in um) == [f"{Capture.dir}/mnt/a", f"{Capture.dir}/mnt/b"],
           f"{um}")
+
+
+@test
+def memfd_exec_carries_the_kernels_name():
+    e = [r for r in of(cap(), "exec", "memfdexec") if "memfd-marker" in r["argv"]]
+    check(e, "no exec record of the memfd")
+    check(e[0]["ret"] == 0 and e[0]["path"] == "memfd:runseal-memfd (deleted)", f"{e[0]}")
+    check(e[0]["path_detached"] is True, f"{e[0]}")
+
+
+@test
+def open_through_a_detached_tree_says_so():
+    step_ok("detached")
+    o = one(cap(), "open", "detached", path_arg="f", flags=["read", "cloexec"])
+    check(o["path"] == "f" and o["path_detached"] is True and o["ret"] >= 0, f"{o}")
+    check("path_outside_root" not in o, f"{o}")
+
+
+@test
+def open_outside_the_chroot_says_so():
+    step_ok("chrootopen")
+    o = one(cap(), "open", "chrootopen", path_arg="beyond-jail")
+    check(o["path"] == f"{Capture.dir}/chr/beyond-jail", f"{o}")
+    check(o["path_detached"] is True and o["path_outside_root"] is True, f"{o}")
+    plain = one(cap(), "open", "openrel", path_arg="sub/rel-target.txt")
+    check("path_detached" not in plain, f"{plain}")
 
 
 @test
