@@ -1227,6 +1227,115 @@ out:
 	return 0;
 }
 
+/* ---- 32-bit and x32 syscalls ------------------------------------------------------------ */
+
+#define TS_COMPAT   0x0002     /* thread_info.status: in a 32-bit syscall */
+#define X32_SYSCALL 0x40000000 /* __X32_SYSCALL_BIT */
+
+struct compat_key {
+	u32 tgid;
+	u32 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct compat_key);
+	__type(value, u8);
+} compat_seen SEC(".maps");
+
+/* A compat syscall carries a number from another table: it must never reach the 64-bit
+ * switches below. One field read, no map lookup, for the 64-bit syscalls of the host. */
+static __always_inline bool in_compat(long id)
+{
+	return (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) || (id & X32_SYSCALL);
+}
+
+/* Which argument of an i386 syscall is a path (syscall_32.tbl), or -1. */
+static __always_inline int ia32_path_arg(long nr)
+{
+	switch (nr) {
+	case 5:	  /* open */
+	case 8:	  /* creat */
+	case 9:	  /* link */
+	case 10:  /* unlink */
+	case 11:  /* execve */
+	case 15:  /* chmod */
+	case 38:  /* rename */
+	case 40:  /* rmdir */
+	case 92:  /* truncate */
+	case 182: /* chown */
+	case 212: /* chown32 */
+		return 0;
+	case 21:  /* mount: the target */
+	case 83:  /* symlink: the new name */
+	case 295: /* openat */
+	case 301: /* unlinkat */
+	case 302: /* renameat */
+	case 303: /* linkat */
+	case 306: /* fchmodat */
+	case 322: /* execveat */
+	case 353: /* renameat2 */
+	case 437: /* openat2 */
+		return 1;
+	default:
+		return -1;
+	}
+}
+
+static __always_inline int compat_enter(const struct pt_regs *regs, long id)
+{
+	struct rs_track *t = current_track();
+	struct compat_key k, first;
+	struct rs_compat *e;
+	u8 one = 1;
+
+	if (!t)
+		return 0;
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.nr = id;
+	int path_i = id & X32_SYSCALL ? -1 : ia32_path_arg(id);
+	if (path_i < 0 && bpf_map_lookup_elem(&compat_seen, &k))
+		return 0;
+	bpf_map_update_elem(&compat_seen, &k, &one, BPF_ANY);
+	/* (tgid, ~0) marks that the process has made one at all. */
+	first.tgid = k.tgid;
+	first.nr = ~0u;
+	e = get_scratch();
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, RS_COMPAT, t);
+	e->nr = id;
+	e->first = bpf_map_lookup_elem(&compat_seen, &first) == NULL;
+	if (e->first)
+		bpf_map_update_elem(&compat_seen, &first, &one, BPF_ANY);
+	/* The i386 convention: ebx, ecx, edx, esi, edi, ebp; x32 uses the 64-bit one. */
+	if (id & X32_SYSCALL) {
+		e->args[0] = regs->di;
+		e->args[1] = regs->si;
+		e->args[2] = regs->dx;
+		e->args[3] = regs->r10;
+		e->args[4] = regs->r8;
+		e->args[5] = regs->r9;
+	} else {
+		e->args[0] = (u32)regs->bx;
+		e->args[1] = (u32)regs->cx;
+		e->args[2] = (u32)regs->dx;
+		e->args[3] = (u32)regs->si;
+		e->args[4] = (u32)regs->di;
+		e->args[5] = (u32)regs->bp;
+	}
+	e->path_len = 0;
+	if (path_i >= 0) {
+		long n = bpf_probe_read_user_str(e->data, RS_NAME_MAX,
+						 (void *)e->args[path_i & 1]);
+
+		e->path_len = n > 0 ? n - 1 : 0;
+	}
+	submit(e, sizeof(*e) + e->path_len, RS_COMPAT);
+	return 0;
+}
+
 /* ---- one entry and one exit for all of the above ------------------------------------------ */
 
 
@@ -1240,6 +1349,8 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
 	if (floor_only)
 		return 0;
+	if (in_compat(id))
+		return compat_enter(regs, id);
 	switch (id) {
 	/*                                   dirfd0 name0 dirfd1 name1 fd num0 num1 flags str */
 	case NR_rename:
@@ -1328,7 +1439,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (floor_only)
+	if (floor_only || in_compat(regs->orig_ax))
 		return 0;
 	switch (regs->orig_ax) {
 	case NR_rename:

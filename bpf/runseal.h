@@ -36,6 +36,7 @@ enum rs_kind {
 	RS_FSOP,
 	RS_CRED,
 	RS_NET,
+	RS_COMPAT,
 	RS_KIND_MAX,
 };
 
@@ -244,6 +245,20 @@ struct rs_net {
 	__u32 addrlen;		   /* of the user sockaddr below, 0 when none */
 	__u32 pad;
 	__u8 sockaddr[RS_SOCKADDR_MAX]; /* destination as the caller passed it */
+};
+
+/* A 32-bit (int $0x80, sysenter) or x32 syscall of a tracked process: the syscalls:*
+ * tracepoints never see them. Each syscall number a process uses this way is recorded
+ * once, with the arguments of its first use; those that name a path, every time, with the
+ * path as passed in data[] (path_len bytes). */
+struct rs_compat {
+	struct rs_hdr h;
+	__u32 nr;    /* in the 32-bit table (ia32), or with the x32 bit */
+	__u32 first; /* the process's first such syscall */
+	__u64 args[6];
+	__u16 path_len;
+	__u16 pad[3];
+	char data[];
 };
 
 #endif

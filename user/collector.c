@@ -586,6 +586,50 @@ static int on_net(struct collector *c, const struct rs_net *e, size_t size)
 	return rec_end(s);
 }
 
+/* i386 names of the calls that matter most (arch/x86/entry/syscalls/syscall_32.tbl). */
+static const struct {
+	unsigned nr;
+	const char *name;
+} ia32_names[] = {
+    {1, "exit"},	 {2, "fork"},	       {3, "read"},	   {4, "write"},
+    {5, "open"},	 {6, "close"},	       {8, "creat"},	   {9, "link"},
+    {10, "unlink"},	 {11, "execve"},       {15, "chmod"},	   {20, "getpid"},
+    {21, "mount"},	 {23, "setuid"},       {26, "ptrace"},	   {37, "kill"},
+    {38, "rename"},	 {40, "rmdir"},	       {52, "umount2"},	   {83, "symlink"},
+    {92, "truncate"},	 {102, "socketcall"},  {120, "clone"},	   {182, "chown"},
+    {190, "vfork"},	 {213, "setuid32"},    {252, "exit_group"}, {295, "openat"},
+    {301, "unlinkat"},	 {302, "renameat"},    {303, "linkat"},	   {322, "execveat"},
+    {353, "renameat2"},	 {357, "bpf"},	       {359, "socket"},	   {362, "connect"},
+    {369, "sendto"},	 {370, "sendmsg"},     {426, "io_uring_enter"}, {437, "openat2"},
+};
+
+static int on_compat(struct collector *c, const struct rs_compat *e, size_t size)
+{
+	struct stream *s = c->out;
+	bool x32 = e->nr & 0x40000000;
+
+	if (size < sizeof(*e) || sizeof(*e) + e->path_len > size)
+		return -1;
+	begin_proc(c, REC_COMPAT_SYSCALL, &e->h);
+	rec_str(s, "abi", x32 ? "x32" : "ia32");
+	rec_int(s, "nr", x32 ? e->nr & ~0x40000000u : e->nr);
+	for (size_t i = 0; !x32 && i < sizeof(ia32_names) / sizeof(ia32_names[0]); i++)
+		if (ia32_names[i].nr == e->nr)
+			rec_str(s, "name", ia32_names[i].name);
+	rec_bool(s, "first", e->first);
+	if (e->path_len)
+		rec_strn(s, "path_arg", e->data, e->path_len, e->path_len >= RS_NAME_MAX - 1);
+	rec_open(s, "args", '[');
+	for (int i = 0; i < 6; i++) {
+		char buf[24];
+		int n = snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)e->args[i]);
+
+		rec_item(s, buf, (size_t)n, false);
+	}
+	rec_close(s, ']');
+	return rec_end(s);
+}
+
 /* ==== end of capture coverage (issue 8) ================================================== */
 
 static int handle(void *ctx, void *data, size_t size)
@@ -626,6 +670,9 @@ static int handle(void *ctx, void *data, size_t size)
 	case RS_NET:
 		r = on_net(c, data, size);
 		break;
+	case RS_COMPAT:
+		r = on_compat(c, data, size);
+		break;
 	}
 	if (r < 0 && !c->out->failed) {
 		warnx("collector: malformed event (kind %u, %zu bytes) counted as lost", h->kind,
@@ -639,7 +686,7 @@ static int handle(void *ctx, void *data, size_t size)
 static const char *const kind_names[RS_KIND_MAX] = {
     [RS_EXEC] = "exec", [RS_FORK] = "fork",	  [RS_EXIT] = "exit",
     [RS_OPEN] = "open", [RS_CONNECT] = "connect",
-    [RS_FSOP] = "file_change", [RS_CRED] = "cred", [RS_NET] = "net",
+    [RS_FSOP] = "file_change", [RS_CRED] = "cred", [RS_NET] = "net", [RS_COMPAT] = "compat",
 };
 
 /* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */

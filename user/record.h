@@ -38,6 +38,7 @@ enum rec_kind {
 	REC_CRED,
 	REC_LISTEN,
 	REC_ACCEPT,
+	REC_COMPAT_SYSCALL,
 	REC_KIND_MAX,
 };
 

@@ -84,6 +84,7 @@ static void usage(void)
 		"                         through the detached clone; umount\n"
 		"  chrootopen DIR         chroot into DIR/jail, open DIR/beyond-jail through\n"
 		"                         an fd kept from before\n"
+		"  int80 PATH             getpid, then open(PATH) through int $0x80 (32-bit)\n"
 		"  privdrop               capset (drop CAP_NET_RAW), setresgid/setresuid 65534,\n"
 		"                         setuid(0) expecting EPERM\n",
 		prog, ARG_LEN);
@@ -1010,6 +1011,44 @@ static int do_chrootopen(int argc, char **argv)
 	return 0;
 }
 
+/* ---- 32-bit syscalls from a 64-bit process (issue 8) ----------------------------------------- */
+
+static long int80(long nr, long a, long b, long c)
+{
+	long ret;
+
+	asm volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+	return ret;
+}
+
+/* int $0x80 truncates pointers to 32 bits: the path must live below 4 GiB. */
+static int do_int80(int argc, char **argv)
+{
+	char *low;
+	long pid, fd;
+
+	if (argc != 1)
+		usage();
+	low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1,
+		   0);
+	if (low == MAP_FAILED)
+		fail("mmap MAP_32BIT for", argv[0]);
+	snprintf(low, 4096, "%s", argv[0]);
+	pid = int80(20 /* getpid */, 0, 0, 0);
+	if (pid != getpid()) {
+		fprintf(stderr, "%s: int $0x80 getpid returned %ld, not %d\n", prog, pid, getpid());
+		return 1;
+	}
+	fd = int80(5 /* open */, (long)low, O_RDONLY, 0);
+	if (fd < 0) {
+		errno = (int)-fd;
+		fail("int $0x80 open", argv[0]);
+	}
+	printf("fd %ld\n", fd);
+	close((int)fd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -1047,6 +1086,7 @@ static const struct {
     {"memfdexec", do_memfdexec},
     {"detached", do_detached},
     {"chrootopen", do_chrootopen},
+    {"int80", do_int80},
 };
 
 int main(int argc, char **argv)

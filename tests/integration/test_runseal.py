@@ -149,6 +149,7 @@ def outside_load(odir, stop, info):
             ["chmod", os.path.join(odir, "chmod-target"), "4755"],
             ["tmpfile", os.path.join(odir, "sub"), "outside-tmpfile"],
             ["mount", os.path.join(odir, "mnt")],
+            ["int80", os.path.join(odir, "sub/rel-target.txt")],
             ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
     n = 0
     while not stop.is_set():
@@ -625,6 +626,22 @@ def open_outside_the_chroot_says_so():
     check(o["path_detached"] is True and o["path_outside_root"] is True, f"{o}")
     plain = one(cap(), "open", "openrel", path_arg="sub/rel-target.txt")
     check("path_detached" not in plain, f"{plain}")
+
+
+@test
+def compat_syscalls_are_seen():
+    """int $0x80 from a 64-bit process: syscalls:* never fire for it; each 32-bit syscall
+    number the process uses is one record, the first flagged."""
+    step_ok("int80")
+    end = one(cap(), "step_end", "int80")
+    check(end["stdout_tail"].startswith("fd "), f"open through int 0x80 failed: {end}")
+    recs = of(cap(), "compat_syscall", "int80")
+    check([(r["nr"], r["name"], r["first"]) for r in recs] ==
+          [(20, "getpid", True), (5, "open", False)], f"{recs}")
+    check(all(r["abi"] == "ia32" and len(r["args"]) == 6 for r in recs), f"{recs}")
+    check(int(recs[1]["args"][1], 16) == 0, f"open flags {recs[1]['args']}")
+    check(recs[1]["path_arg"] == f"{Capture.dir}/sub/rel-target.txt", f"{recs[1]}")
+    check("path_arg" not in recs[0], f"{recs[0]}")
 
 
 @test
