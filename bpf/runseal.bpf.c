@@ -1336,6 +1336,100 @@ static __always_inline int compat_enter(const struct pt_regs *regs, long id)
 	return 0;
 }
 
+/* ---- io_uring --------------------------------------------------------------------------- */
+
+#define URING_BASE __builtin_offsetof(struct rs_uring, data)
+
+/* Submission is the moment to look: the request is prepared (path and address copied into
+ * the kernel), and it runs in the submitter's thread or its ring's polling thread, both in
+ * the submitting process. */
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(on_uring_submit, struct io_kiocb *req)
+{
+	struct rs_track *t = current_track();
+	struct task_struct *task;
+	struct rs_uring *e;
+	u8 op;
+	u32 off = 0;
+	u16 depth = 0;
+
+	if (!t)
+		return 0;
+	op = BPF_CORE_READ(req, opcode);
+	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2 && op != IORING_OP_CONNECT &&
+	    op != IORING_OP_SEND && op != IORING_OP_SENDMSG && op != IORING_OP_SEND_ZC &&
+	    op != IORING_OP_SENDMSG_ZC && op != IORING_OP_ACCEPT)
+		return 0;
+	e = get_scratch();
+	if (!e)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	fill_hdr(&e->h, RS_URING, t);
+	e->opcode = op;
+	e->sq_thread = !!(BPF_CORE_READ(task, flags) & 0x10 /* PF_IO_WORKER */);
+	e->user_data = BPF_CORE_READ(req, cqe.user_data);
+	e->fd = BPF_CORE_READ(req, cqe.fd);
+	e->oflags = 0;
+	e->mode = 0;
+	e->name_len = 0;
+	e->res_len = 0;
+	e->res_depth = 0;
+	e->addrlen = 0;
+	e->pad = 0;
+	__builtin_memset(e->sockaddr, 0, RS_SOCKADDR_MAX);
+	if (op == IORING_OP_OPENAT || op == IORING_OP_OPENAT2) {
+		struct io_open *o = (struct io_open *)req;
+		long n = bpf_probe_read_kernel_str(e->data, RS_NAME_MAX,
+						   BPF_CORE_READ(o, filename, name));
+
+		e->fd = BPF_CORE_READ(o, dfd);
+		e->oflags = BPF_CORE_READ(o, how.flags);
+		e->mode = BPF_CORE_READ(o, how.mode);
+		off = n > 0 ? n - 1 : 0;
+		e->name_len = off;
+		if (off && off < RS_NAME_MAX && e->data[0] != '/') {
+			if (e->fd == AT_FDCWD)
+				off = put_cwd(URING_BASE, off, task, &depth);
+			else
+				off = put_file_path(URING_BASE, off, fd_file(task, e->fd), &depth);
+			e->res_len = off - e->name_len;
+			e->res_depth = depth;
+		}
+	} else if (op != IORING_OP_ACCEPT) {
+		/* connect and sends with a destination: the prepared copy of the address */
+		struct io_async_msghdr *m = BPF_CORE_READ(req, async_data);
+		int len = 0;
+
+		if (m) {
+			if (op == IORING_OP_CONNECT)
+				len = sizeof(struct __kernel_sockaddr_storage);
+			else if (BPF_CORE_READ(m, msg.msg_name))
+				len = BPF_CORE_READ(m, msg.msg_namelen);
+		}
+		if (len <= 0 && op != IORING_OP_CONNECT)
+			return 0; /* a send on a connected socket: connect recorded the peer */
+		if (len > RS_SOCKADDR_MAX)
+			len = RS_SOCKADDR_MAX;
+		if (m && len > 0 && !bpf_probe_read_kernel(e->sockaddr, len & 0x7f, &m->addr))
+			e->addrlen = len;
+		/* This kernel copies a connect's address when it issues it, after this
+		 * point: then the request's own pointer into the submitter's memory. */
+		if (op == IORING_OP_CONNECT && !*(u16 *)e->sockaddr) {
+			struct io_connect *cn = (struct io_connect *)req;
+			int ulen = BPF_CORE_READ(cn, addr_len);
+
+			if (ulen > RS_SOCKADDR_MAX)
+				ulen = RS_SOCKADDR_MAX;
+			e->addrlen = 0;
+			if (ulen > 0 &&
+			    !bpf_probe_read_user(e->sockaddr, ulen & 0x7f, BPF_CORE_READ(cn, addr)))
+				e->addrlen = ulen;
+		}
+	}
+	submit(e, sizeof(*e) + off, RS_URING);
+	return 0;
+}
+
 /* ---- one entry and one exit for all of the above ------------------------------------------ */
 
 

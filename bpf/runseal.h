@@ -37,6 +37,7 @@ enum rs_kind {
 	RS_CRED,
 	RS_NET,
 	RS_COMPAT,
+	RS_URING,
 	RS_KIND_MAX,
 };
 
@@ -258,6 +259,26 @@ struct rs_compat {
 	__u64 args[6];
 	__u16 path_len;
 	__u16 pad[3];
+	char data[];
+};
+
+/* An io_uring request a tracked process submitted (opcode as in enum io_uring_op), read
+ * from the kernel's prepared request: the path and address are the kernel's copies.
+ * data[]: the path (name_len), then its base directory's components (res_len), for opens. */
+struct rs_uring {
+	struct rs_hdr h;
+	__u64 user_data;
+	__u64 oflags; /* open flags */
+	__u32 mode;
+	__s32 fd; /* the request's fd: dirfd for opens, the socket for connect and sends */
+	__u8 opcode;
+	__u8 sq_thread; /* submitted by the ring's polling thread */
+	__u16 name_len;
+	__u16 res_len;
+	__u16 res_depth;
+	__u32 addrlen; /* of sockaddr, 0 when none */
+	__u32 pad;
+	__u8 sockaddr[RS_SOCKADDR_MAX];
 	char data[];
 };
 

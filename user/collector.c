@@ -630,6 +630,82 @@ static int on_compat(struct collector *c, const struct rs_compat *e, size_t size
 	return rec_end(s);
 }
 
+static void put_flag_names(struct stream *s, uint64_t flags)
+{
+	const char *names[24];
+	char extra[24];
+	size_t n = decode_open_flags(flags, names, 24, extra, sizeof(extra));
+
+	rec_open(s, "flags", '[');
+	for (size_t i = 0; i < n; i++)
+		rec_item(s, names[i], strlen(names[i]), false);
+	rec_close(s, ']');
+}
+
+/* An io_uring submission is recorded as what it asks for (an open, a connect, a send, an
+ * accept) with via "io_uring"; its result comes later, in the ring, and is not known. */
+static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
+{
+	struct stream *s = c->out;
+	bool open = e->opcode == 18 /* OPENAT */ || e->opcode == 28 /* OPENAT2 */;
+
+	if (size < sizeof(*e) || sizeof(*e) + e->name_len + e->res_len > size)
+		return -1;
+	if (open) {
+		char *arg = strndup(e->data, e->name_len);
+
+		if (!arg)
+			err(2, "out of memory");
+		begin_proc(c, REC_OPEN, &e->h);
+		rec_str(s, "syscall", e->opcode == 18 ? "openat" : "openat2");
+		rec_str(s, "via", "io_uring");
+		if (e->res_len && e->name_len && arg[0] != '/') {
+			put_walked(s, "path", e->data + e->name_len, e->res_len, e->res_depth, arg,
+				   true);
+		} else {
+			char *path = e->name_len ? path_join("/", arg) : NULL;
+
+			rec_str(s, "path", path);
+			free(path);
+		}
+		rec_strn(s, "path_arg", e->data, e->name_len, e->name_len >= RS_NAME_MAX - 1);
+		free(arg);
+		put_flag_names(s, e->oflags);
+		if (e->oflags & (O_CREAT | __O_TMPFILE)) {
+			char mode[16];
+
+			snprintf(mode, sizeof(mode), "%04o", e->mode & 07777);
+			rec_str(s, "mode", mode);
+		}
+		if (e->fd != -100)
+			rec_int(s, "dirfd", e->fd);
+	} else if (e->opcode == 13 /* ACCEPT */) {
+		begin_proc(c, REC_ACCEPT, &e->h);
+		rec_int(s, "fd", e->fd);
+		rec_str(s, "via", "io_uring");
+	} else {
+		static const struct {
+			unsigned op;
+			const char *via;
+		} vias[] = {{16, "io_uring_connect"}, {26, "io_uring_send"},
+			    {9, "io_uring_sendmsg"},  {47, "io_uring_send_zc"},
+			    {48, "io_uring_sendmsg_zc"}};
+		const char *via = "io_uring";
+
+		for (size_t i = 0; i < sizeof(vias) / sizeof(vias[0]); i++)
+			if (vias[i].op == e->opcode)
+				via = vias[i].via;
+		begin_proc(c, REC_CONNECT, &e->h);
+		rec_int(s, "fd", e->fd);
+		rec_str(s, "via", via);
+		put_dest(s, e->sockaddr, e->addrlen, &(struct rs_endpoint){0});
+	}
+	rec_int(s, "user_data", (int64_t)e->user_data);
+	rec_bool(s, "sq_thread", e->sq_thread);
+	rec_null(s, "ret");
+	return rec_end(s);
+}
+
 /* ==== end of capture coverage (issue 8) ================================================== */
 
 static int handle(void *ctx, void *data, size_t size)
@@ -673,6 +749,9 @@ static int handle(void *ctx, void *data, size_t size)
 	case RS_COMPAT:
 		r = on_compat(c, data, size);
 		break;
+	case RS_URING:
+		r = on_uring(c, data, size);
+		break;
 	}
 	if (r < 0 && !c->out->failed) {
 		warnx("collector: malformed event (kind %u, %zu bytes) counted as lost", h->kind,
@@ -687,6 +766,7 @@ static const char *const kind_names[RS_KIND_MAX] = {
     [RS_EXEC] = "exec", [RS_FORK] = "fork",	  [RS_EXIT] = "exit",
     [RS_OPEN] = "open", [RS_CONNECT] = "connect",
     [RS_FSOP] = "file_change", [RS_CRED] = "cred", [RS_NET] = "net", [RS_COMPAT] = "compat",
+    [RS_URING] = "io_uring",
 };
 
 /* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <linux/openat2.h>
 #include <netdb.h>
 #include <poll.h>
@@ -85,6 +86,8 @@ static void usage(void)
 		"  chrootopen DIR         chroot into DIR/jail, open DIR/beyond-jail through\n"
 		"                         an fd kept from before\n"
 		"  int80 PATH             getpid, then open(PATH) through int $0x80 (32-bit)\n"
+		"  uring DIR NAME HOST PORT UDPPORT  through an io_uring: openat(dirfd of DIR,\n"
+		"                         NAME), connect to HOST:PORT, sendmsg to HOST:UDPPORT\n"
 		"  privdrop               capset (drop CAP_NET_RAW), setresgid/setresuid 65534,\n"
 		"                         setuid(0) expecting EPERM\n",
 		prog, ARG_LEN);
@@ -1049,6 +1052,123 @@ static int do_int80(int argc, char **argv)
 	return 0;
 }
 
+/* ---- io_uring (issue 8), with raw syscalls: no liburing here ---------------------------------- */
+
+struct ring {
+	int fd;
+	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+};
+
+static void ring_init(struct ring *r)
+{
+	struct io_uring_params p;
+	size_t sqsz, cqsz;
+	char *sq, *cq;
+
+	memset(&p, 0, sizeof(p));
+	r->fd = (int)syscall(SYS_io_uring_setup, 4, &p);
+	if (r->fd < 0)
+		fail("io_uring_setup", "4 entries");
+	sqsz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+	cqsz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	if (p.features & IORING_FEAT_SINGLE_MMAP && cqsz > sqsz)
+		sqsz = cqsz;
+	sq = mmap(NULL, sqsz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+		  IORING_OFF_SQ_RING);
+	cq = p.features & IORING_FEAT_SINGLE_MMAP
+		 ? sq
+		 : mmap(NULL, cqsz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+			IORING_OFF_CQ_RING);
+	r->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || r->sqes == MAP_FAILED)
+		fail("mmap", "io_uring rings");
+	r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
+	r->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+	r->sq_array = (unsigned *)(sq + p.sq_off.array);
+	r->cq_head = (unsigned *)(cq + p.cq_off.head);
+	r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+	r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+}
+
+/* Submits one request and waits for its completion; returns its result. */
+static int ring_run(struct ring *r, const struct io_uring_sqe *sqe)
+{
+	unsigned tail = *r->sq_tail, idx = tail & *r->sq_mask, head;
+	int res;
+
+	r->sqes[idx] = *sqe;
+	r->sq_array[idx] = idx;
+	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(SYS_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		fail("io_uring_enter", "one request");
+	head = __atomic_load_n(r->cq_head, __ATOMIC_ACQUIRE);
+	res = r->cqes[head & *r->cq_mask].res;
+	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+static int do_uring(int argc, char **argv)
+{
+	struct ring r;
+	struct io_uring_sqe sqe;
+	struct sockaddr_in tcp, udp;
+	struct iovec iov = {.iov_base = "uring", .iov_len = 5};
+	struct msghdr m = {.msg_name = &udp, .msg_namelen = sizeof(udp), .msg_iov = &iov,
+			   .msg_iovlen = 1};
+	int dfd, sfd, ufd, fd, rc, sent;
+
+	if (argc != 5)
+		usage();
+	tcp = inet_addr_port(argv[2], argv[3]);
+	udp = inet_addr_port(argv[2], argv[4]);
+	ring_init(&r);
+	dfd = open_dir(argv[0]);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = IORING_OP_OPENAT;
+	sqe.fd = dfd;
+	sqe.addr = (unsigned long)argv[1];
+	sqe.open_flags = O_RDONLY | O_CLOEXEC;
+	sqe.user_data = 1;
+	fd = ring_run(&r, &sqe);
+	if (fd < 0) {
+		errno = -fd;
+		fail("io_uring openat", argv[1]);
+	}
+	sfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = IORING_OP_CONNECT;
+	sqe.fd = sfd;
+	sqe.addr = (unsigned long)&tcp;
+	sqe.off = sizeof(tcp);
+	sqe.user_data = 2;
+	rc = ring_run(&r, &sqe);
+	if (rc < 0) {
+		errno = -rc;
+		fail("io_uring connect to", argv[3]);
+	}
+	ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = IORING_OP_SENDMSG;
+	sqe.fd = ufd;
+	sqe.addr = (unsigned long)&m;
+	sqe.user_data = 3;
+	sent = ring_run(&r, &sqe);
+	if (sent != 5) {
+		errno = sent < 0 ? -sent : EIO;
+		fail("io_uring sendmsg to", argv[4]);
+	}
+	printf("open %d connect %d sent %d\n", fd, rc, sent);
+	close(fd);
+	close(sfd);
+	close(ufd);
+	close(dfd);
+	close(r.fd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -1087,6 +1207,7 @@ static const struct {
     {"detached", do_detached},
     {"chrootopen", do_chrootopen},
     {"int80", do_int80},
+    {"uring", do_uring},
 };
 
 int main(int argc, char **argv)

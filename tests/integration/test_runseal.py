@@ -150,6 +150,8 @@ def outside_load(odir, stop, info):
             ["tmpfile", os.path.join(odir, "sub"), "outside-tmpfile"],
             ["mount", os.path.join(odir, "mnt")],
             ["int80", os.path.join(odir, "sub/rel-target.txt")],
+            ["uring", odir, "sub/rel-target.txt", "127.0.0.1", str(info["port"]),
+             str(Capture.udp_outside)],
             ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
     n = 0
     while not stop.is_set():
@@ -371,7 +373,7 @@ def connect_destination_survives_a_racing_thread():
 @test
 def udp_destinations_once_per_process():
     step_ok("udp")
-    check(Capture.udp_got[:3] == [6, 3, 1], f"datagrams received {Capture.udp_got}")
+    check(Capture.udp_got[:3] == [6, 3, 2], f"datagrams received {Capture.udp_got}")
     check(Capture.udp_got[3] > 0, "the load outside the run sent nothing")
     info = Capture.info
     got = [(r["via"], r["port"]) for r in of(cap(), "connect", "udp")]
@@ -642,6 +644,27 @@ def compat_syscalls_are_seen():
     check(int(recs[1]["args"][1], 16) == 0, f"open flags {recs[1]['args']}")
     check(recs[1]["path_arg"] == f"{Capture.dir}/sub/rel-target.txt", f"{recs[1]}")
     check("path_arg" not in recs[0], f"{recs[0]}")
+
+
+@test
+def io_uring_requests_are_seen():
+    step_ok("uring")
+    end = one(cap(), "step_end", "uring")
+    check(end["stdout_tail"].startswith("open "), f"{end['stdout_tail']}")
+    o = one(cap(), "open", "uring", via="io_uring")
+    check(o["path"] == f"{Capture.dir}/sub/rel-target.txt" and o["path_arg"] == "sub/rel-target.txt",
+          f"{o}")
+    # io_uring forces O_LARGEFILE on every open
+    check(o["syscall"] == "openat" and o["flags"] == ["read", "largefile", "cloexec"] and
+          o["user_data"] == 1,
+          f"{o}")
+    c = one(cap(), "connect", "uring", via="io_uring_connect")
+    check(c["addr"] == "127.0.0.1" and c["port"] == Capture.info["port"] and c["user_data"] == 2,
+          f"{c}")
+    u = one(cap(), "connect", "uring", via="io_uring_sendmsg")
+    check(u["port"] == Capture.info["udp3"] and u["user_data"] == 3, f"{u}")
+    # The same syscalls were not made directly: only the ring saw them.
+    check(not of(cap(), "open", "uring", path_arg="sub/rel-target.txt", via=None), "direct open")
 
 
 @test
