@@ -1395,36 +1395,32 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 			e->res_len = off - e->name_len;
 			e->res_depth = depth;
 		}
+	} else if (op == IORING_OP_CONNECT) {
+		/* This kernel copies a connect's address only when it issues the request, after
+		 * this point (the request's async buffer still holds an earlier request's
+		 * bytes): the request's own pointer into the submitter's memory, then. */
+		struct io_connect *cn = (struct io_connect *)req;
+		int len = BPF_CORE_READ(cn, addr_len);
+
+		if (len > RS_SOCKADDR_MAX)
+			len = RS_SOCKADDR_MAX;
+		BOUND(len, 0x7f);
+		if (len > 0 && !bpf_probe_read_user(e->sockaddr, len, BPF_CORE_READ(cn, addr)))
+			e->addrlen = len;
 	} else if (op != IORING_OP_ACCEPT) {
-		/* connect and sends with a destination: the prepared copy of the address */
+		/* sends: the destination the kernel copied when it prepared the request */
 		struct io_async_msghdr *m = BPF_CORE_READ(req, async_data);
 		int len = 0;
 
-		if (m) {
-			if (op == IORING_OP_CONNECT)
-				len = sizeof(struct __kernel_sockaddr_storage);
-			else if (BPF_CORE_READ(m, msg.msg_name))
-				len = BPF_CORE_READ(m, msg.msg_namelen);
-		}
-		if (len <= 0 && op != IORING_OP_CONNECT)
+		if (m && BPF_CORE_READ(m, msg.msg_name))
+			len = BPF_CORE_READ(m, msg.msg_namelen);
+		if (len <= 0)
 			return 0; /* a send on a connected socket: connect recorded the peer */
 		if (len > RS_SOCKADDR_MAX)
 			len = RS_SOCKADDR_MAX;
-		if (m && len > 0 && !bpf_probe_read_kernel(e->sockaddr, len & 0x7f, &m->addr))
+		BOUND(len, 0x7f);
+		if (len > 0 && !bpf_probe_read_kernel(e->sockaddr, len, &m->addr))
 			e->addrlen = len;
-		/* This kernel copies a connect's address when it issues it, after this
-		 * point: then the request's own pointer into the submitter's memory. */
-		if (op == IORING_OP_CONNECT && !*(u16 *)e->sockaddr) {
-			struct io_connect *cn = (struct io_connect *)req;
-			int ulen = BPF_CORE_READ(cn, addr_len);
-
-			if (ulen > RS_SOCKADDR_MAX)
-				ulen = RS_SOCKADDR_MAX;
-			e->addrlen = 0;
-			if (ulen > 0 &&
-			    !bpf_probe_read_user(e->sockaddr, ulen & 0x7f, BPF_CORE_READ(cn, addr)))
-				e->addrlen = ulen;
-		}
 	}
 	submit(e, sizeof(*e) + off, RS_URING);
 	return 0;
