@@ -1426,6 +1426,109 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 	return 0;
 }
 
+/* ---- open_by_handle_at and pidfd_getfd --------------------------------------------------- */
+
+#define NR_open_by_handle_at 304
+#define NR_pidfd_getfd	     438
+
+/* open_by_handle_at opens a file by its handle, no path involved: an open record resolved
+ * from the new descriptor, or, for a failure, without a path. */
+static __always_inline int handle_exit(long ret)
+{
+	struct task_struct *task;
+	struct rs_track *t;
+	struct sys_args *a = saved_args(RS_OPEN, &t, false);
+	struct rs_open *e;
+	u32 off = 0;
+	u16 depth = 0;
+
+	if (!a)
+		return 0;
+	e = get_scratch();
+	if (!e)
+		goto out;
+	task = (struct task_struct *)bpf_get_current_task();
+	fill_hdr(&e->h, RS_OPEN, t);
+	e->ret = ret;
+	e->flags = a->a[2];
+	e->mode = 0;
+	e->dfd = a->a[0];
+	e->syscall = 4;
+	e->name_len = 0;
+	if (ret >= 0) {
+		e->h.flags |= RS_F_RESOLVED;
+		off = put_file_path(OPEN_BASE, 0, fd_file(task, ret), &depth);
+	}
+	e->res_len = off;
+	e->res_depth = depth;
+	if (depth == 0xffff)
+		e->h.flags |= RS_F_PATH_TRUNC;
+	submit(e, sizeof(*e) + off, RS_OPEN);
+out:
+	drop_args();
+	return 0;
+}
+
+#define GETFD_BASE __builtin_offsetof(struct rs_getfd, data)
+
+static __always_inline int getfd_exit(long ret)
+{
+	struct task_struct *task;
+	struct rs_track *t;
+	struct sys_args *a = saved_args(RS_GETFD, &t, false);
+	struct rs_getfd *e;
+	struct file *pf;
+	u32 off = 0;
+	u16 depth = 0;
+
+	if (!a)
+		return 0;
+	e = get_scratch();
+	if (!e)
+		goto out;
+	task = (struct task_struct *)bpf_get_current_task();
+	fill_hdr(&e->h, RS_GETFD, t);
+	e->ret = ret;
+	e->pidfd = a->a[0];
+	e->target_fd = a->a[1];
+	e->target_pid = 0;
+	e->target_tracked = 0;
+	e->sk_type = 0;
+	e->pad = 0;
+	__builtin_memset(&e->local, 0, sizeof(e->local));
+	__builtin_memset(&e->remote, 0, sizeof(e->remote));
+	/* A pidfd's inode holds its struct pid (pidfs; before it, the file did). */
+	pf = ret >= 0 ? fd_file(task, e->pidfd) : NULL; /* only a success proves it a pidfd */
+	if (pf) {
+		struct pid *pid = BPF_CORE_READ(pf, f_inode, i_private);
+
+		if (!pid)
+			pid = BPF_CORE_READ(pf, private_data);
+		u32 tp = BPF_CORE_READ(pid, numbers[0].nr);
+
+		e->target_pid = tp;
+		e->target_tracked = bpf_map_lookup_elem(&tracked, &tp) != NULL;
+	}
+	if (ret >= 0) {
+		struct socket *sock = fd_socket(task, ret);
+
+		off = put_file_path(GETFD_BASE, 0, fd_file(task, ret), &depth);
+		if (sock) {
+			struct sock *sk = BPF_CORE_READ(sock, sk);
+
+			e->sk_type = BPF_CORE_READ(sock, type);
+			sock_endpoint(sk, false, &e->local);
+			sock_endpoint(sk, true, &e->remote);
+		}
+	}
+	e->res_len = off;
+	e->res_depth = depth;
+	submit(e, sizeof(*e) + off, RS_GETFD);
+out:
+	drop_args();
+	return 0;
+}
+
 /* ---- one entry and one exit for all of the above ------------------------------------------ */
 
 
@@ -1521,6 +1624,10 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		return net_enter(regs, RS_NET_ACCEPT);
 	case NR_accept4:
 		return net_enter(regs, RS_NET_ACCEPT4);
+	case NR_open_by_handle_at:
+		return save_args(regs, KIND_OP(RS_OPEN, 4), 0);
+	case NR_pidfd_getfd:
+		return save_args(regs, KIND_OP(RS_GETFD, 0), 0);
 	default:
 		return 0;
 	}
@@ -1575,6 +1682,10 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_accept:
 	case NR_accept4:
 		return net_exit(ret, false);
+	case NR_open_by_handle_at:
+		return handle_exit(ret);
+	case NR_pidfd_getfd:
+		return getfd_exit(ret);
 	default:
 		return 0;
 	}

@@ -38,6 +38,7 @@ enum rs_kind {
 	RS_NET,
 	RS_COMPAT,
 	RS_URING,
+	RS_GETFD,
 	RS_KIND_MAX,
 };
 
@@ -111,7 +112,7 @@ struct rs_open {
 	__u16 name_len;
 	__u16 res_len;
 	__u16 res_depth;
-	__u16 syscall; /* 0 openat, 1 openat2, 2 open, 3 creat */
+	__u16 syscall; /* 0 openat, 1 openat2, 2 open, 3 creat, 4 open_by_handle_at */
 	char data[];
 };
 
@@ -279,6 +280,23 @@ struct rs_uring {
 	__u32 addrlen; /* of sockaddr, 0 when none */
 	__u32 pad;
 	__u8 sockaddr[RS_SOCKADDR_MAX];
+	char data[];
+};
+
+/* pidfd_getfd: a descriptor copied out of another process, and what it points to.
+ * data[]: the file's resolved path components (res_len). */
+struct rs_getfd {
+	struct rs_hdr h;
+	__s64 ret; /* the new descriptor in the caller */
+	__s32 pidfd;
+	__s32 target_fd;
+	__u32 target_pid; /* 0 when the pidfd could not be read */
+	__u32 target_tracked; /* the target is a process of a run */
+	struct rs_endpoint local, remote; /* when the file is an inet socket */
+	__u16 res_len;
+	__u16 res_depth;
+	__u16 sk_type; /* 0 when not a socket */
+	__u16 pad;
 	char data[];
 };
 

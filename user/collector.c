@@ -26,7 +26,8 @@ _Static_assert(RS_KIND_MAX <= sizeof(((struct collector *)0)->drops) / sizeof(ui
 
 #define TRACEFS "/sys/kernel/tracing"
 
-static const char *const syscall_names[] = {"openat", "openat2", "open", "creat"};
+static const char *const syscall_names[] = {"openat", "openat2", "open", "creat",
+					   "open_by_handle_at"};
 
 /* libbpf attaches tracepoints through tracefs, which these hosts may leave unmounted. */
 static int ensure_tracefs(void)
@@ -227,9 +228,12 @@ static int on_open(struct collector *c, const struct rs_open *e, size_t size)
 	if (size < sizeof(*e) || sizeof(*e) + e->name_len + e->res_len > size)
 		return -1;
 	begin_proc(c, REC_OPEN, &e->h);
-	rec_str(s, "syscall", syscall_names[e->syscall & 3]);
+	rec_str(s, "syscall", e->syscall < sizeof(syscall_names) / sizeof(*syscall_names)
+				   ? syscall_names[e->syscall]
+				   : "?");
 	put_open_path(s, e);
-	rec_strn(s, "path_arg", e->data, e->name_len, e->h.flags & RS_F_NAME_TRUNC);
+	if (e->syscall != 4) /* open_by_handle_at names no path */
+		rec_strn(s, "path_arg", e->data, e->name_len, e->h.flags & RS_F_NAME_TRUNC);
 	n = decode_open_flags(e->flags, names, 24, extra, sizeof(extra));
 	rec_open(s, "flags", '[');
 	for (size_t i = 0; i < n; i++)
@@ -706,6 +710,38 @@ static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
 	return rec_end(s);
 }
 
+/* A descriptor copied out of another process: whose, and what it is. */
+static int on_getfd(struct collector *c, const struct rs_getfd *e, size_t size)
+{
+	struct stream *s = c->out;
+	struct sockaddr_info a;
+
+	if (size < sizeof(*e) || sizeof(*e) + e->res_len > size)
+		return -1;
+	begin_proc(c, REC_PIDFD_GETFD, &e->h);
+	rec_int(s, "pidfd", e->pidfd);
+	if (e->target_pid)
+		rec_int(s, "target_pid", e->target_pid);
+	else
+		rec_null(s, "target_pid");
+	rec_bool(s, "target_in_run", e->target_tracked);
+	rec_int(s, "target_fd", e->target_fd);
+	if (e->ret >= 0)
+		rec_int(s, "fd", e->ret);
+	if (e->sk_type) {
+		rec_str(s, "sock_type", sock_type_name(e->sk_type));
+		if (endpoint_info(&e->remote, &a) || endpoint_info(&e->local, &a)) {
+			rec_str(s, "family", a.family);
+			put_endpoint(s, "addr", "port", &e->remote);
+			put_endpoint(s, "local_addr", "local_port", &e->local);
+		}
+	} else if (e->res_len) {
+		put_walked(s, "path", e->data, e->res_len, e->res_depth, NULL, true);
+	}
+	put_result(s, e->ret);
+	return rec_end(s);
+}
+
 /* ==== end of capture coverage (issue 8) ================================================== */
 
 static int handle(void *ctx, void *data, size_t size)
@@ -752,6 +788,9 @@ static int handle(void *ctx, void *data, size_t size)
 	case RS_URING:
 		r = on_uring(c, data, size);
 		break;
+	case RS_GETFD:
+		r = on_getfd(c, data, size);
+		break;
 	}
 	if (r < 0 && !c->out->failed) {
 		warnx("collector: malformed event (kind %u, %zu bytes) counted as lost", h->kind,
@@ -766,7 +805,7 @@ static const char *const kind_names[RS_KIND_MAX] = {
     [RS_EXEC] = "exec", [RS_FORK] = "fork",	  [RS_EXIT] = "exit",
     [RS_OPEN] = "open", [RS_CONNECT] = "connect",
     [RS_FSOP] = "file_change", [RS_CRED] = "cred", [RS_NET] = "net", [RS_COMPAT] = "compat",
-    [RS_URING] = "io_uring",
+    [RS_URING] = "io_uring", [RS_GETFD] = "pidfd_getfd",
 };
 
 /* Ring-buffer reservations that failed in the kernel, per kind, summed over CPUs. */

@@ -17,7 +17,7 @@ const char *const rec_kind_names[REC_KIND_MAX] = {
     [REC_CHOWN] = "chown", [REC_LINK] = "link", [REC_SYMLINK] = "symlink",
     [REC_TRUNCATE] = "truncate", [REC_MOUNT] = "mount", [REC_UMOUNT] = "umount",
     [REC_CRED] = "cred", [REC_LISTEN] = "listen", [REC_ACCEPT] = "accept",
-    [REC_COMPAT_SYSCALL] = "compat_syscall",
+    [REC_COMPAT_SYSCALL] = "compat_syscall", [REC_PIDFD_GETFD] = "pidfd_getfd",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)

@@ -88,6 +88,9 @@ static void usage(void)
 		"  int80 PATH             getpid, then open(PATH) through int $0x80 (32-bit)\n"
 		"  uring DIR NAME HOST PORT UDPPORT  through an io_uring: openat(dirfd of DIR,\n"
 		"                         NAME), connect to HOST:PORT, sendmsg to HOST:UDPPORT\n"
+		"  byhandle PATH          name_to_handle_at PATH, then open_by_handle_at it\n"
+		"  getfd PID FD...        pidfd_open PID, pidfd_getfd each FD, print fstat's\n"
+		"                         inode of each\n"
 		"  privdrop               capset (drop CAP_NET_RAW), setresgid/setresuid 65534,\n"
 		"                         setuid(0) expecting EPERM\n",
 		prog, ARG_LEN);
@@ -1169,6 +1172,61 @@ static int do_uring(int argc, char **argv)
 	return 0;
 }
 
+/* ---- opens without a path, and descriptors taken from another process (issue 8) -------------- */
+
+static int do_byhandle(int argc, char **argv)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char buf[MAX_HANDLE_SZ];
+	} h;
+	char dir[512], *slash;
+	int mount_id, mfd, fd;
+
+	if (argc != 1)
+		usage();
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(AT_FDCWD, argv[0], &h.fh, &mount_id, 0) < 0)
+		fail("name_to_handle_at", argv[0]);
+	snprintf(dir, sizeof(dir), "%s", argv[0]);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	mfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		fail("open mount directory", dir);
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail("open_by_handle_at", argv[0]);
+	printf("fd %d\n", fd);
+	close(fd);
+	close(mfd);
+	return 0;
+}
+
+static int do_getfd(int argc, char **argv)
+{
+	int pidfd, i;
+
+	if (argc < 2)
+		usage();
+	pidfd = (int)syscall(SYS_pidfd_open, (pid_t)parse_num(argv[0], "pid", 1, 1 << 22), 0);
+	if (pidfd < 0)
+		fail("pidfd_open", argv[0]);
+	for (i = 1; i < argc; i++) {
+		int fd = (int)syscall(SYS_pidfd_getfd, pidfd,
+				      (int)parse_num(argv[i], "fd", 0, 1 << 20), 0);
+		struct stat st;
+
+		if (fd < 0 || fstat(fd, &st) < 0)
+			fail("pidfd_getfd", argv[i]);
+		printf("%s %lu\n", argv[i], (unsigned long)st.st_ino);
+		close(fd);
+	}
+	close(pidfd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -1208,6 +1266,8 @@ static const struct {
     {"chrootopen", do_chrootopen},
     {"int80", do_int80},
     {"uring", do_uring},
+    {"byhandle", do_byhandle},
+    {"getfd", do_getfd},
 };
 
 int main(int argc, char **argv)

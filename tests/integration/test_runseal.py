@@ -150,6 +150,8 @@ def outside_load(odir, stop, info):
             ["tmpfile", os.path.join(odir, "sub"), "outside-tmpfile"],
             ["mount", os.path.join(odir, "mnt")],
             ["int80", os.path.join(odir, "sub/rel-target.txt")],
+            ["byhandle", os.path.join(odir, "sub/rel-target.txt")],
+            ["getfd", str(os.getpid()), str(Capture.outside_fd)],
             ["uring", odir, "sub/rel-target.txt", "127.0.0.1", str(info["port"]),
              str(Capture.udp_outside)],
             ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
@@ -211,6 +213,14 @@ def capture_run():
         f.write("0123456789")
     Capture.outside_dir = os.path.join(Capture.dir, "outside")
     info, stop, socks = listeners(tmp)
+    # What a step steals with pidfd_getfd: descriptors of this test process, outside the run.
+    victim_file = open(os.path.join(tmp, "victim-secret"), "w")
+    victim_sock = socket.create_connection(("127.0.0.1", info["port"]))
+    info.update(victim_pid=os.getpid(), victim_file_fd=victim_file.fileno(),
+                victim_sock_fd=victim_sock.fileno())
+    Capture.victim = (os.fstat(victim_file.fileno()).st_ino, victim_sock.getsockname()[1])
+    outside_victim = open(os.path.join(Capture.outside_dir, "outside-victim"), "w")
+    Capture.outside_fd = outside_victim.fileno()
     ostop = threading.Event()
     ot = threading.Thread(target=outside_load, args=(Capture.outside_dir, ostop, info))
     ot.start()
@@ -231,6 +241,9 @@ def capture_run():
         stop.set()
         for s in socks + Capture.udp:
             s.close()
+        victim_file.close()
+        outside_victim.close()
+        victim_sock.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -665,6 +678,33 @@ def io_uring_requests_are_seen():
     check(u["port"] == Capture.info["udp3"] and u["user_data"] == 3, f"{u}")
     # The same syscalls were not made directly: only the ring saw them.
     check(not of(cap(), "open", "uring", path_arg="sub/rel-target.txt", via=None), "direct open")
+
+
+@test
+def open_by_handle_is_an_open():
+    step_ok("byhandle")
+    o = one(cap(), "open", "byhandle", syscall="open_by_handle_at")
+    check(o["path"] == f"{Capture.dir}/sub/dirfd-target.txt" and o["fd"] >= 0, f"{o}")
+    check("path_arg" not in o and o["dirfd"] >= 0, f"{o}")
+
+
+@test
+def pidfd_getfd_names_the_victim_and_what_was_taken():
+    step_ok("getfd")
+    info = Capture.info
+    out = dict(l.split() for l in one(cap(), "step_end", "getfd")["stdout_tail"].splitlines())
+    check(int(out[str(info["victim_file_fd"])]) == Capture.victim[0], f"not the file: {out}")
+    recs = of(cap(), "pidfd_getfd", "getfd")
+    check(len(recs) == 2, f"{recs}")
+    f, s = recs
+    for r in recs:
+        check(r["target_pid"] == info["victim_pid"] and r["target_in_run"] is False, f"{r}")
+        check(r["ret"] >= 0 and r["fd"] == r["ret"], f"{r}")
+    check(f["target_fd"] == info["victim_file_fd"], f"{f}")
+    check(f["path"] == f"{Capture.dir}/victim-secret", f"{f}")
+    check(s["target_fd"] == info["victim_sock_fd"] and s["sock_type"] == "stream", f"{s}")
+    check(s["addr"] == "127.0.0.1" and s["port"] == info["port"], f"{s}")
+    check(s["local_port"] == Capture.victim[1], f"{s}")
 
 
 @test
