@@ -779,45 +779,45 @@ out:
  * The op tells the exit which event; for file changes a descriptor packed into the saved
  * entry tells which argument is which, so one exit function serves them all. */
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl, a stable ABI). */
-#define NR_accept 43
-#define NR_sendto 44
-#define NR_sendmsg 46
-#define NR_listen 50
-#define NR_truncate 76
-#define NR_ftruncate 77
-#define NR_rename 82
-#define NR_rmdir 84
-#define NR_link 86
-#define NR_unlink 87
-#define NR_symlink 88
-#define NR_chmod 90
-#define NR_fchmod 91
-#define NR_chown 92
-#define NR_fchown 93
-#define NR_lchown 94
-#define NR_setuid 105
-#define NR_setgid 106
-#define NR_setreuid 113
-#define NR_setregid 114
-#define NR_setresuid 117
-#define NR_setresgid 119
-#define NR_setfsuid 122
-#define NR_setfsgid 123
-#define NR_capset 126
-#define NR_mount 165
-#define NR_umount2 166
-#define NR_fchownat 260
-#define NR_unlinkat 263
-#define NR_renameat 264
-#define NR_linkat 265
-#define NR_symlinkat 266
-#define NR_fchmodat 268
-#define NR_accept4 288
-#define NR_sendmmsg 307
-#define NR_renameat2 316
-#define NR_open_tree 428
+#define NR_accept     43
+#define NR_sendto     44
+#define NR_sendmsg    46
+#define NR_listen     50
+#define NR_truncate   76
+#define NR_ftruncate  77
+#define NR_rename     82
+#define NR_rmdir      84
+#define NR_link	      86
+#define NR_unlink     87
+#define NR_symlink    88
+#define NR_chmod      90
+#define NR_fchmod     91
+#define NR_chown      92
+#define NR_fchown     93
+#define NR_lchown     94
+#define NR_setuid     105
+#define NR_setgid     106
+#define NR_setreuid   113
+#define NR_setregid   114
+#define NR_setresuid  117
+#define NR_setresgid  119
+#define NR_setfsuid   122
+#define NR_setfsgid   123
+#define NR_capset     126
+#define NR_mount      165
+#define NR_umount2    166
+#define NR_fchownat   260
+#define NR_unlinkat   263
+#define NR_renameat   264
+#define NR_linkat     265
+#define NR_symlinkat  266
+#define NR_fchmodat   268
+#define NR_accept4    288
+#define NR_sendmmsg   307
+#define NR_renameat2  316
+#define NR_open_tree  428
 #define NR_move_mount 429
-#define NR_fchmodat2 452
+#define NR_fchmodat2  452
 
 struct sys_args {
 	u64 a[6];
@@ -836,10 +836,10 @@ struct {
 #define NA 0xf /* no such argument */
 /* Argument indexes of a file change, a nibble each: dirfd and name of path slots 0 and 1, the
  * fd, two numbers, the flags, and a raw string (not a path: mount's fstype). */
-#define DESC(d0, n0, d1, n1, fd, x0, x1, fl, str)                                               \
-	((u64)(d0) | (u64)(n0) << 4 | (u64)(d1) << 8 | (u64)(n1) << 12 | (u64)(fd) << 16 |      \
+#define DESC(d0, n0, d1, n1, fd, x0, x1, fl, str)                                                  \
+	((u64)(d0) | (u64)(n0) << 4 | (u64)(d1) << 8 | (u64)(n1) << 12 | (u64)(fd) << 16 |         \
 	 (u64)(x0) << 20 | (u64)(x1) << 24 | (u64)(fl) << 28 | (u64)(str) << 32)
-#define NIB(d, i) (((d) >> ((i) * 4)) & 0xf)
+#define NIB(d, i) (((d) >> ((i)*4)) & 0xf)
 /* Slot 0 holds a string that is not resolved (symlink's target, mount's source). */
 #define DESC_RAW0 (1ull << 36)
 
@@ -1085,9 +1085,8 @@ struct net_call {
 static __always_inline void net_emit(const struct net_call *c)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct socket *sock = fd_socket(task, c->op == RS_NET_ACCEPT || c->op == RS_NET_ACCEPT4
-						  ? (s32)c->ret
-						  : c->fd);
+	struct socket *sock = fd_socket(
+	    task, c->op == RS_NET_ACCEPT || c->op == RS_NET_ACCEPT4 ? (s32)c->ret : c->fd);
 	struct rs_net *e = get_scratch();
 	struct sock *sk;
 	u32 len = c->salen;
@@ -1134,9 +1133,8 @@ static __always_inline int net_enter(const struct pt_regs *regs, u32 op)
 		return 0;
 	if (op == RS_NET_SENDTO && !regs->r8 && !(regs->r10 & MSG_FASTOPEN))
 		return 0;
-	if (op == RS_NET_SENDMSG &&
-	    (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) ||
-	     (!m.msg_name && !(regs->dx & MSG_FASTOPEN))))
+	if (op == RS_NET_SENDMSG && (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) ||
+				     (!m.msg_name && !(regs->dx & MSG_FASTOPEN))))
 		return 0;
 	return save_args(regs, KIND_OP(RS_NET, op), 0);
 }
@@ -1327,8 +1325,7 @@ static __always_inline int compat_enter(const struct pt_regs *regs, long id)
 	}
 	e->path_len = 0;
 	if (path_i >= 0) {
-		long n = bpf_probe_read_user_str(e->data, RS_NAME_MAX,
-						 (void *)e->args[path_i & 1]);
+		long n = bpf_probe_read_user_str(e->data, RS_NAME_MAX, (void *)e->args[path_i & 1]);
 
 		e->path_len = n > 0 ? n - 1 : 0;
 	}
@@ -1531,7 +1528,6 @@ out:
 
 /* ---- one entry and one exit for all of the above ------------------------------------------ */
 
-
 /* These syscalls are taken from the raw sys_enter/sys_exit tracepoints, not from one
  * syscalls:* tracepoint pair each: every attached perf tracepoint costs a serialized RCU
  * wait (about 45 ms) when the run ends, and ninety of them made each run 4 s longer. Every
@@ -1547,53 +1543,77 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	switch (id) {
 	/*                                   dirfd0 name0 dirfd1 name1 fd num0 num1 flags str */
 	case NR_rename:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RENAME), DESC(NA, 0, NA, 1, NA, NA, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RENAME),
+				 DESC(NA, 0, NA, 1, NA, NA, NA, NA, NA));
 	case NR_renameat:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RENAMEAT), DESC(0, 1, 2, 3, NA, NA, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RENAMEAT),
+				 DESC(0, 1, 2, 3, NA, NA, NA, NA, NA));
 	case NR_renameat2:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RENAMEAT2), DESC(0, 1, 2, 3, NA, NA, NA, 4, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RENAMEAT2),
+				 DESC(0, 1, 2, 3, NA, NA, NA, 4, NA));
 	case NR_unlink:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UNLINK), DESC(NA, NA, NA, 0, NA, NA, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UNLINK),
+				 DESC(NA, NA, NA, 0, NA, NA, NA, NA, NA));
 	case NR_unlinkat:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UNLINKAT), DESC(NA, NA, 0, 1, NA, NA, NA, 2, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UNLINKAT),
+				 DESC(NA, NA, 0, 1, NA, NA, NA, 2, NA));
 	case NR_rmdir:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RMDIR), DESC(NA, NA, NA, 0, NA, NA, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RMDIR),
+				 DESC(NA, NA, NA, 0, NA, NA, NA, NA, NA));
 	case NR_chmod:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_CHMOD), DESC(NA, 0, NA, NA, NA, 1, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_CHMOD),
+				 DESC(NA, 0, NA, NA, NA, 1, NA, NA, NA));
 	case NR_fchmod:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHMOD), DESC(NA, NA, NA, NA, 0, 1, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHMOD),
+				 DESC(NA, NA, NA, NA, 0, 1, NA, NA, NA));
 	case NR_fchmodat:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHMODAT), DESC(0, 1, NA, NA, NA, 2, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHMODAT),
+				 DESC(0, 1, NA, NA, NA, 2, NA, NA, NA));
 	case NR_fchmodat2:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHMODAT2), DESC(0, 1, NA, NA, NA, 2, NA, 3, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHMODAT2),
+				 DESC(0, 1, NA, NA, NA, 2, NA, 3, NA));
 	case NR_chown:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_CHOWN), DESC(NA, 0, NA, NA, NA, 1, 2, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_CHOWN),
+				 DESC(NA, 0, NA, NA, NA, 1, 2, NA, NA));
 	case NR_fchown:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHOWN), DESC(NA, NA, NA, NA, 0, 1, 2, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHOWN),
+				 DESC(NA, NA, NA, NA, 0, 1, 2, NA, NA));
 	case NR_fchownat:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHOWNAT), DESC(0, 1, NA, NA, NA, 2, 3, 4, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FCHOWNAT),
+				 DESC(0, 1, NA, NA, NA, 2, 3, 4, NA));
 	case NR_lchown:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LCHOWN), DESC(NA, 0, NA, NA, NA, 1, 2, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LCHOWN),
+				 DESC(NA, 0, NA, NA, NA, 1, 2, NA, NA));
 	case NR_link:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LINK), DESC(NA, 0, NA, 1, NA, NA, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LINK),
+				 DESC(NA, 0, NA, 1, NA, NA, NA, NA, NA));
 	case NR_linkat:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LINKAT), DESC(0, 1, 2, 3, NA, NA, NA, 4, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LINKAT),
+				 DESC(0, 1, 2, 3, NA, NA, NA, 4, NA));
 	case NR_symlink:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_SYMLINK), DESC(NA, 0, NA, 1, NA, NA, NA, NA, NA) | DESC_RAW0);
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_SYMLINK),
+				 DESC(NA, 0, NA, 1, NA, NA, NA, NA, NA) | DESC_RAW0);
 	case NR_symlinkat:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_SYMLINKAT), DESC(NA, 0, 1, 2, NA, NA, NA, NA, NA) | DESC_RAW0);
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_SYMLINKAT),
+				 DESC(NA, 0, 1, 2, NA, NA, NA, NA, NA) | DESC_RAW0);
 	case NR_truncate:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_TRUNCATE), DESC(NA, 0, NA, NA, NA, 1, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_TRUNCATE),
+				 DESC(NA, 0, NA, NA, NA, 1, NA, NA, NA));
 	case NR_ftruncate:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FTRUNCATE), DESC(NA, NA, NA, NA, 0, 1, NA, NA, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FTRUNCATE),
+				 DESC(NA, NA, NA, NA, 0, 1, NA, NA, NA));
 	case NR_mount:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MOUNT), DESC(NA, 0, NA, 1, NA, NA, NA, 3, 2) | DESC_RAW0);
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MOUNT),
+				 DESC(NA, 0, NA, 1, NA, NA, NA, 3, 2) | DESC_RAW0);
 	case NR_umount2:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UMOUNT), DESC(NA, NA, NA, 0, NA, NA, NA, 1, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UMOUNT),
+				 DESC(NA, NA, NA, 0, NA, NA, NA, 1, NA));
 	case NR_move_mount:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MOVE_MOUNT), DESC(0, 1, 2, 3, NA, NA, NA, 4, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MOVE_MOUNT),
+				 DESC(0, 1, 2, 3, NA, NA, NA, 4, NA));
 	case NR_open_tree:
-		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_OPEN_TREE), DESC(NA, NA, 0, 1, NA, NA, NA, 2, NA));
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_OPEN_TREE),
+				 DESC(NA, NA, 0, 1, NA, NA, NA, 2, NA));
 	case NR_setuid:
 		return save_args(regs, KIND_OP(RS_CRED, RS_CR_SETUID), 1);
 	case NR_setgid:

@@ -175,10 +175,10 @@ struct rs_pslot {
 	__u8 flags;	  /* RS_PS_* */
 	__u8 pad;
 };
-#define RS_PS_PRESENT  0x1
-#define RS_PS_BASE     0x2 /* base is a directory to join the name to */
-#define RS_PS_FD       0x4 /* base is the file itself (fd argument, or empty name with a dirfd) */
-#define RS_PS_TRUNC    0x8 /* name longer than RS_NAME_MAX */
+#define RS_PS_PRESENT 0x1
+#define RS_PS_BASE    0x2 /* base is a directory to join the name to */
+#define RS_PS_FD      0x4 /* base is the file itself (fd argument, or empty name with a dirfd) */
+#define RS_PS_TRUNC   0x8 /* name longer than RS_NAME_MAX */
 
 #define RS_FSOP_STR_MAX 64 /* mount's fstype */
 
@@ -214,11 +214,11 @@ struct rs_cred {
 	__s64 ret;
 	__u32 op;
 	__u32 nargs;
-	__u32 arg[3];	   /* requested ids, (u32)-1 = unchanged */
-	__u32 uid[4];	   /* after: real, effective, saved, fs */
+	__u32 arg[3]; /* requested ids, (u32)-1 = unchanged */
+	__u32 uid[4]; /* after: real, effective, saved, fs */
 	__u32 gid[4];
-	__u64 cap_req[3];  /* capset: effective, permitted, inheritable asked for (low 64 bits) */
-	__u64 cap_now[3];  /* after: effective, permitted, inheritable */
+	__u64 cap_req[3]; /* capset: effective, permitted, inheritable asked for (low 64 bits) */
+	__u64 cap_now[3]; /* after: effective, permitted, inheritable */
 };
 
 enum rs_net_op {
@@ -239,7 +239,7 @@ struct rs_net {
 	__s64 ret;
 	__u32 op;
 	__s32 fd;
-	__u16 sk_type;	/* SOCK_STREAM, SOCK_DGRAM... of the socket behind fd */
+	__u16 sk_type; /* SOCK_STREAM, SOCK_DGRAM... of the socket behind fd */
 	__u16 protocol;
 	__u32 msg_flags;
 	struct rs_endpoint local;
@@ -290,8 +290,8 @@ struct rs_getfd {
 	__s64 ret; /* the new descriptor in the caller */
 	__s32 pidfd;
 	__s32 target_fd;
-	__u32 target_pid; /* 0 when the pidfd could not be read */
-	__u32 target_tracked; /* the target is a process of a run */
+	__u32 target_pid;		  /* 0 when the pidfd could not be read */
+	__u32 target_tracked;		  /* the target is a process of a run */
 	struct rs_endpoint local, remote; /* when the file is an inet socket */
 	__u16 res_len;
 	__u16 res_depth;

@@ -27,7 +27,7 @@ _Static_assert(RS_KIND_MAX <= sizeof(((struct collector *)0)->drops) / sizeof(ui
 #define TRACEFS "/sys/kernel/tracing"
 
 static const char *const syscall_names[] = {"openat", "openat2", "open", "creat",
-					   "open_by_handle_at"};
+					    "open_by_handle_at"};
 
 /* libbpf attaches tracepoints through tracefs, which these hosts may leave unmounted. */
 static int ensure_tracefs(void)
@@ -86,29 +86,28 @@ static void put_result(struct stream *s, int64_t ret)
  * ("memfd:x (deleted)"), with KEY_detached: it is no path the process could open. One
  * that never passed the process's root keeps its host path, with KEY_detached and
  * KEY_outside_root. */
-static void put_walked(struct stream *s, const char *key, const char *p, size_t len,
-		       unsigned depth, const char *name, bool say_truncated)
+static void put_walked(struct stream *s, const char *key, const char *p, size_t len, unsigned depth,
+		       const char *name, bool say_truncated)
 {
 	bool trunc = depth == RS_DEPTH_TRUNC, detached = !trunc && depth & RS_DEPTH_DETACHED;
 	char *path = path_from_components(p, len, trunc ? 0xffff : depth & RS_DEPTH_COUNT);
 	char k[48];
 
-	if (!path)
-		err(2, "out of memory");
 	if (name) {
-		char *joined = path_join(path, name);
+		char *joined = path ? path_join(path, name) : NULL;
 
 		free(path);
-		if (!(path = joined))
-			err(2, "out of memory");
-	} else if (!trunc && depth & RS_DEPTH_DELETED) {
+		path = joined;
+	} else if (path && !trunc && depth & RS_DEPTH_DELETED) {
 		char *del = NULL;
 
 		if (asprintf(&del, "%s (deleted)", path) < 0)
-			err(2, "out of memory");
+			del = NULL;
 		free(path);
 		path = del;
 	}
+	if (!path)
+		err(2, "out of memory");
 	rec_str(s, key, detached ? path + 1 : path);
 	if (trunc && say_truncated) {
 		snprintf(k, sizeof(k), "%s_truncated", key);
@@ -228,9 +227,10 @@ static int on_open(struct collector *c, const struct rs_open *e, size_t size)
 	if (size < sizeof(*e) || sizeof(*e) + e->name_len + e->res_len > size)
 		return -1;
 	begin_proc(c, REC_OPEN, &e->h);
-	rec_str(s, "syscall", e->syscall < sizeof(syscall_names) / sizeof(*syscall_names)
-				   ? syscall_names[e->syscall]
-				   : "?");
+	rec_str(s, "syscall",
+		e->syscall < sizeof(syscall_names) / sizeof(*syscall_names)
+		    ? syscall_names[e->syscall]
+		    : "?");
 	put_open_path(s, e);
 	if (e->syscall != 4) /* open_by_handle_at names no path */
 		rec_strn(s, "path_arg", e->data, e->name_len, e->h.flags & RS_F_NAME_TRUNC);
@@ -376,7 +376,6 @@ static const struct fsop_info fsop_infos[RS_OP_FSOP_MAX] = {
 static void put_fs_slot(struct stream *s, const char *key, const struct rs_pslot *ps,
 			const char *name, const char *base, bool raw)
 {
-	char k[32];
 	char *arg, *path = NULL;
 
 	if (!(ps->flags & RS_PS_PRESENT))
@@ -397,6 +396,8 @@ static void put_fs_slot(struct stream *s, const char *key, const struct rs_pslot
 		rec_str(s, key, path);
 	}
 	if (!(ps->flags & RS_PS_FD) || ps->name_len) {
+		char k[32];
+
 		snprintf(k, sizeof(k), "%s_arg", key);
 		rec_strn(s, k, name, ps->name_len, ps->flags & RS_PS_TRUNC);
 	}
@@ -466,9 +467,9 @@ static int on_fsop(struct collector *c, const struct rs_fsop *e, size_t size)
 }
 
 static const char *const cred_syscalls[RS_CR_MAX] = {
-    [RS_CR_SETUID] = "setuid",	   [RS_CR_SETGID] = "setgid",	  [RS_CR_SETREUID] = "setreuid",
+    [RS_CR_SETUID] = "setuid",	   [RS_CR_SETGID] = "setgid",	    [RS_CR_SETREUID] = "setreuid",
     [RS_CR_SETREGID] = "setregid", [RS_CR_SETRESUID] = "setresuid", [RS_CR_SETRESGID] = "setresgid",
-    [RS_CR_SETFSUID] = "setfsuid", [RS_CR_SETFSGID] = "setfsgid", [RS_CR_CAPSET] = "capset",
+    [RS_CR_SETFSUID] = "setfsuid", [RS_CR_SETFSGID] = "setfsgid",   [RS_CR_CAPSET] = "capset",
 };
 
 /* Names of the ids each call asks for, in argument order. */
@@ -524,9 +525,9 @@ static int on_cred(struct collector *c, const struct rs_cred *e, size_t size)
 }
 
 static const char *const net_via[RS_NET_MAX] = {
-    [RS_NET_CONNECT] = "connect", [RS_NET_SENDTO] = "sendto",	[RS_NET_SENDMSG] = "sendmsg",
+    [RS_NET_CONNECT] = "connect",   [RS_NET_SENDTO] = "sendto",	    [RS_NET_SENDMSG] = "sendmsg",
     [RS_NET_SENDMMSG] = "sendmmsg", [RS_NET_FASTOPEN] = "fastopen", [RS_NET_LISTEN] = "listen",
-    [RS_NET_ACCEPT] = "accept",	  [RS_NET_ACCEPT4] = "accept4",
+    [RS_NET_ACCEPT] = "accept",	    [RS_NET_ACCEPT4] = "accept4",
 };
 
 static const char *sock_type_name(unsigned type)
@@ -595,16 +596,20 @@ static const struct {
 	unsigned nr;
 	const char *name;
 } ia32_names[] = {
-    {1, "exit"},	 {2, "fork"},	       {3, "read"},	   {4, "write"},
-    {5, "open"},	 {6, "close"},	       {8, "creat"},	   {9, "link"},
-    {10, "unlink"},	 {11, "execve"},       {15, "chmod"},	   {20, "getpid"},
-    {21, "mount"},	 {23, "setuid"},       {26, "ptrace"},	   {37, "kill"},
-    {38, "rename"},	 {40, "rmdir"},	       {52, "umount2"},	   {83, "symlink"},
-    {92, "truncate"},	 {102, "socketcall"},  {120, "clone"},	   {182, "chown"},
-    {190, "vfork"},	 {213, "setuid32"},    {252, "exit_group"}, {295, "openat"},
-    {301, "unlinkat"},	 {302, "renameat"},    {303, "linkat"},	   {322, "execveat"},
-    {353, "renameat2"},	 {357, "bpf"},	       {359, "socket"},	   {362, "connect"},
-    {369, "sendto"},	 {370, "sendmsg"},     {426, "io_uring_enter"}, {437, "openat2"},
+    {1, "exit"},	 {2, "fork"},	    {3, "read"},
+    {4, "write"},	 {5, "open"},	    {6, "close"},
+    {8, "creat"},	 {9, "link"},	    {10, "unlink"},
+    {11, "execve"},	 {15, "chmod"},	    {20, "getpid"},
+    {21, "mount"},	 {23, "setuid"},    {26, "ptrace"},
+    {37, "kill"},	 {38, "rename"},    {40, "rmdir"},
+    {52, "umount2"},	 {83, "symlink"},   {92, "truncate"},
+    {102, "socketcall"}, {120, "clone"},    {182, "chown"},
+    {190, "vfork"},	 {213, "setuid32"}, {252, "exit_group"},
+    {295, "openat"},	 {301, "unlinkat"}, {302, "renameat"},
+    {303, "linkat"},	 {322, "execveat"}, {353, "renameat2"},
+    {357, "bpf"},	 {359, "socket"},   {362, "connect"},
+    {369, "sendto"},	 {370, "sendmsg"},  {426, "io_uring_enter"},
+    {437, "openat2"},
 };
 
 static int on_compat(struct collector *c, const struct rs_compat *e, size_t size)
@@ -691,8 +696,10 @@ static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
 		static const struct {
 			unsigned op;
 			const char *via;
-		} vias[] = {{16, "io_uring_connect"}, {26, "io_uring_send"},
-			    {9, "io_uring_sendmsg"},  {47, "io_uring_send_zc"},
+		} vias[] = {{16, "io_uring_connect"},
+			    {26, "io_uring_send"},
+			    {9, "io_uring_sendmsg"},
+			    {47, "io_uring_send_zc"},
 			    {48, "io_uring_sendmsg_zc"}};
 		const char *via = "io_uring";
 
@@ -802,9 +809,9 @@ static int handle(void *ctx, void *data, size_t size)
 }
 
 static const char *const kind_names[RS_KIND_MAX] = {
-    [RS_EXEC] = "exec", [RS_FORK] = "fork",	  [RS_EXIT] = "exit",
-    [RS_OPEN] = "open", [RS_CONNECT] = "connect",
-    [RS_FSOP] = "file_change", [RS_CRED] = "cred", [RS_NET] = "net", [RS_COMPAT] = "compat",
+    [RS_EXEC] = "exec",	     [RS_FORK] = "fork",	 [RS_EXIT] = "exit",
+    [RS_OPEN] = "open",	     [RS_CONNECT] = "connect",	 [RS_FSOP] = "file_change",
+    [RS_CRED] = "cred",	     [RS_NET] = "net",		 [RS_COMPAT] = "compat",
     [RS_URING] = "io_uring", [RS_GETFD] = "pidfd_getfd",
 };
 

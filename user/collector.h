@@ -22,7 +22,7 @@ struct collector {
 	char **steps; /* step names by step sequence number */
 	size_t nsteps;
 	uint64_t drops[32]; /* kernel drop counters already reported, by event kind */
-	uint64_t lost;	   /* events lost in all */
+	uint64_t lost;	    /* events lost in all */
 	uint64_t malformed, malformed_seen; /* events the collector could not decode */
 	uint64_t events;
 	uint64_t last_drop_check; /* CLOCK_MONOTONIC ns */
