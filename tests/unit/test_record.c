@@ -277,8 +277,31 @@ static void test_time_format(void **state)
 static void test_every_kind_name(void **state)
 {
 	static const char *const names[REC_KIND_MAX] = {
-	    "run_start", "run_end", "step_start", "step_end", "exec",
-	    "fork",	 "exit",    "open",	  "connect",  "loss",
+	    "run_start",
+	    "run_end",
+	    "step_start",
+	    "step_end",
+	    "exec",
+	    "fork",
+	    "exit",
+	    "open",
+	    "connect",
+	    "loss",
+	    /* capture coverage (issue 8) */
+	    "rename",
+	    "unlink",
+	    "chmod",
+	    "chown",
+	    "link",
+	    "symlink",
+	    "truncate",
+	    "mount",
+	    "umount",
+	    "cred",
+	    "listen",
+	    "accept",
+	    "compat_syscall",
+	    "pidfd_getfd",
 	};
 	struct fixture *f = *state;
 
