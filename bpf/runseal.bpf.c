@@ -823,7 +823,7 @@ struct sys_args {
 	u64 a[6];
 	u64 desc;
 	u32 op; /* event kind << 16 | op */
-	u32 pad;
+	u32 nr; /* the syscall, checked at exit: a thread that died in a call leaves its entry */
 };
 
 struct {
@@ -848,7 +848,7 @@ struct {
 static __always_inline int save_args(const struct pt_regs *regs, u32 op, u64 desc)
 {
 	u64 id;
-	struct sys_args a = {.desc = desc, .op = op};
+	struct sys_args a = {.desc = desc, .op = op, .nr = regs->orig_ax};
 
 	if (!current_track())
 		return 0;
@@ -874,7 +874,8 @@ static __always_inline u64 arg_of(const struct sys_args *a, u32 i)
 
 /* Saved arguments of this thread's syscall, or NULL: untracked, not saved (filtered at
  * entry, when optional), or evicted (then counted as lost). */
-static __always_inline struct sys_args *saved_args(u32 kind, struct rs_track **t, bool optional)
+static __always_inline struct sys_args *saved_args(u32 kind, long nr, struct rs_track **t,
+						   bool optional)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct sys_args *a;
@@ -886,7 +887,7 @@ static __always_inline struct sys_args *saved_args(u32 kind, struct rs_track **t
 	/* Keeps the compiler from merging the NULL test with the kind test into a shape the
 	 * verifier cannot follow. */
 	asm volatile("" : "+r"(a));
-	if (a && a->op >> 16 == kind)
+	if (a && a->op >> 16 == kind && a->nr == nr)
 		return a;
 	if (!optional)
 		count_drop(kind);
@@ -953,11 +954,11 @@ static __always_inline u32 put_slot(struct rs_fsop *e, u32 i, u32 off, const str
 	return put_slot_base(ps, off, task, dfd_i < 6 ? (s32)arg_of(a, dfd_i) : AT_FDCWD, !len);
 }
 
-static __always_inline int fsop_exit(long ret)
+static __always_inline int fsop_exit(long nr, long ret)
 {
 	struct task_struct *task;
 	struct rs_track *t;
-	struct sys_args *a = saved_args(RS_FSOP, &t, false);
+	struct sys_args *a = saved_args(RS_FSOP, nr, &t, false);
 	struct rs_fsop *e;
 	u32 off = 0, fd_i;
 	u64 d;
@@ -1001,12 +1002,12 @@ out:
 
 /* ---- privilege changes ------------------------------------------------------------------- */
 
-static __always_inline int cred_exit(long ret)
+static __always_inline int cred_exit(long nr, long ret)
 {
 	struct task_struct *task;
 	const struct cred *cr;
 	struct rs_track *t;
-	struct sys_args *a = saved_args(RS_CRED, &t, false);
+	struct sys_args *a = saved_args(RS_CRED, nr, &t, false);
 	struct rs_cred *e;
 
 	if (!a)
@@ -1163,10 +1164,10 @@ static long mmsg_one(u64 i, void *ctx)
 }
 
 /* optional: sends without an address were not saved (net_enter). */
-static __always_inline int net_exit(long ret, bool optional)
+static __always_inline int net_exit(long nr, long ret, bool optional)
 {
 	struct rs_track *t;
-	struct sys_args *a = saved_args(RS_NET, &t, optional);
+	struct sys_args *a = saved_args(RS_NET, nr, &t, optional);
 	struct net_call c = {};
 	u32 op;
 
@@ -1430,11 +1431,11 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 
 /* open_by_handle_at opens a file by its handle, no path involved: an open record resolved
  * from the new descriptor, or, for a failure, without a path. */
-static __always_inline int handle_exit(long ret)
+static __always_inline int handle_exit(long nr, long ret)
 {
 	struct task_struct *task;
 	struct rs_track *t;
-	struct sys_args *a = saved_args(RS_OPEN, &t, false);
+	struct sys_args *a = saved_args(RS_OPEN, nr, &t, false);
 	struct rs_open *e;
 	u32 off = 0;
 	u16 depth = 0;
@@ -1468,11 +1469,11 @@ out:
 
 #define GETFD_BASE __builtin_offsetof(struct rs_getfd, data)
 
-static __always_inline int getfd_exit(long ret)
+static __always_inline int getfd_exit(long nr, long ret)
 {
 	struct task_struct *task;
 	struct rs_track *t;
-	struct sys_args *a = saved_args(RS_GETFD, &t, false);
+	struct sys_args *a = saved_args(RS_GETFD, nr, &t, false);
 	struct rs_getfd *e;
 	struct file *pf;
 	u32 off = 0;
@@ -1683,7 +1684,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_umount2:
 	case NR_move_mount:
 	case NR_open_tree:
-		return fsop_exit(ret);
+		return fsop_exit(regs->orig_ax, ret);
 	case NR_setuid:
 	case NR_setgid:
 	case NR_setreuid:
@@ -1693,19 +1694,19 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_setfsuid:
 	case NR_setfsgid:
 	case NR_capset:
-		return cred_exit(ret);
+		return cred_exit(regs->orig_ax, ret);
 	case NR_sendto:
 	case NR_sendmsg:
-		return net_exit(ret, true);
+		return net_exit(regs->orig_ax, ret, true);
 	case NR_sendmmsg:
 	case NR_listen:
 	case NR_accept:
 	case NR_accept4:
-		return net_exit(ret, false);
+		return net_exit(regs->orig_ax, ret, false);
 	case NR_open_by_handle_at:
-		return handle_exit(ret);
+		return handle_exit(regs->orig_ax, ret);
 	case NR_pidfd_getfd:
-		return getfd_exit(ret);
+		return getfd_exit(regs->orig_ax, ret);
 	default:
 		return 0;
 	}
