@@ -21,7 +21,10 @@ ACTIONS = os.path.join(ROOT, "build", "actions")
 DEMO = os.path.join(ROOT, "scripts", "demo-service")
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
-STEP_KINDS = {"step_start", "step_end", "exec", "fork", "exit", "open", "connect"}
+KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "chmod", "chown",
+                "link", "symlink", "truncate", "mount", "umount", "cred", "listen", "accept",
+                "compat_syscall", "pidfd_getfd"}
+STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
 from harness import Failure, check, run_all, test
 
@@ -268,8 +271,8 @@ def capture_run_shape():
         if r["kind"] in STEP_KINDS:
             for k in ("step", "pid", "uid"):
                 check(k in r, f"{r['kind']} record without {k}")
-        if r["kind"] in {"exec", "fork", "exit", "open", "connect"}:
-            for k in ("ppid", "tid"):
+        if r["kind"] in KERNEL_KINDS:
+            for k in ("ppid", "tid", "euid", "gid", "comm"):
                 check(k in r, f"{r['kind']} record without {k}")
 
 
@@ -283,7 +286,7 @@ def events_stay_inside_their_step():
         elif r["kind"] == "step_end":
             seen.add(r["step"])
             open_step = None
-        elif r["kind"] in {"exec", "open", "connect", "fork"} and r["step"] != "daemon":
+        elif r["kind"] in KERNEL_KINDS - {"exit"} and r["step"] != "daemon":
             check(r["step"] == open_step, f"{r['kind']} of step {r['step']} outside it: {r}")
 
 
