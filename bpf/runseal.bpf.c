@@ -1338,6 +1338,14 @@ static __always_inline int compat_enter(const struct pt_regs *regs, long id)
 
 #define URING_BASE __builtin_offsetof(struct rs_uring, data)
 
+/* Requests of tracked processes in flight, by the kernel's request pointer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct rs_track);
+} uring_reqs SEC(".maps");
+
 /* Submission is the moment to look: the request is prepared (path and address copied into
  * the kernel), and it runs in the submitter's thread or its ring's polling thread, both in
  * the submitting process. */
@@ -1373,8 +1381,16 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 	e->res_len = 0;
 	e->res_depth = 0;
 	e->addrlen = 0;
+	e->completion = 0;
 	e->pad = 0;
+	e->res = 0;
+	e->pad2 = 0;
 	__builtin_memset(e->sockaddr, 0, RS_SOCKADDR_MAX);
+	/* The completion may run in another context (an io-wq worker, task work): it finds
+	 * the run and step by the request. */
+	u64 key = (u64)req;
+
+	bpf_map_update_elem(&uring_reqs, &key, t, BPF_ANY);
 	if (op == IORING_OP_OPENAT || op == IORING_OP_OPENAT2) {
 		struct io_open *o = (struct io_open *)req;
 		long n = bpf_probe_read_kernel_str(e->data, RS_NAME_MAX,
@@ -1421,6 +1437,36 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 			e->addrlen = len;
 	}
 	submit(e, sizeof(*e) + off, RS_URING);
+	return 0;
+}
+
+/* The result of a request recorded at submission: one lookup for every other ring on
+ * the host. */
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
+{
+	u64 key = (u64)req;
+	struct rs_track *t, tc;
+	struct rs_uring *e;
+
+	if (floor_only)
+		return 0;
+	t = bpf_map_lookup_elem(&uring_reqs, &key);
+	if (!t)
+		return 0;
+	tc = *t;
+	bpf_map_delete_elem(&uring_reqs, &key);
+	e = get_scratch();
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, RS_URING, &tc);
+	__builtin_memset((u8 *)e + sizeof(e->h), 0, sizeof(*e) - sizeof(e->h));
+	e->completion = 1;
+	e->opcode = BPF_CORE_READ((struct io_kiocb *)req, opcode);
+	e->fd = BPF_CORE_READ((struct io_kiocb *)req, cqe.fd);
+	e->user_data = BPF_CORE_READ(cqe, user_data);
+	e->res = BPF_CORE_READ(cqe, res);
+	submit(e, sizeof(*e), RS_URING);
 	return 0;
 }
 

@@ -277,8 +277,11 @@ struct rs_uring {
 	__u16 name_len;
 	__u16 res_len;
 	__u16 res_depth;
-	__u32 addrlen; /* of sockaddr, 0 when none */
-	__u32 pad;
+	__u32 addrlen;	  /* of sockaddr, 0 when none */
+	__u16 completion; /* 1: a completion: opcode, user_data, fd and res are what it says */
+	__u16 pad;
+	__s32 res; /* a completion's result */
+	__u32 pad2;
 	__u8 sockaddr[RS_SOCKADDR_MAX];
 	char data[];
 };

@@ -653,6 +653,29 @@ static void put_flag_names(struct stream *s, uint64_t flags)
 
 /* An io_uring submission is recorded as what it asks for (an open, a connect, a send, an
  * accept) with via "io_uring"; its result comes later, in the ring, and is not known. */
+static const struct {
+	unsigned op;
+	const char *name;
+} uring_ops[] = {{18, "openat"}, {28, "openat2"}, {16, "connect"},    {26, "send"},
+		 {9, "sendmsg"}, {47, "send_zc"}, {48, "sendmsg_zc"}, {13, "accept"}};
+
+/* A request's completion: its result, paired to the submission by user_data. */
+static int on_uring_result(struct collector *c, const struct rs_uring *e)
+{
+	struct stream *s = c->out;
+	const char *op = "?";
+
+	for (size_t i = 0; i < sizeof(uring_ops) / sizeof(uring_ops[0]); i++)
+		if (uring_ops[i].op == e->opcode)
+			op = uring_ops[i].name;
+	begin_proc(c, REC_IO_URING_RESULT, &e->h);
+	rec_str(s, "op", op);
+	rec_int(s, "user_data", (int64_t)e->user_data);
+	rec_int(s, "fd", e->fd);
+	put_result(s, e->res);
+	return rec_end(s);
+}
+
 static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
 {
 	struct stream *s = c->out;
@@ -660,6 +683,8 @@ static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
 
 	if (size < sizeof(*e) || sizeof(*e) + e->name_len + e->res_len > size)
 		return -1;
+	if (e->completion)
+		return on_uring_result(c, e);
 	if (open) {
 		char *arg = strndup(e->data, e->name_len);
 

@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "chmod", "chown",
                 "link", "symlink", "truncate", "mount", "umount", "cred", "listen", "accept",
-                "compat_syscall", "pidfd_getfd"}
+                "compat_syscall", "pidfd_getfd", "io_uring_result"}
 STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
 from harness import Failure, check, run_all, test
@@ -679,6 +679,12 @@ def io_uring_requests_are_seen():
           f"{c}")
     u = one(cap(), "connect", "uring", via="io_uring_sendmsg")
     check(u["port"] == Capture.info["udp3"] and u["user_data"] == 3, f"{u}")
+    res = {r["user_data"]: r for r in of(cap(), "io_uring_result", "uring")}
+    fd, rc, sent = (int(x) for x in end["stdout_tail"].split()[1::2])
+    check(sorted(res) == [1, 2, 3], f"results {res}")
+    check((res[1]["op"], res[1]["ret"]) == ("openat", fd), f"{res[1]}")
+    check((res[2]["op"], res[2]["ret"]) == ("connect", rc), f"{res[2]}")
+    check((res[3]["op"], res[3]["ret"]) == ("sendmsg", sent), f"{res[3]}")
     # The same syscalls were not made directly: only the ring saw them.
     check(not of(cap(), "open", "uring", path_arg="sub/rel-target.txt", via=None), "direct open")
 

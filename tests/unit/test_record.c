@@ -302,6 +302,7 @@ static void test_every_kind_name(void **state)
 	    "accept",
 	    "compat_syscall",
 	    "pidfd_getfd",
+	    "io_uring_result",
 	};
 	struct fixture *f = *state;
 
