@@ -69,6 +69,7 @@ static void usage(void)
 		"  chown PATH UID GID     chown(2), then fchown(2) to the same ids\n"
 		"  link OLD NEW           link(2) then symlink(2) NEW.sym -> OLD\n"
 		"  tmpfile DIR NAME       O_TMPFILE in DIR, then linkat(AT_EMPTY_PATH) as NAME\n"
+		"  tmpfileproc DIR NAME   O_TMPFILE in DIR, then linkat(/proc/self/fd/N) as NAME\n"
 		"  truncate PATH LEN      truncate(2) PATH to LEN bytes\n"
 		"  mount DIR              tmpfs on DIR/a, open_tree clone, move_mount to DIR/b,\n"
 		"                         umount2 both\n"
@@ -707,6 +708,27 @@ static int do_tmpfile(int argc, char **argv)
 	return 0;
 }
 
+/* The other way to name it, the one linkat(2) documents for callers without
+ * CAP_DAC_READ_SEARCH: through /proc/self/fd. */
+static int do_tmpfileproc(int argc, char **argv)
+{
+	char proc[64], dest[512];
+	int fd;
+
+	if (argc != 2)
+		usage();
+	fd = open(argv[0], O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fail("open O_TMPFILE in", argv[0]);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	snprintf(dest, sizeof(dest), "%s/%s", argv[0], argv[1]);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, dest, AT_SYMLINK_FOLLOW) < 0)
+		fail("linkat /proc/self/fd", dest);
+	printf("%s\n", proc);
+	close(fd);
+	return 0;
+}
+
 static int do_truncate(int argc, char **argv)
 {
 	if (argc != 2)
@@ -1257,6 +1279,7 @@ static const struct {
     {"chown", do_chown},
     {"link", do_link},
     {"tmpfile", do_tmpfile},
+    {"tmpfileproc", do_tmpfileproc},
     {"truncate", do_truncate},
     {"mount", do_mount},
     {"privdrop", do_privdrop},

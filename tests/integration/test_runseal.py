@@ -185,7 +185,7 @@ def disk_state(d):
     st = {}
     for name in ("sub/renamed.conf", "sub/ra2-new", "sub/ra2-old", "sub/doomed", "sub/doomed.d",
                  "chmod-target", "chown-target", "link-src", "link-new", "link-new.sym",
-                 "sub/from-tmpfile", "trunc-target"):
+                 "sub/from-tmpfile", "sub/from-tmpfile-proc", "trunc-target"):
         p = os.path.join(d, name)
         st[name] = os.lstat(p) if os.path.lexists(p) else None
     st["link-new.sym -> "] = os.readlink(os.path.join(d, "link-new.sym")) \
@@ -594,6 +594,16 @@ def tmpfile_gets_its_name_from_linkat():
     check(ln["flags"] == 0x1000 and ln["ret"] == 0, f"{ln}")
     o = [r for r in of(cap(), "open", "tmpfile") if "tmpfile" in r["flags"]]
     check(o, "no open record with the tmpfile flag")
+
+
+@test
+def tmpfile_named_through_proc_self_fd():
+    step_ok("tmpfileproc")
+    check(Capture.disk["sub/from-tmpfile-proc"], "linkat did not name the file on disk")
+    proc = one(cap(), "step_end", "tmpfileproc")["stdout_tail"].strip()
+    ln = one(cap(), "link", "tmpfileproc", syscall="linkat")
+    check(ln["path"] == f"{Capture.dir}/sub/from-tmpfile-proc", f"path {ln['path']}")
+    check(ln["old_path"] == proc and ln["flags"] == 0x400 and ln["ret"] == 0, f"{ln}")
 
 
 @test
