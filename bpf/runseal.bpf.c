@@ -785,6 +785,10 @@ out:
 #define NR_listen     50
 #define NR_truncate   76
 #define NR_ftruncate  77
+#define NR_mkdir      83
+#define NR_mknod      133
+#define NR_mkdirat    258
+#define NR_mknodat    259
 #define NR_rename     82
 #define NR_rmdir      84
 #define NR_link	      86
@@ -1661,6 +1665,18 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	case NR_open_tree:
 		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_OPEN_TREE),
 				 DESC(NA, NA, 0, 1, NA, NA, NA, 2, NA));
+	case NR_mkdir:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MKDIR),
+				 DESC(NA, 0, NA, NA, NA, 1, NA, NA, NA));
+	case NR_mkdirat:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MKDIRAT),
+				 DESC(0, 1, NA, NA, NA, 2, NA, NA, NA));
+	case NR_mknod:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MKNOD),
+				 DESC(NA, 0, NA, NA, NA, 1, 2, NA, NA));
+	case NR_mknodat:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MKNODAT),
+				 DESC(0, 1, NA, NA, NA, 2, 3, NA, NA));
 	case NR_setuid:
 		return save_args(regs, KIND_OP(RS_CRED, RS_CR_SETUID), 1);
 	case NR_setgid:
@@ -1729,6 +1745,10 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_mount:
 	case NR_umount2:
 	case NR_move_mount:
+	case NR_mkdir:
+	case NR_mkdirat:
+	case NR_mknod:
+	case NR_mknodat:
 	case NR_open_tree:
 		return fsop_exit(regs->orig_ax, ret);
 	case NR_setuid:

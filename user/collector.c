@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -370,6 +371,10 @@ static const struct fsop_info fsop_infos[RS_OP_FSOP_MAX] = {
     [RS_OP_UMOUNT] = {"umount2", REC_UMOUNT, {NULL, "path"}, {0}, true},
     [RS_OP_MOVE_MOUNT] = {"move_mount", REC_MOUNT, {"old_path", "path"}, {0}, true},
     [RS_OP_OPEN_TREE] = {"open_tree", REC_MOUNT, {NULL, "path"}, {0}, true},
+    [RS_OP_MKDIR] = {"mkdir", REC_MKDIR, {"path", NULL}, {"mode", NULL}, false},
+    [RS_OP_MKDIRAT] = {"mkdirat", REC_MKDIR, {"path", NULL}, {"mode", NULL}, false},
+    [RS_OP_MKNOD] = {"mknod", REC_MKNOD, {"path", NULL}, {"mode", "dev"}, false},
+    [RS_OP_MKNODAT] = {"mknodat", REC_MKNOD, {"path", NULL}, {"mode", "dev"}, false},
 };
 
 /* Field names of a slot: "path", "path_arg", "path_truncated", "path_detached". */
@@ -409,7 +414,12 @@ static void put_fs_num(struct stream *s, const char *key, uint64_t v)
 {
 	if (!key)
 		return;
-	if (!strcmp(key, "mode")) {
+	if (!strcmp(key, "dev")) {
+		char dev[32];
+
+		snprintf(dev, sizeof(dev), "%u:%u", major((dev_t)v), minor((dev_t)v));
+		rec_str(s, "dev", dev);
+	} else if (!strcmp(key, "mode")) {
 		char mode[16];
 
 		snprintf(mode, sizeof(mode), "%04o", (unsigned)(v & 07777));
@@ -422,6 +432,22 @@ static void put_fs_num(struct stream *s, const char *key, uint64_t v)
 		rec_null(s, key); /* -1: left unchanged */
 	} else {
 		rec_int(s, key, (uint32_t)v);
+	}
+}
+
+static const char *node_type(unsigned mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFCHR:
+		return "char";
+	case S_IFBLK:
+		return "block";
+	case S_IFIFO:
+		return "fifo";
+	case S_IFSOCK:
+		return "socket";
+	default:
+		return "file"; /* 0 or S_IFREG */
 	}
 }
 
@@ -452,6 +478,8 @@ static int on_fsop(struct collector *c, const struct rs_fsop *e, size_t size)
 				    !strcmp(fi->key[i], "target") || !strcmp(fi->key[i], "source"));
 	if (e->str_len)
 		rec_strn(s, "fstype", str, e->str_len, false);
+	if (e->op == RS_OP_MKNOD || e->op == RS_OP_MKNODAT)
+		rec_str(s, "type", node_type((unsigned)e->num[0]));
 	put_fs_num(s, fi->num[0], e->num[0]);
 	put_fs_num(s, fi->num[1], e->num[1]);
 	if (e->op == RS_OP_RMDIR || (e->op == RS_OP_UNLINKAT && e->aflags & AT_REMOVEDIR))

@@ -34,6 +34,8 @@ const char *const rec_kind_names[REC_KIND_MAX] = {
     [REC_COMPAT_SYSCALL] = "compat_syscall",
     [REC_PIDFD_GETFD] = "pidfd_getfd",
     [REC_IO_URING_RESULT] = "io_uring_result",
+    [REC_MKDIR] = "mkdir",
+    [REC_MKNOD] = "mknod",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)

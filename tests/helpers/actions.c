@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -71,6 +72,8 @@ static void usage(void)
 		"  tmpfile DIR NAME       O_TMPFILE in DIR, then linkat(AT_EMPTY_PATH) as NAME\n"
 		"  tmpfileproc DIR NAME   O_TMPFILE in DIR, then linkat(/proc/self/fd/N) as NAME\n"
 		"  truncate PATH LEN      truncate(2) PATH to LEN bytes\n"
+		"  mkdirs DIR             mkdir DIR/newdir, mkdirat newdir2, mknod DIR/fifo,\n"
+		"                         mknodat null2 (char 1:3)\n"
 		"  mount DIR              tmpfs on DIR/a, open_tree clone, move_mount to DIR/b,\n"
 		"                         umount2 both\n"
 		"  connectrace HOST P1 P2 OUT  connects to HOST:P1 while a thread flips the\n"
@@ -1252,6 +1255,28 @@ static int do_getfd(int argc, char **argv)
 	return 0;
 }
 
+static int do_mkdirs(int argc, char **argv)
+{
+	char p[512];
+	int dfd;
+
+	if (argc != 1)
+		usage();
+	dfd = open_dir(argv[0]);
+	snprintf(p, sizeof(p), "%s/newdir", argv[0]);
+	if (syscall(SYS_mkdir, p, 0750) < 0)
+		fail("mkdir", p);
+	if (mkdirat(dfd, "newdir2", 0700) < 0)
+		fail("mkdirat", "newdir2");
+	snprintf(p, sizeof(p), "%s/fifo", argv[0]);
+	if (syscall(SYS_mknod, p, S_IFIFO | 0600, 0) < 0)
+		fail("mknod", p);
+	if (mknodat(dfd, "null2", S_IFCHR | 0600, makedev(1, 3)) < 0)
+		fail("mknodat", "null2");
+	close(dfd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -1280,6 +1305,7 @@ static const struct {
     {"link", do_link},
     {"tmpfile", do_tmpfile},
     {"tmpfileproc", do_tmpfileproc},
+    {"mkdirs", do_mkdirs},
     {"truncate", do_truncate},
     {"mount", do_mount},
     {"privdrop", do_privdrop},

@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "chmod", "chown",
                 "link", "symlink", "truncate", "mount", "umount", "cred", "listen", "accept",
-                "compat_syscall", "pidfd_getfd", "io_uring_result"}
+                "compat_syscall", "pidfd_getfd", "io_uring_result", "mkdir", "mknod"}
 STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
 from harness import Failure, check, run_all, test
@@ -185,7 +185,8 @@ def disk_state(d):
     st = {}
     for name in ("sub/renamed.conf", "sub/ra2-new", "sub/ra2-old", "sub/doomed", "sub/doomed.d",
                  "chmod-target", "chown-target", "link-src", "link-new", "link-new.sym",
-                 "sub/from-tmpfile", "sub/from-tmpfile-proc", "trunc-target"):
+                 "sub/from-tmpfile", "sub/from-tmpfile-proc", "trunc-target", "mk/newdir",
+                 "mk/newdir2", "mk/fifo", "mk/null2"):
         p = os.path.join(d, name)
         st[name] = os.lstat(p) if os.path.lexists(p) else None
     st["link-new.sym -> "] = os.readlink(os.path.join(d, "link-new.sym")) \
@@ -206,7 +207,7 @@ def capture_run():
     Capture.dir = os.path.realpath(tmp)
     for d in ("sub", "outside/sub"):
         os.makedirs(os.path.join(tmp, d))
-    for d in ("mnt", "outside/mnt", "det", "chr/jail"):
+    for d in ("mnt", "outside/mnt", "det", "chr/jail", "mk"):
         os.makedirs(os.path.join(tmp, d))
     for f in ("sub/rel-target.txt", "sub/dirfd-target.txt", "outside/sub/rel-target.txt",
               "chmod-target", "chown-target", "link-src", "outside/link-src",
@@ -604,6 +605,23 @@ def tmpfile_named_through_proc_self_fd():
     ln = one(cap(), "link", "tmpfileproc", syscall="linkat")
     check(ln["path"] == f"{Capture.dir}/sub/from-tmpfile-proc", f"path {ln['path']}")
     check(ln["old_path"] == proc and ln["flags"] == 0x400 and ln["ret"] == 0, f"{ln}")
+
+
+@test
+def mkdir_and_mknod():
+    import stat
+    step_ok("mkdirs")
+    d = Capture.disk
+    check(stat.S_ISDIR(d["mk/newdir"].st_mode) and stat.S_ISFIFO(d["mk/fifo"].st_mode) and
+          stat.S_ISCHR(d["mk/null2"].st_mode), "not made on disk")
+    m = one(cap(), "mkdir", "mkdirs", syscall="mkdir")
+    check(m["path"] == f"{Capture.dir}/mk/newdir" and m["mode"] == "0750", f"{m}")
+    m2 = one(cap(), "mkdir", "mkdirs", syscall="mkdirat")
+    check(m2["path"] == f"{Capture.dir}/mk/newdir2" and m2["mode"] == "0700", f"{m2}")
+    f = one(cap(), "mknod", "mkdirs", syscall="mknod")
+    check(f["path"] == f"{Capture.dir}/mk/fifo" and f["type"] == "fifo", f"{f}")
+    n = one(cap(), "mknod", "mkdirs", syscall="mknodat")
+    check(n["type"] == "char" and n["dev"] == "1:3" and n["ret"] == 0, f"{n}")
 
 
 @test

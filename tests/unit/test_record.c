@@ -303,6 +303,8 @@ static void test_every_kind_name(void **state)
 	    "compat_syscall",
 	    "pidfd_getfd",
 	    "io_uring_result",
+	    "mkdir",
+	    "mknod",
 	};
 	struct fixture *f = *state;
 
