@@ -157,11 +157,20 @@ def outside_load(odir, stop, info):
             ["getfd", str(os.getpid()), str(Capture.outside_fd)],
             ["uring", odir, "sub/rel-target.txt", "127.0.0.1", str(info["port"]),
              str(Capture.udp_outside)],
+            ["chown", os.path.join(odir, "chmod-target"), "4242", "4343"],
+            ["link", os.path.join(odir, "link-src"), os.path.join(odir, "outside-link")],
+            ["truncate", os.path.join(odir, "chmod-target"), "0"],
+            ["listen"], ["privdrop"], ["fastopen", "127.0.0.1", str(info["port"])],
+            ["memfdexec"],
             ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
     n = 0
     while not stop.is_set():
         n += 1
         for c in cmds:
+            if c[0] == "link":
+                for p in (c[2], c[2] + ".sym"):
+                    if os.path.lexists(p):
+                        os.unlink(p)
             if c[0] in ("tmpfile", "mount"):  # names and mount points must be new each time
                 c = c[:1] + [x.replace("outside-tmpfile", f"outside-tmpfile{n}") for x in c[1:]]
                 if c[0] == "mount":
@@ -760,6 +769,18 @@ def privilege_changes_are_records():
     back = one(recs, "cred", "privdrop", syscall="setuid")
     check(back["req_uid"] == 0 and back["error"] == "EPERM" and back["new_uid"] == 65534,
           f"{back}")
+
+
+@test
+def every_record_from_a_run_process():
+    """Kernel records only come from the steps' processes and their descendants: the load
+    outside the run does everything the steps do, and none of it may appear."""
+    recs = cap()
+    pids = {r["pid"] for r in of(recs, "step_start") if r["pid"]}
+    pids |= {r["child_pid"] for r in of(recs, "fork")}
+    for r in recs:
+        if r["kind"] in KERNEL_KINDS:
+            check(r["pid"] in pids, f"record of a process outside the run: {r}")
 
 
 # ---- other runs ----------------------------------------------------------------------------
