@@ -828,6 +828,7 @@ struct sys_args {
 	u64 desc;
 	u32 op; /* event kind << 16 | op */
 	u32 nr; /* the syscall, checked at exit: a thread that died in a call leaves its entry */
+	struct rs_endpoint route; /* a datagram's destination as the kernel routed it */
 };
 
 struct {
@@ -1084,6 +1085,7 @@ struct net_call {
 	const void *sa; /* caller's sockaddr, or NULL */
 	u32 salen;
 	bool dedupe;
+	const struct rs_endpoint *route; /* the kernel's destination, when it routed one */
 };
 
 /* Builds one rs_net event; with dedupe, only for a destination new to the process. */
@@ -1110,7 +1112,28 @@ static __always_inline void net_emit(const struct net_call *c)
 		struct dest_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .len = len};
 		u8 one = 1;
 
-		__builtin_memcpy(key.sa, e->sockaddr, RS_SOCKADDR_MAX);
+		/* inet destinations keyed the same however they were learned: the one the
+		 * kernel routed, else the caller's sockaddr; others by their bytes. */
+		struct rs_endpoint ep = {};
+		u16 fam = *(u16 *)e->sockaddr;
+
+		if (c->route && c->route->family) {
+			ep = *c->route;
+		} else if (fam == AF_INET) {
+			ep.family = fam;
+			ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
+			__builtin_memcpy(ep.addr, &e->sockaddr[4], 4);
+		} else if (fam == AF_INET6) {
+			ep.family = fam;
+			ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
+			__builtin_memcpy(ep.addr, &e->sockaddr[8], 16);
+		}
+		if (ep.family) {
+			key.len = 0xffffffff;
+			__builtin_memcpy(key.sa, &ep, sizeof(ep));
+		} else {
+			__builtin_memcpy(key.sa, e->sockaddr, RS_SOCKADDR_MAX);
+		}
 		if (bpf_map_lookup_elem(&dests, &key))
 			return;
 		bpf_map_update_elem(&dests, &key, &one, BPF_ANY);
@@ -1124,8 +1147,58 @@ static __always_inline void net_emit(const struct net_call *c)
 	e->msg_flags = c->msg_flags;
 	e->pad = 0;
 	sock_endpoint(sk, false, &e->local);
-	sock_endpoint(sk, true, &e->remote);
+	if (c->route && c->route->family)
+		e->remote = *c->route;
+	else
+		sock_endpoint(sk, true, &e->remote);
 	submit(e, sizeof(*e), RS_NET);
+}
+
+/* A datagram's destination is copied into the kernel and routed during the call; the
+ * route lookup is where a kernel copy can be seen (the caller's buffer can change under a
+ * second thread before runseal reads it at exit). One lookup for every other route lookup
+ * on the host. */
+static __always_inline struct sys_args *routing_send(void)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct sys_args *a;
+	u32 op;
+
+	if (floor_only)
+		return NULL;
+	a = bpf_map_lookup_elem(&sys_args, &id);
+	if (!a || a->op >> 16 != RS_NET)
+		return NULL;
+	op = a->op & 0xffff;
+	return op == RS_NET_SENDTO || op == RS_NET_SENDMSG ? a : NULL;
+}
+
+SEC("tp_btf/fib_table_lookup")
+int BPF_PROG(on_fib_lookup, u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc,
+	     int err)
+{
+	struct sys_args *a = routing_send();
+
+	if (!a)
+		return 0;
+	a->route.family = AF_INET;
+	bpf_core_read(a->route.addr, 4, &flp->daddr);
+	a->route.port = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+	return 0;
+}
+
+SEC("tp_btf/fib6_table_lookup")
+int BPF_PROG(on_fib6_lookup, const struct net *net, const struct fib6_result *res,
+	     struct fib6_table *table, const struct flowi6 *flp)
+{
+	struct sys_args *a = routing_send();
+
+	if (!a)
+		return 0;
+	a->route.family = AF_INET6;
+	bpf_core_read(a->route.addr, 16, &flp->daddr);
+	a->route.port = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+	return 0;
 }
 
 /* sendto and sendmsg without an address go to the connected peer, which connect recorded:
@@ -1219,10 +1292,12 @@ static __always_inline int net_exit(long nr, long ret, bool optional)
 	}
 	if (op == RS_NET_SENDTO || op == RS_NET_SENDMSG) {
 		/* A Fast Open send connects: the socket then holds its destination. */
-		if (c.msg_flags & MSG_FASTOPEN)
+		if (c.msg_flags & MSG_FASTOPEN) {
 			c.op = RS_NET_FASTOPEN;
-		else
+		} else {
 			c.dedupe = true;
+			c.route = &a->route;
+		}
 	}
 	net_emit(&c);
 out:

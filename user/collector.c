@@ -281,7 +281,7 @@ static void put_inet(struct stream *s, const char *key, const struct sockaddr_in
  * sockaddr while the kernel reads it); the caller's copy is kept as addr_arg when it says
  * something else. A socket the failed call left without a destination falls back to it. */
 static void put_inet_dest(struct stream *s, const struct sockaddr_info *arg, bool arg_ok,
-			  const struct rs_endpoint *peer)
+			  const struct rs_endpoint *peer, const char *source)
 {
 	struct sockaddr_info k;
 	bool from_sock = endpoint_info(peer, &k) && k.port > 0;
@@ -290,22 +290,22 @@ static void put_inet_dest(struct stream *s, const struct sockaddr_info *arg, boo
 	rec_str(s, "family", a->family);
 	rec_str(s, "addr", a->addr);
 	rec_int(s, "port", a->port);
-	rec_str(s, "addr_source", from_sock ? "socket" : "argument");
+	rec_str(s, "addr_source", from_sock ? source : "argument");
 	if (from_sock && arg_ok && (strcmp(arg->addr, k.addr) || arg->port != k.port))
 		put_inet(s, "addr_arg", arg);
 }
 
-/* The destination of a connect or a send: inet from the socket where it holds one, others
- * as the caller passed them. */
+/* The destination of a connect or a send: inet from the kernel where it holds one (peer,
+ * named by source), others as the caller passed them. */
 static void put_dest(struct stream *s, const uint8_t *sa, size_t addrlen,
-		     const struct rs_endpoint *peer)
+		     const struct rs_endpoint *peer, const char *source)
 {
 	size_t len = addrlen < RS_SOCKADDR_MAX ? addrlen : RS_SOCKADDR_MAX;
 	struct sockaddr_info a;
 	bool ok = decode_sockaddr(sa, len, &a) == 0;
 
 	if (ok && a.port >= 0) {
-		put_inet_dest(s, &a, true, peer);
+		put_inet_dest(s, &a, true, peer, source);
 	} else if (!ok) {
 		rec_str(s, "family", "other");
 		rec_int(s, "family_num", a.family_num);
@@ -329,7 +329,7 @@ static int on_connect(struct collector *c, const struct rs_connect *e, size_t si
 	begin_proc(c, REC_CONNECT, &e->h);
 	rec_int(s, "fd", e->fd);
 	rec_str(s, "via", "connect");
-	put_dest(s, e->sockaddr, e->addrlen, &e->peer);
+	put_dest(s, e->sockaddr, e->addrlen, &e->peer, "socket");
 	put_result(s, e->ret);
 	return rec_end(s);
 }
@@ -609,10 +609,11 @@ static int on_net(struct collector *c, const struct rs_net *e, size_t size)
 		begin_proc(c, REC_CONNECT, &e->h);
 		rec_int(s, "fd", e->fd);
 		rec_str(s, "via", net_via[e->op]);
-		/* Only a Fast Open send leaves a destination in the socket; a datagram's is
-		 * the caller's copy. */
+		/* A Fast Open send leaves its destination in the socket; a datagram's was seen
+		 * where the kernel routed it (sendmmsg's: the caller's copies). */
 		put_dest(s, e->sockaddr, e->addrlen,
-			 e->op == RS_NET_FASTOPEN ? &e->remote : &(struct rs_endpoint){0});
+			 e->op == RS_NET_SENDMMSG ? &(struct rs_endpoint){0} : &e->remote,
+			 e->op == RS_NET_FASTOPEN ? "socket" : "route");
 	}
 	rec_str(s, "sock_type", sock_type_name(e->sk_type));
 	put_result(s, e->ret);
@@ -762,7 +763,7 @@ static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
 		begin_proc(c, REC_CONNECT, &e->h);
 		rec_int(s, "fd", e->fd);
 		rec_str(s, "via", via);
-		put_dest(s, e->sockaddr, e->addrlen, &(struct rs_endpoint){0});
+		put_dest(s, e->sockaddr, e->addrlen, &(struct rs_endpoint){0}, "argument");
 	}
 	rec_int(s, "user_data", (int64_t)e->user_data);
 	rec_bool(s, "sq_thread", e->sq_thread);

@@ -82,6 +82,8 @@ static void usage(void)
 		"                         5000); writes each port reached to OUT\n"
 		"  udp HOST P1 P2 P3      5 sendto to P1, 3 sendmsg to P2, sendmmsg to P3 and P1\n"
 		"  fastopen HOST PORT     TCP Fast Open: sendto(MSG_FASTOPEN) to HOST:PORT\n"
+		"  udprace HOST P1 P2 N   N children each sendto one datagram (its pid) from a\n"
+		"                         shared sockaddr a thread flips between P1 and P2\n"
 		"  listen                 listen on 127.0.0.1, connect to it, accept; prints\n"
 		"                         \"listen PORT\" and \"client PORT\"\n"
 		"  memfdexec              copy /bin/true into a memfd and execveat it\n"
@@ -1277,6 +1279,49 @@ static int do_mkdirs(int argc, char **argv)
 	return 0;
 }
 
+/* Each datagram from its own process: one destination record per process, so every
+ * record can be checked against the port its datagram reached. */
+static int do_udprace(int argc, char **argv)
+{
+	struct race *r;
+	pthread_t t;
+	long n, i;
+
+	if (argc != 4)
+		usage();
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (r == MAP_FAILED)
+		fail("mmap", "shared sockaddr");
+	r->sa = inet_addr_port(argv[0], argv[1]);
+	r->p1 = r->sa.sin_port;
+	r->p2 = inet_addr_port(argv[0], argv[2]).sin_port;
+	r->stop = 0;
+	n = parse_num(argv[3], "count", 1, 10000);
+	if ((errno = pthread_create(&t, NULL, flip_port, r)))
+		fail("pthread_create", "for udprace");
+	for (i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			fail("fork", "udprace child");
+		if (pid == 0) {
+			char msg[16];
+			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			int len = snprintf(msg, sizeof(msg), "%d", (int)getpid());
+
+			if (fd < 0 || sendto(fd, msg, len, 0, (struct sockaddr *)&r->sa,
+					     sizeof(r->sa)) != len)
+				_exit(1);
+			_exit(0);
+		}
+		if (waitpid(pid, NULL, 0) < 0)
+			fail("waitpid", "udprace child");
+	}
+	r->stop = 1;
+	pthread_join(t, NULL);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -1312,6 +1357,7 @@ static const struct {
     {"connectrace", do_connectrace},
     {"udp", do_udp},
     {"fastopen", do_fastopen},
+    {"udprace", do_udprace},
     {"listen", do_listen},
     {"memfdexec", do_memfdexec},
     {"detached", do_detached},
