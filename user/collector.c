@@ -255,6 +255,9 @@ static int on_open(struct collector *c, const struct rs_open *e, size_t size)
 	return rec_end(s);
 }
 
+/* For destinations the kernel holds no copy of. */
+static const struct rs_endpoint no_endpoint;
+
 /* An address the kernel holds, in the form decode_sockaddr gives ("inet", "1.2.3.4", 80). */
 static bool endpoint_info(const struct rs_endpoint *ep, struct sockaddr_info *out)
 {
@@ -612,7 +615,7 @@ static int on_net(struct collector *c, const struct rs_net *e, size_t size)
 		/* A Fast Open send leaves its destination in the socket; a datagram's was seen
 		 * where the kernel routed it (sendmmsg's: the caller's copies). */
 		put_dest(s, e->sockaddr, e->addrlen,
-			 e->op == RS_NET_SENDMMSG ? &(struct rs_endpoint){0} : &e->remote,
+			 e->op == RS_NET_SENDMMSG ? &no_endpoint : &e->remote,
 			 e->op == RS_NET_FASTOPEN ? "socket" : "route");
 	}
 	rec_str(s, "sock_type", sock_type_name(e->sk_type));
@@ -763,7 +766,7 @@ static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
 		begin_proc(c, REC_CONNECT, &e->h);
 		rec_int(s, "fd", e->fd);
 		rec_str(s, "via", via);
-		put_dest(s, e->sockaddr, e->addrlen, &(struct rs_endpoint){0}, "argument");
+		put_dest(s, e->sockaddr, e->addrlen, &no_endpoint, "argument");
 	}
 	rec_int(s, "user_data", (int64_t)e->user_data);
 	rec_bool(s, "sq_thread", e->sq_thread);
