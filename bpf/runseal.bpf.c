@@ -934,19 +934,24 @@ static __always_inline u32 put_slot_base(struct rs_pslot *ps, u32 off, struct ta
 	return off;
 }
 
-static __always_inline u32 put_slot(struct rs_fsop *e, u32 i, u32 off, const struct sys_args *a,
-				    u32 dfd_i, u32 name_i, bool raw, struct task_struct *task)
+/* A path slot from its name (in user memory, or a kernel copy) and the dirfd it is
+ * relative to. */
+static __always_inline u32 put_slot_name(struct rs_fsop *e, u32 i, u32 off, s32 dfd,
+					 const char *name, bool raw, bool kernel,
+					 struct task_struct *task)
 {
 	struct rs_pslot *ps = &e->slot[i & 1];
 	u32 len = 0;
 	char first = 0;
+	long n;
 
-	if (name_i >= 6)
-		return off;
 	ps->flags = RS_PS_PRESENT;
 	if (off > FSOP_ROOM)
 		return off;
-	long n = bpf_probe_read_user_str(&e->data[off], RS_NAME_MAX, (void *)arg_of(a, name_i));
+	if (kernel)
+		n = bpf_probe_read_kernel_str(&e->data[off], RS_NAME_MAX, name);
+	else
+		n = bpf_probe_read_user_str(&e->data[off], RS_NAME_MAX, name);
 	if (n >= RS_NAME_MAX)
 		ps->flags |= RS_PS_TRUNC;
 	len = n > 0 ? n - 1 : 0;
@@ -956,7 +961,16 @@ static __always_inline u32 put_slot(struct rs_fsop *e, u32 i, u32 off, const str
 	off += len;
 	if (raw || first == '/')
 		return off;
-	return put_slot_base(ps, off, task, dfd_i < 6 ? (s32)arg_of(a, dfd_i) : AT_FDCWD, !len);
+	return put_slot_base(ps, off, task, dfd, !len);
+}
+
+static __always_inline u32 put_slot(struct rs_fsop *e, u32 i, u32 off, const struct sys_args *a,
+				    u32 dfd_i, u32 name_i, bool raw, struct task_struct *task)
+{
+	if (name_i >= 6)
+		return off;
+	return put_slot_name(e, i, off, dfd_i < 6 ? (s32)arg_of(a, dfd_i) : AT_FDCWD,
+			     (const char *)arg_of(a, name_i), raw, false, task);
 }
 
 static __always_inline int fsop_exit(long nr, long ret)
@@ -983,6 +997,9 @@ static __always_inline int fsop_exit(long nr, long ret)
 	e->aflags = arg_of(a, NIB(d, 7));
 	e->fd = -1;
 	e->str_len = 0;
+	e->user_data = 0;
+	e->uring = 0;
+	e->pad = 0;
 	__builtin_memset(e->slot, 0, sizeof(e->slot));
 	fd_i = NIB(d, 4);
 	if (fd_i < 6) {
@@ -1425,6 +1442,55 @@ struct {
 	__type(value, struct rs_track);
 } uring_reqs SEC(".maps");
 
+#define URING_FSOP_BASE __builtin_offsetof(struct rs_fsop, data)
+
+/* io_uring's file changes, as the file-change records of the syscalls they stand for,
+ * from the names the kernel copied when it prepared the request. */
+static __always_inline int uring_fsop(struct io_kiocb *req, u8 op, const struct rs_track *t)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct rs_fsop *e = get_scratch();
+	u32 off = 0;
+
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, RS_FSOP, t);
+	__builtin_memset((u8 *)e + sizeof(e->h), 0, sizeof(*e) - sizeof(e->h));
+	e->fd = -1;
+	e->uring = 1;
+	e->user_data = BPF_CORE_READ(req, cqe.user_data);
+	if (op == IORING_OP_RENAMEAT || op == IORING_OP_LINKAT || op == IORING_OP_SYMLINKAT) {
+		/* io_rename and io_link share this layout */
+		struct io_rename *r = (struct io_rename *)req;
+		bool sym = op == IORING_OP_SYMLINKAT;
+
+		e->op = op == IORING_OP_RENAMEAT ? RS_OP_RENAMEAT2
+			: sym			 ? RS_OP_SYMLINKAT
+						 : RS_OP_LINKAT;
+		e->aflags = BPF_CORE_READ(r, flags);
+		off = put_slot_name(e, 0, off, BPF_CORE_READ(r, old_dfd),
+				    BPF_CORE_READ(r, oldpath, name), sym, true, task);
+		off = put_slot_name(e, 1, off, BPF_CORE_READ(r, new_dfd),
+				    BPF_CORE_READ(r, newpath, name), false, true, task);
+	} else if (op == IORING_OP_UNLINKAT) {
+		struct io_unlink *u = (struct io_unlink *)req;
+
+		e->op = RS_OP_UNLINKAT;
+		e->aflags = BPF_CORE_READ(u, flags);
+		off = put_slot_name(e, 1, off, BPF_CORE_READ(u, dfd),
+				    BPF_CORE_READ(u, filename, name), false, true, task);
+	} else {
+		struct io_mkdir *m = (struct io_mkdir *)req;
+
+		e->op = RS_OP_MKDIRAT;
+		e->num[0] = BPF_CORE_READ(m, mode);
+		off = put_slot_name(e, 0, off, BPF_CORE_READ(m, dfd),
+				    BPF_CORE_READ(m, filename, name), false, true, task);
+	}
+	submit(e, sizeof(*e) + off, RS_FSOP);
+	return 0;
+}
+
 /* Submission is the moment to look: the request is prepared (path and address copied into
  * the kernel), and it runs in the submitter's thread or its ring's polling thread, both in
  * the submitting process. */
@@ -1441,6 +1507,12 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 	if (!t)
 		return 0;
 	op = BPF_CORE_READ(req, opcode);
+	if (op >= IORING_OP_RENAMEAT && op <= IORING_OP_LINKAT) {
+		u64 key = (u64)req;
+
+		bpf_map_update_elem(&uring_reqs, &key, t, BPF_ANY);
+		return uring_fsop(req, op, t);
+	}
 	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2 && op != IORING_OP_CONNECT &&
 	    op != IORING_OP_SEND && op != IORING_OP_SENDMSG && op != IORING_OP_SEND_ZC &&
 	    op != IORING_OP_SENDMSG_ZC && op != IORING_OP_ACCEPT)

@@ -196,6 +196,9 @@ struct rs_fsop {
 	__u16 op;
 	__u16 str_len;
 	struct rs_pslot slot[2];
+	__u64 user_data; /* io_uring: the request's tag */
+	__u32 uring;	 /* 1: an io_uring request at submission (no result yet) */
+	__u32 pad;
 	char data[];
 };
 

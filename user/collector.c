@@ -493,6 +493,12 @@ static int on_fsop(struct collector *c, const struct rs_fsop *e, size_t size)
 		rec_int(s, "fd", e->fd);
 	if (e->op == RS_OP_OPEN_TREE && e->ret >= 0)
 		rec_int(s, "fd", e->ret);
+	if (e->uring) { /* its result comes as an io_uring_result record */
+		rec_str(s, "via", "io_uring");
+		rec_int(s, "user_data", (int64_t)e->user_data);
+		rec_null(s, "ret");
+		return rec_end(s);
+	}
 	put_result(s, e->ret);
 	return rec_end(s);
 }
@@ -688,8 +694,10 @@ static void put_flag_names(struct stream *s, uint64_t flags)
 static const struct {
 	unsigned op;
 	const char *name;
-} uring_ops[] = {{18, "openat"}, {28, "openat2"}, {16, "connect"},    {26, "send"},
-		 {9, "sendmsg"}, {47, "send_zc"}, {48, "sendmsg_zc"}, {13, "accept"}};
+} uring_ops[] = {{35, "renameat"}, {36, "unlinkat"}, {37, "mkdirat"}, {38, "symlinkat"},
+		 {39, "linkat"},   {18, "openat"},   {28, "openat2"}, {16, "connect"},
+		 {26, "send"},	   {9, "sendmsg"},   {47, "send_zc"}, {48, "sendmsg_zc"},
+		 {13, "accept"}};
 
 /* A request's completion: its result, paired to the submission by user_data. */
 static int on_uring_result(struct collector *c, const struct rs_uring *e)

@@ -1142,6 +1142,45 @@ static int ring_run(struct ring *r, const struct io_uring_sqe *sqe)
 	return res;
 }
 
+/* mkdirat, renameat, symlinkat, linkat, unlinkat through the ring, in the directory dfd,
+ * user_data 11..15; exits with a message if one fails. */
+static void uring_fs(struct ring *r, int dfd, const char *existing)
+{
+	struct io_uring_sqe sqe[5];
+	int i, res;
+
+	memset(sqe, 0, sizeof(sqe));
+	sqe[0].opcode = IORING_OP_MKDIRAT;
+	sqe[0].fd = dfd;
+	sqe[0].addr = (unsigned long)"u-dir";
+	sqe[0].len = 0700;
+	sqe[1].opcode = IORING_OP_RENAMEAT;
+	sqe[1].fd = dfd;
+	sqe[1].addr = (unsigned long)"u-dir";
+	sqe[1].len = (unsigned)dfd;
+	sqe[1].addr2 = (unsigned long)"u-dir2";
+	sqe[2].opcode = IORING_OP_SYMLINKAT;
+	sqe[2].fd = dfd;
+	sqe[2].addr = (unsigned long)"u-target";
+	sqe[2].addr2 = (unsigned long)"u-sym";
+	sqe[3].opcode = IORING_OP_LINKAT;
+	sqe[3].fd = dfd;
+	sqe[3].addr = (unsigned long)existing;
+	sqe[3].len = (unsigned)dfd;
+	sqe[3].addr2 = (unsigned long)"u-link";
+	sqe[4].opcode = IORING_OP_UNLINKAT;
+	sqe[4].fd = dfd;
+	sqe[4].addr = (unsigned long)"u-link";
+	for (i = 0; i < 5; i++) {
+		sqe[i].user_data = 11 + i;
+		res = ring_run(r, &sqe[i]);
+		if (res < 0) {
+			errno = -res;
+			fail("io_uring file change, request", i == 0 ? "mkdirat" : "rename/link");
+		}
+	}
+}
+
 static int do_uring(int argc, char **argv)
 {
 	struct ring r;
@@ -1193,6 +1232,7 @@ static int do_uring(int argc, char **argv)
 		fail("io_uring sendmsg to", argv[4]);
 	}
 	printf("open %d connect %d sent %d\n", fd, rc, sent);
+	uring_fs(&r, dfd, argv[1]);
 	close(fd);
 	close(sfd);
 	close(ufd);

@@ -196,7 +196,7 @@ def disk_state(d):
     for name in ("sub/renamed.conf", "sub/ra2-new", "sub/ra2-old", "sub/doomed", "sub/doomed.d",
                  "chmod-target", "chown-target", "link-src", "link-new", "link-new.sym",
                  "sub/from-tmpfile", "sub/from-tmpfile-proc", "trunc-target", "mk/newdir",
-                 "mk/newdir2", "mk/fifo", "mk/null2"):
+                 "mk/newdir2", "mk/fifo", "mk/null2", "u-dir2", "u-sym", "u-link"):
         p = os.path.join(d, name)
         st[name] = os.lstat(p) if os.path.lexists(p) else None
     st["link-new.sym -> "] = os.readlink(os.path.join(d, "link-new.sym")) \
@@ -743,10 +743,25 @@ def io_uring_requests_are_seen():
     check(u["port"] == Capture.info["udp3"] and u["user_data"] == 3, f"{u}")
     res = {r["user_data"]: r for r in of(cap(), "io_uring_result", "uring")}
     fd, rc, sent = (int(x) for x in end["stdout_tail"].split()[1::2])
-    check(sorted(res) == [1, 2, 3], f"results {res}")
+    check(sorted(res) == [1, 2, 3, 11, 12, 13, 14, 15], f"results {res}")
+    check(all(res[u]["ret"] == 0 for u in range(11, 16)), f"{res}")
     check((res[1]["op"], res[1]["ret"]) == ("openat", fd), f"{res[1]}")
     check((res[2]["op"], res[2]["ret"]) == ("connect", rc), f"{res[2]}")
     check((res[3]["op"], res[3]["ret"]) == ("sendmsg", sent), f"{res[3]}")
+    # File changes through the ring: the records of the syscalls they stand for.
+    d = Capture.disk
+    check(d["u-dir2"] and d["u-sym"] and not d["u-link"], "ring file changes not on disk")
+    fs = {r["user_data"]: r for r in cap() if r.get("step") == "uring" and r["kind"] in
+          ("mkdir", "rename", "symlink", "link", "unlink")}
+    want = {11: ("mkdir", "path", "u-dir"), 12: ("rename", "path", "u-dir2"),
+            13: ("symlink", "path", "u-sym"), 14: ("link", "path", "u-link"),
+            15: ("unlink", "path", "u-link")}
+    for ud, (kind, key, name) in want.items():
+        r = fs.get(ud)
+        check(r and r["kind"] == kind and r[key] == f"{Capture.dir}/{name}", f"{ud}: {r}")
+        check(r["via"] == "io_uring" and r["ret"] is None, f"{r}")
+    check(fs[12]["old_path"] == f"{Capture.dir}/u-dir" and fs[13]["target"] == "u-target", f"{fs}")
+    check(fs[14]["old_path"] == f"{Capture.dir}/sub/rel-target.txt", f"{fs[14]}")
     # The same syscalls were not made directly: only the ring saw them.
     check(not of(cap(), "open", "uring", path_arg="sub/rel-target.txt", via=None), "direct open")
 
