@@ -1147,7 +1147,7 @@ static int ring_run(struct ring *r, const struct io_uring_sqe *sqe)
 static void uring_fs(struct ring *r, int dfd, const char *existing)
 {
 	struct io_uring_sqe sqe[5];
-	int i, res;
+	int i;
 
 	memset(sqe, 0, sizeof(sqe));
 	sqe[0].opcode = IORING_OP_MKDIRAT;
@@ -1172,6 +1172,8 @@ static void uring_fs(struct ring *r, int dfd, const char *existing)
 	sqe[4].fd = dfd;
 	sqe[4].addr = (unsigned long)"u-link";
 	for (i = 0; i < 5; i++) {
+		int res;
+
 		sqe[i].user_data = 11 + i;
 		res = ring_run(r, &sqe[i]);
 		if (res < 0) {
