@@ -82,6 +82,7 @@ static void usage(void)
 		"                         5000); writes each port reached to OUT\n"
 		"  udp HOST P1 P2 P3      5 sendto to P1, 3 sendmsg to P2, sendmmsg to P3 and P1\n"
 		"  fastopen HOST PORT     TCP Fast Open: sendto(MSG_FASTOPEN) to HOST:PORT\n"
+		"  udp6 PORT              one sendto to [::1]:PORT\n"
 		"  udprace HOST P1 P2 N   N children each sendto one datagram (its pid) from a\n"
 		"                         shared sockaddr a thread flips between P1 and P2\n"
 		"  listen                 listen on 127.0.0.1, connect to it, accept; prints\n"
@@ -1364,6 +1365,21 @@ static int do_udprace(int argc, char **argv)
 	return 0;
 }
 
+static int do_udp6(int argc, char **argv)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int fd;
+
+	if (argc != 1)
+		usage();
+	sa.sin6_port = htons((uint16_t)parse_num(argv[0], "port", 1, 65535));
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, "dgram6", 6, 0, (struct sockaddr *)&sa, sizeof(sa)) != 6)
+		fail("sendto", "[::1]");
+	close(fd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -1400,6 +1416,7 @@ static const struct {
     {"udp", do_udp},
     {"fastopen", do_fastopen},
     {"udprace", do_udprace},
+    {"udp6", do_udp6},
     {"listen", do_listen},
     {"memfdexec", do_memfdexec},
     {"detached", do_detached},

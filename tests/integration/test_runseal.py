@@ -112,6 +112,10 @@ def listeners(tmp):
         u.bind(("127.0.0.1", 0))
         u.setblocking(False)
         udp.append(u)
+    u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u6.bind(("::1", 0))
+    u6.setblocking(False)
+    udp.append(u6)
     Capture.udp = udp
     Capture.udp_outside = udp[3].getsockname()[1]
     closed = socket.socket(socket.AF_INET)
@@ -139,7 +143,7 @@ def listeners(tmp):
                 port6=s6.getsockname()[1], closed_port=closed_port,
                 udp1=udp[0].getsockname()[1], udp2=udp[1].getsockname()[1],
                 udp3=udp[2].getsockname()[1], udp4=udp[4].getsockname()[1],
-                udp5=udp[5].getsockname()[1],
+                udp5=udp[5].getsockname()[1], udp6=udp[6].getsockname()[1],
                 abstract=abstract), stop, socks
 
 
@@ -249,7 +253,7 @@ def capture_run():
         Capture.disk = disk_state(Capture.dir)
         Capture.info = info
         Capture.race_got = {}
-        for u in Capture.udp[4:]:
+        for u in Capture.udp[4:6]:
             port = u.getsockname()[1]
             while True:
                 try:
@@ -436,6 +440,16 @@ def udp_destination_survives_a_racing_thread():
     check(all(r["addr_source"] == "route" for r in recs), "not from the route lookup")
     check(set(got.values()) == {Capture.info["udp4"], Capture.info["udp5"]},
           f"the race never hit: ports {set(got.values())}")
+
+
+@test
+def udp6_destination_from_the_route():
+    step_ok("udp6")
+    check(Capture.udp_got[6] == 1, f"datagrams received {Capture.udp_got}")
+    r = one(cap(), "connect", "udp6", via="sendto")
+    check(r["family"] == "inet6" and r["addr"] == "::1" and r["port"] == Capture.info["udp6"],
+          f"{r}")
+    check(r["addr_source"] == "route" and r["ret"] == 6, f"{r}")
 
 
 @test
