@@ -1187,8 +1187,16 @@ static __always_inline struct sys_args *routing_send(void)
 	if (!a || a->op >> 16 != RS_NET)
 		return NULL;
 	op = a->op & 0xffff;
-	return op == RS_NET_SENDTO || op == RS_NET_SENDMSG ? a : NULL;
+	/* The first lookup is the send's own: a packet received in a softirq during the call
+	 * may route too, later. */
+	if ((op != RS_NET_SENDTO && op != RS_NET_SENDMSG) || a->route.family)
+		return NULL;
+	return a;
 }
+
+/* Output route lookups say they come from the loopback device; input ones name the
+ * device the packet came in on. */
+#define LOOPBACK_IFINDEX 1
 
 SEC("tp_btf/fib_table_lookup")
 int BPF_PROG(on_fib_lookup, u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc,
@@ -1196,7 +1204,7 @@ int BPF_PROG(on_fib_lookup, u32 tb_id, const struct flowi4 *flp, const struct fi
 {
 	struct sys_args *a = routing_send();
 
-	if (!a)
+	if (!a || BPF_CORE_READ(flp, __fl_common.flowic_iif) != LOOPBACK_IFINDEX)
 		return 0;
 	a->route.family = AF_INET;
 	bpf_core_read(a->route.addr, 4, &flp->daddr);
@@ -1210,7 +1218,7 @@ int BPF_PROG(on_fib6_lookup, const struct net *net, const struct fib6_result *re
 {
 	struct sys_args *a = routing_send();
 
-	if (!a)
+	if (!a || BPF_CORE_READ(flp, __fl_common.flowic_iif) != LOOPBACK_IFINDEX)
 		return 0;
 	a->route.family = AF_INET6;
 	bpf_core_read(a->route.addr, 16, &flp->daddr);
