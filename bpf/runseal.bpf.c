@@ -81,6 +81,7 @@ struct conn_args {
 	const void *addr;
 	s32 fd;
 	u32 addrlen;
+	struct socket *sock; /* behind fd at entry: the call holds it, whatever fd becomes */
 };
 
 struct exec_args {
@@ -726,6 +727,7 @@ int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
 
 	if (!current_track())
 		return 0;
+	a.sock = fd_socket((struct task_struct *)bpf_get_current_task(), a.fd);
 	bpf_map_update_elem(&conn_args, &id, &a, BPF_ANY);
 	return 0;
 }
@@ -761,8 +763,9 @@ int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	if (len && bpf_probe_read_user(e->sockaddr, len, a->addr))
 		e->addrlen = 0;
 	/* The user buffer can be rewritten by another thread during the call; the socket's
-	 * own destination cannot. */
-	struct socket *sock = fd_socket((struct task_struct *)bpf_get_current_task(), a->fd);
+	 * own destination cannot. The socket is the one taken at entry: another thread can
+	 * dup2 a different one onto the fd while the call runs. */
+	struct socket *sock = a->sock;
 	if (sock)
 		sock_endpoint(BPF_CORE_READ(sock, sk), true, &e->peer);
 	else
