@@ -83,6 +83,9 @@ static void usage(void)
 		"  udp HOST P1 P2 P3      5 sendto to P1, 3 sendmsg to P2, sendmmsg to P3 and P1\n"
 		"  fastopen HOST PORT     TCP Fast Open: sendto(MSG_FASTOPEN) to HOST:PORT\n"
 		"  udp6 PORT              one sendto to [::1]:PORT\n"
+		"  connectdup HOST P1 P2  connect fresh sockets to P1 while a thread dup2()s a\n"
+		"                         socket connected to P2 onto their fd; prints how often\n"
+		"                         the fd was swapped under a successful connect\n"
 		"  udprace HOST P1 P2 N   N children each sendto one datagram (its pid) from a\n"
 		"                         shared sockaddr a thread flips between P1 and P2\n"
 		"  listen                 listen on 127.0.0.1, connect to it, accept; prints\n"
@@ -1380,6 +1383,65 @@ static int do_udp6(int argc, char **argv)
 	return 0;
 }
 
+struct dupper {
+	int target, other;
+	volatile int stop;
+};
+
+static void *dup_loop(void *arg)
+{
+	struct dupper *d = arg;
+
+	while (!d->stop) {
+		dup2(d->other, d->target);
+		for (volatile int i = 0; i < 2000; i++)
+			;
+	}
+	return NULL;
+}
+
+/* The fd a connect names can be pointed at another socket while the call runs: the record
+ * must still name the socket the kernel connected. */
+static int do_connectdup(int argc, char **argv)
+{
+	struct sockaddr_in p1, p2;
+	struct dupper d;
+	struct stat other_st, st;
+	pthread_t t;
+	long i, swapped = 0, ok = 0;
+
+	if (argc != 3)
+		usage();
+	p1 = inet_addr_port(argv[0], argv[1]);
+	p2 = inet_addr_port(argv[0], argv[2]);
+	d.other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (d.other < 0 || connect(d.other, (struct sockaddr *)&p2, sizeof(p2)) < 0 ||
+	    fstat(d.other, &other_st) < 0)
+		fail("connect to", argv[2]);
+	d.target = 100;
+	d.stop = 0;
+	if (dup2(d.other, d.target) < 0)
+		fail("dup2", "target fd");
+	if ((errno = pthread_create(&t, NULL, dup_loop, &d)))
+		fail("pthread_create", "for connectdup");
+	for (i = 0; i < 3000 && swapped < 5; i++) {
+		int a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (a < 0 || dup2(a, d.target) < 0)
+			fail("socket for", argv[1]);
+		close(a);
+		if (connect(d.target, (struct sockaddr *)&p1, sizeof(p1)) == 0) {
+			ok++;
+			if (fstat(d.target, &st) == 0 && st.st_ino == other_st.st_ino)
+				swapped++;
+		}
+	}
+	d.stop = 1;
+	pthread_join(t, NULL);
+	printf("ok %ld swapped %ld\n", ok, swapped);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -1417,6 +1479,7 @@ static const struct {
     {"fastopen", do_fastopen},
     {"udprace", do_udprace},
     {"udp6", do_udp6},
+    {"connectdup", do_connectdup},
     {"listen", do_listen},
     {"memfdexec", do_memfdexec},
     {"detached", do_detached},

@@ -473,6 +473,20 @@ def listener_and_inbound_peer():
 
 
 @test
+def connect_names_the_socket_connected_not_the_fd_swapped_in():
+    """A thread dup2()s a socket connected elsewhere onto the fd while connect runs: the
+    record names the socket the kernel connected."""
+    step_ok("connect-dup")
+    out = one(cap(), "step_end", "connect-dup")["stdout_tail"].split()
+    ok, swapped = int(out[1]), int(out[3])
+    check(swapped > 0, f"the fd was never swapped under a connect: {out}")
+    recs = [r for r in of(cap(), "connect", "connect-dup") if r["fd"] == 100 and r["ret"] == 0]
+    check(len(recs) == ok, f"{len(recs)} records of {ok} successful connects")
+    wrong = [r for r in recs if r["port"] != Capture.info["port"]]
+    check(not wrong, f"{len(wrong)} records name the swapped-in socket: {wrong[:2]}")
+
+
+@test
 def connect_inet6():
     c = one(cap(), "connect", "connect6", family="inet6")
     check(c["addr"] == "::1" and c["ret"] == 0, f"{c}")
