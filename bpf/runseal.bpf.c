@@ -1445,13 +1445,32 @@ static __always_inline int compat_enter(const struct pt_regs *regs, long id)
 
 #define URING_BASE __builtin_offsetof(struct rs_uring, data)
 
-/* Requests of tracked processes in flight, by the kernel's request pointer. */
+/* Requests of tracked processes in flight, by the kernel's request pointer. A request is
+ * reused once freed, so a completion must also match what was submitted. */
+struct uring_req {
+	struct rs_track t;
+	u64 user_data;
+	u32 tgid;
+	u32 opcode;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, u64);
-	__type(value, struct rs_track);
+	__type(value, struct uring_req);
 } uring_reqs SEC(".maps");
+
+static __always_inline void uring_remember(struct io_kiocb *req, u8 op, const struct rs_track *t)
+{
+	u64 key = (u64)req;
+	struct uring_req v = {.t = *t,
+			      .user_data = BPF_CORE_READ(req, cqe.user_data),
+			      .tgid = bpf_get_current_pid_tgid() >> 32,
+			      .opcode = op};
+
+	bpf_map_update_elem(&uring_reqs, &key, &v, BPF_ANY);
+}
 
 #define URING_FSOP_BASE __builtin_offsetof(struct rs_fsop, data)
 
@@ -1519,9 +1538,7 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 		return 0;
 	op = BPF_CORE_READ(req, opcode);
 	if (op >= IORING_OP_RENAMEAT && op <= IORING_OP_LINKAT) {
-		u64 key = (u64)req;
-
-		bpf_map_update_elem(&uring_reqs, &key, t, BPF_ANY);
+		uring_remember(req, op, t);
 		return uring_fsop(req, op, t);
 	}
 	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2 && op != IORING_OP_CONNECT &&
@@ -1548,11 +1565,6 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 	e->res = 0;
 	e->pad2 = 0;
 	__builtin_memset(e->sockaddr, 0, RS_SOCKADDR_MAX);
-	/* The completion may run in another context (an io-wq worker, task work): it finds
-	 * the run and step by the request. */
-	u64 key = (u64)req;
-
-	bpf_map_update_elem(&uring_reqs, &key, t, BPF_ANY);
 	if (op == IORING_OP_OPENAT || op == IORING_OP_OPENAT2) {
 		struct io_open *o = (struct io_open *)req;
 		long n = bpf_probe_read_kernel_str(e->data, RS_NAME_MAX,
@@ -1598,6 +1610,9 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 		if (len > 0 && !bpf_probe_read_kernel(e->sockaddr, len, &m->addr))
 			e->addrlen = len;
 	}
+	/* The completion may run in another thread of the process (an io-wq worker): it
+	 * finds the run and step by the request. */
+	uring_remember(req, op, t);
 	submit(e, sizeof(*e) + off, RS_URING);
 	return 0;
 }
@@ -1608,20 +1623,24 @@ SEC("tp_btf/io_uring_complete")
 int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
 {
 	u64 key = (u64)req;
-	struct rs_track *t, tc;
+	struct uring_req *v, vc;
 	struct rs_uring *e;
 
 	if (floor_only)
 		return 0;
-	t = bpf_map_lookup_elem(&uring_reqs, &key);
-	if (!t)
+	v = bpf_map_lookup_elem(&uring_reqs, &key);
+	if (!v)
 		return 0;
-	tc = *t;
+	vc = *v;
 	bpf_map_delete_elem(&uring_reqs, &key);
+	if (vc.tgid != bpf_get_current_pid_tgid() >> 32 ||
+	    vc.opcode != BPF_CORE_READ((struct io_kiocb *)req, opcode) ||
+	    vc.user_data != BPF_CORE_READ(cqe, user_data))
+		return 0; /* a later request reusing the memory of one recorded */
 	e = get_scratch();
 	if (!e)
 		return 0;
-	fill_hdr(&e->h, RS_URING, &tc);
+	fill_hdr(&e->h, RS_URING, &vc.t);
 	__builtin_memset((u8 *)e + sizeof(e->h), 0, sizeof(*e) - sizeof(e->h));
 	e->completion = 1;
 	e->opcode = BPF_CORE_READ((struct io_kiocb *)req, opcode);
