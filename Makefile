@@ -130,6 +130,33 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench install uninstall
+# The timer that erases ended epochs' keys when nothing runs (`runseal keys tick`): a
+# systemd unit and timer under PREFIX, and a cron line in DATADIR. Installing on the host
+# itself (no DESTDIR) also turns it on: the timer where systemd is PID 1, else the cron line
+# in /etc/cron.d (cron reads no other place).
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+install: install-keys-tick
+uninstall: uninstall-keys-tick
+install-keys-tick:
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(DATADIR)
+	sed 's|/usr/local/bin/runseal|$(BINDIR)/runseal|' scripts/runseal-keys-tick.service \
+		> $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service
+	$(INSTALL) -m 0644 scripts/runseal-keys-tick.timer $(DESTDIR)$(SYSTEMDDIR)/
+	sed 's|/usr/local/bin/runseal|$(BINDIR)/runseal|' scripts/runseal-keys-tick.cron \
+		> $(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service \
+		$(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl enable --now runseal-keys-tick.timer; \
+	elif [ -z "$(DESTDIR)" ] && [ -d /etc/cron.d ]; then \
+		$(INSTALL) -m 0644 $(DATADIR)/runseal-keys-tick.cron /etc/cron.d/runseal-keys-tick; fi
+uninstall-keys-tick:
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now runseal-keys-tick.timer || true; fi
+	if [ -z "$(DESTDIR)" ]; then rm -f /etc/cron.d/runseal-keys-tick; fi
+	rm -f $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service \
+		$(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.timer $(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+
+.PHONY: all unit check demo lint clean fuzz bench install uninstall install-keys-tick uninstall-keys-tick
 
 -include $(wildcard $(B)/*.d)
