@@ -1473,10 +1473,10 @@ static int handle(void *ctx, void *data, size_t size)
 }
 
 static const char *const kind_names[RS_KIND_MAX] = {
-    [RS_EXEC] = "exec",	     [RS_FORK] = "fork",	 [RS_EXIT] = "exit",
-    [RS_OPEN] = "open",	     [RS_CONNECT] = "connect",	 [RS_GUARD] = "guard",
+    [RS_EXEC] = "exec",	       [RS_FORK] = "fork",	 [RS_EXIT] = "exit",
+    [RS_OPEN] = "open",	       [RS_CONNECT] = "connect", [RS_GUARD] = "guard",
     [RS_FSOP] = "file_change", [RS_CRED] = "cred",	 [RS_NET] = "net",
-    [RS_COMPAT] = "compat",  [RS_URING] = "io_uring", [RS_GETFD] = "pidfd_getfd",
+    [RS_COMPAT] = "compat",    [RS_URING] = "io_uring",	 [RS_GETFD] = "pidfd_getfd",
 };
 
 _Static_assert(RS_KIND_MAX <= sizeof(((struct collector *)0)->drops) / sizeof(uint64_t),
