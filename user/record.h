@@ -35,6 +35,23 @@ enum rec_kind {
 	REC_MODULE_LOAD,
 	REC_MEMFD_CREATE,
 	REC_RUN_INTERRUPTED,
+	/* capture coverage (issue 8) */
+	REC_RENAME,
+	REC_UNLINK,
+	REC_CHMOD,
+	REC_CHOWN,
+	REC_LINK,
+	REC_SYMLINK,
+	REC_TRUNCATE,
+	REC_MOUNT,
+	REC_UMOUNT,
+	REC_CRED,
+	REC_LISTEN,
+	REC_ACCEPT,
+	REC_COMPAT_SYSCALL,
+	REC_IO_URING_RESULT,
+	REC_MKDIR,
+	REC_MKNOD,
 	REC_ATTACH,  /* daemon: a process put under a run's step */
 	REC_REFUSED, /* daemon: a request refused, and who asked */
 	REC_DAEMON,  /* daemon: start, reload, stop */
