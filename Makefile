@@ -19,13 +19,18 @@ CFLAGS   ?= -O2 -g
 RS_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation \
 	     -DRUNSEAL_VERSION=\"$(VERSION)\" -I$(B) -Ibpf -Iuser -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(RS_CFLAGS) $(CFLAGS)
-LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto -pthread
+LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto -larchive -pthread
 TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
 	     user/logfmt.c user/sealer.c user/verify.c
+# Reading the log back: the reader, the reports (user/report/) and their commands (user/cli/).
+USER_SRCS += user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
+	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \
+	     user/report/render_md.c user/report/render_html.c user/report/render_json.c \
+	     user/report/diff.c user/cli/common.c user/cli/runs.c user/cli/report.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
@@ -56,6 +61,7 @@ $(B)/runseal.skel.h: $(B)/runseal.bpf.o
 $(B)/collector.o: $(B)/runseal.skel.h
 
 $(B)/%.o: user/%.c | $(B)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 runseal: $(USER_OBJS)
@@ -118,12 +124,12 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/runseal $(DESTDIR)$(MANDIR)/man1/runseal.1
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
-LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
+LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
 	  tests/vectors/*.c
 lint:
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck -q --enable=warning,style,performance --error-exitcode=1 --inline-suppr \
-		--suppress=missingIncludeSystem -Iuser -Ibpf user/*.c tests/unit/*.c tests/helpers/*.c \
+		--suppress=missingIncludeSystem -Iuser -Ibpf user/*.c user/*/*.c tests/unit/*.c tests/helpers/*.c \
 		tests/fuzz/*.c tests/vectors/*.c
 	python3 -m py_compile scripts/bench scripts/mkman tests/integration/*.py
 
@@ -132,4 +138,4 @@ clean:
 
 .PHONY: all unit check demo lint clean fuzz bench install uninstall
 
--include $(wildcard $(B)/*.d)
+-include $(wildcard $(B)/*.d $(B)/*/*.d)

@@ -11,6 +11,7 @@
 #include "runner.h"
 #include "util.h"
 #include "verify.h"
+#include "cli/cmds.h"
 
 static const char usage_main[] =
     "usage: runseal COMMAND [OPTIONS]\n"
@@ -296,6 +297,8 @@ static const struct command {
     {"keygen", cmd_keygen},
     {"verify", verify_cmd},
     {"show", show_cmd},
+    {"runs", runs_cmd},
+    {"report", report_cmd},
 };
 
 static const struct command *find_command(const char *name)

@@ -1,0 +1,118 @@
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cmds.h"
+#include "cli/common.h"
+#include "report/diff.h"
+#include "report/report.h"
+#include "verify.h"
+
+static const char usage[] =
+    "usage: runseal report [LOGDIR|BUNDLE] RUN [--format md|html|json] [-o FILE]\n"
+    "                      [--baseline RUN] [--pub FILE] [--key-dir DIR]\n"
+    "\n"
+    "Verifies the log in LOGDIR (default " LOG_DIR_DEFAULT ", or an evidence\n"
+    "bundle) and writes the report of RUN (an id, a unique prefix of 4 characters\n"
+    "or more, or `last`): the run's trigger and runbook, the verification result\n"
+    "with the key ids and seals that cover it, every step with its process tree,\n"
+    "the files written, network destinations, executables, privilege changes,\n"
+    "failed operations, losses, interruptions and crash recoveries, and what they\n"
+    "show for PCI DSS 10.2/10.3, NIST 800-53 AU-9/AU-10 and SOC 2 CC8.1.\n"
+    "\n"
+    "options:\n"
+    "  -f, --format FMT    md (default), html (one self-contained file) or json\n"
+    "  -o, --output FILE   write there instead of stdout\n"
+    "      --baseline RUN  add what RUN (an earlier run of the runbook) did not do\n" CLI_LOG_HELP
+    "  -h, --help          show this help\n"
+    "\n"
+    "exit status: 0 written from a verified log, 1 written but the log has problems\n"
+    "(the report says so), 2 usage error, unreadable log or unknown run\n";
+
+int render_doc(const struct doc *d, const char *fmt, struct jbuf *out)
+{
+	if (!strcmp(fmt, "md"))
+		render_md(d, out);
+	else if (!strcmp(fmt, "html"))
+		render_html(d, out);
+	else if (!strcmp(fmt, "json"))
+		render_json(d, out);
+	else
+		return -1;
+	return 0;
+}
+
+int report_cmd(int argc, char **argv)
+{
+	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+					     {"output", required_argument, NULL, 'o'},
+					     {"baseline", required_argument, NULL, 'b'},
+					     CLI_LOG_OPTIONS,
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	struct cli_log l = {0};
+	const char *fmt = "md", *out = NULL, *base = NULL;
+	struct cli_run cr, br = {0};
+	struct jbuf b = {0};
+	struct doc d;
+	struct diff df = {0};
+	int c, rc;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+		if (cli_log_opt(&l, c, optarg))
+			continue;
+		if (c == 'f') {
+			fmt = optarg;
+		} else if (c == 'o') {
+			out = optarg;
+		} else if (c == 'b') {
+			base = optarg;
+		} else if (c == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (argc - optind < 1 || argc - optind > 2 ||
+	    (strcmp(fmt, "md") && strcmp(fmt, "html") && strcmp(fmt, "json"))) {
+		fprintf(stderr, "%s%s", argc - optind < 1 || argc - optind > 2 ? "" :
+			"runseal: --format must be md, html or json\n", usage);
+		return 2;
+	}
+	if (argc - optind == 2)
+		l.path = argv[optind++];
+	rc = cli_open_run(&cr, &l, argv[optind]);
+	if (rc)
+		return rc;
+	report_build(&d, &cr.m, lr_result(cr.r));
+	if (base) {
+		char err[512];
+		const struct run_sum *bs = runs_find(&cr.runs, base, err, sizeof(err));
+
+		if (!bs || cli_open_other(&br, &cr, &l, bs)) {
+			if (!bs)
+				fprintf(stderr, "runseal: --baseline: %s\n", err);
+			doc_free(&d);
+			cli_close_run(&cr);
+			return 2;
+		}
+		diff_runs(&df, &br.m, &cr.m);
+		diff_section(&d, &df, &br.m, &cr.m);
+	}
+	render_doc(&d, fmt, &b);
+	rc = cli_write(out, b.p, b.len) ? 2 : lr_result(cr.r)->rc ? 1 : 0;
+	cli_note_verify(lr_result(cr.r), l.path ? l.path : LOG_DIR_DEFAULT);
+	jb_free(&b);
+	doc_free(&d);
+	diff_free(&df);
+	if (br.r) {
+		model_free(&br.m);
+		lr_close(br.r);
+	}
+	cli_close_run(&cr);
+	return rc;
+}

@@ -1,0 +1,253 @@
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/diff.h"
+#include "report/normalize.h"
+#include "report/report.h"
+#include "util.h"
+
+#define COUNT_MIN_CHANGE 20	/* and half again or half less: a "large" change of counts */
+#define DURATION_MIN_MS	 1000	/* and twice as long or half as long */
+
+enum set_kind { S_EXEC, S_WRITE, S_NET, S_KINDS };
+static const char *const set_name[S_KINDS] = {"executable", "file written",
+					      "network destination"};
+
+/* The normalised things one step (all its attempts) did, sorted and unique. */
+struct set {
+	char **v;
+	size_t n;
+};
+
+struct step_sets {
+	const char *name;
+	struct set s[S_KINDS];
+	unsigned long nexec, nopen, nconn;
+	int64_t duration_ms;
+	const char *status;
+};
+
+static void set_add(struct set *s, char *v)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], v)) {
+			free(v);
+			return;
+		}
+	s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
+	s->v[s->n++] = v;
+}
+
+static char *normalised(char *raw)
+{
+	struct jbuf b = {0};
+
+	if (!raw)
+		return xstrdup("?");
+	norm_text(&b, raw, strlen(raw));
+	free(raw);
+	return b.p;
+}
+
+static void sets_of_step(struct step_sets *ss, const struct m_step *st)
+{
+	for (size_t p = 0; p < st->nproc; p++)
+		for (size_t k = 0; k < st->procs[p].nev; k++) {
+			const struct lr_ent *e = st->procs[p].ev[k];
+
+			if (e->kind == LR_EXEC && !m_failed(e))
+				set_add(&ss->s[S_EXEC], normalised(lr_str(e, "path", NULL)));
+			else if (e->kind == LR_OPEN && !m_failed(e) &&
+				 (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC)))
+				set_add(&ss->s[S_WRITE], normalised(lr_str(e, "path", NULL)));
+			else if (e->kind == LR_CONNECT)
+				set_add(&ss->s[S_NET], lr_get(e, "addr") >= 0
+							   ? m_dest(e)
+							   : normalised(m_dest(e)));
+		}
+	ss->nexec += st->nexec;
+	ss->nopen += st->nread + st->nwrite;
+	ss->nconn += st->nconn;
+	if (st->duration_ms > 0)
+		ss->duration_ms += st->duration_ms;
+	ss->status = st->status;
+}
+
+/* One entry per step name, attempts (retries) merged. */
+static struct step_sets *sets_of(const struct m_run *m, size_t *n)
+{
+	struct step_sets *v = xcalloc(m->nstep + 1, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; i < m->nstep; i++) {
+		size_t k = 0;
+
+		while (k < *n && strcmp(v[k].name, m->steps[i].name))
+			k++;
+		if (k == *n)
+			v[(*n)++].name = m->steps[i].name;
+		sets_of_step(&v[k], &m->steps[i]);
+	}
+	return v;
+}
+
+static void sets_free(struct step_sets *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < S_KINDS; k++) {
+			for (size_t j = 0; j < v[i].s[k].n; j++)
+				free(v[i].s[k].v[j]);
+			free(v[i].s[k].v);
+		}
+	free(v);
+}
+
+static void item(struct diff *d, const char *step, const char *what, const char *detail,
+		 int side)
+{
+	d->it = xrealloc(d->it, (d->n + 1) * sizeof(*d->it));
+	d->it[d->n++] = (struct diff_item){
+	    .step = xstrdup(step), .what = xstrdup(what), .detail = xstrdup(detail), .side = side};
+}
+
+static bool in_set(const struct set *s, const char *v)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], v))
+			return true;
+	return false;
+}
+
+static bool large(unsigned long a, unsigned long b)
+{
+	unsigned long lo = a < b ? a : b, hi = a < b ? b : a;
+
+	return hi - lo >= COUNT_MIN_CHANGE && hi * 2 > lo * 3;
+}
+
+static void counts(struct diff *d, const struct step_sets *x, const struct step_sets *y)
+{
+	static const char *const what[] = {"execs", "opens", "connections"};
+	unsigned long a[] = {x->nexec, x->nopen, x->nconn}, b[] = {y->nexec, y->nopen, y->nconn};
+	char t[128];
+
+	for (int i = 0; i < 3; i++)
+		if (large(a[i], b[i])) {
+			snprintf(t, sizeof(t), "%s: %lu -> %lu", what[i], a[i], b[i]);
+			item(d, x->name, "count", t, 0);
+		}
+	if (x->duration_ms >= 0 && y->duration_ms >= 0 &&
+	    llabs(y->duration_ms - x->duration_ms) >= DURATION_MIN_MS &&
+	    (y->duration_ms > 2 * x->duration_ms || x->duration_ms > 2 * y->duration_ms)) {
+		snprintf(t, sizeof(t), "%lld ms -> %lld ms", (long long)x->duration_ms,
+			 (long long)y->duration_ms);
+		item(d, x->name, "duration", t, 0);
+	}
+	if (strcmp(x->status, y->status)) {
+		snprintf(t, sizeof(t), "status %s -> %s", x->status, y->status);
+		item(d, x->name, "step status", t, strcmp(y->status, "ok") ? 1 : 0);
+	}
+}
+
+void diff_runs(struct diff *d, const struct m_run *a, const struct m_run *b)
+{
+	size_t na, nb;
+	struct step_sets *sa = sets_of(a, &na), *sb = sets_of(b, &nb);
+
+	*d = (struct diff){0};
+	for (size_t i = 0; i < nb; i++) {
+		size_t j = 0;
+
+		while (j < na && strcmp(sa[j].name, sb[i].name))
+			j++;
+		if (j == na) {
+			item(d, sb[i].name, "step", "only in B", 1);
+			continue;
+		}
+		for (int k = 0; k < S_KINDS; k++) {
+			for (size_t v = 0; v < sb[i].s[k].n; v++)
+				if (!in_set(&sa[j].s[k], sb[i].s[k].v[v]))
+					item(d, sb[i].name, set_name[k], sb[i].s[k].v[v], 1);
+			for (size_t v = 0; v < sa[j].s[k].n; v++)
+				if (!in_set(&sb[i].s[k], sa[j].s[k].v[v]))
+					item(d, sa[j].name, set_name[k], sa[j].s[k].v[v], -1);
+		}
+		counts(d, &sa[j], &sb[i]);
+	}
+	for (size_t j = 0; j < na; j++) {
+		size_t i = 0;
+
+		while (i < nb && strcmp(sa[j].name, sb[i].name))
+			i++;
+		if (i == nb)
+			item(d, sa[j].name, "step", "only in A (missing in B)", -1);
+	}
+	sets_free(sa, na);
+	sets_free(sb, nb);
+}
+
+static bool has_item(const struct diff *d, const struct diff_item *x)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->it[i].side == x->side && !strcmp(d->it[i].step, x->step) &&
+		    !strcmp(d->it[i].what, x->what) && !strcmp(d->it[i].detail, x->detail))
+			return true;
+	return false;
+}
+
+void diff_baselines(struct diff *d, const struct m_run *const *base, size_t nbase,
+		    const struct m_run *b)
+{
+	struct diff *each = xcalloc(nbase + 1, sizeof(*each));
+
+	*d = (struct diff){0};
+	for (size_t i = 0; i < nbase; i++)
+		diff_runs(&each[i], base[i], b);
+	for (size_t k = 0; nbase && k < each[0].n; k++) {
+		const struct diff_item *x = &each[0].it[k];
+		bool all = x->side > 0;
+
+		for (size_t i = 1; all && i < nbase; i++)
+			all = has_item(&each[i], x);
+		if (all)
+			item(d, x->step, x->what, x->detail, x->side);
+	}
+	for (size_t i = 0; i < nbase; i++)
+		diff_free(&each[i]);
+	free(each);
+}
+
+void diff_section(struct doc *doc, const struct diff *d, const struct m_run *a,
+		  const struct m_run *b)
+{
+	struct d_sec *s = d_section(doc, "baseline", "Anomalies against the baseline", 2);
+	struct d_table *t =
+	    d_table(s, "", (const char *const[]){"step", "what", "detail", "side", NULL});
+
+	d_text(s, "Compared with run %s (paths normalised: temporary names, pids, ids and "
+		  "numbers). %zu difference(s).",
+	       a->id, d->n);
+	(void)b;
+	for (size_t i = 0; i < d->n; i++) {
+		const struct diff_item *x = &d->it[i];
+		const char *side = x->side > 0 ? "only in this run"
+				   : x->side < 0 ? "only in the baseline"
+						 : "changed";
+
+		d_row(t, 0, x->step, strlen(x->step), x->what, strlen(x->what), x->detail,
+		      strlen(x->detail), side, strlen(side));
+	}
+}
+
+void diff_free(struct diff *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->it[i].step);
+		free(d->it[i].what);
+		free(d->it[i].detail);
+	}
+	free(d->it);
+	*d = (struct diff){0};
+}

@@ -1,0 +1,758 @@
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/report.h"
+#include "util.h"
+
+static size_t slen(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+/* A cell for d_row: the string and its length ("" for NULL). */
+#define S(x) (x), slen(x)
+
+char *proc_exe(const struct m_proc *p)
+{
+	char *name = NULL;
+
+	for (size_t i = 0; i < p->nev; i++)
+		if (p->ev[i]->kind == LR_EXEC && !m_failed(p->ev[i])) {
+			free(name);
+			name = lr_str(p->ev[i], "path", NULL);
+		}
+	return name;
+}
+
+static char *str_or(const struct lr_ent *e, const char *key, const char *dflt)
+{
+	char *s = e ? lr_str(e, key, NULL) : NULL;
+
+	return s ? s : xstrdup(dflt);
+}
+
+/* A member shown as written in the log (numbers, null, nested JSON), strings decoded. */
+static char *raw_or(const struct lr_ent *e, const char *key, const char *dflt)
+{
+	int t = e ? lr_get(e, key) : -1;
+	const struct jtok *k;
+
+	if (t < 0)
+		return xstrdup(dflt);
+	k = &e->tok[t];
+	if (k->type == J_STR)
+		return lr_tokstr(e, t, NULL);
+	return xasprintf("%.*s", (int)k->n, k->s);
+}
+
+static void fmt_ms(char *b, size_t n, int64_t ms)
+{
+	if (ms < 0)
+		snprintf(b, n, "?");
+	else if (ms < 10000)
+		snprintf(b, n, "%lld ms", (long long)ms);
+	else
+		snprintf(b, n, "%.1f s", (double)ms / 1000);
+}
+
+static void seal_range(const struct m_run *m, const struct lr_verify *v, uint64_t *lo,
+		       uint64_t *hi)
+{
+	*lo = UINT64_MAX;
+	*hi = 0;
+	if (m->start)
+		*lo = m->start->seq;
+	for (size_t i = 0; i < m->nstep; i++) {
+		if (m->steps[i].start->seq < *lo)
+			*lo = m->steps[i].start->seq;
+	}
+	*hi = m->end ? m->end->seq : *lo;
+	for (size_t i = 0; i < m->nstep; i++)
+		for (size_t p = 0; p < m->steps[i].nproc; p++)
+			for (size_t k = 0; k < m->steps[i].procs[p].nev; k++)
+				if (m->steps[i].procs[p].ev[k]->seq > *hi)
+					*hi = m->steps[i].procs[p].ev[k]->seq;
+	(void)v;
+}
+
+/* The seals that cover seq lo..hi and the epoch keys that signed them. */
+static void seals_of(const struct lr_verify *v, uint64_t lo, uint64_t hi, struct jbuf *seals,
+		     struct jbuf *keys, bool *unsealed)
+{
+	const struct lr_seal *last = NULL;
+
+	jb_raw(seals, "", 0);
+	jb_raw(keys, "", 0);
+	*unsealed = !lr_seal_for(v, hi);
+	for (size_t i = 0; i < v->nseal; i++) {
+		const struct lr_seal *s = &v->seal[i];
+		char t[256];
+
+		if (s->seq < lo || s->first_seq > hi)
+			continue;
+		jb_raw(seals, t,
+		       (size_t)snprintf(t, sizeof(t),
+					"%sseal seq %" PRIu64 " (segment %" PRIu64 ", seq %" PRIu64
+					"-%" PRIu64 ", epoch %" PRIu64 ", %s)",
+					seals->len ? "; " : "", s->seq, s->segment, s->first_seq,
+					s->seq, s->epoch, s->time));
+		if (!last || strcmp(last->key_id, s->key_id))
+			jb_raw(keys, t,
+			       (size_t)snprintf(t, sizeof(t), "%sepoch %" PRIu64 " key id %s",
+						keys->len ? "; " : "", s->epoch, s->key_id));
+		last = s;
+	}
+}
+
+char *verify_line(const struct m_run *m, const struct lr_verify *v)
+{
+	uint64_t lo, hi;
+	struct jbuf seals = {0}, keys = {0};
+	bool unsealed;
+	char *s;
+
+	seal_range(m, v, &lo, &hi);
+	seals_of(v, lo, hi, &seals, &keys, &unsealed);
+	s = xasprintf("%s: log of %" PRIu64 " entries (seq %" PRIu64 "-%" PRIu64
+		      "), %lu errors, %lu warnings; run records seq %" PRIu64 "-%" PRIu64
+		      " %s; root key id %s; %s",
+		      v->rc == 0 ? "verified" : "NOT VERIFIED", v->entries, v->first_seq,
+		      v->last_seq, v->errors, v->warnings, lo, hi,
+		      unsealed ? "(the last ones not sealed yet)" : "sealed", v->root_key,
+		      keys.len ? keys.p : "no seal");
+	jb_free(&seals);
+	jb_free(&keys);
+	return s;
+}
+
+/* ---- header -------------------------------------------------------------------------------- */
+
+static void params(struct d_sec *s, const struct lr_ent *e)
+{
+	int p = e ? lr_get(e, "params") : -1;
+
+	if (p < 0 || e->tok[p].type != J_OBJ)
+		return;
+	for (unsigned i = (unsigned)p + 1, k = 0; k < e->tok[p].count; k++) {
+		char *key = lr_tokstr(e, (int)i, NULL);
+		int vt = (int)e->tok[i].next;
+		char *val = lr_tokstr(e, vt, NULL);
+		char *label = xasprintf("param %s", key ? key : "?");
+
+		d_field(s, label, S(val ? val : "(not a string)"));
+		free(label);
+		free(key);
+		free(val);
+		i = e->tok[vt].next;
+	}
+}
+
+static void trigger(struct d_sec *s, const struct lr_ent *e)
+{
+	int t = e ? lr_get(e, "trigger") : -1;
+
+	if (t < 0 || e->tok[t].type != J_OBJ) {
+		d_field(s, "trigger", S("not recorded (a runseal before triggers were recorded)"));
+		return;
+	}
+	for (unsigned i = (unsigned)t + 1, k = 0; k < e->tok[t].count; k++) {
+		char *key = lr_tokstr(e, (int)i, NULL);
+		int vt = (int)e->tok[i].next;
+		char *label = xasprintf("trigger %s", key ? key : "?");
+		char *val = e->tok[vt].type == J_STR
+				? lr_tokstr(e, vt, NULL)
+				: xasprintf("%.*s", (int)e->tok[vt].n, e->tok[vt].s);
+
+		if (e->tok[vt].type == J_OBJ || e->tok[vt].type == J_ARR) {
+			free(val);
+			val = NULL;
+		}
+		if (val)
+			d_field(s, label, S(val));
+		free(label);
+		free(key);
+		free(val);
+		i = e->tok[vt].next;
+	}
+}
+
+static void ancestry(struct doc *d, struct d_sec *s, const struct lr_ent *e)
+{
+	int t = e ? lr_get(e, "trigger") : -1;
+	int a = t >= 0 ? json_get(e->tok, t, "ancestry") : -1;
+	static const char *const cols[] = {"pid", "executable", "argv", NULL};
+	struct d_table *tb;
+
+	(void)d;
+	if (a < 0 || e->tok[a].type != J_ARR)
+		return;
+	tb = d_table(s, "invoker ancestry (runseal's parent first, up to PID 1)", cols);
+	for (unsigned i = 0; i < e->tok[a].count; i++) {
+		int o = json_at(e->tok, a, i), pt = json_get(e->tok, o, "pid");
+		int xt = json_get(e->tok, o, "exe"), at = json_get(e->tok, o, "argv");
+		struct jbuf argv = {0};
+		char *exe = lr_tokstr(e, xt, NULL);
+		char pid[24] = "?";
+
+		if (pt >= 0)
+			snprintf(pid, sizeof(pid), "%.*s", (int)e->tok[pt].n, e->tok[pt].s);
+		jb_raw(&argv, "", 0);
+		for (unsigned k = 0; at >= 0 && k < e->tok[at].count; k++) {
+			if (k)
+				jb_putc(&argv, ' ');
+			json_unstr(&e->tok[json_at(e->tok, at, k)], &argv);
+		}
+		d_row(tb, 0, S(pid), S(exe), argv.p, argv.len);
+		free(exe);
+		jb_free(&argv);
+	}
+}
+
+static void header(struct doc *d, const struct m_run *m)
+{
+	struct d_sec *s = d_section(d, "run", "Run", 2);
+	const struct lr_ent *st = m->start;
+	static const char *const keys[][2] = {
+	    {"runbook", "runbook_name"}, {"runbook path", "runbook"},
+	    {"runbook SHA-256", "runbook_sha256"}, {"host", "host"}, {"kernel", "kernel"},
+	    {"runseal version", "runseal_version"}, {"invoking uid", "uid"},
+	    {"invoking euid", "euid"}, {"sudo uid", "sudo_uid"}, {"cgroup", "cgroup"},
+	};
+	char t[TIME_LEN], dur[32], *v;
+
+	trigger(s, st);
+	d_field(s, "run id", S(m->id));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!st || lr_get(st, keys[i][1]) < 0)
+			continue;
+		v = raw_or(st, keys[i][1], "");
+		d_field(s, keys[i][0], S(v));
+		free(v);
+	}
+	params(s, st);
+	fmt_time(m->start_ns, t);
+	d_field(s, "start", S(st ? st->time : t));
+	d_field(s, "end", S(m->end ? m->end->time : "none: the run has no run_end record"));
+	fmt_ms(dur, sizeof(dur), m->end && m->start ? (int64_t)(m->end_ns - m->start_ns) / 1000000
+						  : -1);
+	d_field(s, "duration", S(dur));
+	d_field(s, "result", S(m->status));
+	if (m->end) {
+		v = raw_or(m->end, "error", "");
+		if (*v)
+			d_field(s, "error", S(v));
+		free(v);
+	}
+	d_fieldf(s, "events", "%lld kernel events, %lld lost", (long long)m->events,
+		 (long long)m->lost);
+	d_field(s, "interrupted", S(m->interrupted ? "yes" : "no"));
+	ancestry(d, s, st);
+}
+
+static void verification(struct doc *d, const struct m_run *m, const struct lr_verify *v)
+{
+	struct d_sec *s = d_section(d, "verification", "Verification", 2);
+	static const char *const cols[] = {"level", "kind", "file", "seq", "message", NULL};
+	struct jbuf seals = {0}, keys = {0};
+	uint64_t lo, hi;
+	bool unsealed;
+	struct d_table *t;
+
+	seal_range(m, v, &lo, &hi);
+	seals_of(v, lo, hi, &seals, &keys, &unsealed);
+	d_text(s, "Every record in this report was read through the verifier: only entries whose "
+		  "hash chain and segment seal checked out are shown.");
+	d_field(s, "result",
+		S(v->rc == 0 ? "verified: no errors" : "NOT VERIFIED: the log has errors, "
+						       "records after the first one are left out"));
+	d_fieldf(s, "errors, warnings", "%lu, %lu", v->errors, v->warnings);
+	d_fieldf(s, "log", "%" PRIu64 " entries in %" PRIu64 " segments, %" PRIu64
+		 " seals; verified entries seq %" PRIu64 "-%" PRIu64,
+		 v->entries, v->segments, v->seals, v->first_seq, v->last_seq);
+	d_fieldf(s, "this run's records", "seq %" PRIu64 "-%" PRIu64 "%s", lo, hi,
+		 unsealed ? " (the last ones not sealed yet: a run in progress or a crash)" : "");
+	d_field(s, "sealed by", seals.p, seals.len);
+	d_field(s, "root key id", S(v->root_key));
+	d_field(s, "root key file", S(v->pub_path));
+	d_field(s, "host id", S(v->host_id));
+	d_field(s, "epoch keys", keys.p, keys.len);
+	t = d_table(s, "problems", cols);
+	for (size_t i = 0; i < v->nprob; i++) {
+		const struct lr_problem *p = &v->prob[i];
+		char seq[24] = "";
+
+		if (p->seq >= 0)
+			snprintf(seq, sizeof(seq), "%lld", (long long)p->seq);
+		d_row(t, 0, S(p->level), S(p->kind), S(p->file), S(seq), S(p->message));
+	}
+	jb_free(&seals);
+	jb_free(&keys);
+}
+
+/* ---- steps -------------------------------------------------------------------------------- */
+
+static void steps_table(struct doc *d, const struct m_run *m)
+{
+	struct d_sec *s = d_section(d, "steps", "Steps", 2);
+	static const char *const cols[] = {"#",	 "step",	  "attempt",  "status",
+					   "exit", "duration",	  "processes", "execs",
+					   "files written", "files read", "connections", "failures",
+					   NULL};
+	struct d_table *t = d_table(s, "", cols);
+
+	for (size_t i = 0; i < m->nstep; i++) {
+		const struct m_step *st = &m->steps[i];
+		char n[8][24];
+
+		snprintf(n[0], 24, "%lld", (long long)st->seq);
+		snprintf(n[1], 24, "%lld", (long long)st->attempt);
+		snprintf(n[2], 24, "%lld", (long long)st->exit_code);
+		fmt_ms(n[3], 24, st->duration_ms);
+		snprintf(n[4], 24, "%zu", st->nproc);
+		snprintf(n[5], 24, "%lu", st->nexec);
+		snprintf(n[6], 24, "%lu", st->nwrite);
+		snprintf(n[7], 24, "%lu", st->nread);
+		char c[2][24];
+
+		snprintf(c[0], 24, "%lu", st->nconn);
+		snprintf(c[1], 24, "%lu", st->nfail);
+		d_row(t, 0, S(n[0]), S(st->name), S(n[1]), S(st->status),
+		      S(st->exit_code >= 0 ? n[2] : ""), S(n[3]), S(n[4]), S(n[5]), S(n[6]),
+		      S(n[7]), S(c[0]), S(c[1]));
+	}
+}
+
+static char *access_of(unsigned f)
+{
+	struct jbuf b = {0};
+
+	jb_raw(&b, "", 0);
+	if (f & F_READ)
+		jb_raw(&b, "read ", 5);
+	if (f & F_WRITE)
+		jb_raw(&b, "write ", 6);
+	if (f & F_CREATE)
+		jb_raw(&b, "create ", 7);
+	if (f & F_TRUNC)
+		jb_raw(&b, "truncate ", 9);
+	if (f & F_FAIL)
+		jb_raw(&b, "FAILED ", 7);
+	if (b.len)
+		b.p[--b.len] = '\0';
+	return b.p;
+}
+
+/* A record's outcome: "ok" or its errno name. */
+static char *result_of(const struct lr_ent *e)
+{
+	return m_failed(e) ? str_or(e, "error", "failed") : xstrdup("ok");
+}
+
+struct walkp {
+	const struct m_step *st;
+	bool *done;
+	struct d_table *procs;
+};
+
+static void proc_rows(struct walkp *w, size_t i, int depth)
+{
+	const struct m_proc *p = &w->st->procs[i];
+	char pid[24], ppid[24], code[32] = "";
+	char *exe, *argv = NULL;
+	int64_t c;
+
+	if (w->done[i])
+		return;
+	w->done[i] = true;
+	snprintf(pid, sizeof(pid), "%lld", (long long)p->pid);
+	snprintf(ppid, sizeof(ppid), "%lld", (long long)p->ppid);
+	exe = proc_exe(p);
+	for (size_t k = 0; k < p->nev; k++)
+		if (p->ev[k]->kind == LR_EXEC && !m_failed(p->ev[k])) {
+			free(argv);
+			argv = m_join(p->ev[k], "argv", " ");
+		}
+	if (p->exit && !lr_int(p->exit, "exit_code", &c))
+		snprintf(code, sizeof(code), "%lld", (long long)c);
+	else if (p->exit && !lr_int(p->exit, "signal", &c))
+		snprintf(code, sizeof(code), "signal %lld", (long long)c);
+	else if (!p->exit)
+		snprintf(code, sizeof(code), "no exit seen");
+	d_row(w->procs, depth, S(pid), S(ppid), S(exe ? exe : "(no exec: a fork)"), S(argv),
+	      S(code));
+	free(exe);
+	free(argv);
+	for (size_t k = 0; k < w->st->nproc; k++)
+		if (w->st->procs[k].parent == i)
+			proc_rows(w, k, depth + 1);
+}
+
+static void step_events(struct d_sec *s, const struct m_step *st)
+{
+	static const char *const fc[] = {"time", "pid", "access", "path", "result", NULL};
+	static const char *const cc[] = {"time", "pid", "destination", "family", "result", NULL};
+	static const char *const xc[] = {"time", "pid", "executable", "argv", "result", NULL};
+	static const char *const oc[] = {"time", "pid", "kind", "record", NULL};
+	struct d_table *x = d_table(s, "execs", xc);
+	struct d_table *f = d_table(s, "files opened", fc);
+	struct d_table *c = d_table(s, "connections", cc);
+	struct d_table *o = d_table(s, "other records", oc);
+
+	for (size_t p = 0; p < st->nproc; p++) {
+		const struct m_proc *pr = &st->procs[p];
+		char pid[24];
+
+		snprintf(pid, sizeof(pid), "%lld", (long long)pr->pid);
+		for (size_t k = 0; k < pr->nev; k++) {
+			const struct lr_ent *e = pr->ev[k];
+			char *a = NULL, *b = NULL, *r = result_of(e);
+
+			if (e->kind == LR_EXEC) {
+				a = lr_str(e, m_failed(e) ? "filename" : "path", NULL);
+				b = m_join(e, "argv", " ");
+				d_row(x, 0, S(e->time), S(pid), S(a), S(b), S(r));
+			} else if (e->kind == LR_OPEN) {
+				a = access_of(m_open_flags(e));
+				b = lr_str(e, "path", NULL);
+				d_row(f, 0, S(e->time), S(pid), S(a), S(b), S(r));
+			} else if (e->kind == LR_CONNECT) {
+				a = m_dest(e);
+				b = lr_str(e, "family", NULL);
+				d_row(c, 0, S(e->time), S(pid), S(a), S(b), S(r));
+			} else if (e->kind != LR_FORK && e->kind != LR_EXIT) {
+				d_row(o, 0, S(e->time), S(pid), S(e->kind_name), e->line, e->len);
+			}
+			free(a);
+			free(b);
+			free(r);
+		}
+	}
+}
+
+static void step_detail(struct doc *d, const struct m_run *m, size_t i)
+{
+	const struct m_step *st = &m->steps[i];
+	static const char *const pc[] = {"process", "ppid", "executable", "argv", "exit", NULL};
+	char id[32], *title, dur[32];
+	struct d_sec *s;
+	struct walkp w = {.st = st};
+	static const char *const extra[] = {"run_as", "cwd", "timeout_ms", "stdout_sha256",
+					    "stdout_bytes", "stdout_tail", "stderr_sha256",
+					    "stderr_bytes", "stderr_tail", "lingering"};
+
+	snprintf(id, sizeof(id), "step-%zu", i + 1);
+	title = xasprintf("Step %lld: %s%s", (long long)st->seq, st->name,
+			  st->attempt > 1 ? " (retry)" : "");
+	s = d_section(d, id, title, 3);
+	s->step = (int)i;
+	free(title);
+	d_field(s, "command", S(st->argv));
+	d_field(s, "status", S(st->status));
+	fmt_ms(dur, sizeof(dur), st->duration_ms);
+	d_fieldf(s, "start, duration", "%s, %s", st->start->time, dur);
+	if (st->exit_code >= 0)
+		d_fieldf(s, "exit code", "%lld", (long long)st->exit_code);
+	if (st->error)
+		d_field(s, "error", S(st->error));
+	for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
+		const struct lr_ent *e = lr_get(st->start, extra[k]) >= 0 ? st->start : st->end;
+		char *v;
+
+		if (!e || lr_get(e, extra[k]) < 0 || json_is(&e->tok[lr_get(e, extra[k])], "null"))
+			continue;
+		v = raw_or(e, extra[k], "");
+		d_field(s, extra[k], S(v));
+		free(v);
+	}
+	w.procs = d_table(s, "process tree", pc);
+	w.done = xcalloc(st->nproc + 1, sizeof(bool));
+	for (size_t p = 0; p < st->nproc; p++)
+		if (st->procs[p].parent == SIZE_MAX)
+			proc_rows(&w, p, 0);
+	for (size_t p = 0; p < st->nproc; p++)
+		proc_rows(&w, p, 0);
+	free(w.done);
+	step_events(s, st);
+}
+
+/* ---- what reviewers ask for ---------------------------------------------------------------- */
+
+typedef void (*each_fn)(void *ctx, const struct m_step *st, const struct m_proc *p,
+			const struct lr_ent *e);
+
+static void each(const struct m_run *m, each_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < m->nstep; i++)
+		for (size_t p = 0; p < m->steps[i].nproc; p++)
+			for (size_t k = 0; k < m->steps[i].procs[p].nev; k++)
+				fn(ctx, &m->steps[i], &m->steps[i].procs[p],
+				   m->steps[i].procs[p].ev[k]);
+}
+
+/* Rows keyed by their first cells: a repeat adds to the count column instead. */
+struct agg {
+	struct d_table *t;
+	size_t keycols, countcol;
+	unsigned long *count;
+};
+
+static void agg_row(struct agg *a, const char *const *cells)
+{
+	size_t nc = a->t->ncol;
+
+	for (size_t r = 0; r < a->t->nrow; r++) {
+		size_t k = 0;
+
+		while (k < a->keycols && !strcmp(a->t->cell[r * nc + k].s, cells[k]))
+			k++;
+		if (k == a->keycols) {
+			char n[24];
+			struct d_str *c = &a->t->cell[r * nc + a->countcol];
+
+			snprintf(n, sizeof(n), "%lu", ++a->count[r]);
+			free(c->s);
+			c->s = xstrdup(n);
+			c->n = strlen(n);
+			return;
+		}
+	}
+	a->count = xrealloc(a->count, (a->t->nrow + 1) * sizeof(*a->count));
+	a->count[a->t->nrow] = 1;
+	/* Tables here have up to 6 columns. */
+	d_row(a->t, 0, S(cells[0]), S(nc > 1 ? cells[1] : NULL), S(nc > 2 ? cells[2] : NULL),
+	      S(nc > 3 ? cells[3] : NULL), S(nc > 4 ? cells[4] : NULL),
+	      S(nc > 5 ? cells[5] : NULL));
+}
+
+struct rev {
+	struct agg files, net, exe, fail, priv, other;
+};
+
+static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
+		    const struct lr_ent *e)
+{
+	struct rev *r = ctx;
+	char pid[24];
+	char *a = NULL, *b = NULL, *c = NULL;
+	int64_t uid = -1, euid = -1;
+
+	snprintf(pid, sizeof(pid), "%lld", (long long)p->pid);
+	if (e->kind == LR_OPEN && !m_failed(e) &&
+	    (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC))) {
+		a = lr_str(e, "path", NULL);
+		b = access_of(m_open_flags(e));
+		agg_row(&r->files, (const char *const[]){a ? a : "?", st->name, b, ""});
+	} else if (e->kind == LR_CONNECT) {
+		a = m_dest(e);
+		b = result_of(e);
+		agg_row(&r->net, (const char *const[]){a, st->name, b, ""});
+	} else if (e->kind == LR_EXEC && !m_failed(e)) {
+		a = lr_str(e, "path", NULL);
+		b = m_join(e, "argv", " ");
+		agg_row(&r->exe,
+			(const char *const[]){a ? a : "?", st->name, "not recorded", "", b});
+		if (!lr_int(e, "uid", &uid) && !lr_int(e, "euid", &euid) && uid != euid) {
+			c = xasprintf("exec with uid %lld, euid %lld (set-user-id program)",
+				      (long long)uid, (long long)euid);
+			agg_row(&r->priv, (const char *const[]){c, st->name, a ? a : "?", ""});
+		}
+	} else if (e->kind == LR_OTHER) {
+		agg_row(&r->other, (const char *const[]){e->kind_name, st->name, ""});
+		if (strstr(e->kind_name, "uid") || strstr(e->kind_name, "gid") ||
+		    strstr(e->kind_name, "cap"))
+			agg_row(&r->priv, (const char *const[]){e->kind_name, st->name,
+								e->line, ""});
+	}
+	if (m_failed(e) && e->kind != LR_OPEN) {
+		free(a);
+		a = e->kind == LR_CONNECT ? m_dest(e) : lr_str(e, e->kind == LR_EXEC ? "filename" : "path", NULL);
+		free(b);
+		b = result_of(e);
+		agg_row(&r->fail, (const char *const[]){e->kind_name, a ? a : "", b, st->name, ""});
+	} else if (m_failed(e)) {
+		free(a);
+		a = lr_str(e, "path", NULL);
+		free(b);
+		b = result_of(e);
+		/* Failed opens are mostly searches (libraries, locales): grouped, counted. */
+		agg_row(&r->fail, (const char *const[]){"open", a ? a : "", b, st->name, ""});
+	}
+	free(a);
+	free(b);
+	free(c);
+}
+
+static struct agg mk_agg(struct doc *d, const char *id, const char *title, const char *text,
+			 const char *const *cols, size_t keycols, size_t countcol)
+{
+	struct d_sec *s = d_section(d, id, title, 2);
+
+	d_text(s, "%s", text);
+	return (struct agg){.t = d_table(s, "", cols), .keycols = keycols, .countcol = countcol};
+}
+
+static void reviewers(struct doc *d, const struct m_run *m)
+{
+	struct rev r;
+
+	r.files = mk_agg(d, "files-written", "Files written or created",
+			 "Every file opened for writing, created or truncated, by step.",
+			 (const char *const[]){"path", "step", "access", "times", NULL}, 3, 3);
+	r.net = mk_agg(d, "network", "Network destinations",
+		       "Every connect() of the run's processes, with its result.",
+		       (const char *const[]){"destination", "step", "result", "times", NULL}, 3,
+		       3);
+	r.exe = mk_agg(d, "executables", "Executables",
+		       "Every program executed (path resolved in the kernel). Digests are not "
+		       "recorded by this version.",
+		       (const char *const[]){"path", "step", "digest", "times", "argv (first)",
+					     NULL},
+		       2, 3);
+	r.priv = mk_agg(d, "privilege", "Privilege changes",
+			"Execs whose effective uid differs from the real one, and privilege records.",
+			(const char *const[]){"what", "step", "detail", "times", NULL}, 3, 3);
+	r.fail = mk_agg(d, "failures", "Failed operations",
+			"Every exec, open and connect that failed, grouped by target and error.",
+			(const char *const[]){"kind", "target", "error", "step", "times", NULL}, 4,
+			4);
+	r.other = mk_agg(d, "other-records", "Other records",
+			 "Record kinds this report does not break down further.",
+			 (const char *const[]){"kind", "step", "times", NULL}, 2, 2);
+	each(m, rev_one, &r);
+	free(r.files.count);
+	free(r.net.count);
+	free(r.exe.count);
+	free(r.priv.count);
+	free(r.fail.count);
+	free(r.other.count);
+	for (size_t i = 0; i < m->nstep; i++) {
+		char *v = m->steps[i].start ? lr_str(m->steps[i].start, "run_as", NULL) : NULL;
+
+		if (v) {
+			struct agg a = r.priv;
+
+			a.count = NULL;
+			agg_row(&a, (const char *const[]){"step runs as another user",
+							  m->steps[i].name, v, ""});
+			free(a.count);
+		}
+		free(v);
+	}
+}
+
+static void incidents(struct doc *d, const struct m_run *m)
+{
+	struct d_sec *s = d_section(d, "losses", "Losses", 2);
+	struct d_table *t =
+	    d_table(s, "", (const char *const[]){"time", "step", "lost", "by kind", NULL});
+
+	d_text(s, m->lost > 0 || m->nloss ? "Events were lost: this run's record is INCOMPLETE."
+					  : "No event was lost.");
+	for (size_t i = 0; i < m->nloss; i++) {
+		char *c = raw_or(m->loss[i], "count", "?"), *k = raw_or(m->loss[i], "kinds", "");
+
+		d_row(t, 0, S(m->loss[i]->time), S(m->loss[i]->step), S(c), S(k));
+		free(c);
+		free(k);
+	}
+	s = d_section(d, "interruptions", "Interruptions", 2);
+	t = d_table(s, "", (const char *const[]){"what", "detail", NULL});
+	if (!m->end)
+		d_row(t, 0, S("the run has no run_end record"),
+		      S("runseal was killed or the host crashed; the records up to the last "
+			"verified entry are shown"));
+	else if (m->interrupted)
+		d_row(t, 0, S("the run was interrupted by a signal"), S(m->status));
+	for (size_t i = 0; i < m->nstep; i++)
+		if (!m->steps[i].end || (m->steps[i].error &&
+					 !strcmp(m->steps[i].error, "interrupted")))
+			d_row(t, 0, S(m->steps[i].name),
+			      S(m->steps[i].end ? "interrupted" : "no step_end record"));
+	d_text(s, t->nrow ? "The run did not finish normally." : "None.");
+	s = d_section(d, "recoveries", "Crash recoveries", 2);
+	t = d_table(s, "", (const char *const[]){"time", "crashed segment", "valid bytes",
+						 "torn bytes", NULL});
+	d_text(s, "Segments recovered after a crash of runseal or the host while this run was "
+		  "recorded.");
+	for (size_t i = 0; i < m->nrecov; i++) {
+		char *f = raw_or(m->recov[i], "file", ""), *v = raw_or(m->recov[i], "valid_bytes", "");
+		char *tb = raw_or(m->recov[i], "torn_bytes", "");
+
+		d_row(t, 0, S(m->recov[i]->time), S(f), S(v), S(tb));
+		free(f);
+		free(v);
+		free(tb);
+	}
+}
+
+static void controls(struct doc *d, const struct m_run *m, const struct lr_verify *v)
+{
+	struct d_sec *s = d_section(d, "controls", "Controls", 2);
+	struct d_table *t = d_table(
+	    s, "", (const char *const[]){"control", "asks for", "what this run's records show",
+					 NULL});
+	unsigned long ex = 0, fw = 0, cn = 0;
+	char *who = m->start ? raw_or(m->start, "uid", "?") : xstrdup("?");
+	char *rb = m->start ? raw_or(m->start, "runbook_sha256", "?") : xstrdup("?");
+	char *a, *b, *c, *e, *f;
+
+	for (size_t i = 0; i < m->nstep; i++) {
+		ex += m->steps[i].nexec;
+		fw += m->steps[i].nwrite;
+		cn += m->steps[i].nconn;
+	}
+	d_text(s, "The evidence above, mapped to the controls auditors cite.");
+	a = xasprintf("%lu executions, %lu file writes, %lu connections by the run's processes, "
+		      "each with time, pid, uid, and step; invoked by uid %s; %s",
+		      ex, fw, cn, who,
+		      m->lost > 0 ? "SOME EVENTS WERE LOST" : "no event lost");
+	d_row(t, 0, S("PCI DSS 10.2"),
+	      S("audit logs record user and administrator actions, with enough detail"), S(a));
+	b = xasprintf("each record has the event type, time, user id, process, outcome (ret, "
+		      "error) and target (path, address); run %s",
+		      m->id);
+	d_row(t, 0, S("PCI DSS 10.3"), S("audit log records contain the required details, and "
+					 "logs are protected from modification"),
+	      S(b));
+	c = xasprintf("hash chain and Ed25519 seals %s; %lu errors; write-once inode flags "
+		      "checked (warnings: %lu)",
+		      v->rc == 0 ? "verified" : "DID NOT VERIFY", v->errors, v->warnings);
+	d_row(t, 0, S("NIST 800-53 AU-9"), S("protection of audit information"), S(c));
+	e = xasprintf("seals signed by forward-secure epoch keys certified by root key %s; the "
+		      "host cannot re-sign past epochs",
+		      v->root_key);
+	d_row(t, 0, S("NIST 800-53 AU-10"), S("non-repudiation"), S(e));
+	f = xasprintf("runbook SHA-256 %s, its params, every step's command and outcome "
+		      "(%zu steps, result %s), and the run's trigger",
+		      rb, m->nstep, m->status);
+	d_row(t, 0, S("SOC 2 CC8.1"), S("changes are authorized, designed, tested, approved and "
+					"implemented"),
+	      S(f));
+	free(who);
+	free(rb);
+	free(a);
+	free(b);
+	free(c);
+	free(e);
+	free(f);
+}
+
+void report_build(struct doc *d, const struct m_run *m, const struct lr_verify *v)
+{
+	char *name = m->start ? lr_str(m->start, "runbook_name", NULL) : NULL;
+
+	*d = (struct doc){.run = m, .v = v};
+	d->title = xasprintf("runseal report: %s, run %s", name ? name : "?", m->id);
+	free(name);
+	header(d, m);
+	verification(d, m, v);
+	steps_table(d, m);
+	for (size_t i = 0; i < m->nstep; i++)
+		step_detail(d, m, i);
+	reviewers(d, m);
+	incidents(d, m);
+	controls(d, m, v);
+}
