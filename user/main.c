@@ -299,6 +299,7 @@ static const struct command {
     {"show", show_cmd},
     {"runs", runs_cmd},
     {"report", report_cmd},
+    {"replay", replay_cmd},
 };
 
 static const struct command *find_command(const char *name)
