@@ -300,6 +300,7 @@ static const struct command {
     {"runs", runs_cmd},
     {"report", report_cmd},
     {"replay", replay_cmd},
+    {"diff", diff_cmd},
 };
 
 static const struct command *find_command(const char *name)
