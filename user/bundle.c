@@ -58,8 +58,8 @@ static int gzip(const char *in, size_t n, char **out, size_t *outlen, char *err,
 	return 0;
 }
 
-int bundle_build(const struct bundle_file *f, size_t n, char **out, size_t *outlen, char *err,
-		 size_t errlen)
+int bundle_tar(const struct bundle_file *f, size_t n, char **out, size_t *outlen, char *err,
+	       size_t errlen)
 {
 	struct archive *a = archive_write_new();
 	struct jbuf tar = {0};
@@ -88,12 +88,29 @@ int bundle_build(const struct bundle_file *f, size_t n, char **out, size_t *outl
 	}
 	if (archive_write_close(a) != ARCHIVE_OK)
 		goto out;
-	rc = gzip(tar.p, tar.len, out, outlen, err, errlen);
+	rc = 0;
+	*out = tar.p;
+	*outlen = tar.len;
+	tar.p = NULL;
 out:
-	if (rc && !*err)
+	if (rc)
 		snprintf(err, errlen, "tar: %s", archive_error_string(a));
 	archive_write_free(a);
 	jb_free(&tar);
+	return rc;
+}
+
+int bundle_build(const struct bundle_file *f, size_t n, char **out, size_t *outlen, char *err,
+		 size_t errlen)
+{
+	char *tar;
+	size_t len;
+	int rc;
+
+	if (bundle_tar(f, n, &tar, &len, err, errlen) < 0)
+		return -1;
+	rc = gzip(tar, len, out, outlen, err, errlen);
+	free(tar);
 	return rc;
 }
 
@@ -141,6 +158,19 @@ static int gunzip_file(const char *path, struct jbuf *tar, char *err, size_t err
 		return -1;
 	}
 	jb_free(&gz);
+	return 0;
+}
+
+int bundle_gunzip(const char *path, char **tar, size_t *len, char *err, size_t errlen)
+{
+	struct jbuf b = {0};
+
+	if (gunzip_file(path, &b, err, errlen) < 0) {
+		jb_free(&b);
+		return -1;
+	}
+	*tar = b.p;
+	*len = b.len;
 	return 0;
 }
 

@@ -16,6 +16,11 @@ struct bundle_file {
 /* The tar.gz bytes of files, in the order given; deterministic (mtime 0, root-owned). */
 int bundle_build(const struct bundle_file *f, size_t n, char **out, size_t *outlen, char *err,
 		 size_t errlen);
+/* The tar bytes alone (what bundle_build compresses), and a bundle file's tar bytes after
+ * checking that it is exactly one gzip member as bundle_build writes it. */
+int bundle_tar(const struct bundle_file *f, size_t n, char **out, size_t *outlen, char *err,
+	       size_t errlen);
+int bundle_gunzip(const char *path, char **tar, size_t *len, char *err, size_t errlen);
 /* Unpacks a bundle into a fresh temporary directory (its path in dir), refusing paths that
  * leave it, links and anything but regular files and directories. */
 int bundle_unpack(const char *path, char *dir, size_t dirlen, char *err, size_t errlen);

@@ -298,6 +298,31 @@ static int trust(struct logread *r, const char *pub, char *err, size_t errlen)
 	return 0;
 }
 
+/* Files unpacked from a bundle cannot carry the log's write-once inode flags (the segment
+ * entries record what the host had): those warnings say nothing about the evidence, and
+ * would make the same bundle verify differently on filesystems with and without flags. */
+static void bundle_result(struct logread *r, const char *pub)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->v.nprob; i++) {
+		struct lr_problem *p = &r->v.prob[i];
+
+		if (p->kind && !strcmp(p->kind, "worm") && p->level && !strcmp(p->level, "warning")) {
+			r->v.warnings--;
+			free(p->level);
+			free(p->kind);
+			free(p->file);
+			free(p->message);
+			continue;
+		}
+		r->v.prob[k++] = *p;
+	}
+	r->v.nprob = k;
+	if (!pub)
+		snprintf(r->v.pub_path, sizeof(r->v.pub_path), "keys/root.pub in the bundle");
+}
+
 int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
 {
 	struct logread *r = xcalloc(1, sizeof(*r));
@@ -340,6 +365,8 @@ int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t err
 		lr_close(r);
 		return -1;
 	}
+	if (r->bundle)
+		bundle_result(r, o->pub);
 	*out = r;
 	return 0;
 }

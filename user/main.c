@@ -295,12 +295,13 @@ static const struct command {
 } commands[] = {
     {"run", cmd_run},
     {"keygen", cmd_keygen},
-    {"verify", verify_cmd},
+    {"verify", verify_any_cmd},
     {"show", show_cmd},
     {"runs", runs_cmd},
     {"report", report_cmd},
     {"replay", replay_cmd},
     {"diff", diff_cmd},
+    {"evidence", evidence_cmd},
 };
 
 static const struct command *find_command(const char *name)

@@ -30,19 +30,6 @@ static const char usage[] =
     "exit status: 0 written from a verified log, 1 written but the log has problems\n"
     "(the report says so), 2 usage error, unreadable log or unknown run\n";
 
-int render_doc(const struct doc *d, const char *fmt, struct jbuf *out)
-{
-	if (!strcmp(fmt, "md"))
-		render_md(d, out);
-	else if (!strcmp(fmt, "html"))
-		render_html(d, out);
-	else if (!strcmp(fmt, "json"))
-		render_json(d, out);
-	else
-		return -1;
-	return 0;
-}
-
 int report_cmd(int argc, char **argv)
 {
 	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
@@ -103,7 +90,7 @@ int report_cmd(int argc, char **argv)
 		diff_runs(&df, &br.m, &cr.m);
 		diff_section(&d, &df, &br.m, &cr.m);
 	}
-	render_doc(&d, fmt, &b);
+	doc_render(&d, fmt, &b);
 	rc = cli_write(out, b.p, b.len) ? 2 : lr_result(cr.r)->rc ? 1 : 0;
 	cli_note_verify(lr_result(cr.r), l.path ? l.path : LOG_DIR_DEFAULT);
 	jb_free(&b);

@@ -130,3 +130,16 @@ void doc_free(struct doc *d)
 	free(d->title);
 	*d = (struct doc){0};
 }
+
+int doc_render(const struct doc *d, const char *fmt, struct jbuf *out)
+{
+	if (!strcmp(fmt, "md"))
+		render_md(d, out);
+	else if (!strcmp(fmt, "html"))
+		render_html(d, out);
+	else if (!strcmp(fmt, "json"))
+		render_json(d, out);
+	else
+		return -1;
+	return 0;
+}

@@ -60,5 +60,7 @@ void doc_free(struct doc *d);
 void render_md(const struct doc *d, struct jbuf *out);
 void render_html(const struct doc *d, struct jbuf *out);
 void render_json(const struct doc *d, struct jbuf *out);
+/* fmt: md, html or json; -1 for another. */
+int doc_render(const struct doc *d, const char *fmt, struct jbuf *out);
 
 #endif
