@@ -30,9 +30,9 @@ USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c us
 USER_SRCS += user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
 	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \
 	     user/report/render_md.c user/report/render_html.c user/report/render_json.c \
-	     user/report/diff.c user/report/replay.c user/cli/common.c user/cli/runs.c \
+	     user/report/diff.c user/report/replay.c user/report/export.c user/cli/common.c user/cli/runs.c \
 	     user/cli/report.c user/cli/replay.c user/cli/diff.c \
-	     user/cli/evidence.c
+	     user/cli/evidence.c user/cli/export.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))

@@ -302,6 +302,7 @@ static const struct command {
     {"replay", replay_cmd},
     {"diff", diff_cmd},
     {"evidence", evidence_cmd},
+    {"export", export_cmd},
 };
 
 static const struct command *find_command(const char *name)
