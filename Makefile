@@ -85,6 +85,10 @@ $(B)/test_%.o: tests/unit/test_%.c | $(B)
 $(B)/test_%: $(B)/test_%.o $(B)/%.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 
+# The report escapers and normalisation live under user/report/.
+$(B)/test_render: $(B)/test_render.o $(B)/report/escape.o $(B)/report/normalize.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
 # The man page is made from the program's own --help texts, so the two cannot disagree.
 $(B)/runseal.1: runseal scripts/mkman
 	python3 scripts/mkman ./runseal $(VERSION) > $@
