@@ -17,7 +17,8 @@ static const char *const set_name[S_KINDS] = {"executable", "file written",
 
 /* The normalised things one step (all its attempts) did, sorted and unique. */
 struct set {
-	char **v;
+	char **v;   /* normalised: what is compared */
+	char **raw; /* the first path seen with that normal form: what is shown */
 	size_t n;
 };
 
@@ -29,26 +30,27 @@ struct step_sets {
 	const char *status;
 };
 
-static void set_add(struct set *s, char *v)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->v[i], v)) {
-			free(v);
-			return;
-		}
-	s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
-	s->v[s->n++] = v;
-}
-
-static char *normalised(char *raw)
+/* Adds raw (taking it) under its normal form, or under itself when norm is false. */
+static void set_add(struct set *s, char *raw, bool norm)
 {
 	struct jbuf b = {0};
 
 	if (!raw)
-		return xstrdup("?");
-	norm_text(&b, raw, strlen(raw));
-	free(raw);
-	return b.p;
+		raw = xstrdup("?");
+	if (norm)
+		norm_text(&b, raw, strlen(raw));
+	else
+		jb_raw(&b, raw, strlen(raw));
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], b.p)) {
+			free(raw);
+			jb_free(&b);
+			return;
+		}
+	s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
+	s->raw = xrealloc(s->raw, (s->n + 1) * sizeof(*s->raw));
+	s->v[s->n] = b.p;
+	s->raw[s->n++] = raw;
 }
 
 static void sets_of_step(struct step_sets *ss, const struct m_step *st)
@@ -58,14 +60,12 @@ static void sets_of_step(struct step_sets *ss, const struct m_step *st)
 			const struct lr_ent *e = st->procs[p].ev[k];
 
 			if (e->kind == LR_EXEC && !m_failed(e))
-				set_add(&ss->s[S_EXEC], normalised(lr_str(e, "path", NULL)));
+				set_add(&ss->s[S_EXEC], lr_str(e, "path", NULL), true);
 			else if (e->kind == LR_OPEN && !m_failed(e) &&
 				 (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC)))
-				set_add(&ss->s[S_WRITE], normalised(lr_str(e, "path", NULL)));
-			else if (e->kind == LR_CONNECT)
-				set_add(&ss->s[S_NET], lr_get(e, "addr") >= 0
-							   ? m_dest(e)
-							   : normalised(m_dest(e)));
+				set_add(&ss->s[S_WRITE], lr_str(e, "path", NULL), true);
+			else if (e->kind == LR_CONNECT) /* addresses and ports as they are */
+				set_add(&ss->s[S_NET], m_dest(e), lr_get(e, "addr") < 0);
 		}
 	ss->nexec += st->nexec;
 	ss->nopen += st->nread + st->nwrite;
@@ -97,19 +97,25 @@ static void sets_free(struct step_sets *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		for (int k = 0; k < S_KINDS; k++) {
-			for (size_t j = 0; j < v[i].s[k].n; j++)
+			for (size_t j = 0; j < v[i].s[k].n; j++) {
 				free(v[i].s[k].v[j]);
+				free(v[i].s[k].raw[j]);
+			}
 			free(v[i].s[k].v);
+			free(v[i].s[k].raw);
 		}
 	free(v);
 }
 
 static void item(struct diff *d, const char *step, const char *what, const char *detail,
-		 int side)
+		 const char *key, int side)
 {
 	d->it = xrealloc(d->it, (d->n + 1) * sizeof(*d->it));
-	d->it[d->n++] = (struct diff_item){
-	    .step = xstrdup(step), .what = xstrdup(what), .detail = xstrdup(detail), .side = side};
+	d->it[d->n++] = (struct diff_item){.step = xstrdup(step),
+					   .what = xstrdup(what),
+					   .detail = xstrdup(detail),
+					   .key = xstrdup(key ? key : detail),
+					   .side = side};
 }
 
 static bool in_set(const struct set *s, const char *v)
@@ -136,18 +142,18 @@ static void counts(struct diff *d, const struct step_sets *x, const struct step_
 	for (int i = 0; i < 3; i++)
 		if (large(a[i], b[i])) {
 			snprintf(t, sizeof(t), "%s: %lu -> %lu", what[i], a[i], b[i]);
-			item(d, x->name, "count", t, 0);
+			item(d, x->name, "count", t, NULL, 0);
 		}
 	if (x->duration_ms >= 0 && y->duration_ms >= 0 &&
 	    llabs(y->duration_ms - x->duration_ms) >= DURATION_MIN_MS &&
 	    (y->duration_ms > 2 * x->duration_ms || x->duration_ms > 2 * y->duration_ms)) {
 		snprintf(t, sizeof(t), "%lld ms -> %lld ms", (long long)x->duration_ms,
 			 (long long)y->duration_ms);
-		item(d, x->name, "duration", t, 0);
+		item(d, x->name, "duration", t, NULL, 0);
 	}
 	if (strcmp(x->status, y->status)) {
 		snprintf(t, sizeof(t), "status %s -> %s", x->status, y->status);
-		item(d, x->name, "step status", t, strcmp(y->status, "ok") ? 1 : 0);
+		item(d, x->name, "step status", t, NULL, strcmp(y->status, "ok") ? 1 : 0);
 	}
 }
 
@@ -163,16 +169,18 @@ void diff_runs(struct diff *d, const struct m_run *a, const struct m_run *b)
 		while (j < na && strcmp(sa[j].name, sb[i].name))
 			j++;
 		if (j == na) {
-			item(d, sb[i].name, "step", "only in B", 1);
+			item(d, sb[i].name, "step", "only in B", NULL, 1);
 			continue;
 		}
 		for (int k = 0; k < S_KINDS; k++) {
 			for (size_t v = 0; v < sb[i].s[k].n; v++)
 				if (!in_set(&sa[j].s[k], sb[i].s[k].v[v]))
-					item(d, sb[i].name, set_name[k], sb[i].s[k].v[v], 1);
+					item(d, sb[i].name, set_name[k], sb[i].s[k].raw[v],
+					     sb[i].s[k].v[v], 1);
 			for (size_t v = 0; v < sa[j].s[k].n; v++)
 				if (!in_set(&sb[i].s[k], sa[j].s[k].v[v]))
-					item(d, sa[j].name, set_name[k], sa[j].s[k].v[v], -1);
+					item(d, sa[j].name, set_name[k], sa[j].s[k].raw[v],
+					     sa[j].s[k].v[v], -1);
 		}
 		counts(d, &sa[j], &sb[i]);
 	}
@@ -182,7 +190,7 @@ void diff_runs(struct diff *d, const struct m_run *a, const struct m_run *b)
 		while (i < nb && strcmp(sa[j].name, sb[i].name))
 			i++;
 		if (i == nb)
-			item(d, sa[j].name, "step", "only in A (missing in B)", -1);
+			item(d, sa[j].name, "step", "only in A (missing in B)", NULL, -1);
 	}
 	sets_free(sa, na);
 	sets_free(sb, nb);
@@ -192,7 +200,7 @@ static bool has_item(const struct diff *d, const struct diff_item *x)
 {
 	for (size_t i = 0; i < d->n; i++)
 		if (d->it[i].side == x->side && !strcmp(d->it[i].step, x->step) &&
-		    !strcmp(d->it[i].what, x->what) && !strcmp(d->it[i].detail, x->detail))
+		    !strcmp(d->it[i].what, x->what) && !strcmp(d->it[i].key, x->key))
 			return true;
 	return false;
 }
@@ -212,7 +220,7 @@ void diff_baselines(struct diff *d, const struct m_run *const *base, size_t nbas
 		for (size_t i = 1; all && i < nbase; i++)
 			all = has_item(&each[i], x);
 		if (all)
-			item(d, x->step, x->what, x->detail, x->side);
+			item(d, x->step, x->what, x->detail, x->key, x->side);
 	}
 	for (size_t i = 0; i < nbase; i++)
 		diff_free(&each[i]);
@@ -247,6 +255,7 @@ void diff_free(struct diff *d)
 		free(d->it[i].step);
 		free(d->it[i].what);
 		free(d->it[i].detail);
+		free(d->it[i].key);
 	}
 	free(d->it);
 	*d = (struct diff){0};

@@ -19,7 +19,7 @@ static const char style[] =
     "h3{margin-top:1.5em}\n"
     "table{border-collapse:collapse;width:100%;margin:.5em 0 1.2em;table-layout:auto}\n"
     "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;"
-    "overflow-wrap:anywhere;word-break:break-word;white-space:pre-wrap}\n"
+    "overflow-wrap:break-word;white-space:pre-wrap}\n"
     "th{background:#f2f2f4}tr:nth-child(even) td{background:#fafafa}\n"
     "dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}"
     "dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere;white-space:pre-wrap}\n"
