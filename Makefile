@@ -27,7 +27,7 @@ USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c us
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
 	     user/logfmt.c user/sealer.c user/verify.c
 # Reading the log back: the reader, the reports (user/report/) and their commands (user/cli/).
-USER_SRCS += user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
+USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
 	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \
 	     user/report/render_md.c user/report/render_html.c user/report/render_json.c \
 	     user/report/diff.c user/report/replay.c user/report/export.c user/cli/common.c user/cli/runs.c \

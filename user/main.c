@@ -9,6 +9,7 @@
 
 #include "keys.h"
 #include "runner.h"
+#include "trigger.h"
 #include "util.h"
 #include "verify.h"
 #include "cli/cmds.h"
@@ -50,6 +51,10 @@ static const char usage_run[] =
     "                              (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
     "      --ringbuf-size N[K|M]   kernel ring buffer, a power of two from 4K (16M)\n"
     "  -q, --quiet                 no progress lines, even on a terminal\n"
+    "      --trigger NAME=VALUE    what started this run (a ticket, an alert, a CI job\n"
+    "                              URL), recorded in run_start's trigger with the login\n"
+    "                              uid, session, sudo user, tty, SSH_CONNECTION and the\n"
+    "                              invoker's process ancestry (repeatable)\n"
     "  -h, --help                  show this help\n"
     "sealed log:\n"
     "      --log-dir DIR           log directory (default " LOG_DIR_DEFAULT ")\n"
@@ -112,10 +117,11 @@ static int cmd_run(int argc, char **argv)
 	    {"on-log-error", required_argument, NULL, 'O'},
 	    {"no-seal", no_argument, NULL, 'N'},
 	    {"bpf-floor", no_argument, NULL, 'Z'},
+	    {"trigger", required_argument, NULL, 'T'},
 	    {0},
 	};
 	struct run_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
-	const char **replicas = NULL;
+	const char **replicas = NULL, **triggers = NULL;
 	char *end;
 	unsigned long long sz;
 	int c, rc;
@@ -187,6 +193,15 @@ static int cmd_run(int argc, char **argv)
 		case 'N':
 			o.no_seal = true;
 			break;
+		case 'T':
+			if (!trigger_arg_ok(optarg))
+				errx(2, "--trigger %s: expected NAME=VALUE (NAME of letters, digits, "
+					"_ - .)",
+				     optarg);
+			triggers = xrealloc(triggers, (o.ntriggers + 1) * sizeof(char *));
+			triggers[o.ntriggers++] = optarg;
+			o.triggers = triggers;
+			break;
 		case 'Z': /* benchmark only, undocumented: see scripts/bench */
 			o.bpf_floor = true;
 			break;
@@ -210,6 +225,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	free(o.params);
 	free(replicas);
+	free(triggers);
 	return rc;
 }
 

@@ -28,6 +28,7 @@
 #include "redact.h"
 #include "runbook.h"
 #include "runner.h"
+#include "trigger.h"
 #include "sealer.h"
 #include "util.h"
 
@@ -356,6 +357,7 @@ static void run_start_record(struct run *r)
 	rec_int(s, "runseal_pid", getpid());
 	rec_str(s, "cgroup", r->cg_run[0] ? r->cg_run : NULL);
 	rec_env(r, "env", r->env, r->nenv);
+	rec_trigger(s, r->o->triggers, r->o->ntriggers);
 	emit(r);
 }
 

@@ -467,6 +467,48 @@ def export_ocsf_required_fields_and_resume():
     check(rest == [s for s in seqs if s > mid], "--since does not resume exactly")
 
 
+# ---- the trigger ----------------------------------------------------------------------------
+
+@test
+def trigger_recorded_and_shown_first():
+    tmp = tempfile.mkdtemp(prefix="rs-trig-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    keygen()
+    rb = write_runbook(tmp, "name: trig\nsteps:\n  - name: one\n    run: /bin/true\n")
+    ev = os.path.join(tmp, "ev.jsonl")
+    env = dict(os.environ, SUDO_USER="alice", SUDO_UID="1000",
+               SSH_CONNECTION="192.0.2.7 50022 192.0.2.1 22")
+    rc, out, err = rs(["run", "-q", "--key-dir", KEYS, "--log-dir", log, "--events", ev,
+                       "--trigger", "ticket=INC-4711", "--trigger", "ci.job=https://ci/j/9",
+                       rb], env=env)
+    check(rc == 0, f"run rc {rc}: {err}")
+    t = load(ev)[0]["trigger"]
+    check(t["given"] == {"ticket": "INC-4711", "ci.job": "https://ci/j/9"}, f"given {t}")
+    check(t["sudo_user"] == "alice" and t["sudo_uid"] == "1000", f"sudo {t}")
+    check(t["ssh_connection"] == "192.0.2.7 50022 192.0.2.1 22", f"ssh {t}")
+    with open("/proc/self/loginuid") as f:
+        luid = int(f.read())
+    check(t["loginuid"] == (None if luid == 4294967295 else luid), f"loginuid {t['loginuid']}")
+    anc = t["ancestry"]
+    check(anc[0]["pid"] == os.getpid() and
+          anc[0]["exe"] == os.path.realpath(f"/proc/{os.getpid()}/exe") and
+          any("test_report.py" in a for a in anc[0]["argv"]),
+          f"the first ancestor is not this test: {anc[0]}")
+    check(anc[-1]["pid"] == 1, f"ancestry does not reach PID 1: {[a['pid'] for a in anc]}")
+    pids = [a["pid"] for a in anc]
+    check(len(set(pids)) == len(pids), f"ancestry repeats: {pids}")
+    md = read(log, "report", "last")
+    run_sec = md.split("## Run", 1)[1]
+    check(run_sec.lstrip().startswith("- **trigger ticket**: INC-4711"),
+          f"the report does not start with the trigger: {run_sec[:200]}")
+    check("invoker sudo\\_user**: alice" in md, "sudo user not in the report")
+    line = read(log, "runs").splitlines()[0]
+    check("[ticket=INC-4711, ci.job=https://ci/j/9, sudo alice, ssh 192.0.2.7" in line,
+          f"runs line: {line}")
+    rc, out, err = rs(["run", "--trigger", "no-equals-sign", rb])
+    check(rc == 2 and "--trigger no-equals-sign" in err, f"bad --trigger: rc {rc} {err}")
+
+
 # ---- runs: an interrupted run ---------------------------------------------------------------
 
 @test

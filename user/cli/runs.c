@@ -13,8 +13,10 @@ static const char usage[] =
     "usage: runseal runs [LOGDIR] [--json] [--pub FILE] [--key-dir DIR]\n"
     "\n"
     "Verifies the log in LOGDIR (default " LOG_DIR_DEFAULT ") and lists its runs,\n"
-    "one line each, newest last: id, runbook, start, duration, status, steps,\n"
-    "events, losses and whether it was interrupted, then the verification result.\n"
+    "one line each, newest last: id, [trigger] (the --trigger pairs, or sudo's user,\n"
+    "the SSH client, the program that started runseal), runbook, start, duration,\n"
+    "status, steps, events, losses and whether it was interrupted, then the\n"
+    "verification result.\n"
     "\n"
     "options:\n"
     "      --json          one JSON object per run, then one for the verification\n" CLI_LOG_HELP
@@ -28,7 +30,10 @@ static void text_line(struct jbuf *b, const struct run_sum *s)
 	const char *name = s->runbook_name ? s->runbook_name : "?";
 
 	jb_raw(b, s->id, strlen(s->id));
-	jb_raw(b, "  ", 2);
+	jb_raw(b, "  [", 3);
+	esc_term(b, s->trigger ? s->trigger : "trigger not recorded",
+		 strlen(s->trigger ? s->trigger : "trigger not recorded"));
+	jb_raw(b, "]  ", 3);
 	esc_term(b, name, strlen(name));
 	snprintf(t, sizeof(t), "  %s  %6.1fs  %-10s  %lu steps  %lld events  %lld lost%s\n",
 		 s->start[0] ? s->start : "?", s->duration_ms >= 0 ? s->duration_ms / 1000.0 : 0,
@@ -52,6 +57,11 @@ static void json_line(struct jbuf *b, const struct run_sum *s)
 	jb_putc(b, '{');
 	key(b, "run");
 	jb_str(b, s->id, strlen(s->id));
+	key(b, "trigger");
+	if (s->trigger)
+		jb_str(b, s->trigger, strlen(s->trigger));
+	else
+		jb_raw(b, "null", 4);
 	key(b, "runbook");
 	jb_str(b, s->runbook ? s->runbook : "", s->runbook ? strlen(s->runbook) : 0);
 	key(b, "runbook_name");

@@ -150,33 +150,41 @@ static void params(struct d_sec *s, const struct lr_ent *e)
 	}
 }
 
-static void trigger(struct d_sec *s, const struct lr_ent *e)
+/* The members of object tok as "PREFIX NAME" fields (strings decoded, others as written;
+ * nested objects and arrays left to their own tables). */
+static void members(struct d_sec *s, const struct lr_ent *e, int tok, const char *prefix)
 {
-	int t = e ? lr_get(e, "trigger") : -1;
-
-	if (t < 0 || e->tok[t].type != J_OBJ) {
-		d_field(s, "trigger", S("not recorded (a runseal before triggers were recorded)"));
-		return;
-	}
-	for (unsigned i = (unsigned)t + 1, k = 0; k < e->tok[t].count; k++) {
+	for (unsigned i = (unsigned)tok + 1, k = 0; k < e->tok[tok].count; k++) {
 		char *key = lr_tokstr(e, (int)i, NULL);
 		int vt = (int)e->tok[i].next;
-		char *label = xasprintf("trigger %s", key ? key : "?");
-		char *val = e->tok[vt].type == J_STR
-				? lr_tokstr(e, vt, NULL)
-				: xasprintf("%.*s", (int)e->tok[vt].n, e->tok[vt].s);
+		char *label = xasprintf("%s %s", prefix, key ? key : "?");
+		enum jtype ty = e->tok[vt].type;
+		char *val = ty == J_STR ? lr_tokstr(e, vt, NULL)
+				       : xasprintf("%.*s", (int)e->tok[vt].n, e->tok[vt].s);
 
-		if (e->tok[vt].type == J_OBJ || e->tok[vt].type == J_ARR) {
-			free(val);
-			val = NULL;
-		}
-		if (val)
+		if (ty != J_OBJ && ty != J_ARR)
 			d_field(s, label, S(val));
 		free(label);
 		free(key);
 		free(val);
 		i = e->tok[vt].next;
 	}
+}
+
+static void trigger(struct d_sec *s, const struct lr_ent *e)
+{
+	int t = e ? lr_get(e, "trigger") : -1;
+	int g = t >= 0 ? json_get(e->tok, t, "given") : -1;
+
+	if (t < 0 || e->tok[t].type != J_OBJ) {
+		d_field(s, "trigger", S("not recorded (a runseal before triggers were recorded)"));
+		return;
+	}
+	if (g >= 0 && e->tok[g].type == J_OBJ && e->tok[g].count)
+		members(s, e, g, "trigger");
+	else
+		d_field(s, "trigger", S("no --trigger given"));
+	members(s, e, t, "invoker");
 }
 
 static void ancestry(struct doc *d, struct d_sec *s, const struct lr_ent *e)

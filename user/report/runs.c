@@ -17,6 +17,51 @@ static struct run_sum *sum_of(struct run_list *l, const char *id)
 	return &l->r[l->n++];
 }
 
+/* --trigger pairs; else sudo's user, the SSH client, or the program that ran runseal. */
+static char *trigger_of(const struct lr_ent *e)
+{
+	int t = lr_get(e, "trigger"), g, x;
+	struct jbuf b = {0};
+
+	if (t < 0 || e->tok[t].type != J_OBJ)
+		return NULL;
+	jb_raw(&b, "", 0);
+	g = json_get(e->tok, t, "given");
+	for (unsigned i = (unsigned)g + 1, k = 0; g >= 0 && k < e->tok[g].count; k++) {
+		unsigned v = e->tok[i].next;
+
+		if (b.len)
+			jb_raw(&b, ", ", 2);
+		json_unstr(&e->tok[i], &b);
+		jb_putc(&b, '=');
+		json_unstr(&e->tok[v], &b);
+		i = e->tok[v].next;
+	}
+	static const char *const who[][2] = {{"sudo_user", "sudo "}, {"ssh_connection", "ssh "}};
+	for (size_t k = 0; k < 2; k++) {
+		x = json_get(e->tok, t, who[k][0]);
+		if (x < 0 || e->tok[x].type != J_STR)
+			continue;
+		if (b.len)
+			jb_raw(&b, ", ", 2);
+		jb_raw(&b, who[k][1], strlen(who[k][1]));
+		json_unstr(&e->tok[x], &b);
+	}
+	x = json_at(e->tok, json_get(e->tok, t, "ancestry"), 0);
+	x = x >= 0 ? json_get(e->tok, x, "exe") : -1;
+	if (!b.len && x >= 0 && e->tok[x].type == J_STR) {
+		struct jbuf exe = {0};
+		const char *base;
+
+		json_unstr(&e->tok[x], &exe);
+		base = strrchr(exe.p, '/');
+		jb_raw(&b, "via ", 4);
+		jb_raw(&b, base ? base + 1 : exe.p, strlen(base ? base + 1 : exe.p));
+		jb_free(&exe);
+	}
+	return b.p;
+}
+
 static void end_of(struct run_sum *s, const struct lr_ent *e)
 {
 	int t = lr_get(e, "interrupted");
@@ -47,6 +92,7 @@ static bool tally(void *ctx, const struct lr_ent *e)
 	case LR_RUN_START:
 		s->runbook = lr_str(e, "runbook", NULL);
 		s->runbook_name = lr_str(e, "runbook_name", NULL);
+		s->trigger = trigger_of(e);
 		snprintf(s->start, sizeof(s->start), "%s", e->time);
 		s->start_ns = e->time_ns;
 		break;
@@ -81,6 +127,7 @@ void runs_free(struct run_list *l)
 		free(l->r[i].runbook);
 		free(l->r[i].runbook_name);
 		free(l->r[i].status);
+		free(l->r[i].trigger);
 	}
 	free(l->r);
 	lr_close(l->reader);

@@ -10,6 +10,7 @@
 struct run_sum {
 	char id[48];
 	char *runbook, *runbook_name, *status;
+	char *trigger; /* who or what started it, in short (NULL: not recorded) */
 	char start[TIME_LEN];
 	uint64_t start_ns, end_ns;
 	int64_t duration_ms, events, lost; /* -1 unknown */
