@@ -109,10 +109,21 @@ unit: $(UNIT_TESTS)
 check: all $(UNIT_TESTS)
 	tests/run-all
 
-# The main job on the built-in example: restart the demo service, records on stdout.
+# The main job on the built-in example: restart the demo service, then what a user came for:
+# the run replayed step by step, the verify result, an HTML report and an evidence bundle.
+# (Every record as JSON: add --events - to the run, or `runseal show`.)
+DEMO_LOG  ?= /var/lib/runseal/log
+DEMO_KEYS ?= /etc/runseal
+DEMO_DIRS = --key-dir $(DEMO_KEYS)
 demo: all
-	./runseal run runbooks/restart-service.yaml -p service=demo-web --events -
-	./runseal verify
+	./runseal run --log-dir $(DEMO_LOG) $(DEMO_DIRS) runbooks/restart-service.yaml \
+		-p service=demo-web --trigger demo="make demo"
+	./runseal replay $(DEMO_LOG) last $(DEMO_DIRS) --kind exec,connect
+	./runseal verify $(DEMO_LOG) $(DEMO_DIRS)
+	./runseal report $(DEMO_LOG) last $(DEMO_DIRS) --format html -o $(B)/demo-report.html
+	./runseal evidence $(DEMO_LOG) last $(DEMO_DIRS) -o $(B)/demo-evidence.tar.gz
+	@echo "HTML report:     $(B)/demo-report.html"
+	@echo "evidence bundle: $(B)/demo-evidence.tar.gz (check it anywhere: runseal verify $(B)/demo-evidence.tar.gz)"
 
 # Side by side with auditd and the bare tracepoint floor; writes docs/benchmarks.*
 bench: all

@@ -50,8 +50,14 @@ unsigned m_open_flags(const struct lr_ent *e)
 bool m_failed(const struct lr_ent *e)
 {
 	int64_t ret;
+	int t;
 
-	return !lr_int(e, "ret", &ret) && ret < 0;
+	if (lr_int(e, "ret", &ret) || ret >= 0)
+		return false;
+	/* A non-blocking connect under way: its outcome is not a failure of the call. */
+	t = lr_get(e, "error");
+	return !(e->kind == LR_CONNECT && t >= 0 && e->tok[t].n == 11 &&
+		 !memcmp(e->tok[t].s, "EINPROGRESS", 11));
 }
 
 char *m_dest(const struct lr_ent *e)

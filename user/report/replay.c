@@ -144,6 +144,8 @@ static void describe(struct rp *r, const struct lr_ent *e)
 		lit(&r->b, " ");
 		esc_term(&r->b, e->line, e->len);
 	}
+	if (!fail && e->kind == LR_CONNECT && lr_get(e, "error") >= 0)
+		lit(&r->b, " (in progress: non-blocking)");
 	if (fail && e->kind != LR_EXIT) {
 		char *er = lr_str(e, "error", NULL);
 

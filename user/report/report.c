@@ -356,6 +356,8 @@ static char *access_of(unsigned f)
 /* A record's outcome: "ok" or its errno name. */
 static char *result_of(const struct lr_ent *e)
 {
+	if (!m_failed(e) && lr_get(e, "error") >= 0)
+		return str_or(e, "error", "ok"); /* EINPROGRESS: under way, not failed */
 	return m_failed(e) ? str_or(e, "error", "failed") : xstrdup("ok");
 }
 
