@@ -20,6 +20,11 @@ const char *const lr_kind_names[LR_KINDS] = {
     [LR_RUN_END] = "run_end",	    [LR_STEP_START] = "step_start", [LR_STEP_END] = "step_end",
     [LR_EXEC] = "exec",		    [LR_FORK] = "fork",		  [LR_EXIT] = "exit",
     [LR_OPEN] = "open",		    [LR_CONNECT] = "connect",	  [LR_LOSS] = "loss",
+    [LR_RENAME] = "rename",	    [LR_UNLINK] = "unlink",	  [LR_CHMOD] = "chmod",
+    [LR_CHOWN] = "chown",	    [LR_LINK] = "link",		  [LR_SYMLINK] = "symlink",
+    [LR_TRUNCATE] = "truncate",	    [LR_MOUNT] = "mount",	  [LR_UMOUNT] = "umount",
+    [LR_CRED] = "cred",		    [LR_LISTEN] = "listen",	  [LR_ACCEPT] = "accept",
+    [LR_COMPAT_SYSCALL] = "compat_syscall",
 };
 
 struct logread {

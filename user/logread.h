@@ -37,6 +37,20 @@ enum lr_kind {
 	LR_OPEN,
 	LR_CONNECT,
 	LR_LOSS,
+	/* file and privilege changes, network beyond connect (docs/RECORDS.md) */
+	LR_RENAME,
+	LR_UNLINK,
+	LR_CHMOD,
+	LR_CHOWN,
+	LR_LINK,
+	LR_SYMLINK,
+	LR_TRUNCATE,
+	LR_MOUNT,
+	LR_UMOUNT,
+	LR_CRED,
+	LR_LISTEN,
+	LR_ACCEPT,
+	LR_COMPAT_SYSCALL,
 	LR_KINDS,
 };
 

@@ -53,6 +53,17 @@ static void set_add(struct set *s, char *raw, bool norm)
 	s->raw[s->n++] = raw;
 }
 
+/* m_dest into a static buffer, for one use in an expression. */
+static const char *m_dest_tmp(const struct lr_ent *e)
+{
+	static char buf[512];
+	char *d = m_dest(e);
+
+	snprintf(buf, sizeof(buf), "%s", d);
+	free(d);
+	return buf;
+}
+
 static void sets_of_step(struct step_sets *ss, const struct m_step *st)
 {
 	for (size_t p = 0; p < st->nproc; p++)
@@ -64,8 +75,12 @@ static void sets_of_step(struct step_sets *ss, const struct m_step *st)
 			else if (e->kind == LR_OPEN && !m_failed(e) &&
 				 (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC)))
 				set_add(&ss->s[S_WRITE], lr_str(e, "path", NULL), true);
+			else if (m_file_change(e) && !m_failed(e) && e->kind != LR_UNLINK)
+				set_add(&ss->s[S_WRITE], lr_str(e, "path", NULL), true);
 			else if (e->kind == LR_CONNECT) /* addresses and ports as they are */
 				set_add(&ss->s[S_NET], m_dest(e), lr_get(e, "addr") < 0);
+			else if (e->kind == LR_LISTEN && !m_failed(e))
+				set_add(&ss->s[S_NET], xasprintf("listen %s", m_dest_tmp(e)), false);
 		}
 	ss->nexec += st->nexec;
 	ss->nopen += st->nread + st->nwrite;

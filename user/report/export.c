@@ -140,6 +140,41 @@ static void unmapped(struct jbuf *b, const struct lr_ent *e)
 	kclose(b);
 }
 
+/* File System Activity's activity_id for a file change (OCSF 1.1). */
+static int fs_activity(enum lr_kind k)
+{
+	switch (k) {
+	case LR_RENAME:
+		return 5;
+	case LR_UNLINK:
+		return 4;
+	case LR_CHMOD:
+	case LR_CHOWN:
+		return 7; /* Set Security */
+	case LR_LINK:
+	case LR_SYMLINK:
+		return 1;
+	case LR_MOUNT:
+		return 12;
+	case LR_UMOUNT:
+		return 13;
+	default:
+		return 3; /* Update: truncate */
+	}
+}
+
+static void ocsf_file(struct jbuf *b, const struct lr_ent *e, const char *k, const char *from)
+{
+	char *p = lr_str(e, from, NULL);
+
+	kopen(b, k);
+	kstr(b, "path", p);
+	kstr(b, "name", basename_of(p));
+	kint(b, "type_id", 1);
+	kclose(b);
+	free(p);
+}
+
 static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx *c)
 {
 	unsigned f;
@@ -169,15 +204,49 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 		f = m_open_flags(e);
 		/* 1 Create, 2 Read, 3 Update */
 		ocsf_common(b, e, 1001, 1, f & F_CREATE ? 1 : f & (F_WRITE | F_TRUNC) ? 3 : 2, c);
-		kopen(b, "file");
-		{
-			char *p = lr_str(e, "path", NULL);
-
-			kstr(b, "path", p);
-			kstr(b, "name", basename_of(p));
-			kint(b, "type_id", 1);
-			free(p);
+		ocsf_file(b, e, "file", "path");
+		break;
+	case LR_RENAME:
+	case LR_UNLINK:
+	case LR_CHMOD:
+	case LR_CHOWN:
+	case LR_LINK:
+	case LR_SYMLINK:
+	case LR_TRUNCATE:
+	case LR_MOUNT:
+	case LR_UMOUNT:
+		ocsf_common(b, e, 1001, 1, fs_activity(e->kind), c);
+		/* A rename or link: the file it was, and the name it has now. */
+		if (lr_get(e, "old_path") >= 0) {
+			ocsf_file(b, e, "file", "old_path");
+			ocsf_file(b, e, "file_result", "path");
+		} else {
+			ocsf_file(b, e, "file", "path");
 		}
+		break;
+	case LR_CRED:
+		ocsf_common(b, e, 1007, 1, 5, c); /* Set User ID */
+		kopen(b, "process");
+		ocsf_process(b, e, false);
+		kclose(b);
+		break;
+	case LR_LISTEN:
+	case LR_ACCEPT:
+		ocsf_common(b, e, 4001, 4, 1, c); /* Open */
+		kopen(b, "dst_endpoint");
+		kcopy(b, "ip", e, e->kind == LR_ACCEPT ? "local_addr" : "addr");
+		kcopy(b, "port", e, e->kind == LR_ACCEPT ? "local_port" : "port");
+		kclose(b);
+		kopen(b, "src_endpoint");
+		if (e->kind == LR_ACCEPT) {
+			kcopy(b, "ip", e, "addr");
+			kcopy(b, "port", e, "port");
+		} else {
+			kstr(b, "hostname", c->host);
+		}
+		kclose(b);
+		kopen(b, "connection_info");
+		kint(b, "direction_id", e->kind == LR_ACCEPT ? 1 : 0);
 		kclose(b);
 		break;
 	case LR_CONNECT:
@@ -210,12 +279,20 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 	    [LR_EXEC] = "process", [LR_FORK] = "process",   [LR_EXIT] = "process",
 	    [LR_OPEN] = "file",	   [LR_CONNECT] = "network", [LR_RUN_START] = "process",
 	    [LR_RUN_END] = "process", [LR_STEP_START] = "process", [LR_STEP_END] = "process",
-	    [LR_LOSS] = "host"};
+	    [LR_LOSS] = "host",	   [LR_RENAME] = "file",	 [LR_UNLINK] = "file",
+	    [LR_CHMOD] = "file",   [LR_CHOWN] = "file",		 [LR_LINK] = "file",
+	    [LR_SYMLINK] = "file", [LR_TRUNCATE] = "file",	 [LR_MOUNT] = "file",
+	    [LR_UMOUNT] = "file",  [LR_CRED] = "iam",		 [LR_LISTEN] = "network",
+	    [LR_ACCEPT] = "network"};
 	static const char *const type[LR_KINDS] = {
 	    [LR_EXEC] = "start",    [LR_FORK] = "start",     [LR_EXIT] = "end",
 	    [LR_OPEN] = "access",   [LR_CONNECT] = "connection", [LR_RUN_START] = "start",
 	    [LR_RUN_END] = "end",   [LR_STEP_START] = "start", [LR_STEP_END] = "end",
-	    [LR_LOSS] = "info"};
+	    [LR_LOSS] = "info",	   [LR_RENAME] = "change",	 [LR_UNLINK] = "deletion",
+	    [LR_CHMOD] = "change", [LR_CHOWN] = "change",	 [LR_LINK] = "creation",
+	    [LR_SYMLINK] = "creation", [LR_TRUNCATE] = "change", [LR_MOUNT] = "change",
+	    [LR_UMOUNT] = "change", [LR_CRED] = "change",	 [LR_LISTEN] = "start",
+	    [LR_ACCEPT] = "connection"};
 	char h[65], *s;
 
 	if (!cat[e->kind])
@@ -265,7 +342,7 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 		kcopy(b, "id", e, "uid");
 		kclose(b);
 	}
-	if (e->kind == LR_OPEN) {
+	if (e->kind == LR_OPEN || (cat[e->kind] && !strcmp(cat[e->kind], "file"))) {
 		kopen(b, "file");
 		kcopy(b, "path", e, "path");
 		s = lr_str(e, "path", NULL);

@@ -47,6 +47,11 @@ unsigned m_open_flags(const struct lr_ent *e)
 	return f;
 }
 
+bool m_file_change(const struct lr_ent *e)
+{
+	return e->kind >= LR_RENAME && e->kind <= LR_TRUNCATE;
+}
+
 bool m_failed(const struct lr_ent *e)
 {
 	int64_t ret;
@@ -157,7 +162,18 @@ static void count(struct m_step *s, const struct lr_ent *e)
 			s->nread++;
 		break;
 	case LR_CONNECT:
+	case LR_LISTEN:
+	case LR_ACCEPT:
 		s->nconn++;
+		break;
+	case LR_RENAME:
+	case LR_UNLINK:
+	case LR_CHMOD:
+	case LR_CHOWN:
+	case LR_LINK:
+	case LR_SYMLINK:
+	case LR_TRUNCATE:
+		s->nwrite++;
 		break;
 	case LR_FORK:
 	case LR_EXIT:

@@ -31,7 +31,8 @@ struct m_step {
 	char *error;
 	struct m_proc *procs;
 	size_t nproc;
-	unsigned long nexec, nread, nwrite, nconn, nfail, nother;
+	unsigned long nexec, nread, nwrite, nconn, nfail, nother; /* nwrite: opens for
+								     writing and file changes */
 };
 
 struct m_run {
@@ -58,6 +59,9 @@ unsigned m_open_flags(const struct lr_ent *e);
 char *m_join(const struct lr_ent *e, const char *key, const char *sep);
 /* "addr:port", "[addr]:port" or the unix path of a connect record. */
 char *m_dest(const struct lr_ent *e);
+/* A record that changes a file's name, content, mode or owner (rename, unlink, chmod,
+ * chown, link, symlink, truncate). */
+bool m_file_change(const struct lr_ent *e);
 /* The step's or process's kernel failure (negative ret): the errno name, or NULL. */
 bool m_failed(const struct lr_ent *e);
 

@@ -139,7 +139,29 @@ static void describe(struct rp *r, const struct lr_ent *e)
 			snprintf(t, sizeof(t), "exit");
 		lit(&r->b, t);
 		break;
+	case LR_LISTEN:
+	case LR_ACCEPT:
+		col(r, fail ? C_RED : C_CYAN);
+		lit(&r->b, e->kind == LR_LISTEN ? "listen " : "accept from ");
+		a = m_dest(e);
+		term(&r->b, a);
+		col(r, C_OFF);
+		break;
 	default:
+		if (m_file_change(e)) {
+			col(r, fail ? C_RED : C_YELLOW);
+			term(&r->b, e->kind_name);
+			lit(&r->b, " ");
+			a = lr_str(e, "path", NULL);
+			term(&r->b, a);
+			b = lr_str(e, "old_path", NULL);
+			if (b) {
+				lit(&r->b, " <- ");
+				term(&r->b, b);
+			}
+			col(r, C_OFF);
+			break;
+		}
 		term(&r->b, e->kind_name);
 		lit(&r->b, " ");
 		esc_term(&r->b, e->line, e->len);

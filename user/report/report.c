@@ -400,14 +400,74 @@ static void proc_rows(struct walkp *w, size_t i, int depth)
 			proc_rows(w, k, depth + 1);
 }
 
+/* What a file change did, in words: "renamed into place from OLD", "mode 4755 (setuid)". */
+static char *change_detail(const struct lr_ent *e)
+{
+	char *a = NULL, *b = NULL, *s;
+
+	switch (e->kind) {
+	case LR_RENAME:
+		a = lr_str(e, "old_path", NULL);
+		s = xasprintf("renamed into place from %s", a ? a : "?");
+		break;
+	case LR_LINK:
+		a = lr_str(e, "old_path", NULL);
+		s = xasprintf("linked from %s", a ? a : "?");
+		break;
+	case LR_SYMLINK:
+		a = lr_str(e, "target", NULL);
+		s = xasprintf("symlink to %s", a ? a : "?");
+		break;
+	case LR_UNLINK:
+		s = xstrdup(lr_true(e, "dir") ? "directory removed" : "deleted");
+		break;
+	case LR_CHMOD:
+		a = raw_or(e, "mode", "?");
+		s = xasprintf("mode %s%s%s", a, lr_true(e, "setuid") ? " (SETUID)" : "",
+			      lr_true(e, "setgid") ? " (SETGID)" : "");
+		break;
+	case LR_CHOWN:
+		a = raw_or(e, "owner", "null");
+		b = raw_or(e, "group", "null");
+		s = xasprintf("owner %s, group %s", a, b);
+		break;
+	case LR_TRUNCATE:
+		a = raw_or(e, "length", "?");
+		s = xasprintf("truncated to %s bytes", a);
+		break;
+	default:
+		s = xstrdup(e->kind_name);
+	}
+	free(a);
+	free(b);
+	return s;
+}
+
+/* listen and accept: where, as a destination cell. */
+static char *net_cell(const struct lr_ent *e)
+{
+	char *d = m_dest(e), *s;
+
+	if (e->kind == LR_LISTEN)
+		s = xasprintf("listening on %s", d);
+	else if (e->kind == LR_ACCEPT)
+		s = xasprintf("inbound from %s", d);
+	else
+		return d;
+	free(d);
+	return s;
+}
+
 static void step_events(struct d_sec *s, const struct m_step *st)
 {
 	static const char *const fc[] = {"time", "pid", "access", "path", "result", NULL};
 	static const char *const cc[] = {"time", "pid", "destination", "family", "result", NULL};
 	static const char *const xc[] = {"time", "pid", "executable", "argv", "result", NULL};
 	static const char *const oc[] = {"time", "pid", "kind", "record", NULL};
+	static const char *const gc[] = {"time", "pid", "kind", "path", "change", "result", NULL};
 	struct d_table *x = d_table(s, "execs", xc);
 	struct d_table *f = d_table(s, "files opened", fc);
+	struct d_table *g = d_table(s, "file changes", gc);
 	struct d_table *c = d_table(s, "connections", cc);
 	struct d_table *o = d_table(s, "other records", oc);
 
@@ -428,10 +488,15 @@ static void step_events(struct d_sec *s, const struct m_step *st)
 				a = access_of(m_open_flags(e));
 				b = lr_str(e, "path", NULL);
 				d_row(f, 0, S(e->time), S(pid), S(a), S(b), S(r));
-			} else if (e->kind == LR_CONNECT) {
-				a = m_dest(e);
+			} else if (e->kind == LR_CONNECT || e->kind == LR_LISTEN ||
+				   e->kind == LR_ACCEPT) {
+				a = net_cell(e);
 				b = lr_str(e, "family", NULL);
 				d_row(c, 0, S(e->time), S(pid), S(a), S(b), S(r));
+			} else if (m_file_change(e)) {
+				a = lr_str(e, "path", NULL);
+				b = change_detail(e);
+				d_row(g, 0, S(e->time), S(pid), S(e->kind_name), S(a), S(b), S(r));
 			} else if (e->kind != LR_FORK && e->kind != LR_EXIT) {
 				d_row(o, 0, S(e->time), S(pid), S(e->kind_name), e->line, e->len);
 			}
@@ -555,10 +620,36 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		a = lr_str(e, "path", NULL);
 		b = access_of(m_open_flags(e));
 		agg_row(&r->files, (const char *const[]){a ? a : "?", st->name, b, ""});
-	} else if (e->kind == LR_CONNECT) {
-		a = m_dest(e);
+	} else if (m_file_change(e) && !m_failed(e)) {
+		a = lr_str(e, "path", NULL);
+		b = change_detail(e);
+		agg_row(&r->files, (const char *const[]){a ? a : "?", st->name, b, ""});
+		if (e->kind == LR_CHMOD && (lr_true(e, "setuid") || lr_true(e, "setgid")))
+			agg_row(&r->priv, (const char *const[]){"set-id bit set on a file",
+								st->name, a ? a : "?", ""});
+	} else if (e->kind == LR_CONNECT || e->kind == LR_LISTEN || e->kind == LR_ACCEPT) {
+		a = net_cell(e);
 		b = result_of(e);
 		agg_row(&r->net, (const char *const[]){a, st->name, b, ""});
+	} else if (e->kind == LR_CRED && !m_failed(e)) {
+		char *sc = raw_or(e, "syscall", "cred"), *nu = raw_or(e, "new_uid", "?");
+		char *ne = raw_or(e, "new_euid", "?"), *ce = raw_or(e, "cap_effective", "?");
+
+		c = xasprintf("%s: now uid %s, euid %s, effective caps %s", sc, nu, ne, ce);
+		agg_row(&r->priv, (const char *const[]){"credentials changed", st->name, c, ""});
+		free(sc);
+		free(nu);
+		free(ne);
+		free(ce);
+	} else if ((e->kind == LR_MOUNT || e->kind == LR_UMOUNT) && !m_failed(e)) {
+		char *src = raw_or(e, "source", ""), *fs = raw_or(e, "fstype", "");
+
+		a = lr_str(e, "path", NULL);
+		c = xasprintf("%s %s%s%s%s%s", e->kind_name, a ? a : "?", *src ? " from " : "", src,
+			      *fs ? " type " : "", fs);
+		agg_row(&r->priv, (const char *const[]){"mount table changed", st->name, c, ""});
+		free(src);
+		free(fs);
 	} else if (e->kind == LR_EXEC && !m_failed(e)) {
 		a = lr_str(e, "path", NULL);
 		b = m_join(e, "argv", " ");
@@ -569,16 +660,13 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 				      (long long)uid, (long long)euid);
 			agg_row(&r->priv, (const char *const[]){c, st->name, a ? a : "?", ""});
 		}
-	} else if (e->kind == LR_OTHER) {
+	} else if (e->kind == LR_OTHER || e->kind == LR_COMPAT_SYSCALL) {
 		agg_row(&r->other, (const char *const[]){e->kind_name, st->name, ""});
-		if (strstr(e->kind_name, "uid") || strstr(e->kind_name, "gid") ||
-		    strstr(e->kind_name, "cap"))
-			agg_row(&r->priv, (const char *const[]){e->kind_name, st->name,
-								e->line, ""});
 	}
 	if (m_failed(e) && e->kind != LR_OPEN) {
 		free(a);
-		a = e->kind == LR_CONNECT ? m_dest(e) : lr_str(e, e->kind == LR_EXEC ? "filename" : "path", NULL);
+		a = e->kind == LR_CONNECT ? m_dest(e)
+					  : lr_str(e, e->kind == LR_EXEC ? "filename" : "path", NULL);
 		free(b);
 		b = result_of(e);
 		agg_row(&r->fail, (const char *const[]){e->kind_name, a ? a : "", b, st->name, ""});
@@ -609,10 +697,13 @@ static void reviewers(struct doc *d, const struct m_run *m)
 	struct rev r;
 
 	r.files = mk_agg(d, "files-written", "Files written or created",
-			 "Every file opened for writing, created or truncated, by step.",
+			 "Every file opened for writing, created or truncated, and every file "
+			 "renamed into place, linked, deleted, or given a new mode or owner, by "
+			 "step.",
 			 (const char *const[]){"path", "step", "access", "times", NULL}, 3, 3);
 	r.net = mk_agg(d, "network", "Network destinations",
-		       "Every connect() of the run's processes, with its result.",
+		       "Every destination the run's processes connected or sent to, every "
+		       "listener they opened and every peer they accepted, with the result.",
 		       (const char *const[]){"destination", "step", "result", "times", NULL}, 3,
 		       3);
 	r.exe = mk_agg(d, "executables", "Executables",
@@ -622,7 +713,9 @@ static void reviewers(struct doc *d, const struct m_run *m)
 					     NULL},
 		       2, 3);
 	r.priv = mk_agg(d, "privilege", "Privilege changes",
-			"Execs whose effective uid differs from the real one, and privilege records.",
+			"Execs whose effective uid differs from the real one, credential changes "
+			"(set*id, capset), set-id bits set on files, mounts, and steps run as "
+			"another user.",
 			(const char *const[]){"what", "step", "detail", "times", NULL}, 3, 3);
 	r.fail = mk_agg(d, "failures", "Failed operations",
 			"Every exec, open and connect that failed, grouped by target and error.",
