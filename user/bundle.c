@@ -17,7 +17,7 @@
 #include "json.h"
 #include "util.h"
 
-#define BUNDLE_MAX (1ull << 30) /* unpacked bytes: a bound against a gzip bomb */
+#define BUNDLE_MAX	 (1ull << 30) /* unpacked bytes: a bound against a gzip bomb */
 #define BUNDLE_FILES_MAX 100000
 
 /* zlib's gzip header at level 9 with no name and mtime 0, as bundle_build writes it: any
@@ -132,8 +132,9 @@ static int gunzip_file(const char *path, struct jbuf *tar, char *err, size_t err
 		jb_raw(&gz, (char *)buf, (size_t)k);
 	close(fd);
 	if (gz.len < sizeof(rs_gz_header) || memcmp(gz.p, rs_gz_header, sizeof(rs_gz_header))) {
-		snprintf(err, errlen, "%s: not an evidence bundle: the gzip header is not runseal's "
-				      "(changed, or not made by runseal evidence)",
+		snprintf(err, errlen,
+			 "%s: not an evidence bundle: the gzip header is not runseal's "
+			 "(changed, or not made by runseal evidence)",
 			 path);
 		jb_free(&gz);
 		return -1;
@@ -150,8 +151,7 @@ static int gunzip_file(const char *path, struct jbuf *tar, char *err, size_t err
 	} while (rc == Z_OK && tar->len < BUNDLE_MAX);
 	inflateEnd(&z);
 	if (rc != Z_STREAM_END || z.avail_in) {
-		snprintf(err, errlen,
-			 "%s: damaged evidence bundle: %s", path,
+		snprintf(err, errlen, "%s: damaged evidence bundle: %s", path,
 			 rc != Z_STREAM_END ? (z.msg ? z.msg : "truncated or too large")
 					    : "bytes after the end of the gzip stream");
 		jb_free(&gz);
@@ -212,8 +212,9 @@ int bundle_read(const char *path, struct bundle_file **f, size_t *n, char *err, 
 
 		if (archive_entry_filetype(e) != AE_IFREG || !name || !safe_name(name) ||
 		    size < 0 || (uint64_t)size > BUNDLE_MAX || *n >= BUNDLE_FILES_MAX) {
-			snprintf(err, errlen, "%s: refused member %s (only plain files with relative "
-					      "names inside the bundle)",
+			snprintf(err, errlen,
+				 "%s: refused member %s (only plain files with relative "
+				 "names inside the bundle)",
 				 path, name ? name : "?");
 			rc = -1;
 			break;
@@ -284,9 +285,11 @@ int bundle_unpack(const char *path, char *dir, size_t dirlen, char *err, size_t 
 	}
 	for (size_t i = 0; i < n; i++) {
 		char *p = xasprintf("%s/%s", dir, f[i].name);
-		int fd = mkparents(p) < 0 ? -1 : open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		int fd =
+		    mkparents(p) < 0 ? -1 : open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
-		if (fd < 0 || write(fd, f[i].data, f[i].len) != (ssize_t)f[i].len || close(fd) < 0) {
+		if (fd < 0 || write(fd, f[i].data, f[i].len) != (ssize_t)f[i].len ||
+		    close(fd) < 0) {
 			snprintf(err, errlen, "%s: %s", p, strerror(errno));
 			free(p);
 			bundle_files_free(f, n);

@@ -417,8 +417,8 @@ static size_t unescape_u(const char *s, size_t n, size_t i, struct jbuf *out)
 		jb_putc(out, (char)(cp - 0xdc00)); /* a raw byte, surrogate-escaped */
 		return 5;
 	}
-	if (cp >= 0xd800 && cp <= 0xdbff && i + 11 <= n && s[i + 5] == '\\' &&
-	    s[i + 6] == 'u' && !hex4(s + i + 7, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
+	if (cp >= 0xd800 && cp <= 0xdbff && i + 11 <= n && s[i + 5] == '\\' && s[i + 6] == 'u' &&
+	    !hex4(s + i + 7, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
 		put_utf8(out, 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00));
 		return 11;
 	}
@@ -465,8 +465,8 @@ int json_int(const struct jtok *t, int64_t *v)
 {
 	char tmp[24], *end;
 
-	if (t->type != J_NUM || t->n == 0 || t->n >= sizeof(tmp) ||
-	    memchr(t->s, '.', t->n) || memchr(t->s, 'e', t->n) || memchr(t->s, 'E', t->n))
+	if (t->type != J_NUM || t->n == 0 || t->n >= sizeof(tmp) || memchr(t->s, '.', t->n) ||
+	    memchr(t->s, 'e', t->n) || memchr(t->s, 'E', t->n))
 		return -1;
 	memcpy(tmp, t->s, t->n);
 	tmp[t->n] = '\0';

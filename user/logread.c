@@ -15,16 +15,20 @@
 #include "verify.h"
 
 const char *const lr_kind_names[LR_KINDS] = {
-    [LR_OTHER] = "other",	    [LR_GENESIS] = "genesis",	  [LR_SEGMENT] = "segment",
-    [LR_SEAL] = "seal",		    [LR_RECOVERY] = "recovery",	  [LR_RUN_START] = "run_start",
-    [LR_RUN_END] = "run_end",	    [LR_STEP_START] = "step_start", [LR_STEP_END] = "step_end",
-    [LR_EXEC] = "exec",		    [LR_FORK] = "fork",		  [LR_EXIT] = "exit",
-    [LR_OPEN] = "open",		    [LR_CONNECT] = "connect",	  [LR_LOSS] = "loss",
-    [LR_RENAME] = "rename",	    [LR_UNLINK] = "unlink",	  [LR_CHMOD] = "chmod",
-    [LR_CHOWN] = "chown",	    [LR_LINK] = "link",		  [LR_SYMLINK] = "symlink",
-    [LR_TRUNCATE] = "truncate",	    [LR_MOUNT] = "mount",	  [LR_UMOUNT] = "umount",
-    [LR_CRED] = "cred",		    [LR_LISTEN] = "listen",	  [LR_ACCEPT] = "accept",
-    [LR_COMPAT_SYSCALL] = "compat_syscall",
+    [LR_OTHER] = "other",	[LR_GENESIS] = "genesis",
+    [LR_SEGMENT] = "segment",	[LR_SEAL] = "seal",
+    [LR_RECOVERY] = "recovery", [LR_RUN_START] = "run_start",
+    [LR_RUN_END] = "run_end",	[LR_STEP_START] = "step_start",
+    [LR_STEP_END] = "step_end", [LR_EXEC] = "exec",
+    [LR_FORK] = "fork",		[LR_EXIT] = "exit",
+    [LR_OPEN] = "open",		[LR_CONNECT] = "connect",
+    [LR_LOSS] = "loss",		[LR_RENAME] = "rename",
+    [LR_UNLINK] = "unlink",	[LR_CHMOD] = "chmod",
+    [LR_CHOWN] = "chown",	[LR_LINK] = "link",
+    [LR_SYMLINK] = "symlink",	[LR_TRUNCATE] = "truncate",
+    [LR_MOUNT] = "mount",	[LR_UMOUNT] = "umount",
+    [LR_CRED] = "cred",		[LR_LISTEN] = "listen",
+    [LR_ACCEPT] = "accept",	[LR_COMPAT_SYSCALL] = "compat_syscall",
 };
 
 struct logread {
@@ -313,7 +317,8 @@ static void bundle_result(struct logread *r, const char *pub)
 	for (size_t i = 0; i < r->v.nprob; i++) {
 		struct lr_problem *p = &r->v.prob[i];
 
-		if (p->kind && !strcmp(p->kind, "worm") && p->level && !strcmp(p->level, "warning")) {
+		if (p->kind && !strcmp(p->kind, "worm") && p->level &&
+		    !strcmp(p->level, "warning")) {
 			r->v.warnings--;
 			free(p->level);
 			free(p->kind);

@@ -195,8 +195,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'T':
 			if (!trigger_arg_ok(optarg))
-				errx(2, "--trigger %s: expected NAME=VALUE (NAME of letters, digits, "
-					"_ - .)",
+				errx(2,
+				     "--trigger %s: expected NAME=VALUE (NAME of letters, digits, "
+				     "_ - .)",
 				     optarg);
 			triggers = xrealloc(triggers, (o.ntriggers + 1) * sizeof(char *));
 			triggers[o.ntriggers++] = optarg;
@@ -309,6 +310,8 @@ static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
+    /* One command a line. */
+    /* clang-format off */
     {"run", cmd_run},
     {"keygen", cmd_keygen},
     {"verify", verify_any_cmd},
@@ -319,6 +322,7 @@ static const struct command {
     {"diff", diff_cmd},
     {"evidence", evidence_cmd},
     {"export", export_cmd},
+    /* clang-format on */
 };
 
 static const struct command *find_command(const char *name)

@@ -70,11 +70,13 @@ static void env_str(struct stream *s, const char *key, const char *var)
  * descriptors is it. */
 static void tty(struct stream *s)
 {
-	char buf[1024], *p;
+	char buf[1024];
 	ssize_t n = read_small("/proc/self/stat", buf, sizeof(buf) - 1);
 	int nr = 0;
 
 	if (n > 0) {
+		const char *p;
+
 		buf[n] = '\0';
 		p = strrchr(buf, ')');
 		/* After "pid (comm)": state ppid pgrp session tty_nr */

@@ -604,8 +604,9 @@ static void test_scan_object(void **state)
 static void test_scan_malformed(void **state)
 {
 	static const char *const bad[] = {
-	    "", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[1 2]", "{a:1}",
-	    "\"unterminated", "tru", "nul", "{\"a\":1}x", "\"tab\there\"", "{\"a\":1}}",
+	    "",		  "{",	  "}",		"{\"a\"}",	 "{\"a\":}",
+	    "{\"a\":1,}", "[1,]", "[1 2]",	"{a:1}",	 "\"unterminated",
+	    "tru",	  "nul",  "{\"a\":1}x", "\"tab\there\"", "{\"a\":1}}",
 	    "[\"\\\"]",
 	};
 	struct jtok t[16];

@@ -89,8 +89,8 @@ static void test_normalize(void **state)
 	/* Two routine runs, two different temporary names, one normal form. */
 	{
 		struct jbuf a = {0}, b = {0};
-		const char *x = "/tmp/runseal-itest-abc123/step.Qx81Zt", *y =
-								    "/tmp/runseal-itest-zz9k2m/step.8HhaP0";
+		const char *x = "/tmp/runseal-itest-abc123/step.Qx81Zt",
+			   *y = "/tmp/runseal-itest-zz9k2m/step.8HhaP0";
 
 		norm_text(&a, x, strlen(x));
 		norm_text(&b, y, strlen(y));

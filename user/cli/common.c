@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,8 @@ bool cli_log_opt(struct cli_log *l, int c, const char *arg)
 
 static struct lr_opts opts_of(const struct cli_log *l)
 {
-	return (struct lr_opts){.path = l->path ? l->path : LOG_DIR_DEFAULT,
-				.pub = l->pub,
-				.key_dir = l->key_dir};
+	return (struct lr_opts){
+	    .path = l->path ? l->path : LOG_DIR_DEFAULT, .pub = l->pub, .key_dir = l->key_dir};
 }
 
 int cli_open_other(struct cli_run *cr, const struct cli_run *first, const struct cli_log *l,
@@ -57,6 +57,8 @@ int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg)
 	int rc;
 
 	*cr = (struct cli_run){0};
+	/* A closed pipe (| head) is a write error, so an unpacked bundle is still removed. */
+	signal(SIGPIPE, SIG_IGN);
 	if (runs_collect(&runs, &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
 		return 2;

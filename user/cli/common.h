@@ -12,12 +12,14 @@
 
 enum { OPT_C_PUB = 300, OPT_C_KEYDIR };
 
-#define CLI_LOG_OPTIONS                                                                           \
-	{"pub", required_argument, NULL, OPT_C_PUB},                                              \
-	    {"key-dir", required_argument, NULL, OPT_C_KEYDIR}
+#define CLI_LOG_OPTIONS                                                                            \
+	{"pub", required_argument, NULL, OPT_C_PUB},                                               \
+	{                                                                                          \
+		"key-dir", required_argument, NULL, OPT_C_KEYDIR                                   \
+	}
 
-#define CLI_LOG_HELP                                                                              \
-	"      --pub FILE      root.pub to trust (default KEYDIR/root.pub; a bundle's own)\n"     \
+#define CLI_LOG_HELP                                                                               \
+	"      --pub FILE      root.pub to trust (default KEYDIR/root.pub; a bundle's own)\n"      \
 	"      --key-dir DIR   where root.pub and epochs.pub are (default /etc/runseal)\n"
 
 struct cli_log {

@@ -35,8 +35,7 @@ static const char usage[] =
     "exit status: 0 no difference, 1 differences, 2 usage error, unknown run or a log\n"
     "that does not verify\n";
 
-static void print(const struct diff *d, bool json, const char *a, const char *b,
-		  const char *vl)
+static void print(const struct diff *d, bool json, const char *a, const char *b, const char *vl)
 {
 	struct jbuf o = {0};
 
@@ -52,8 +51,13 @@ static void print(const struct diff *d, bool json, const char *a, const char *b,
 			jb_raw(&o, ",\"detail\":", 10);
 			jb_str(&o, x->detail, strlen(x->detail));
 			jb_raw(&o, ",\"side\":", 8);
-			jb_str(&o, x->side > 0 ? "b" : x->side < 0 ? "a" : "changed",
-			       x->side > 0 ? 1 : x->side < 0 ? 1 : 7);
+			jb_str(&o,
+			       x->side > 0   ? "b"
+			       : x->side < 0 ? "a"
+					     : "changed",
+			       x->side > 0   ? 1
+			       : x->side < 0 ? 1
+					     : 7);
 			jb_raw(&o, "}\n", 2);
 			continue;
 		}
@@ -130,7 +134,7 @@ int diff_cmd(int argc, char **argv)
 	bool json = false;
 	long nbase = 0;
 	int c, rc, want;
-	char *end, *vl;
+	char *end;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -141,7 +145,8 @@ int diff_cmd(int argc, char **argv)
 		} else if (c == 'n') {
 			nbase = strtol(optarg, &end, 10);
 			if (*end || nbase < 1 || nbase > BASELINES_MAX) {
-				fprintf(stderr, "runseal: --baseline-runs %s: a number from 1 to %d\n",
+				fprintf(stderr,
+					"runseal: --baseline-runs %s: a number from 1 to %d\n",
 					optarg, BASELINES_MAX);
 				return 2;
 			}
@@ -181,7 +186,8 @@ int diff_cmd(int argc, char **argv)
 			diff_runs(&d, &a.m, &b.m);
 	}
 	if (!rc) {
-		vl = verify_line(&b.m, lr_result(b.r));
+		char *vl = verify_line(&b.m, lr_result(b.r));
+
 		print(&d, json, nbase ? "baseline runs" : a.m.id, b.m.id, vl);
 		free(vl);
 		rc = d.n ? 1 : 0;

@@ -98,11 +98,13 @@ static int by_name(const void *a, const void *b)
 static char *seal_line_of(const char *path, size_t *len)
 {
 	char *buf, err[256], *line = NULL;
-	size_t n, s;
+	size_t n;
 
 	if (segment_read(path, &buf, &n, err, sizeof(err)) < 0)
 		return NULL;
 	if (n && buf[n - 1] == '\n') {
+		size_t s;
+
 		for (s = n - 1; s > 0 && buf[s - 1] != '\n'; s--)
 			;
 		if (memmem(buf + s, n - s, "\"kind\":\"seal\"", 13)) {
@@ -259,8 +261,9 @@ static int finish(struct files *fs, const char *bundle, const char *run)
 /* Writes the stage bundle (log and keys) to a temporary file for finish() to read. */
 static char *stage(const struct files *fs)
 {
-	char *gz, err[256], *path = xasprintf("%s/runseal-stage.XXXXXX",
-					       getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	char *gz, err[256],
+	    *path =
+		xasprintf("%s/runseal-stage.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	size_t len;
 	int fd = mkstemp(path);
 
@@ -359,7 +362,8 @@ int evidence_cmd(int argc, char **argv)
 		 ? 2
 		 : 0;
 	if (!rc)
-		fprintf(stderr, "runseal: evidence for run %s written to %s (%zu files, %zu bytes)\n",
+		fprintf(stderr,
+			"runseal: evidence for run %s written to %s (%zu files, %zu bytes)\n",
 			cr.sum->id, out, fs.n, len);
 	free(gz);
 	files_free(&fs);
@@ -406,11 +410,12 @@ static int same_as_remade(const char *path, const struct bundle_file *f, size_t 
 	    bundle_tar(fs.f, fs.n, &mine, &ml, err, sizeof(err)) == 0) {
 		rc = tl != ml || memcmp(tar, mine, tl);
 		if (rc)
-			fprintf(stderr,
-				"runseal: %s: the reports, README or file list differ from what its "
-				"verified log gives (changed after it was made, or made by another "
-				"runseal version than %s)\n",
-				path, RUNSEAL_VERSION);
+			fprintf(
+			    stderr,
+			    "runseal: %s: the reports, README or file list differ from what its "
+			    "verified log gives (changed after it was made, or made by another "
+			    "runseal version than %s)\n",
+			    path, RUNSEAL_VERSION);
 	}
 	free(tar);
 	free(mine);
@@ -433,11 +438,10 @@ int verify_any_cmd(int argc, char **argv)
 		if (!strcmp(argv[i], "--key-dir") || !strncmp(argv[i], "--key-dir=", 10))
 			keydir = true;
 		if (argv[i][0] != '-' && pos < 0 && stat(argv[i], &st) == 0 &&
-		    S_ISREG(st.st_mode) && (i == 1 || argv[i - 1][0] != '-' ||
-					    strchr(argv[i - 1], '=') ||
-					    !strcmp(argv[i - 1], "--json") ||
-					    !strcmp(argv[i - 1], "--strict") ||
-					    !strcmp(argv[i - 1], "-q")))
+		    S_ISREG(st.st_mode) &&
+		    (i == 1 || argv[i - 1][0] != '-' || strchr(argv[i - 1], '=') ||
+		     !strcmp(argv[i - 1], "--json") || !strcmp(argv[i - 1], "--strict") ||
+		     !strcmp(argv[i - 1], "-q")))
 			pos = i;
 	}
 	if (pos < 0)
@@ -463,8 +467,9 @@ int verify_any_cmd(int argc, char **argv)
 	if (rc != 2 && same_as_remade(path, f, n))
 		rc = 1;
 	else if (rc == 0)
-		fprintf(stderr, "runseal: %s: bundle verified: its log, HEAD, reports and README "
-				"agree\n",
+		fprintf(stderr,
+			"runseal: %s: bundle verified: its log, HEAD, reports and README "
+			"agree\n",
 			path);
 	bundle_remove(dir);
 	bundle_files_free(f, n);

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,7 @@ static const char usage[] =
     "      --format FMT    ocsf, ecs or jsonl\n"
     "      --run RUN       only this run's records (id, prefix or `last`)\n"
     "      --since SEQ     only entries after seq SEQ: a shipper resumes at the last\n"
-    "                      seq it sent\n" CLI_LOG_HELP
-    "  -h, --help          show this help\n"
+    "                      seq it sent\n" CLI_LOG_HELP "  -h, --help          show this help\n"
     "\n"
     "Only verified entries are written; when the log has a problem, the entries\n"
     "before it are, a note goes to stderr and the exit status is 1.\n"
@@ -86,12 +86,10 @@ static int find_run(const struct cli_log *l, const char *arg, char id[48])
 
 int export_cmd(int argc, char **argv)
 {
-	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
-					     {"run", required_argument, NULL, 'r'},
-					     {"since", required_argument, NULL, 's'},
-					     CLI_LOG_OPTIONS,
-					     {"help", no_argument, NULL, 'h'},
-					     {0}};
+	static const struct option opts[] = {
+	    {"format", required_argument, NULL, 'f'}, {"run", required_argument, NULL, 'r'},
+	    {"since", required_argument, NULL, 's'},  CLI_LOG_OPTIONS,
+	    {"help", no_argument, NULL, 'h'},	      {0}};
 	struct cli_log l = {.path = LOG_DIR_DEFAULT};
 	struct ex x = {.fmt = -1};
 	const char *fmt = NULL, *run = NULL;
@@ -125,12 +123,13 @@ int export_cmd(int argc, char **argv)
 		}
 	}
 	if (fmt)
-		x.fmt = !strcmp(fmt, "ocsf") ? EXPORT_OCSF : !strcmp(fmt, "ecs") ? EXPORT_ECS
-					   : !strcmp(fmt, "jsonl") ? EXPORT_JSONL
-								   : (enum export_fmt)-1;
+		x.fmt = !strcmp(fmt, "ocsf")	? EXPORT_OCSF
+			: !strcmp(fmt, "ecs")	? EXPORT_ECS
+			: !strcmp(fmt, "jsonl") ? EXPORT_JSONL
+						: (enum export_fmt) - 1;
 	if ((int)x.fmt < 0 || argc - optind > 1) {
-		fprintf(stderr, "%s%s", (int)x.fmt < 0 ? "runseal: --format ocsf, ecs or jsonl\n" : "",
-			usage);
+		fprintf(stderr, "%s%s",
+			(int)x.fmt < 0 ? "runseal: --format ocsf, ecs or jsonl\n" : "", usage);
 		return 2;
 	}
 	if (optind < argc)
@@ -138,6 +137,7 @@ int export_cmd(int argc, char **argv)
 	if (run && find_run(&l, run, id))
 		return 2;
 	x.run = run ? id : NULL;
+	signal(SIGPIPE, SIG_IGN); /* a closed pipe ends the export as an error, cleanly */
 	fd = dup(1);
 	x.out = fd < 0 ? NULL : fdopen(fd, "w");
 	if (!x.out) {

@@ -96,8 +96,8 @@ struct args {
 static int parse(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"step", required_argument, NULL, 's'}, {"pid", required_argument, NULL, 'p'},
-	    {"kind", required_argument, NULL, 'k'}, {"since", required_argument, NULL, 'S'},
+	    {"step", required_argument, NULL, 's'},  {"pid", required_argument, NULL, 'p'},
+	    {"kind", required_argument, NULL, 'k'},  {"since", required_argument, NULL, 'S'},
 	    {"until", required_argument, NULL, 'U'}, {"follow", optional_argument, NULL, 'f'},
 	    {"json", no_argument, NULL, 'j'},	     CLI_LOG_OPTIONS,
 	    {"help", no_argument, NULL, 'h'},	     {0}};
@@ -134,7 +134,8 @@ static int parse(struct args *a, int argc, char **argv)
 		case 'f':
 			a->speed = optarg ? strtod(optarg, &end) : 1;
 			if (a->speed <= 0 || (optarg && *end)) {
-				fprintf(stderr, "runseal: --follow=%s: SPEED is a positive number\n",
+				fprintf(stderr,
+					"runseal: --follow=%s: SPEED is a positive number\n",
 					optarg);
 				return 2;
 			}
@@ -169,11 +170,13 @@ static int windows(struct args *a, const struct m_run *m)
 		return 2;
 	}
 	if (a->since && when(a->since, m->start_ns, &a->o.since_ns) < 0) {
-		fprintf(stderr, "runseal: --since %s: not a time (RFC 3339 or seconds)\n", a->since);
+		fprintf(stderr, "runseal: --since %s: not a time (RFC 3339 or seconds)\n",
+			a->since);
 		return 2;
 	}
 	if (a->until && when(a->until, m->start_ns, &a->o.until_ns) < 0) {
-		fprintf(stderr, "runseal: --until %s: not a time (RFC 3339 or seconds)\n", a->until);
+		fprintf(stderr, "runseal: --until %s: not a time (RFC 3339 or seconds)\n",
+			a->until);
 		return 2;
 	}
 	return 0;

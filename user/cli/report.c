@@ -32,12 +32,10 @@ static const char usage[] =
 
 int report_cmd(int argc, char **argv)
 {
-	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
-					     {"output", required_argument, NULL, 'o'},
-					     {"baseline", required_argument, NULL, 'b'},
-					     CLI_LOG_OPTIONS,
-					     {"help", no_argument, NULL, 'h'},
-					     {0}};
+	static const struct option opts[] = {
+	    {"format", required_argument, NULL, 'f'},	{"output", required_argument, NULL, 'o'},
+	    {"baseline", required_argument, NULL, 'b'}, CLI_LOG_OPTIONS,
+	    {"help", no_argument, NULL, 'h'},		{0}};
 	struct cli_log l = {0};
 	const char *fmt = "md", *out = NULL, *base = NULL;
 	struct cli_run cr, br = {0};
@@ -66,8 +64,11 @@ int report_cmd(int argc, char **argv)
 	}
 	if (argc - optind < 1 || argc - optind > 2 ||
 	    (strcmp(fmt, "md") && strcmp(fmt, "html") && strcmp(fmt, "json"))) {
-		fprintf(stderr, "%s%s", argc - optind < 1 || argc - optind > 2 ? "" :
-			"runseal: --format must be md, html or json\n", usage);
+		fprintf(stderr, "%s%s",
+			argc - optind < 1 || argc - optind > 2
+			    ? ""
+			    : "runseal: --format must be md, html or json\n",
+			usage);
 		return 2;
 	}
 	if (argc - optind == 2)

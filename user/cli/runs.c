@@ -97,12 +97,13 @@ static void verify_summary(struct jbuf *b, const struct lr_verify *v, bool json)
 	char t[512];
 
 	if (json)
-		snprintf(t, sizeof(t),
-			 "{\"verification\":\"%s\",\"errors\":%lu,\"warnings\":%lu,\"entries\":%" PRIu64
-			 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
-			 ",\"seals\":%zu,\"root_key\":\"%s\"}\n",
-			 v->rc ? "failed" : "ok", v->errors, v->warnings, v->entries, v->first_seq,
-			 v->last_seq, v->nseal, v->root_key);
+		snprintf(
+		    t, sizeof(t),
+		    "{\"verification\":\"%s\",\"errors\":%lu,\"warnings\":%lu,\"entries\":%" PRIu64
+		    ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
+		    ",\"seals\":%zu,\"root_key\":\"%s\"}\n",
+		    v->rc ? "failed" : "ok", v->errors, v->warnings, v->entries, v->first_seq,
+		    v->last_seq, v->nseal, v->root_key);
 	else
 		snprintf(t, sizeof(t),
 			 "%s: %" PRIu64 " entries (seq %" PRIu64 "-%" PRIu64
@@ -114,8 +115,10 @@ static void verify_summary(struct jbuf *b, const struct lr_verify *v, bool json)
 
 int runs_cmd(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'}, CLI_LOG_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     CLI_LOG_OPTIONS,
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
 	struct cli_log l = {0};
 	struct run_list runs;
 	struct lr_opts o;

@@ -8,12 +8,11 @@
 #include "report/report.h"
 #include "util.h"
 
-#define COUNT_MIN_CHANGE 20	/* and half again or half less: a "large" change of counts */
-#define DURATION_MIN_MS	 1000	/* and twice as long or half as long */
+#define COUNT_MIN_CHANGE 20   /* and half again or half less: a "large" change of counts */
+#define DURATION_MIN_MS	 1000 /* and twice as long or half as long */
 
 enum set_kind { S_EXEC, S_WRITE, S_NET, S_KINDS };
-static const char *const set_name[S_KINDS] = {"executable", "file written",
-					      "network destination"};
+static const char *const set_name[S_KINDS] = {"executable", "file written", "network destination"};
 
 /* The normalised things one step (all its attempts) did, sorted and unique. */
 struct set {
@@ -80,7 +79,8 @@ static void sets_of_step(struct step_sets *ss, const struct m_step *st)
 			else if (e->kind == LR_CONNECT) /* addresses and ports as they are */
 				set_add(&ss->s[S_NET], m_dest(e), lr_get(e, "addr") < 0);
 			else if (e->kind == LR_LISTEN && !m_failed(e))
-				set_add(&ss->s[S_NET], xasprintf("listen %s", m_dest_tmp(e)), false);
+				set_add(&ss->s[S_NET], xasprintf("listen %s", m_dest_tmp(e)),
+					false);
 		}
 	ss->nexec += st->nexec;
 	ss->nopen += st->nread + st->nwrite;
@@ -249,13 +249,14 @@ void diff_section(struct doc *doc, const struct diff *d, const struct m_run *a,
 	struct d_table *t =
 	    d_table(s, "", (const char *const[]){"step", "what", "detail", "side", NULL});
 
-	d_text(s, "Compared with run %s (paths normalised: temporary names, pids, ids and "
-		  "numbers). %zu difference(s).",
+	d_text(s,
+	       "Compared with run %s (paths normalised: temporary names, pids, ids and "
+	       "numbers). %zu difference(s).",
 	       a->id, d->n);
 	(void)b;
 	for (size_t i = 0; i < d->n; i++) {
 		const struct diff_item *x = &d->it[i];
-		const char *side = x->side > 0 ? "only in this run"
+		const char *side = x->side > 0	 ? "only in this run"
 				   : x->side < 0 ? "only in the baseline"
 						 : "changed";
 

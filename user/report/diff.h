@@ -10,10 +10,10 @@
 
 struct diff_item {
 	char *step;
-	char *what; /* "executable", "file written", "network destination", "step", ... */
+	char *what;   /* "executable", "file written", "network destination", "step", ... */
 	char *detail; /* as the run had it */
 	char *key;    /* what was compared: the normalised path */
-	int side; /* +1: only in the second run (B), -1: only in the first (A), 0: changed */
+	int side;     /* +1: only in the second run (B), -1: only in the first (A), 0: changed */
 };
 
 struct diff {

@@ -30,7 +30,7 @@ struct d_field {
 
 struct d_sec {
 	char *id, *title;
-	int level; /* 2 or 3 */
+	int level;  /* 2 or 3 */
 	char *text; /* a sentence of ours (not from the log), or NULL */
 	struct d_field *f;
 	size_t nf;

@@ -203,7 +203,11 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 	case LR_OPEN:
 		f = m_open_flags(e);
 		/* 1 Create, 2 Read, 3 Update */
-		ocsf_common(b, e, 1001, 1, f & F_CREATE ? 1 : f & (F_WRITE | F_TRUNC) ? 3 : 2, c);
+		ocsf_common(b, e, 1001, 1,
+			    (f & F_CREATE)		? 1
+			    : (f & (F_WRITE | F_TRUNC)) ? 3
+							: 2,
+			    c);
 		ocsf_file(b, e, "file", "path");
 		break;
 	case LR_RENAME:
@@ -276,24 +280,24 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx *c)
 {
 	static const char *const cat[LR_KINDS] = {
-	    [LR_EXEC] = "process", [LR_FORK] = "process",   [LR_EXIT] = "process",
-	    [LR_OPEN] = "file",	   [LR_CONNECT] = "network", [LR_RUN_START] = "process",
+	    [LR_EXEC] = "process",    [LR_FORK] = "process",	   [LR_EXIT] = "process",
+	    [LR_OPEN] = "file",	      [LR_CONNECT] = "network",	   [LR_RUN_START] = "process",
 	    [LR_RUN_END] = "process", [LR_STEP_START] = "process", [LR_STEP_END] = "process",
-	    [LR_LOSS] = "host",	   [LR_RENAME] = "file",	 [LR_UNLINK] = "file",
-	    [LR_CHMOD] = "file",   [LR_CHOWN] = "file",		 [LR_LINK] = "file",
-	    [LR_SYMLINK] = "file", [LR_TRUNCATE] = "file",	 [LR_MOUNT] = "file",
-	    [LR_UMOUNT] = "file",  [LR_CRED] = "iam",		 [LR_LISTEN] = "network",
+	    [LR_LOSS] = "host",	      [LR_RENAME] = "file",	   [LR_UNLINK] = "file",
+	    [LR_CHMOD] = "file",      [LR_CHOWN] = "file",	   [LR_LINK] = "file",
+	    [LR_SYMLINK] = "file",    [LR_TRUNCATE] = "file",	   [LR_MOUNT] = "file",
+	    [LR_UMOUNT] = "file",     [LR_CRED] = "iam",	   [LR_LISTEN] = "network",
 	    [LR_ACCEPT] = "network"};
 	static const char *const type[LR_KINDS] = {
-	    [LR_EXEC] = "start",    [LR_FORK] = "start",     [LR_EXIT] = "end",
-	    [LR_OPEN] = "access",   [LR_CONNECT] = "connection", [LR_RUN_START] = "start",
-	    [LR_RUN_END] = "end",   [LR_STEP_START] = "start", [LR_STEP_END] = "end",
-	    [LR_LOSS] = "info",	   [LR_RENAME] = "change",	 [LR_UNLINK] = "deletion",
-	    [LR_CHMOD] = "change", [LR_CHOWN] = "change",	 [LR_LINK] = "creation",
-	    [LR_SYMLINK] = "creation", [LR_TRUNCATE] = "change", [LR_MOUNT] = "change",
-	    [LR_UMOUNT] = "change", [LR_CRED] = "change",	 [LR_LISTEN] = "start",
+	    [LR_EXEC] = "start",       [LR_FORK] = "start",	    [LR_EXIT] = "end",
+	    [LR_OPEN] = "access",      [LR_CONNECT] = "connection", [LR_RUN_START] = "start",
+	    [LR_RUN_END] = "end",      [LR_STEP_START] = "start",   [LR_STEP_END] = "end",
+	    [LR_LOSS] = "info",	       [LR_RENAME] = "change",	    [LR_UNLINK] = "deletion",
+	    [LR_CHMOD] = "change",     [LR_CHOWN] = "change",	    [LR_LINK] = "creation",
+	    [LR_SYMLINK] = "creation", [LR_TRUNCATE] = "change",    [LR_MOUNT] = "change",
+	    [LR_UMOUNT] = "change",    [LR_CRED] = "change",	    [LR_LISTEN] = "start",
 	    [LR_ACCEPT] = "connection"};
-	char h[65], *s;
+	char h[65];
 
 	if (!cat[e->kind])
 		return false;
@@ -343,6 +347,8 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 		kclose(b);
 	}
 	if (e->kind == LR_OPEN || (cat[e->kind] && !strcmp(cat[e->kind], "file"))) {
+		char *s;
+
 		kopen(b, "file");
 		kcopy(b, "path", e, "path");
 		s = lr_str(e, "path", NULL);
@@ -384,8 +390,7 @@ static void learn_host(const struct lr_ent *e, struct export_ctx *c)
 	free(h);
 }
 
-bool export_entry(struct jbuf *b, const struct lr_ent *e, enum export_fmt f,
-		  struct export_ctx *c)
+bool export_entry(struct jbuf *b, const struct lr_ent *e, enum export_fmt f, struct export_ctx *c)
 {
 	learn_host(e, c);
 	if (f == EXPORT_JSONL) {

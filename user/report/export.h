@@ -20,7 +20,6 @@ struct export_ctx {
 
 /* Appends e's line(s) in format f; false when the format has nothing for e's kind (OCSF and
  * ECS carry kernel events and run/step records; log entries only in jsonl). */
-bool export_entry(struct jbuf *b, const struct lr_ent *e, enum export_fmt f,
-		  struct export_ctx *c);
+bool export_entry(struct jbuf *b, const struct lr_ent *e, enum export_fmt f, struct export_ctx *c);
 
 #endif

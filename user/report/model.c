@@ -111,8 +111,8 @@ static size_t proc_add(struct m_step *s, int64_t pid, int64_t ppid, uint64_t t)
 	if (i != SIZE_MAX)
 		return i;
 	s->procs = xrealloc(s->procs, (s->nproc + 1) * sizeof(*s->procs));
-	s->procs[s->nproc] = (struct m_proc){
-	    .pid = pid, .ppid = ppid, .parent = proc_find(s, ppid), .t0 = t};
+	s->procs[s->nproc] =
+	    (struct m_proc){.pid = pid, .ppid = ppid, .parent = proc_find(s, ppid), .t0 = t};
 	return s->nproc++;
 }
 

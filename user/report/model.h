@@ -14,8 +14,8 @@ enum { F_READ = 1, F_WRITE = 2, F_CREATE = 4, F_FAIL = 8, F_TRUNC = 16 };
 
 struct m_proc {
 	int64_t pid, ppid;
-	size_t parent; /* index in the step's procs, or SIZE_MAX for a root */
-	uint64_t t0;   /* first seen */
+	size_t parent;		  /* index in the step's procs, or SIZE_MAX for a root */
+	uint64_t t0;		  /* first seen */
 	const struct lr_ent **ev; /* its records in log order */
 	size_t nev;
 	const struct lr_ent *exit;
@@ -25,7 +25,7 @@ struct m_step {
 	int64_t seq, attempt;
 	char *name;
 	const struct lr_ent *start, *end;
-	char *status; /* ok, failed, timeout; "running" without a step_end */
+	char *status;			/* ok, failed, timeout; "running" without a step_end */
 	int64_t exit_code, duration_ms; /* -1 when unknown */
 	char *argv;			/* the step's command, joined by spaces */
 	char *error;

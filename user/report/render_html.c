@@ -104,8 +104,9 @@ static void timeline(struct jbuf *b, const struct m_run *m)
 		esc(b, s->status);
 		litf(b, ", %lld ms</title></rect>\n", (long long)s->duration_ms);
 	}
-	litf(b, "<text x=\"%d\" y=\"%zu\">0 s</text><text x=\"%d\" y=\"%zu\" "
-		"text-anchor=\"end\">%.2f s</text>\n",
+	litf(b,
+	     "<text x=\"%d\" y=\"%zu\">0 s</text><text x=\"%d\" y=\"%zu\" "
+	     "text-anchor=\"end\">%.2f s</text>\n",
 	     left, m->nstep * (size_t)row + 26, left + width, m->nstep * (size_t)row + 26,
 	     (double)(t1 - t0) / 1e9);
 	lit(b, "</svg>\n");
@@ -126,7 +127,10 @@ static char *proc_label(const struct m_proc *p)
 	}
 	if (p->exit)
 		lr_int(p->exit, "exit_code", &code);
-	s = xasprintf("%lld %s%s", (long long)p->pid, name ? name : comm ? comm : "(forked)",
+	s = xasprintf("%lld %s%s", (long long)p->pid,
+		      name   ? name
+		      : comm ? comm
+			     : "(forked)",
 		      p->exit ? "" : " (no exit seen)");
 	if (p->exit && code >= 0) {
 		char *t = xasprintf("%s exit %lld", s, (long long)code);
@@ -157,8 +161,7 @@ static void tree_node(struct tree *t, size_t i, int depth)
 	y = 14 + t->rows++ * 18;
 	t->y[i] = y;
 	if (s->procs[i].parent != SIZE_MAX && t->y[s->procs[i].parent] >= 0)
-		litf(t->b,
-		     "<path d=\"M%d %d V%d H%d\" fill=\"none\" stroke=\"#888\"/>", x - 12,
+		litf(t->b, "<path d=\"M%d %d V%d H%d\" fill=\"none\" stroke=\"#888\"/>", x - 12,
 		     t->y[s->procs[i].parent] + 4, y - 4, x - 4);
 	label = proc_label(&s->procs[i]);
 	litf(t->b, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">", x,
@@ -189,8 +192,9 @@ static void proc_tree(struct jbuf *b, const struct m_step *s)
 		tree_node(&t, i, 0);
 	lit(b, "</svg>\n");
 	if (s->nproc > TREE_ROWS_MAX)
-		litf(b, "<p class=\"note\">%zu processes; the first %d are drawn, the table below "
-			"has them all.</p>\n",
+		litf(b,
+		     "<p class=\"note\">%zu processes; the first %d are drawn, the table below "
+		     "has them all.</p>\n",
 		     s->nproc, TREE_ROWS_MAX);
 	free(t.y);
 }

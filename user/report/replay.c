@@ -109,7 +109,8 @@ static void describe(struct rp *r, const struct lr_ent *e)
 
 		col(r, fail ? C_RED : (f & (F_WRITE | F_CREATE | F_TRUNC)) ? C_YELLOW : C_DIM);
 		snprintf(t, sizeof(t), "open %s%s%s%s ", f & F_READ ? "r" : "-",
-			 f & F_WRITE ? "w" : "-", f & F_CREATE ? "c" : "-", f & F_TRUNC ? "t" : "-");
+			 f & F_WRITE ? "w" : "-", f & F_CREATE ? "c" : "-",
+			 f & F_TRUNC ? "t" : "-");
 		lit(&r->b, t);
 		a = lr_str(e, "path", NULL);
 		term(&r->b, a);

@@ -58,8 +58,7 @@ static void fmt_ms(char *b, size_t n, int64_t ms)
 		snprintf(b, n, "%.1f s", (double)ms / 1000);
 }
 
-static void seal_range(const struct m_run *m, const struct lr_verify *v, uint64_t *lo,
-		       uint64_t *hi)
+static void seal_range(const struct m_run *m, const struct lr_verify *v, uint64_t *lo, uint64_t *hi)
 {
 	*lo = UINT64_MAX;
 	*hi = 0;
@@ -160,7 +159,7 @@ static void members(struct d_sec *s, const struct lr_ent *e, int tok, const char
 		char *label = xasprintf("%s %s", prefix, key ? key : "?");
 		enum jtype ty = e->tok[vt].type;
 		char *val = ty == J_STR ? lr_tokstr(e, vt, NULL)
-				       : xasprintf("%.*s", (int)e->tok[vt].n, e->tok[vt].s);
+					: xasprintf("%.*s", (int)e->tok[vt].n, e->tok[vt].s);
 
 		if (ty != J_OBJ && ty != J_ARR)
 			d_field(s, label, S(val));
@@ -224,10 +223,16 @@ static void header(struct doc *d, const struct m_run *m)
 	struct d_sec *s = d_section(d, "run", "Run", 2);
 	const struct lr_ent *st = m->start;
 	static const char *const keys[][2] = {
-	    {"runbook", "runbook_name"}, {"runbook path", "runbook"},
-	    {"runbook SHA-256", "runbook_sha256"}, {"host", "host"}, {"kernel", "kernel"},
-	    {"runseal version", "runseal_version"}, {"invoking uid", "uid"},
-	    {"invoking euid", "euid"}, {"sudo uid", "sudo_uid"}, {"cgroup", "cgroup"},
+	    {"runbook", "runbook_name"},
+	    {"runbook path", "runbook"},
+	    {"runbook SHA-256", "runbook_sha256"},
+	    {"host", "host"},
+	    {"kernel", "kernel"},
+	    {"runseal version", "runseal_version"},
+	    {"invoking uid", "uid"},
+	    {"invoking euid", "euid"},
+	    {"sudo uid", "sudo_uid"},
+	    {"cgroup", "cgroup"},
 	};
 	char t[TIME_LEN], dur[32], *v;
 
@@ -244,8 +249,8 @@ static void header(struct doc *d, const struct m_run *m)
 	fmt_time(m->start_ns, t);
 	d_field(s, "start", S(st ? st->time : t));
 	d_field(s, "end", S(m->end ? m->end->time : "none: the run has no run_end record"));
-	fmt_ms(dur, sizeof(dur), m->end && m->start ? (int64_t)(m->end_ns - m->start_ns) / 1000000
-						  : -1);
+	fmt_ms(dur, sizeof(dur),
+	       m->end && m->start ? (int64_t)(m->end_ns - m->start_ns) / 1000000 : -1);
 	d_field(s, "duration", S(dur));
 	d_field(s, "result", S(m->status));
 	if (m->end) {
@@ -274,10 +279,12 @@ static void verification(struct doc *d, const struct m_run *m, const struct lr_v
 	d_text(s, "Every record in this report was read through the verifier: only entries whose "
 		  "hash chain and segment seal checked out are shown.");
 	d_field(s, "result",
-		S(v->rc == 0 ? "verified: no errors" : "NOT VERIFIED: the log has errors, "
-						       "records after the first one are left out"));
+		S(v->rc == 0 ? "verified: no errors"
+			     : "NOT VERIFIED: the log has errors, "
+			       "records after the first one are left out"));
 	d_fieldf(s, "errors, warnings", "%lu, %lu", v->errors, v->warnings);
-	d_fieldf(s, "log", "%" PRIu64 " entries in %" PRIu64 " segments, %" PRIu64
+	d_fieldf(s, "log",
+		 "%" PRIu64 " entries in %" PRIu64 " segments, %" PRIu64
 		 " seals; verified entries seq %" PRIu64 "-%" PRIu64,
 		 v->entries, v->segments, v->seals, v->first_seq, v->last_seq);
 	d_fieldf(s, "this run's records", "seq %" PRIu64 "-%" PRIu64 "%s", lo, hi,
@@ -305,10 +312,10 @@ static void verification(struct doc *d, const struct m_run *m, const struct lr_v
 static void steps_table(struct doc *d, const struct m_run *m)
 {
 	struct d_sec *s = d_section(d, "steps", "Steps", 2);
-	static const char *const cols[] = {"#",	 "step",	  "attempt",  "status",
-					   "exit", "duration",	  "processes", "execs",
-					   "files written", "files read", "connections", "failures",
-					   NULL};
+	static const char *const cols[] = {
+	    "#",	   "step",	"attempt", "status",	    "exit",
+	    "duration",	   "processes", "execs",   "files written", "files read",
+	    "connections", "failures",	NULL};
 	struct d_table *t = d_table(s, "", cols);
 
 	for (size_t i = 0; i < m->nstep; i++) {
@@ -514,9 +521,9 @@ static void step_detail(struct doc *d, const struct m_run *m, size_t i)
 	char id[32], *title, dur[32];
 	struct d_sec *s;
 	struct walkp w = {.st = st};
-	static const char *const extra[] = {"run_as", "cwd", "timeout_ms", "stdout_sha256",
-					    "stdout_bytes", "stdout_tail", "stderr_sha256",
-					    "stderr_bytes", "stderr_tail", "lingering"};
+	static const char *const extra[] = {
+	    "run_as",	   "cwd",	    "timeout_ms",   "stdout_sha256", "stdout_bytes",
+	    "stdout_tail", "stderr_sha256", "stderr_bytes", "stderr_tail",   "lingering"};
 
 	snprintf(id, sizeof(id), "step-%zu", i + 1);
 	title = xasprintf("Step %lld: %s%s", (long long)st->seq, st->name,
@@ -665,8 +672,9 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 	}
 	if (m_failed(e) && e->kind != LR_OPEN) {
 		free(a);
-		a = e->kind == LR_CONNECT ? m_dest(e)
-					  : lr_str(e, e->kind == LR_EXEC ? "filename" : "path", NULL);
+		a = e->kind == LR_CONNECT
+			? m_dest(e)
+			: lr_str(e, e->kind == LR_EXEC ? "filename" : "path", NULL);
 		free(b);
 		b = result_of(e);
 		agg_row(&r->fail, (const char *const[]){e->kind_name, a ? a : "", b, st->name, ""});
@@ -704,23 +712,21 @@ static void reviewers(struct doc *d, const struct m_run *m)
 	r.net = mk_agg(d, "network", "Network destinations",
 		       "Every destination the run's processes connected or sent to, every "
 		       "listener they opened and every peer they accepted, with the result.",
-		       (const char *const[]){"destination", "step", "result", "times", NULL}, 3,
-		       3);
-	r.exe = mk_agg(d, "executables", "Executables",
-		       "Every program executed (path resolved in the kernel). Digests are not "
-		       "recorded by this version.",
-		       (const char *const[]){"path", "step", "digest", "times", "argv (first)",
-					     NULL},
-		       2, 3);
+		       (const char *const[]){"destination", "step", "result", "times", NULL}, 3, 3);
+	r.exe = mk_agg(
+	    d, "executables", "Executables",
+	    "Every program executed (path resolved in the kernel). Digests are not "
+	    "recorded by this version.",
+	    (const char *const[]){"path", "step", "digest", "times", "argv (first)", NULL}, 2, 3);
 	r.priv = mk_agg(d, "privilege", "Privilege changes",
 			"Execs whose effective uid differs from the real one, credential changes "
 			"(set*id, capset), set-id bits set on files, mounts, and steps run as "
 			"another user.",
 			(const char *const[]){"what", "step", "detail", "times", NULL}, 3, 3);
-	r.fail = mk_agg(d, "failures", "Failed operations",
-			"Every exec, open and connect that failed, grouped by target and error.",
-			(const char *const[]){"kind", "target", "error", "step", "times", NULL}, 4,
-			4);
+	r.fail =
+	    mk_agg(d, "failures", "Failed operations",
+		   "Every exec, open and connect that failed, grouped by target and error.",
+		   (const char *const[]){"kind", "target", "error", "step", "times", NULL}, 4, 4);
 	r.other = mk_agg(d, "other-records", "Other records",
 			 "Record kinds this report does not break down further.",
 			 (const char *const[]){"kind", "step", "times", NULL}, 2, 2);
@@ -770,18 +776,20 @@ static void incidents(struct doc *d, const struct m_run *m)
 	else if (m->interrupted)
 		d_row(t, 0, S("the run was interrupted by a signal"), S(m->status));
 	for (size_t i = 0; i < m->nstep; i++)
-		if (!m->steps[i].end || (m->steps[i].error &&
-					 !strcmp(m->steps[i].error, "interrupted")))
+		if (!m->steps[i].end ||
+		    (m->steps[i].error && !strcmp(m->steps[i].error, "interrupted")))
 			d_row(t, 0, S(m->steps[i].name),
 			      S(m->steps[i].end ? "interrupted" : "no step_end record"));
 	d_text(s, t->nrow ? "The run did not finish normally." : "None.");
 	s = d_section(d, "recoveries", "Crash recoveries", 2);
-	t = d_table(s, "", (const char *const[]){"time", "crashed segment", "valid bytes",
-						 "torn bytes", NULL});
+	t = d_table(
+	    s, "",
+	    (const char *const[]){"time", "crashed segment", "valid bytes", "torn bytes", NULL});
 	d_text(s, "Segments recovered after a crash of runseal or the host while this run was "
 		  "recorded.");
 	for (size_t i = 0; i < m->nrecov; i++) {
-		char *f = raw_or(m->recov[i], "file", ""), *v = raw_or(m->recov[i], "valid_bytes", "");
+		char *f = raw_or(m->recov[i], "file", ""),
+		     *v = raw_or(m->recov[i], "valid_bytes", "");
 		char *tb = raw_or(m->recov[i], "torn_bytes", "");
 
 		d_row(t, 0, S(m->recov[i]->time), S(f), S(v), S(tb));
@@ -795,8 +803,8 @@ static void controls(struct doc *d, const struct m_run *m, const struct lr_verif
 {
 	struct d_sec *s = d_section(d, "controls", "Controls", 2);
 	struct d_table *t = d_table(
-	    s, "", (const char *const[]){"control", "asks for", "what this run's records show",
-					 NULL});
+	    s, "",
+	    (const char *const[]){"control", "asks for", "what this run's records show", NULL});
 	unsigned long ex = 0, fw = 0, cn = 0;
 	char *who = m->start ? raw_or(m->start, "uid", "?") : xstrdup("?");
 	char *rb = m->start ? raw_or(m->start, "runbook_sha256", "?") : xstrdup("?");
@@ -810,15 +818,15 @@ static void controls(struct doc *d, const struct m_run *m, const struct lr_verif
 	d_text(s, "The evidence above, mapped to the controls auditors cite.");
 	a = xasprintf("%lu executions, %lu file writes, %lu connections by the run's processes, "
 		      "each with time, pid, uid, and step; invoked by uid %s; %s",
-		      ex, fw, cn, who,
-		      m->lost > 0 ? "SOME EVENTS WERE LOST" : "no event lost");
+		      ex, fw, cn, who, m->lost > 0 ? "SOME EVENTS WERE LOST" : "no event lost");
 	d_row(t, 0, S("PCI DSS 10.2"),
 	      S("audit logs record user and administrator actions, with enough detail"), S(a));
 	b = xasprintf("each record has the event type, time, user id, process, outcome (ret, "
 		      "error) and target (path, address); run %s",
 		      m->id);
-	d_row(t, 0, S("PCI DSS 10.3"), S("audit log records contain the required details, and "
-					 "logs are protected from modification"),
+	d_row(t, 0, S("PCI DSS 10.3"),
+	      S("audit log records contain the required details, and "
+		"logs are protected from modification"),
 	      S(b));
 	c = xasprintf("hash chain and Ed25519 seals %s; %lu errors; write-once inode flags "
 		      "checked (warnings: %lu)",
@@ -831,8 +839,9 @@ static void controls(struct doc *d, const struct m_run *m, const struct lr_verif
 	f = xasprintf("runbook SHA-256 %s, its params, every step's command and outcome "
 		      "(%zu steps, result %s), and the run's trigger",
 		      rb, m->nstep, m->status);
-	d_row(t, 0, S("SOC 2 CC8.1"), S("changes are authorized, designed, tested, approved and "
-					"implemented"),
+	d_row(t, 0, S("SOC 2 CC8.1"),
+	      S("changes are authorized, designed, tested, approved and "
+		"implemented"),
 	      S(f));
 	free(who);
 	free(rb);

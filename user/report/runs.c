@@ -134,8 +134,7 @@ void runs_free(struct run_list *l)
 	*l = (struct run_list){0};
 }
 
-const struct run_sum *runs_find(const struct run_list *l, const char *arg, char *err,
-				size_t errlen)
+const struct run_sum *runs_find(const struct run_list *l, const char *arg, char *err, size_t errlen)
 {
 	const struct run_sum *found = NULL;
 	size_t n = strlen(arg);
