@@ -378,6 +378,86 @@ def diff_extra_command_file_port():
           f"report --baseline: {rows}")
 
 
+# ---- replay filters, pacing and colour ---------------------------------------------------
+
+def replay_json(log, run_id, *args):
+    lines = [json.loads(x) for x in read(log, "replay", run_id, "--json", *args).splitlines()]
+    check(lines and "verification" in lines[-1], "replay --json without its verification")
+    return lines[:-1]
+
+
+@test
+def replay_filters_follow_and_colour():
+    log, ids, tmp, p2 = diff_log()
+    rid = ids[3]
+    every = replay_json(log, rid)
+    work = replay_json(log, rid, "--step", "work")
+    check(work and all(x["step"] == "work" for x in work), "--step work")
+    check(replay_json(log, rid, "--step", "2") == work, "--step by number")
+    execs = replay_json(log, rid, "--kind", "exec,connect")
+    check(execs and all(x["kind"] in ("exec", "connect") for x in execs), "--kind")
+    check(len(execs) == len([x for x in every if x["kind"] in ("exec", "connect")]), "--kind")
+    # --pid: a process and its descendants (the step's shell and everything under it).
+    sh = next(x for x in work if x["kind"] == "exec" and x["depth"] == 0)
+    sub = replay_json(log, rid, "--pid", str(sh["pid"]))
+    check({x["seq"] for x in sub} == {x["seq"] for x in work}, "--pid of the step's shell")
+    leaf = next(x for x in work if x["kind"] == "exec" and x["path"] == "/usr/bin/true")
+    only = replay_json(log, rid, "--pid", str(leaf["pid"]))
+    check(only and all(x["pid"] == leaf["pid"] for x in only), "--pid of a leaf")
+    # --since/--until: a window in RFC 3339, and seconds from the start.
+    mid = every[len(every) // 2]["time"]
+    after = replay_json(log, rid, "--since", mid)
+    before = replay_json(log, rid, "--until", mid)
+    check(after and before and all(x["time"] >= mid for x in after) and
+          all(x["time"] <= mid for x in before), "--since/--until")
+    check(replay_json(log, rid, "--since", "0") == every, "--since 0 (seconds)")
+    check(replay_json(log, rid, "--until", "0") == [], "--until 0")
+    rc, out, err = rs(["replay", log, rid, "--key-dir", KEYS, "--kind", "nope"])
+    check(rc == 2 and "unknown kind nope" in err, f"--kind nope: {rc} {err}")
+    rc, out, err = rs(["replay", log, rid, "--key-dir", KEYS, "--step", "nope"])
+    check(rc == 2 and "no step nope" in err, f"--step nope: {rc} {err}")
+    # --follow paces by the records' times: at speed 1 it takes about the run's span.
+    import time
+    t0 = time.monotonic()
+    read(log, "replay", rid, "--follow")
+    slow = time.monotonic() - t0
+    t0 = time.monotonic()
+    read(log, "replay", rid)
+    fast = time.monotonic() - t0
+    span = (dt(every[-1]["time"]) - dt(every[0]["time"]))
+    check(slow >= fast + span * 0.8, f"--follow took {slow:.2f}s, plain {fast:.2f}s, "
+                                      f"span {span:.2f}s")
+    # Colour only on a terminal, and never with NO_COLOR.
+    import pty
+    for no_color, want in ((None, True), ("1", False)):
+        master, slave = pty.openpty()
+        env = dict(os.environ)
+        env.pop("NO_COLOR", None)
+        if no_color:
+            env["NO_COLOR"] = no_color
+        p = subprocess.Popen([RUNSEAL, "replay", log, rid, "--key-dir", KEYS, "--kind",
+                              "exec"], stdout=slave, stderr=subprocess.DEVNULL, env=env)
+        os.close(slave)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        p.wait(timeout=30)
+        os.close(master)
+        check((b"\x1b[" in data) == want, f"NO_COLOR={no_color}: colour {not want}")
+    check("\x1b" not in read(log, "replay", rid), "colour into a pipe")
+
+
+def dt(t):
+    import datetime
+    return datetime.datetime.strptime(t[:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+
+
 # ---- evidence bundles -----------------------------------------------------------------------
 
 @test
