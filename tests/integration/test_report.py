@@ -547,6 +547,49 @@ def export_ocsf_required_fields_and_resume():
     check(rest == [s for s in seqs if s > mid], "--since does not resume exactly")
 
 
+# ---- a tampered log is said so --------------------------------------------------------------
+
+@test
+def tampered_log_is_stated_everywhere():
+    import zlib
+    tmp = tempfile.mkdtemp(prefix="rs-tamper-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    rb = write_runbook(tmp, f"name: t\nsteps:\n  - name: one\n    run: {ACTIONS} create {tmp}/f\n")
+    first, _ = run(log, rb, (), tmp)
+    second, _ = run(log, rb, (), tmp)
+    segs = sorted(f for f in os.listdir(log) if f.startswith("seg-"))
+    last = os.path.join(log, segs[-1])
+    subprocess.run(["chattr", "-i", "-a", last], capture_output=True)
+    data = zlib.decompress(open(last, "rb").read())
+    check(second.encode() in data and first.encode() not in data,
+          "each run should be sealed in its own segment")
+    with open(last, "wb") as f:
+        f.write(zlib.compress(data.replace(b'"kind":"open"', b'"kind":"opeN"', 1)))
+    rep = json.loads(read(log, "report", first, "--format", "json", want=1))
+    check(rep["verified"] is False, "a report from a tampered log says verified")
+    ver = next(s for s in rep["sections"] if s["id"] == "verification")
+    check(ver["fields"]["result"].startswith("NOT VERIFIED"), f"result: {ver['fields']}")
+    probs = ver["tables"][0]["rows"]
+    check(any(p["kind"] == "modified" and p["file"] == segs[-1] for p in probs),
+          f"the problem is not listed: {probs}")
+    md = read(log, "report", first, want=1)
+    check("NOT VERIFIED" in md, "the markdown report does not say NOT VERIFIED")
+    html = read(log, "report", first, "--format", "html", want=1)
+    check("did NOT verify" in html, "the HTML report does not say it did not verify")
+    # The run in the changed segment has no verified record left: nothing is shown of it.
+    rc, out, err = rs(["report", log, second, "--key-dir", KEYS])
+    check(rc == 2 and "not in the log" in err, f"report of the tampered run: rc {rc} {err}")
+    text = read(log, "runs", want=1)
+    check(second not in text and "NOT VERIFIED" in text, f"runs: {text}")
+    check(rs(["diff", log, first, first, "--key-dir", KEYS])[0] == 2, "diff of a bad log")
+    rc, out, err = rs(["evidence", log, first, "--key-dir", KEYS, "-o", f"{tmp}/b.tar.gz"])
+    check(rc == 1 and not os.path.exists(f"{tmp}/b.tar.gz"), f"evidence of a bad log: {rc}")
+    out = read(log, "replay", first, want=1)
+    check(out.startswith("NOT VERIFIED"), f"replay: {out[:100]}")
+    out = read(log, "export", "--format", "jsonl", want=1)
+    check(second not in out and first in out, "export of a tampered log")
+
+
 # ---- the trigger ----------------------------------------------------------------------------
 
 @test
