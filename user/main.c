@@ -26,11 +26,18 @@ static const char usage_main[] =
     "  keygen           create the host's signing keys (root key, epoch keys)\n"
     "  verify [LOGDIR]  check a sealed log and its replicas: complete and unaltered?\n"
     "  show [LOGDIR]    print the records of a log after verifying them\n"
+    "  runs [LOGDIR]    list the runs of a log: trigger, runbook, status, losses\n"
+    "  report RUN       a run's report for reviewers and auditors (md, html, json)\n"
+    "  replay RUN       a run step by step: commands, then the process trees\n"
+    "  diff RUN_A RUN_B what one run of a runbook did and the other did not\n"
+    "  evidence RUN     a bundle (.tar.gz) that verifies offline, with its reports\n"
+    "  export           records as OCSF, ECS or JSON Lines for a SIEM\n"
     "  version          print the version\n"
     "  help [COMMAND]   show this help, or a command's (also COMMAND --help)\n"
     "\n"
     "exit status of run: 0 ok, 1 a step failed, 2 usage or set-up error (nothing ran),\n"
-    "3 events lost (--strict); of verify and show: 0 intact, 1 problems, 2 usage or I/O.\n";
+    "3 events lost (--strict); of verify and show: 0 intact, 1 problems, 2 usage or I/O;\n"
+    "of diff: 0 same, 1 differs. Commands that read a log also read an evidence bundle.\n";
 
 static const char usage_run[] =
     "usage: runseal run [OPTIONS] RUNBOOK\n"
