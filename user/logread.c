@@ -116,6 +116,13 @@ static struct lr_ent *ent_parse(const char *line, size_t len, uint64_t seq,
 	e->len = len;
 	e->seq = seq;
 	memcpy(e->hash, hash, 32);
+	{
+		unsigned char prev[32];
+		uint64_t s;
+		long off = entry_prefix(e->line, len, &s, prev);
+
+		e->body = off > 0 ? (size_t)off : 1;
+	}
 	e->tok = xmalloc(max * sizeof(*e->tok));
 	e->ntok = json_scan(e->line, len, e->tok, max);
 	if (e->ntok <= 0 || e->tok[0].type != J_OBJ) {

@@ -69,6 +69,7 @@ struct lr_ent {
 	int64_t pid, ppid;
 	char *line; /* the entry as sealed, without '\n' */
 	size_t len;
+	size_t body; /* offset of the fields after the seq/prev prefix ("kind":...) */
 	struct jtok *tok;
 	int ntok;
 };

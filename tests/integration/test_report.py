@@ -541,6 +541,8 @@ def export_ocsf_required_fields_and_resume():
     allj = [json.loads(x) for x in read(log, "export", "--format", "jsonl").splitlines()]
     seqs = [x["seq"] for x in allj]
     check(seqs == list(range(seqs[0], seqs[-1] + 1)), "jsonl export has gaps")
+    check(all(b["prev"] == a["hash"] for a, b in zip(allj, allj[1:])),
+          "jsonl: a prev is not the hash of the entry before it")
     mid = seqs[len(seqs) // 2]
     rest = [json.loads(x)["seq"] for x in
             read(log, "export", "--format", "jsonl", "--since", str(mid)).splitlines()]

@@ -400,10 +400,11 @@ bool export_entry(struct jbuf *b, const struct lr_ent *e, enum export_fmt f, str
 		jb_raw(b, pre,
 		       (size_t)snprintf(pre, sizeof(pre), "{\"seq\":%llu,\"hash\":\"%s\",",
 					(unsigned long long)e->seq, h));
-		/* The entry after its own seq and prev (a SIEM dedupes on seq). */
+		/* The entry as sealed with its hash after seq: a SIEM dedupes on seq and can
+		 * check each prev against the hash before it. */
 		{
-			int t = lr_get(e, "kind");
-			const char *from = t >= 0 ? e->tok[t].s - 8 : e->line + 1;
+			const char *prev = memmem(e->line, e->body, ",\"prev\":", 8);
+			const char *from = prev ? prev + 1 : e->line + e->body;
 
 			jb_raw(b, from, (size_t)(e->line + e->len - from));
 		}

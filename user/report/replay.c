@@ -204,7 +204,7 @@ static void json_event(struct rp *r, const struct lr_ent *e, int depth)
 	       (size_t)snprintf(pre, sizeof(pre),
 				"{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"depth\":%d,", e->seq, hx,
 				depth));
-	jb_raw(&r->b, e->line + 1, e->len - 1);
+	jb_raw(&r->b, e->line + e->body, e->len - e->body);
 	jb_putc(&r->b, '\n');
 }
 
