@@ -656,6 +656,55 @@ def runs_shows_interrupted_run():
     check("interrupted" in text.splitlines()[0], f"runs text: {text}")
 
 
+@test
+def killed_run_shows_no_run_end_and_its_recovery():
+    tmp = tempfile.mkdtemp(prefix="rs-kill-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    keygen()
+    rb = write_runbook(tmp, "name: slow\nsteps:\n  - name: wait\n    run: exec sleep 30\n")
+    ev = os.path.join(tmp, "ev.jsonl")
+    p = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", KEYS, "--log-dir", log,
+                          "--events", ev, rb], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    step_pid = None
+    try:
+        for _ in range(100):
+            recs = load(ev) if os.path.exists(ev) else []
+            starts = [r for r in recs if r["kind"] == "step_start"]
+            if starts:
+                step_pid = starts[0]["pid"]
+                break
+            import time
+            time.sleep(0.05)
+        check(step_pid, "the step did not start")
+        p.kill()  # SIGKILL: no run_end, the segment is left unsealed
+        p.wait(timeout=30)
+    finally:
+        if step_pid:
+            try:
+                os.kill(step_pid, 9)
+            except ProcessLookupError:
+                pass
+    killed = load(ev)[0]["run"]
+    run(log, write_runbook(tmp, "name: next\nsteps:\n  - name: one\n    run: /bin/true\n",
+                           "next.yaml"), (), tmp)
+    runs = [json.loads(x) for x in read(log, "runs", "--json").splitlines()]
+    k = next(r for r in runs if r.get("run") == killed)
+    check(k["interrupted"] and not k["ended"], f"killed run: {k}")
+    check("interrupted (no run_end)" in read(log, "runs").splitlines()[0], "runs text")
+    rep = json.loads(read(log, "report", killed, "--format", "json"))
+    sec = {s["id"]: s for s in rep["sections"]}
+    rec = sec["recoveries"]["tables"][0]["rows"]
+    check(len(rec) == 1 and rec[0]["crashed segment"].startswith("seg-"),
+          f"the recovery of the killed run's segment: {rec}")
+    intr = sec["interruptions"]["tables"][0]["rows"]
+    check(any("no run_end" in r["what"] for r in intr), f"interruptions: {intr}")
+    check(any("no step_end" in r["detail"] for r in intr), f"interruptions: {intr}")
+    nxt = json.loads(read(log, "report", "last", "--format", "json"))
+    rec = next(s for s in nxt["sections"] if s["id"] == "recoveries")["tables"][0]["rows"]
+    check(rec == [], f"the next run's report claims the recovery: {rec}")
+
+
 def main():
     try:
         return run_all("report", "they load BPF programs", sys.argv[1:])

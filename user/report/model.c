@@ -239,10 +239,29 @@ static void take(struct m_run *m, const struct lr_ent *e)
 	}
 }
 
+/* The recoveries that concern the run: written while it ran, or, for a run without
+ * run_end (runseal or the host died), the first one after its last record: the next start
+ * recovering the segment the run was being written to. */
+static void recoveries(struct m_run *m, uint64_t last_seq)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < m->nrecov; i++) {
+		const struct lr_ent *c = m->recov[i];
+		bool keep = m->end ? c->seq > (m->start ? m->start->seq : 0) && c->seq < m->end->seq
+				   : c->seq > last_seq && !k;
+
+		if (keep)
+			m->recov[k++] = c;
+	}
+	m->nrecov = k;
+}
+
 int model_build(struct m_run *m, struct logread *r, const char *id, char *err, size_t errlen)
 {
 	const struct lr_ent *e;
 	size_t seen = 0;
+	uint64_t last_seq = 0;
 
 	*m = (struct m_run){0};
 	snprintf(m->id, sizeof(m->id), "%s", id);
@@ -256,6 +275,7 @@ int model_build(struct m_run *m, struct logread *r, const char *id, char *err, s
 		if (strcmp(e->run, id))
 			continue;
 		seen++;
+		last_seq = e->seq;
 		take(m, e);
 	}
 	if (!seen) {
@@ -263,15 +283,7 @@ int model_build(struct m_run *m, struct logread *r, const char *id, char *err, s
 		model_free(m);
 		return -1;
 	}
-	/* Recoveries count for the run when they happened while it ran. */
-	for (size_t i = 0; i < m->nrecov;) {
-		const struct lr_ent *c = m->recov[i];
-
-		if (c->time_ns < m->start_ns || (m->end && c->time_ns > m->end_ns))
-			m->recov[i] = m->recov[--m->nrecov];
-		else
-			i++;
-	}
+	recoveries(m, last_seq);
 	if (m->end) {
 		m->status = lr_str(m->end, "status", NULL);
 		lr_int(m->end, "events", &m->events);
