@@ -269,6 +269,14 @@ static int run_verify(struct logread *r, const struct verify_opts *vo, char *err
 	fflush(stderr);
 	so = dup(1);
 	se = dup(2);
+	if (so < 0 || se < 0) {
+		snprintf(err, errlen, "dup: %s (is stdout or stderr closed?)", strerror(errno));
+		if (so >= 0)
+			close(so);
+		close(out);
+		close(errfd);
+		return -1;
+	}
 	dup2(out, 1);
 	dup2(errfd, 2);
 	rc = verify_log(vo, on_entry, r);
