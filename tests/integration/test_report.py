@@ -112,6 +112,20 @@ def sections_of(report):
     return by
 
 
+SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+
+
+def shell_words(argv):
+    """argv as the reports show it: a line a shell splits back into the same words."""
+    out = []
+    for w in argv:
+        if w and all(c in SAFE for c in w):
+            out.append(w)
+        else:
+            out.append("'" + w.replace("'", "'\\''") + "'")
+    return " ".join(out)
+
+
 def check_report_has_everything(recs, report, label):
     by = sections_of(report)
     counted = {"exec": 0, "open": 0, "connect": 0}
@@ -124,7 +138,7 @@ def check_report_has_everything(recs, report, label):
             want = r["path"] if r.get("ret", 0) == 0 else r["filename"]
             rows = [x for x in tabs["execs"] if x["time"] == r["time"]
                     and x["pid"] == str(r["pid"]) and x["executable"] == want
-                    and x["argv"] == " ".join(r["argv"])]
+                    and x["argv"] == shell_words(r["argv"])]
         elif r["kind"] == "open":
             rows = [x for x in tabs["files opened"] if x["time"] == r["time"]
                     and x["pid"] == str(r["pid"]) and x["path"] == r["path"]
@@ -281,8 +295,8 @@ steps:
             "onerror=\"document.title='PWNED2'\"&gt;\\xff\\xfe.txt")
     shown = dom.replace("&quot;", '"').replace("&#39;", "'")
     check(want in shown, "the hostile name is not shown literally")
-    check("&lt;script&gt;document.title='PWNED3'&lt;/script&gt;" in shown,
-          "the hostile argv is not shown literally")
+    check("'&lt;script&gt;document.title='\\''PWNED3'\\''&lt;/script&gt;'" in shown,
+          "the hostile argv is not shown literally (shell-quoted)")
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     shot = os.path.join(ROOT, "build", "report-hostile.png")
     p = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1280,2400",

@@ -71,7 +71,7 @@ static void ocsf_process(struct jbuf *b, const struct lr_ent *e, bool with_file)
 	kint(b, "pid", e->pid);
 	kcopy(b, "name", e, "comm");
 	if (with_file && path) {
-		char *argv = m_join(e, "argv", " ");
+		char *argv = m_argv(e);
 
 		kstr(b, "cmd_line", argv);
 		free(argv);

@@ -24,6 +24,47 @@ char *m_join(const struct lr_ent *e, const char *key, const char *sep)
 	return b.p;
 }
 
+char *m_argv(const struct lr_ent *e)
+{
+	static const char safe[] = "@%+=:,./-_";
+	int a = lr_get(e, "argv");
+	struct jbuf b = {0}, w = {0};
+
+	if (a < 0 || e->tok[a].type != J_ARR)
+		return NULL;
+	jb_raw(&b, "", 0);
+	for (unsigned i = 0; i < e->tok[a].count; i++) {
+		bool plain;
+
+		w.len = 0;
+		jb_raw(&w, "", 0);
+		json_unstr(&e->tok[json_at(e->tok, a, i)], &w);
+		plain = w.len > 0;
+		for (size_t k = 0; k < w.len && plain; k++) {
+			unsigned char c = (unsigned char)w.p[k];
+
+			plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				(c >= '0' && c <= '9') || (c && strchr(safe, c));
+		}
+		if (i)
+			jb_putc(&b, ' ');
+		if (plain) {
+			jb_raw(&b, w.p, w.len);
+			continue;
+		}
+		jb_putc(&b, '\'');
+		for (size_t k = 0; k < w.len; k++) {
+			if (w.p[k] == '\'')
+				jb_raw(&b, "'\\''", 4);
+			else
+				jb_putc(&b, w.p[k]);
+		}
+		jb_putc(&b, '\'');
+	}
+	jb_free(&w);
+	return b.p;
+}
+
 unsigned m_open_flags(const struct lr_ent *e)
 {
 	int a = lr_get(e, "flags");
@@ -128,7 +169,7 @@ static void step_start(struct m_run *m, const struct lr_ent *e)
 		s->seq = (int64_t)m->nstep;
 	if (lr_int(e, "attempt", &s->attempt))
 		s->attempt = 1;
-	s->argv = m_join(e, "argv", " ");
+	s->argv = m_argv(e);
 	s->status = xstrdup("running");
 }
 

@@ -57,6 +57,9 @@ void model_free(struct m_run *m);
 unsigned m_open_flags(const struct lr_ent *e);
 /* An array-of-strings member joined by sep (raw bytes), or NULL when absent. */
 char *m_join(const struct lr_ent *e, const char *key, const char *sep);
+/* The argv member as one line a shell would split back into the same words: words with
+ * anything but letters, digits and @%+=:,./-_ are single-quoted ('\'' for a quote). */
+char *m_argv(const struct lr_ent *e);
 /* "addr:port", "[addr]:port" or the unix path of a connect record. */
 char *m_dest(const struct lr_ent *e);
 /* A record that changes a file's name, content, mode or owner (rename, unlink, chmod,

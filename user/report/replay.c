@@ -100,7 +100,7 @@ static void describe(struct rp *r, const struct lr_ent *e)
 		a = lr_str(e, fail ? "filename" : "path", NULL);
 		term(&r->b, a);
 		col(r, C_OFF);
-		b = m_join(e, "argv", " ");
+		b = m_argv(e);
 		lit(&r->b, "  ");
 		term(&r->b, b);
 		break;

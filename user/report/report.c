@@ -390,7 +390,7 @@ static void proc_rows(struct walkp *w, size_t i, int depth)
 	for (size_t k = 0; k < p->nev; k++)
 		if (p->ev[k]->kind == LR_EXEC && !m_failed(p->ev[k])) {
 			free(argv);
-			argv = m_join(p->ev[k], "argv", " ");
+			argv = m_argv(p->ev[k]);
 		}
 	if (p->exit && !lr_int(p->exit, "exit_code", &c))
 		snprintf(code, sizeof(code), "%lld", (long long)c);
@@ -489,7 +489,7 @@ static void step_events(struct d_sec *s, const struct m_step *st)
 
 			if (e->kind == LR_EXEC) {
 				a = lr_str(e, m_failed(e) ? "filename" : "path", NULL);
-				b = m_join(e, "argv", " ");
+				b = m_argv(e);
 				d_row(x, 0, S(e->time), S(pid), S(a), S(b), S(r));
 			} else if (e->kind == LR_OPEN) {
 				a = access_of(m_open_flags(e));
@@ -603,10 +603,14 @@ static void agg_row(struct agg *a, const char *const *cells)
 	}
 	a->count = xrealloc(a->count, (a->t->nrow + 1) * sizeof(*a->count));
 	a->count[a->t->nrow] = 1;
-	/* Tables here have up to 6 columns. */
-	d_row(a->t, 0, S(cells[0]), S(nc > 1 ? cells[1] : NULL), S(nc > 2 ? cells[2] : NULL),
-	      S(nc > 3 ? cells[3] : NULL), S(nc > 4 ? cells[4] : NULL),
-	      S(nc > 5 ? cells[5] : NULL));
+	{
+		/* Tables here have up to 6 columns; the count column starts at 1. */
+		const char *c[6] = {0};
+
+		for (size_t i = 0; i < nc && i < 6; i++)
+			c[i] = i == a->countcol ? "1" : cells[i];
+		d_row(a->t, 0, S(c[0]), S(c[1]), S(c[2]), S(c[3]), S(c[4]), S(c[5]));
+	}
 }
 
 struct rev {
@@ -659,7 +663,7 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		free(fs);
 	} else if (e->kind == LR_EXEC && !m_failed(e)) {
 		a = lr_str(e, "path", NULL);
-		b = m_join(e, "argv", " ");
+		b = m_argv(e);
 		agg_row(&r->exe,
 			(const char *const[]){a ? a : "?", st->name, "not recorded", "", b});
 		if (!lr_int(e, "uid", &uid) && !lr_int(e, "euid", &euid) && uid != euid) {
@@ -730,6 +734,14 @@ static void reviewers(struct doc *d, const struct m_run *m)
 	r.other = mk_agg(d, "other-records", "Other records",
 			 "Record kinds this report does not break down further.",
 			 (const char *const[]){"kind", "step", "times", NULL}, 2, 2);
+	for (size_t i = 0; i < m->nstep; i++) {
+		char *v = lr_str(m->steps[i].start, "run_as", NULL);
+
+		if (v)
+			agg_row(&r.priv, (const char *const[]){"step runs as another user",
+							       m->steps[i].name, v, ""});
+		free(v);
+	}
 	each(m, rev_one, &r);
 	free(r.files.count);
 	free(r.net.count);
@@ -737,19 +749,6 @@ static void reviewers(struct doc *d, const struct m_run *m)
 	free(r.priv.count);
 	free(r.fail.count);
 	free(r.other.count);
-	for (size_t i = 0; i < m->nstep; i++) {
-		char *v = m->steps[i].start ? lr_str(m->steps[i].start, "run_as", NULL) : NULL;
-
-		if (v) {
-			struct agg a = r.priv;
-
-			a.count = NULL;
-			agg_row(&a, (const char *const[]){"step runs as another user",
-							  m->steps[i].name, v, ""});
-			free(a.count);
-		}
-		free(v);
-	}
 }
 
 static void incidents(struct doc *d, const struct m_run *m)
