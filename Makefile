@@ -103,6 +103,15 @@ fuzz: | $(B)
 	$(B)/fuzz_segment -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-corpus \
 		tests/fuzz/corpus
 
+# The JSON scanner, escapers and normalisation the reports use, on arbitrary bytes.
+fuzz-json: | $(B)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser tests/fuzz/fuzz_json.c \
+		user/json.c user/util.c user/report/escape.c user/report/normalize.c \
+		-o $(B)/fuzz_json
+	mkdir -p $(B)/fuzz-json-corpus
+	$(B)/fuzz_json -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-json-corpus \
+		tests/fuzz/corpus
+
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
 
@@ -153,6 +162,6 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench install uninstall
+.PHONY: all unit check demo lint clean fuzz fuzz-json bench install uninstall
 
 -include $(wildcard $(B)/*.d $(B)/*/*.d)
