@@ -22,7 +22,6 @@ static void walk(const char *s, size_t n, const struct jtok *t, int nt)
 {
 	for (int i = 0; i < nt; i++) {
 		struct jbuf b = {0}, enc = {0}, again = {0};
-		struct jtok back[2];
 		int64_t v;
 
 		if (t[i].s < s || t[i].s + t[i].n > s + n || t[i].next <= (unsigned)i ||
@@ -32,6 +31,8 @@ static void walk(const char *s, size_t n, const struct jtok *t, int nt)
 		json_get(t, i, "kind");
 		json_at(t, i, t[i].count ? t[i].count - 1 : 0);
 		if (t[i].type == J_STR && json_unstr(&t[i], &b) == 0) {
+			struct jtok back[2];
+
 			jb_str(&enc, b.p, b.len);
 			if (json_scan(enc.p, enc.len, back, 2) != 1 ||
 			    json_unstr(&back[0], &again) != 0 || again.len != b.len ||
