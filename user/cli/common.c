@@ -28,58 +28,88 @@ static struct lr_opts opts_of(const struct cli_log *l)
 	    .path = l->path ? l->path : LOG_DIR_DEFAULT, .pub = l->pub, .key_dir = l->key_dir};
 }
 
-int cli_open_other(struct cli_run *cr, const struct cli_run *first, const struct cli_log *l,
-		   const struct run_sum *sum)
+/* Keeps the records of the runs being read, and the log's recovery entries. */
+static bool keep_chosen(void *ctx, const struct lr_ent *e)
+{
+	const struct cli_run *cr = ctx;
+
+	if (e->kind == LR_RECOVERY || !strcmp(e->run, cr->sum->id))
+		return true;
+	for (size_t i = 0; i < cr->nother; i++)
+		if (!strcmp(e->run, cr->osum[i]->id))
+			return true;
+	return false;
+}
+
+static int read_chosen(struct cli_run *cr, const struct cli_log *l)
 {
 	struct lr_opts o = opts_of(l);
 	char err[1024];
+	size_t i = 0;
 
-	*cr = (struct cli_run){.sum = sum};
-	(void)first;
-	o.keep = lr_keep_run;
-	o.ctx = (void *)sum->id;
-	if (lr_open(&cr->r, &o, err, sizeof(err)) < 0 ||
-	    model_build(&cr->m, cr->r, sum->id, err, sizeof(err)) < 0) {
+	o.keep = keep_chosen;
+	o.ctx = cr;
+	if (lr_open(&cr->r, &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
-		lr_close(cr->r);
-		cr->r = NULL;
 		return 2;
 	}
+	if (model_build(&cr->m, cr->r, cr->sum->id, err, sizeof(err)) < 0)
+		goto fail;
+	for (; i < cr->nother; i++)
+		if (model_build(&cr->other[i], cr->r, cr->osum[i]->id, err, sizeof(err)) < 0)
+			goto fail;
 	return 0;
+fail:
+	fprintf(stderr, "runseal: %s\n", err);
+	while (i-- > 0)
+		model_free(&cr->other[i]);
+	cr->nother = 0;
+	lr_close(cr->r);
+	cr->r = NULL;
+	return 2;
 }
 
-int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg)
+int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
+		  void *ctx)
 {
 	struct lr_opts o = opts_of(l);
-	struct run_list runs;
-	const struct run_sum *sum;
 	char err[1024];
 	int rc;
 
 	*cr = (struct cli_run){0};
 	/* A closed pipe (| head) is a write error, so an unpacked bundle is still removed. */
 	signal(SIGPIPE, SIG_IGN);
-	if (runs_collect(&runs, &o, err, sizeof(err)) < 0) {
+	if (runs_collect(&cr->runs, &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
 		return 2;
 	}
-	sum = runs_find(&runs, arg, err, sizeof(err));
-	if (!sum) {
+	cr->sum = runs_find(&cr->runs, arg, err, sizeof(err));
+	if (!cr->sum) {
 		fprintf(stderr, "runseal: %s: %s\n", o.path, err);
-		cli_note_verify(lr_result(runs.reader), o.path);
-		runs_free(&runs);
+		cli_note_verify(lr_result(cr->runs.reader), o.path);
+		runs_free(&cr->runs);
 		return 2;
 	}
-	rc = cli_open_other(cr, NULL, l, sum);
-	cr->runs = runs;
-	cr->sum = sum;
+	rc = pick ? pick(cr, ctx) : 0;
+	if (!rc)
+		rc = read_chosen(cr, l);
+	if (rc)
+		runs_free(&cr->runs);
 	return rc;
+}
+
+int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg)
+{
+	return cli_open_runs(cr, l, arg, NULL, NULL);
 }
 
 void cli_close_run(struct cli_run *cr)
 {
-	if (cr->r)
+	if (cr->r) {
 		model_free(&cr->m);
+		for (size_t i = 0; i < cr->nother; i++)
+			model_free(&cr->other[i]);
+	}
 	lr_close(cr->r);
 	runs_free(&cr->runs);
 	*cr = (struct cli_run){0};

@@ -29,19 +29,29 @@ struct cli_log {
 /* Takes --pub/--key-dir; returns true when c was one of them. */
 bool cli_log_opt(struct cli_log *l, int c, const char *arg);
 
-/* One run, read and modelled. */
+#define CLI_OTHERS_MAX 100
+
+/* One run, read and modelled, and the other runs a command compares it with. */
 struct cli_run {
 	struct run_list runs;
 	const struct run_sum *sum;
 	struct logread *r;
 	struct m_run m;
+	const struct run_sum *osum[CLI_OTHERS_MAX];
+	struct m_run other[CLI_OTHERS_MAX];
+	size_t nother;
 };
 
-/* Verifies the log, finds run arg and builds its model; prints the error and returns 2. */
+/* Picks the other runs to read with run sum (into cr->osum, cr->nother); returns 0, or 2
+ * after printing why not. */
+typedef int (*cli_others_fn)(struct cli_run *cr, void *ctx);
+
+/* Verifies the log, finds run arg and builds its model; prints the error and returns 2.
+ * The log is read twice: once for the list of runs, once for the records of the run and
+ * of the others, which pick (NULL: none) chose from that list. */
 int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg);
-/* A second run of an already-open log (diff, baselines). */
-int cli_open_other(struct cli_run *cr, const struct cli_run *first, const struct cli_log *l,
-		   const struct run_sum *sum);
+int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
+		  void *ctx);
 void cli_close_run(struct cli_run *cr);
 /* Writes data to path ("-" or NULL: stdout) through a temporary file and rename. */
 int cli_write(const char *path, const char *data, size_t len);

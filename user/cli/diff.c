@@ -11,7 +11,7 @@
 #include "report/report.h"
 #include "verify.h"
 
-#define BASELINES_MAX 100
+#define BASELINES_MAX CLI_OTHERS_MAX
 
 static const char usage[] =
     "usage: runseal diff [LOGDIR] RUN_A RUN_B [--json] [--pub FILE] [--key-dir DIR]\n"
@@ -90,35 +90,34 @@ static void print(const struct diff *d, bool json, const char *a, const char *b,
 	jb_free(&o);
 }
 
-static int baselines(struct cli_run *cr, const struct cli_log *l, long n, struct diff *d)
-{
-	const struct run_sum *prev[BASELINES_MAX];
-	struct cli_run base[BASELINES_MAX];
-	const struct m_run *bm[BASELINES_MAX];
-	size_t k = runs_before(&cr->runs, cr->sum, prev, (size_t)n);
-	int rc = 0;
+struct pick {
+	long nbase;    /* --baseline-runs N, or 0 */
+	const char *a; /* RUN_A otherwise */
+};
 
-	if (!k) {
-		fprintf(stderr, "runseal: run %s: no earlier run of its runbook to compare with\n",
-			cr->sum->id);
-		return 2;
-	}
-	for (size_t i = 0; i < k; i++) {
-		if (cli_open_other(&base[i], cr, l, prev[i])) {
-			for (size_t j = 0; j < i; j++) {
-				model_free(&base[j].m);
-				lr_close(base[j].r);
-			}
+/* The run(s) B is compared with, read in the same pass as B. */
+static int pick_others(struct cli_run *cr, void *ctx)
+{
+	const struct pick *p = ctx;
+	char err[512];
+
+	if (p->nbase) {
+		cr->nother = runs_before(&cr->runs, cr->sum, cr->osum, (size_t)p->nbase);
+		if (!cr->nother) {
+			fprintf(stderr,
+				"runseal: run %s: no earlier run of its runbook to compare with\n",
+				cr->sum->id);
 			return 2;
 		}
-		bm[i] = &base[i].m;
+		return 0;
 	}
-	diff_baselines(d, bm, k, &cr->m);
-	for (size_t i = 0; i < k; i++) {
-		model_free(&base[i].m);
-		lr_close(base[i].r);
+	cr->osum[0] = runs_find(&cr->runs, p->a, err, sizeof(err));
+	if (!cr->osum[0]) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return 2;
 	}
-	return rc;
+	cr->nother = 1;
+	return 0;
 }
 
 int diff_cmd(int argc, char **argv)
@@ -129,7 +128,8 @@ int diff_cmd(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	struct cli_log l = {0};
-	struct cli_run a = {0}, b = {0};
+	struct cli_run b;
+	struct pick p = {0};
 	struct diff d = {0};
 	bool json = false;
 	long nbase = 0;
@@ -165,7 +165,9 @@ int diff_cmd(int argc, char **argv)
 	}
 	if (argc - optind == want + 1)
 		l.path = argv[optind++];
-	rc = cli_open_run(&b, &l, argv[argc - 1]);
+	p.nbase = nbase;
+	p.a = nbase ? NULL : argv[optind];
+	rc = cli_open_runs(&b, &l, argv[argc - 1], pick_others, &p);
 	if (rc)
 		return rc;
 	if (lr_result(b.r)->rc) {
@@ -174,29 +176,22 @@ int diff_cmd(int argc, char **argv)
 		return 2;
 	}
 	if (nbase) {
-		rc = baselines(&b, &l, nbase, &d);
-	} else {
-		char err[512];
-		const struct run_sum *as = runs_find(&b.runs, argv[optind], err, sizeof(err));
+		const struct m_run *bm[CLI_OTHERS_MAX];
 
-		rc = !as ? 2 : cli_open_other(&a, &b, &l, as);
-		if (!as)
-			fprintf(stderr, "runseal: %s\n", err);
-		if (!rc)
-			diff_runs(&d, &a.m, &b.m);
+		for (size_t i = 0; i < b.nother; i++)
+			bm[i] = &b.other[i];
+		diff_baselines(&d, bm, b.nother, &b.m);
+	} else {
+		diff_runs(&d, &b.other[0], &b.m);
 	}
-	if (!rc) {
+	{
 		char *vl = verify_line(&b.m, lr_result(b.r));
 
-		print(&d, json, nbase ? "baseline runs" : a.m.id, b.m.id, vl);
+		print(&d, json, nbase ? "baseline runs" : b.other[0].id, b.m.id, vl);
 		free(vl);
 		rc = d.n ? 1 : 0;
 	}
 	diff_free(&d);
-	if (a.r) {
-		model_free(&a.m);
-		lr_close(a.r);
-	}
 	cli_close_run(&b);
 	return rc;
 }

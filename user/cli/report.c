@@ -30,6 +30,20 @@ static const char usage[] =
     "exit status: 0 written from a verified log, 1 written but the log has problems\n"
     "(the report says so), 2 usage error, unreadable log or unknown run\n";
 
+/* --baseline RUN: read with the run itself. */
+static int pick_baseline(struct cli_run *cr, void *ctx)
+{
+	char err[512];
+
+	cr->osum[0] = runs_find(&cr->runs, ctx, err, sizeof(err));
+	if (!cr->osum[0]) {
+		fprintf(stderr, "runseal: --baseline: %s\n", err);
+		return 2;
+	}
+	cr->nother = 1;
+	return 0;
+}
+
 int report_cmd(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -38,7 +52,7 @@ int report_cmd(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},		{0}};
 	struct cli_log l = {0};
 	const char *fmt = "md", *out = NULL, *base = NULL;
-	struct cli_run cr, br = {0};
+	struct cli_run cr;
 	struct jbuf b = {0};
 	struct doc d;
 	struct diff df = {0};
@@ -73,23 +87,13 @@ int report_cmd(int argc, char **argv)
 	}
 	if (argc - optind == 2)
 		l.path = argv[optind++];
-	rc = cli_open_run(&cr, &l, argv[optind]);
+	rc = cli_open_runs(&cr, &l, argv[optind], base ? pick_baseline : NULL, (void *)base);
 	if (rc)
 		return rc;
 	report_build(&d, &cr.m, lr_result(cr.r));
 	if (base) {
-		char err[512];
-		const struct run_sum *bs = runs_find(&cr.runs, base, err, sizeof(err));
-
-		if (!bs || cli_open_other(&br, &cr, &l, bs)) {
-			if (!bs)
-				fprintf(stderr, "runseal: --baseline: %s\n", err);
-			doc_free(&d);
-			cli_close_run(&cr);
-			return 2;
-		}
-		diff_runs(&df, &br.m, &cr.m);
-		diff_section(&d, &df, &br.m, &cr.m);
+		diff_runs(&df, &cr.other[0], &cr.m);
+		diff_section(&d, &df, &cr.other[0], &cr.m);
 	}
 	doc_render(&d, fmt, &b);
 	rc = cli_write(out, b.p, b.len) ? 2 : lr_result(cr.r)->rc ? 1 : 0;
@@ -97,10 +101,6 @@ int report_cmd(int argc, char **argv)
 	jb_free(&b);
 	doc_free(&d);
 	diff_free(&df);
-	if (br.r) {
-		model_free(&br.m);
-		lr_close(br.r);
-	}
 	cli_close_run(&cr);
 	return rc;
 }
