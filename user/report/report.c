@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "report/report.h"
+#include "report/runs.h"
 #include "util.h"
 
 static size_t slen(const char *s)
@@ -798,57 +799,78 @@ static void incidents(struct doc *d, const struct m_run *m)
 	}
 }
 
+/* PCI DSS v4.0, NIST SP 800-53 rev. 5, SOC 2 (2017 TSC): what each asks, what the run's
+ * verified records show. */
 static void controls(struct doc *d, const struct m_run *m, const struct lr_verify *v)
 {
 	struct d_sec *s = d_section(d, "controls", "Controls", 2);
 	struct d_table *t = d_table(
 	    s, "",
 	    (const char *const[]){"control", "asks for", "what this run's records show", NULL});
-	unsigned long ex = 0, fw = 0, cn = 0;
-	char *who = m->start ? raw_or(m->start, "uid", "?") : xstrdup("?");
+	unsigned long ex = 0, fw = 0, cn = 0, fl = 0;
+	char *uid = m->start ? raw_or(m->start, "uid", "?") : xstrdup("?");
 	char *rb = m->start ? raw_or(m->start, "runbook_sha256", "?") : xstrdup("?");
-	char *a, *b, *c, *e, *f;
+	char *name = m->start ? raw_or(m->start, "runbook_name", "?") : xstrdup("?");
+	char *trig = m->start ? run_trigger(m->start) : NULL;
+	char *row[5];
+	const char *ok = v->rc == 0 ? "verified" : "DID NOT VERIFY";
 
 	for (size_t i = 0; i < m->nstep; i++) {
 		ex += m->steps[i].nexec;
 		fw += m->steps[i].nwrite;
 		cn += m->steps[i].nconn;
+		fl += m->steps[i].nfail;
 	}
-	d_text(s, "The evidence above, mapped to the controls auditors cite.");
-	a = xasprintf("%lu executions, %lu file writes, %lu connections by the run's processes, "
-		      "each with time, pid, uid, and step; invoked by uid %s; %s",
-		      ex, fw, cn, who, m->lost > 0 ? "SOME EVENTS WERE LOST" : "no event lost");
+	d_text(s, "The evidence above, mapped to the controls auditors cite. Every statement "
+		  "is about this run's verified records only.");
+	row[0] = xasprintf(
+	    "%lu executions, %lu file writes and changes, %lu network operations, %lu failed "
+	    "operations, each with its time, user (uid, euid), process, outcome and target; "
+	    "started by uid %s (%s); %s",
+	    ex, fw, cn, fl, uid, trig ? trig : "trigger not recorded",
+	    m->lost > 0 || m->nloss ? "EVENTS WERE LOST: the record is incomplete"
+				    : "no event lost");
 	d_row(t, 0, S("PCI DSS 10.2"),
-	      S("audit logs record user and administrator actions, with enough detail"), S(a));
-	b = xasprintf("each record has the event type, time, user id, process, outcome (ret, "
-		      "error) and target (path, address); run %s",
-		      m->id);
+	      S("audit logs record user and administrator actions, each with user, event type, "
+		"date and time, success or failure, origination and affected resource "
+		"(10.2.1, 10.2.2)"),
+	      S(row[0]));
+	row[1] = xasprintf("records sealed as they happened into hash-chained segments signed "
+			   "by Ed25519 epoch keys, written append-only then immutable; the log "
+			   "%s (%lu errors, %lu warnings): any change, deletion, insertion or "
+			   "reordering is detected by runseal verify",
+			   ok, v->errors, v->warnings);
 	d_row(t, 0, S("PCI DSS 10.3"),
-	      S("audit log records contain the required details, and "
-		"logs are protected from modification"),
-	      S(b));
-	c = xasprintf("hash chain and Ed25519 seals %s; %lu errors; write-once inode flags "
-		      "checked (warnings: %lu)",
-		      v->rc == 0 ? "verified" : "DID NOT VERIFY", v->errors, v->warnings);
-	d_row(t, 0, S("NIST 800-53 AU-9"), S("protection of audit information"), S(c));
-	e = xasprintf("seals signed by forward-secure epoch keys certified by root key %s; the "
-		      "host cannot re-sign past epochs",
-		      v->root_key);
-	d_row(t, 0, S("NIST 800-53 AU-10"), S("non-repudiation"), S(e));
-	f = xasprintf("runbook SHA-256 %s, its params, every step's command and outcome "
-		      "(%zu steps, result %s), and the run's trigger",
-		      rb, m->nstep, m->status);
+	      S("audit logs are protected from destruction and unauthorized modification, and "
+		"changes to them are detected (10.3.2, 10.3.4)"),
+	      S(row[1]));
+	row[2] = xasprintf("seals %s with public keys only (root key %s); write-once inode "
+			   "flags checked; only the host's sealer writes the log",
+			   ok, v->root_key);
+	d_row(t, 0, S("NIST 800-53 AU-9"),
+	      S("protection of audit information from unauthorized access, modification and "
+		"deletion"),
+	      S(row[2]));
+	row[3] = xasprintf("every action is bound to run %s and its trigger (%s) and signed by "
+			   "forward-secure epoch keys: a host compromised later cannot re-sign "
+			   "these records",
+			   m->id, trig ? trig : "not recorded");
+	d_row(t, 0, S("NIST 800-53 AU-10"),
+	      S("non-repudiation: irrefutable evidence of who performed an action"), S(row[3]));
+	row[4] = xasprintf("the change was runbook %s (SHA-256 %s) with the params above, "
+			   "%zu step attempts with their commands and outcomes, result %s; "
+			   "trigger: %s",
+			   name, rb, m->nstep, m->status, trig ? trig : "not recorded");
 	d_row(t, 0, S("SOC 2 CC8.1"),
-	      S("changes are authorized, designed, tested, approved and "
-		"implemented"),
-	      S(f));
-	free(who);
+	      S("changes to infrastructure and software are authorized, designed, tested, "
+		"approved and implemented"),
+	      S(row[4]));
+	for (int i = 0; i < 5; i++)
+		free(row[i]);
+	free(uid);
 	free(rb);
-	free(a);
-	free(b);
-	free(c);
-	free(e);
-	free(f);
+	free(name);
+	free(trig);
 }
 
 void report_build(struct doc *d, const struct m_run *m, const struct lr_verify *v)

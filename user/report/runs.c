@@ -18,7 +18,7 @@ static struct run_sum *sum_of(struct run_list *l, const char *id)
 }
 
 /* --trigger pairs; else sudo's user, the SSH client, or the program that ran runseal. */
-static char *trigger_of(const struct lr_ent *e)
+char *run_trigger(const struct lr_ent *e)
 {
 	int t = lr_get(e, "trigger"), g, x;
 	struct jbuf b = {0};
@@ -92,7 +92,7 @@ static bool tally(void *ctx, const struct lr_ent *e)
 	case LR_RUN_START:
 		s->runbook = lr_str(e, "runbook", NULL);
 		s->runbook_name = lr_str(e, "runbook_name", NULL);
-		s->trigger = trigger_of(e);
+		s->trigger = run_trigger(e);
 		snprintf(s->start, sizeof(s->start), "%s", e->time);
 		s->start_ns = e->time_ns;
 		break;

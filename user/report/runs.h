@@ -25,6 +25,9 @@ struct run_list {
 	struct logread *reader;
 };
 
+/* A run_start's trigger in short: the --trigger pairs, then "sudo USER", "ssh CLIENT", or
+ * else "via PROGRAM" (what started runseal); NULL when the record has no trigger. */
+char *run_trigger(const struct lr_ent *run_start);
 /* Verifies the log at o->path (o->keep is ignored) and summarises its runs. */
 int runs_collect(struct run_list *l, const struct lr_opts *o, char *err, size_t errlen);
 void runs_free(struct run_list *l);
