@@ -26,7 +26,8 @@ from harness import Failure, check, run_all, skip, test  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="runseal-report-")
 KEYS = os.path.join(TMP, "keys")
-KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect"}
+RUN_KINDS = {"run_start", "run_end", "step_start", "step_end", "loss"}
+FILE_CHANGES = {"rename", "unlink", "chmod", "chown", "link", "symlink", "truncate"}
 
 
 def rs(args, timeout=180, env=None, cwd=None):
@@ -128,9 +129,9 @@ def shell_words(argv):
 
 def check_report_has_everything(recs, report, label):
     by = sections_of(report)
-    counted = {"exec": 0, "open": 0, "connect": 0}
+    counted = {"exec": 0, "open": 0, "connect": 0, "changes": 0, "listen/accept": 0}
     for r in recs:
-        if r["kind"] not in counted:
+        if r["kind"] not in {"exec", "open", "connect", "listen", "accept"} | FILE_CHANGES:
             continue
         tabs = by.get(r["step"])
         check(tabs is not None, f"{label}: step {r['step']} missing from the report")
@@ -145,13 +146,19 @@ def check_report_has_everything(recs, report, label):
                     and (("FAILED" in x["access"]) == (r["ret"] < 0))
                     and (("write" in x["access"]) == ("write" in r["flags"]))
                     and (("create" in x["access"]) == ("create" in r["flags"]))]
+        elif r["kind"] in FILE_CHANGES:
+            rows = [x for x in tabs["file changes"] if x["time"] == r["time"]
+                    and x["pid"] == str(r["pid"]) and x["kind"] == r["kind"]
+                    and x["path"] == r.get("path", "")]
         else:
+            shown = {"listen": "listening on ", "accept": "inbound from "}.get(r["kind"], "")
             rows = [x for x in tabs["connections"] if x["time"] == r["time"]
-                    and x["pid"] == str(r["pid"]) and x["destination"] == dest(r)]
+                    and x["pid"] == str(r["pid"]) and x["destination"] == shown + dest(r)]
         check(rows, f"{label}: {r['kind']} of pid {r['pid']} at {r['time']} "
                     f"({r.get('path') or r.get('filename') or dest(r)}) not under step "
                     f"{r['step']}")
-        counted[r["kind"]] += 1
+        counted[r["kind"] if r["kind"] in counted else
+                "changes" if r["kind"] in FILE_CHANGES else "listen/accept"] += 1
     check(counted["exec"] > 0 and counted["open"] > 0, f"{label}: nothing checked {counted}")
     return counted
 
@@ -162,7 +169,7 @@ def check_replay(recs, log, run_id, label):
     check(lines[-1].get("verified") is True, f"{label}: replay --json not verified: {lines[-1]}")
     got = {(x["kind"], x["time"], x["pid"], x.get("step")) for x in lines[:-1]}
     want = {(r["kind"], r["time"], r["pid"], r.get("step")) for r in recs
-            if r["kind"] in KERNEL_KINDS}
+            if r["kind"] not in RUN_KINDS}
     check(want == got, f"{label}: replay differs: missing {list(want - got)[:3]}, "
                        f"extra {list(got - want)[:3]}")
     # The text replay: each exec under its step's header, in log order.
