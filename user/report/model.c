@@ -307,7 +307,9 @@ int model_build(struct m_run *m, struct logread *r, const char *id, char *err, s
 	*m = (struct m_run){0};
 	snprintf(m->id, sizeof(m->id), "%s", id);
 	m->events = m->lost = -1;
-	lr_rewind(r);
+	/* Nothing before the run's first record concerns it. */
+	if (lr_seek_run(r, id) < 0)
+		lr_rewind(r);
 	while ((e = lr_next(r))) {
 		if (e->kind == LR_RECOVERY) {
 			take(m, e);
