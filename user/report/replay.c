@@ -208,7 +208,31 @@ static void json_event(struct rp *r, const struct lr_ent *e, int depth)
 	jb_putc(&r->b, '\n');
 }
 
-static void text_event(struct rp *r, const struct lr_ent *e, int depth)
+/* After a process's last exec, how that program ended: "-> exit 0", "-> signal 9". */
+static void exec_outcome(struct rp *r, const struct lr_ent *e, const struct m_proc *p)
+{
+	char t[64];
+	int64_t v;
+
+	if (!p || e->kind != LR_EXEC || m_failed(e))
+		return;
+	for (size_t i = 0; i < p->nev; i++)
+		if (p->ev[i]->kind == LR_EXEC && !m_failed(p->ev[i]) && p->ev[i]->seq > e->seq)
+			return; /* a later exec replaced this program */
+	if (!p->exit)
+		snprintf(t, sizeof(t), "  -> no exit seen");
+	else if (!lr_int(p->exit, "exit_code", &v))
+		snprintf(t, sizeof(t), "  -> exit %lld", (long long)v);
+	else if (!lr_int(p->exit, "signal", &v))
+		snprintf(t, sizeof(t), "  -> signal %lld", (long long)v);
+	else
+		return;
+	col(r, C_DIM);
+	lit(&r->b, t);
+	col(r, C_OFF);
+}
+
+static void text_event(struct rp *r, const struct lr_ent *e, int depth, const struct m_proc *p)
 {
 	char t[64];
 
@@ -220,6 +244,7 @@ static void text_event(struct rp *r, const struct lr_ent *e, int depth)
 	for (int d = 0; d < depth && d < 24; d++)
 		lit(&r->b, "  ");
 	describe(r, e);
+	exec_outcome(r, e, p);
 	jb_putc(&r->b, '\n');
 }
 
@@ -300,12 +325,18 @@ static void replay_step(struct rp *r, const struct m_step *s)
 		flush(r, s->start->time_ns);
 	}
 	for (size_t i = 0; i < k && !r->stop; i++) {
-		for (size_t p = 0; p < s->nproc; p++)
+		const struct m_proc *pr = NULL;
+
+		for (size_t p = s->nproc; p-- > 0;)
 			if (s->procs[p].pid == ev[i]->pid) {
 				dep[i] = depth_of(s, p);
+				pr = &s->procs[p];
 				break;
 			}
-		(r->o->json ? json_event : text_event)(r, ev[i], dep[i]);
+		if (r->o->json)
+			json_event(r, ev[i], dep[i]);
+		else
+			text_event(r, ev[i], dep[i], pr);
 		flush(r, ev[i]->time_ns);
 	}
 	free(ev);
