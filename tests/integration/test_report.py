@@ -175,16 +175,26 @@ def check_replay(recs, log, run_id, label):
     # The text replay: each exec under its step's header, in log order.
     text = read(log, "replay", run_id)
     check(text.startswith("verified: "), f"{label}: replay does not state verification")
-    step, seen = None, {}
+    step, seen, outcome = None, {}, {}
     for line in text.splitlines():
         if line.startswith("== step "):
             step = line.split()[3]
         elif " exec " in line:
             seen.setdefault(step, []).append(line.split(" exec ", 1)[1].split("  ")[0])
+            if "  -> " in line:
+                outcome[int(line.split()[1])] = line.rsplit("  -> ", 1)[1]
     for r in recs:
         if r["kind"] == "exec" and r.get("ret", 0) == 0:
             check(r["path"] in seen.get(r["step"], []),
                   f"{label}: replay shows no exec {r['path']} under step {r['step']}")
+    # Each program's outcome is on its exec line, as its exit record says.
+    exits = {r["pid"]: r for r in recs if r["kind"] == "exit"}
+    for pid, shown in outcome.items():
+        x = exits.get(pid)
+        want = ("no exit seen" if x is None else f"exit {x['exit_code']}"
+                if x["exit_code"] is not None else f"signal {x['signal']}")
+        check(shown == want, f"{label}: pid {pid} shown '{shown}', its exit record: {want}")
+    check(outcome, f"{label}: no exec line shows its outcome")
 
 
 @test
