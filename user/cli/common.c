@@ -122,7 +122,8 @@ int cli_write(const char *path, const char *data, size_t len)
 
 	if (!path || !strcmp(path, "-")) {
 		if (fwrite(data, 1, len, stdout) != len || fflush(stdout)) {
-			fprintf(stderr, "runseal: stdout: %s\n", strerror(errno));
+			if (errno != EPIPE) /* a reader that had enough (| head) is no error */
+				fprintf(stderr, "runseal: stdout: %s\n", strerror(errno));
 			return -1;
 		}
 		return 0;

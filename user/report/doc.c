@@ -128,6 +128,7 @@ void doc_free(struct doc *d)
 	}
 	free(d->sec);
 	free(d->title);
+	free(d->verified);
 	*d = (struct doc){0};
 }
 

@@ -45,6 +45,7 @@ struct doc {
 	size_t nsec;
 	const struct m_run *run;   /* for the drawings */
 	const struct lr_verify *v; /* the verification result every output states */
+	char *verified;		   /* it in one line (verify_line), or NULL */
 };
 
 struct d_sec *d_section(struct doc *d, const char *id, const char *title, int level);

@@ -277,7 +277,10 @@ void render_html(const struct doc *d, struct jbuf *b)
 	esc(b, d->title);
 	litf(b, "</h1>\n<p class=\"%s\"><strong>", d->v->rc ? "bad" : "ok");
 	lit(b, d->v->rc ? "The log did NOT verify" : "Verified");
-	lit(b, "</strong>: see Verification below.</p>\n<nav>");
+	lit(b, "</strong>: ");
+	if (d->verified)
+		esc(b, d->verified);
+	lit(b, "</p>\n<nav>");
 	for (size_t i = 0; i < d->nsec; i++) {
 		if (d->sec[i]->level != 2)
 			continue;

@@ -93,6 +93,27 @@ void render_json(const struct doc *d, struct jbuf *b)
 	key(b, "verified");
 	jb_raw(b, d->v->rc == 0 ? "true" : "false", d->v->rc == 0 ? 4 : 5);
 	jb_putc(b, ',');
+	key(b, "verification");
+	jb_putc(b, '{');
+	key(b, "summary");
+	str(b, d->verified ? d->verified : "");
+	jb_putc(b, ',');
+	key(b, "errors");
+	jb_u64(b, d->v->errors);
+	jb_putc(b, ',');
+	key(b, "warnings");
+	jb_u64(b, d->v->warnings);
+	jb_putc(b, ',');
+	key(b, "root_key");
+	str(b, d->v->root_key);
+	jb_putc(b, ',');
+	key(b, "log_first_seq");
+	jb_u64(b, d->v->first_seq);
+	jb_putc(b, ',');
+	key(b, "log_last_seq");
+	jb_u64(b, d->v->last_seq);
+	jb_putc(b, '}');
+	jb_putc(b, ',');
 	key(b, "sections");
 	jb_putc(b, '[');
 	for (size_t i = 0; i < d->nsec; i++) {

@@ -57,6 +57,11 @@ void render_md(const struct doc *d, struct jbuf *b)
 	lit(b, "# ");
 	esc(b, d->title);
 	lit(b, "\n\n");
+	if (d->verified) {
+		lit(b, "> ");
+		esc(b, d->verified);
+		lit(b, "\n\n");
+	}
 	for (size_t i = 0; i < d->nsec; i++) {
 		const struct d_sec *s = d->sec[i];
 

@@ -877,7 +877,7 @@ void report_build(struct doc *d, const struct m_run *m, const struct lr_verify *
 {
 	char *name = m->start ? lr_str(m->start, "runbook_name", NULL) : NULL;
 
-	*d = (struct doc){.run = m, .v = v};
+	*d = (struct doc){.run = m, .v = v, .verified = verify_line(m, v)};
 	d->title = xasprintf("runseal report: %s, run %s", name ? name : "?", m->id);
 	free(name);
 	header(d, m);
