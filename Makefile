@@ -26,6 +26,8 @@ TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
 	     user/logfmt.c user/sealer.c user/verify.c
+# Modules without BPF or I/O side effects, linked into every unit test.
+PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 # Reading the log back: the reader, the reports (user/report/) and their commands (user/cli/).
 USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
 	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \
@@ -33,8 +35,6 @@ USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c use
 	     user/report/diff.c user/report/replay.c user/report/export.c user/cli/common.c user/cli/runs.c \
 	     user/cli/report.c user/cli/replay.c user/cli/diff.c \
 	     user/cli/evidence.c user/cli/export.c
-# Modules without BPF or I/O side effects, linked into every unit test.
-PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))

@@ -28,9 +28,9 @@
 #include "redact.h"
 #include "runbook.h"
 #include "runner.h"
-#include "trigger.h"
 #include "sealer.h"
 #include "util.h"
+#include "trigger.h"
 
 #define TAIL_SHOW	4096
 #define TAIL_KEEP	8192 /* more than shown, so a secret cut by the window is still redacted */
