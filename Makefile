@@ -104,6 +104,7 @@ fuzz: | $(B)
 		tests/fuzz/corpus
 
 # The JSON scanner, escapers and normalisation the reports use, on arbitrary bytes.
+.PHONY: fuzz-json
 fuzz-json: | $(B)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser tests/fuzz/fuzz_json.c \
 		user/json.c user/util.c user/report/escape.c user/report/normalize.c \
@@ -162,6 +163,6 @@ lint:
 clean:
 	rm -rf $(B) runseal
 
-.PHONY: all unit check demo lint clean fuzz fuzz-json bench install uninstall
+.PHONY: all unit check demo lint clean fuzz bench install uninstall
 
 -include $(wildcard $(B)/*.d $(B)/*/*.d)
