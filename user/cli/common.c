@@ -130,7 +130,7 @@ int cli_write(const char *path, const char *data, size_t len)
 	}
 	tmp = xasprintf("%s.tmpXXXXXX", path);
 	fd = mkstemp(tmp);
-	if (fd < 0 || fchmod(fd, 0644) < 0 || write(fd, data, len) != (ssize_t)len ||
+	if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, data, len) != (ssize_t)len ||
 	    fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
 		fprintf(stderr, "runseal: %s: %s\n", fd < 0 ? path : tmp, strerror(errno));
 		if (fd >= 0)

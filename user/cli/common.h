@@ -53,7 +53,8 @@ int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg);
 int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
 		  void *ctx);
 void cli_close_run(struct cli_run *cr);
-/* Writes data to path ("-" or NULL: stdout) through a temporary file and rename. */
+/* Writes data to path ("-" or NULL: stdout) through a temporary file and rename, mode 0600:
+ * a report or bundle holds what the root-only log holds. */
 int cli_write(const char *path, const char *data, size_t len);
 /* A note on stderr when the log did not verify (outputs still state it themselves). */
 void cli_note_verify(const struct lr_verify *v, const char *path);
