@@ -873,6 +873,42 @@ static void controls(struct doc *d, const struct m_run *m, const struct lr_verif
 	free(trig);
 }
 
+static size_t rows_of(const struct doc *d, const char *id)
+{
+	for (size_t i = 0; i < d->nsec; i++)
+		if (!strcmp(d->sec[i]->id, id) && d->sec[i]->nt)
+			return d->sec[i]->t[0]->nrow;
+	return 0;
+}
+
+/* The reviewer's first look, from the sections already built; placed after Run. */
+static void at_a_glance(struct doc *d, const struct m_run *m)
+{
+	struct d_sec *s = d_section(d, "summary", "At a glance", 2);
+	unsigned long ok = 0, ex = 0, fail = 0;
+
+	for (size_t i = 0; i < m->nstep; i++) {
+		ok += !strcmp(m->steps[i].status, "ok");
+		ex += m->steps[i].nexec;
+		fail += m->steps[i].nfail;
+	}
+	d_fieldf(s, "result", "%s%s", m->status,
+		 m->interrupted ? (m->end ? ", interrupted" : ", interrupted (no run_end)") : "");
+	d_fieldf(s, "steps", "%zu attempts, %lu ok", m->nstep, ok);
+	d_fieldf(s, "programs", "%lu executions (%zu program and step pairs)", ex,
+		 rows_of(d, "executables"));
+	d_fieldf(s, "files written or changed", "%zu", rows_of(d, "files-written"));
+	d_fieldf(s, "network destinations", "%zu", rows_of(d, "network"));
+	d_fieldf(s, "privilege changes", "%zu", rows_of(d, "privilege"));
+	d_fieldf(s, "failed operations", "%lu (%zu distinct)", fail, rows_of(d, "failures"));
+	d_fieldf(s, "events lost", "%lld%s", (long long)(m->lost > 0 ? m->lost : 0),
+		 m->lost > 0 || m->nloss ? ": the record is INCOMPLETE" : "");
+	d_fieldf(s, "crash recoveries", "%zu", m->nrecov);
+	/* After Run (and its trigger): the sections before it are fixed, so move it there. */
+	memmove(&d->sec[2], &d->sec[1], (d->nsec - 2) * sizeof(*d->sec));
+	d->sec[1] = s;
+}
+
 void report_build(struct doc *d, const struct m_run *m, const struct lr_verify *v)
 {
 	char *name = m->start ? lr_str(m->start, "runbook_name", NULL) : NULL;
@@ -888,4 +924,5 @@ void report_build(struct doc *d, const struct m_run *m, const struct lr_verify *
 	reviewers(d, m);
 	incidents(d, m);
 	controls(d, m, v);
+	at_a_glance(d, m);
 }
