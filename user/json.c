@@ -4,6 +4,7 @@
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "json.h"
 #include "util.h"
@@ -199,7 +200,7 @@ static void scan_string(struct scan *c)
 		return;
 	}
 	c->t[k].s = c->s + st;
-	c->t[k].n = c->i - st;
+	c->t[k].n = (unsigned)(c->i - st);
 	c->t[k].next = c->nt;
 	c->i++;
 }
@@ -227,7 +228,7 @@ static void scan_atom(struct scan *c)
 	if (k < 0)
 		return;
 	c->t[k].s = c->s + st;
-	c->t[k].n = c->i - st;
+	c->t[k].n = (unsigned)(c->i - st);
 	c->t[k].next = c->nt;
 	if ((type == J_BOOL && !json_is(&c->t[k], "true") && !json_is(&c->t[k], "false")) ||
 	    (type == J_NULL && !json_is(&c->t[k], "null")))
@@ -254,7 +255,7 @@ static void scan_container(struct scan *c, int depth)
 	if (c->i < c->n && c->s[c->i] == close) {
 		c->i++;
 		c->t[k].next = c->nt;
-		c->t[k].n = (size_t)(c->s + c->i - c->t[k].s);
+		c->t[k].n = (unsigned)(c->s + c->i - c->t[k].s);
 		return;
 	}
 	while (!c->err) {
@@ -282,7 +283,7 @@ static void scan_container(struct scan *c, int depth)
 		if (c->s[c->i] == close) {
 			c->i++;
 			c->t[k].next = c->nt;
-			c->t[k].n = (size_t)(c->s + c->i - c->t[k].s);
+			c->t[k].n = (unsigned)(c->s + c->i - c->t[k].s);
 			return;
 		}
 		if (c->s[c->i] != ',') {
@@ -312,6 +313,8 @@ int json_scan(const char *s, size_t n, struct jtok *t, unsigned max)
 {
 	struct scan c = {.s = s, .n = n, .t = t, .max = max};
 
+	if (n > UINT32_MAX / 2)
+		return -2;
 	scan_value(&c, 0);
 	blanks(&c);
 	if (!c.err && c.i != n)

@@ -34,8 +34,8 @@ struct jtok {
 	enum jtype type;
 	unsigned next;	/* index past this token's subtree */
 	unsigned count; /* children of an array, members of an object */
-	const char *s;	/* strings: between the quotes, still escaped; others: the literal */
-	size_t n;
+	const char *s;	/* strings: between the quotes, still escaped; others: the text */
+	unsigned n;	/* bytes at s (a log line is at most LOG_LINE_MAX) */
 };
 /* Scans exactly one value filling s[0..n) (surrounding blanks allowed). Returns the number
  * of tokens, -1 when the text is not JSON, -2 when it needs more than max tokens or is

@@ -129,6 +129,9 @@ static struct lr_ent *ent_parse(const char *line, size_t len, uint64_t seq,
 		ent_free(e);
 		return NULL;
 	}
+	/* The bound was for the worst case; a run's entries stay in memory, so keep only what
+	 * the line needed. */
+	e->tok = xrealloc(e->tok, (size_t)e->ntok * sizeof(*e->tok));
 	copy_str(e, "kind", e->kind_name, sizeof(e->kind_name));
 	e->kind = LR_OTHER;
 	for (int k = 1; k < LR_KINDS; k++)
