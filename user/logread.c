@@ -40,6 +40,8 @@ struct logread {
 	bool bundle;
 	char tmp[PATH_MAX]; /* the unpacked bundle, removed on close */
 	char log_dir[PATH_MAX], key_dir[PATH_MAX];
+	struct jtok *scratch; /* json_scan's tokens before they are copied to an entry */
+	unsigned scratch_n;
 };
 
 /* ---- entries ---------------------------------------------------------------------------- */
@@ -104,7 +106,7 @@ static void copy_str(const struct lr_ent *e, const char *key, char *out, size_t 
 
 /* Parses a verified line into its typed view; NULL when it is not an object runseal
  * could have written (the chain verified it, so this means a newer format). */
-static struct lr_ent *ent_parse(const char *line, size_t len, uint64_t seq,
+static struct lr_ent *ent_parse(struct logread *r, const char *line, size_t len, uint64_t seq,
 				const unsigned char hash[32])
 {
 	struct lr_ent *e = xcalloc(1, sizeof(*e));
@@ -123,15 +125,19 @@ static struct lr_ent *ent_parse(const char *line, size_t len, uint64_t seq,
 
 		e->body = off > 0 ? (size_t)off : 1;
 	}
-	e->tok = xmalloc(max * sizeof(*e->tok));
-	e->ntok = json_scan(e->line, len, e->tok, max);
-	if (e->ntok <= 0 || e->tok[0].type != J_OBJ) {
+	/* Scanned into the reader's scratch space, sized for the worst case; a kept entry
+	 * takes only the tokens its line needed. */
+	if (max > r->scratch_n) {
+		r->scratch = xrealloc(r->scratch, max * sizeof(*r->scratch));
+		r->scratch_n = max;
+	}
+	e->ntok = json_scan(e->line, len, r->scratch, max);
+	if (e->ntok <= 0 || r->scratch[0].type != J_OBJ) {
 		ent_free(e);
 		return NULL;
 	}
-	/* The bound was for the worst case; a run's entries stay in memory, so keep only what
-	 * the line needed. */
-	e->tok = xrealloc(e->tok, (size_t)e->ntok * sizeof(*e->tok));
+	e->tok = xmalloc((size_t)e->ntok * sizeof(*e->tok));
+	memcpy(e->tok, r->scratch, (size_t)e->ntok * sizeof(*e->tok));
 	copy_str(e, "kind", e->kind_name, sizeof(e->kind_name));
 	e->kind = LR_OTHER;
 	for (int k = 1; k < LR_KINDS; k++)
@@ -184,7 +190,7 @@ static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 		    const unsigned char hash[32])
 {
 	struct logread *r = ctx;
-	struct lr_ent *e = ent_parse(line, len, seq, hash);
+	struct lr_ent *e = ent_parse(r, line, len, seq, hash);
 
 	if (!r->v.any)
 		r->v.first_seq = seq;
@@ -464,6 +470,7 @@ void lr_close(struct logread *r)
 	}
 	free(r->v.prob);
 	free(r->v.seal);
+	free(r->scratch);
 	if (r->bundle && r->tmp[0])
 		bundle_remove(r->tmp);
 	free(r);
