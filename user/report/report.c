@@ -752,7 +752,7 @@ static void reviewers(struct doc *d, const struct m_run *m)
 	free(r.other.count);
 }
 
-static void incidents(struct doc *d, const struct m_run *m)
+static void incidents(struct doc *d, const struct m_run *m, const struct lr_verify *v)
 {
 	struct d_sec *s = d_section(d, "losses", "Losses", 2);
 	struct d_table *t =
@@ -771,8 +771,10 @@ static void incidents(struct doc *d, const struct m_run *m)
 	t = d_table(s, "", (const char *const[]){"what", "detail", NULL});
 	if (!m->end)
 		d_row(t, 0, S("the run has no run_end record"),
-		      S("runseal was killed or the host crashed; the records up to the last "
-			"verified entry are shown"));
+		      S(v->rc ? "the log did not verify: the records after its first problem are "
+				"left out, and runseal may also have been killed"
+			      : "runseal was killed or the host crashed; the records up to the "
+				"last verified entry are shown"));
 	else if (m->interrupted)
 		d_row(t, 0, S("the run was interrupted by a signal"), S(m->status));
 	for (size_t i = 0; i < m->nstep; i++)
@@ -922,7 +924,7 @@ void report_build(struct doc *d, const struct m_run *m, const struct lr_verify *
 	for (size_t i = 0; i < m->nstep; i++)
 		step_detail(d, m, i);
 	reviewers(d, m);
-	incidents(d, m);
+	incidents(d, m, v);
 	controls(d, m, v);
 	at_a_glance(d, m);
 }
