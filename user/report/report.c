@@ -790,13 +790,13 @@ static void incidents(struct doc *d, const struct m_run *m, const struct lr_veri
 	d_text(s, "Segments recovered after a crash of runseal or the host while this run was "
 		  "recorded.");
 	for (size_t i = 0; i < m->nrecov; i++) {
-		char *f = raw_or(m->recov[i], "file", ""),
-		     *v = raw_or(m->recov[i], "valid_bytes", "");
+		char *f = raw_or(m->recov[i], "file", "");
+		char *vb = raw_or(m->recov[i], "valid_bytes", "");
 		char *tb = raw_or(m->recov[i], "torn_bytes", "");
 
-		d_row(t, 0, S(m->recov[i]->time), S(f), S(v), S(tb));
+		d_row(t, 0, S(m->recov[i]->time), S(f), S(vb), S(tb));
 		free(f);
-		free(v);
+		free(vb);
 		free(tb);
 	}
 }
