@@ -300,7 +300,7 @@ steps:
 # ---- hostile strings in a real browser ------------------------------------------------------
 
 # A file name cannot hold '/': its script is an event handler; argv carries a <script>.
-HOSTILE = (b"x<svg onload=\"document.title='PWNED'\">\n\"q'"
+HOSTILE = (b"x<script>document.title='PWNED0'<svg onload=\"document.title='PWNED'\">\n\"q'"
            b"<img src=x onerror=\"document.title='PWNED2'\">\xff\xfe.txt")
 SCRIPT = "<script>document.title='PWNED3'</script>"
 
@@ -350,7 +350,8 @@ steps:
     check("<script" not in low and "<img" not in low and "<svg onload" not in low,
           "a hostile element is in the DOM")
     # Shown literally: the escaped text with the newline and bytes made visible.
-    want = ("x&lt;svg onload=\"document.title='PWNED'\"&gt;\\x0a\"q'&lt;img src=x "
+    want = ("x&lt;script&gt;document.title='PWNED0'&lt;svg onload=\"document.title='PWNED'\"&gt;"
+            "\\x0a\"q'&lt;img src=x "
             "onerror=\"document.title='PWNED2'\"&gt;\\xff\\xfe.txt")
     shown = dom.replace("&quot;", '"').replace("&#39;", "'")
     check(want in shown, "the hostile name is not shown literally")
