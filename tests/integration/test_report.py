@@ -362,6 +362,11 @@ steps:
     p = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1280,2400",
                                f"file://{html}"], capture_output=True, timeout=120)
     check(p.returncode == 0 and os.path.getsize(shot) > 10000, f"no screenshot: {p.stderr[-300:]!r}")
+    # And on paper, through the print stylesheet.
+    pdf = os.path.join(ROOT, "build", "report-hostile.pdf")
+    p = subprocess.run(base + [f"--print-to-pdf={pdf}", "--no-pdf-header-footer",
+                               f"file://{html}"], capture_output=True, timeout=120)
+    check(p.returncode == 0 and open(pdf, "rb").read(5) == b"%PDF-", f"no PDF: {p.stderr[-300:]!r}")
     # The terminal replay escapes the same bytes.
     text = read(log, "replay", run_id, "--kind", "open")
     check("\\x0a" in text and "\\xff\\xfe" in text and "\n\"q'" not in text,
