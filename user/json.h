@@ -31,11 +31,11 @@ size_t utf8_len(const unsigned char *s, size_t n);
 #define JSON_DEPTH_MAX 32
 enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 struct jtok {
-	enum jtype type;
-	unsigned next;	/* index past this token's subtree */
-	unsigned count; /* children of an array, members of an object */
 	const char *s;	/* strings: between the quotes, still escaped; others: the text */
 	unsigned n;	/* bytes at s (a log line is at most LOG_LINE_MAX) */
+	unsigned next;	/* index past this token's subtree */
+	unsigned count; /* children of an array, members of an object */
+	enum jtype type;
 };
 /* Scans exactly one value filling s[0..n) (surrounding blanks allowed). Returns the number
  * of tokens, -1 when the text is not JSON, -2 when it needs more than max tokens or is
