@@ -159,8 +159,9 @@ static void members(struct d_sec *s, const struct lr_ent *e, int tok, const char
 		int vt = (int)e->tok[i].next;
 		char *label = xasprintf("%s %s", prefix, key ? key : "?");
 		enum jtype ty = e->tok[vt].type;
-		char *val = ty == J_STR ? lr_tokstr(e, vt, NULL)
-					: xasprintf("%.*s", (int)e->tok[vt].n, e->tok[vt].s);
+		char *val = ty == J_STR	   ? lr_tokstr(e, vt, NULL)
+			    : ty == J_NULL ? xstrdup("none")
+					   : xasprintf("%.*s", (int)e->tok[vt].n, e->tok[vt].s);
 
 		if (ty != J_OBJ && ty != J_ARR)
 			d_field(s, label, S(val));
