@@ -19,7 +19,37 @@ struct set {
 	char **v;   /* normalised: what is compared */
 	char **raw; /* the first path seen with that normal form: what is shown */
 	size_t n;
+	size_t *slot; /* open addressing over v: index + 1, 0 free */
+	size_t cap;
 };
+
+static size_t str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		h = (h ^ *c) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* Where v is in the set's index, or the free slot where it would go. */
+static size_t *slot_of(const struct set *s, const char *v)
+{
+	size_t i = str_hash(v) & (s->cap - 1);
+
+	while (s->slot[i] && strcmp(s->v[s->slot[i] - 1], v))
+		i = (i + 1) & (s->cap - 1);
+	return &s->slot[i];
+}
+
+static void set_grow(struct set *s)
+{
+	free(s->slot);
+	s->cap = s->cap ? s->cap * 2 : 64;
+	s->slot = xcalloc(s->cap, sizeof(*s->slot));
+	for (size_t i = 0; i < s->n; i++)
+		*slot_of(s, s->v[i]) = i + 1;
+}
 
 struct step_sets {
 	const char *name;
@@ -33,6 +63,7 @@ struct step_sets {
 static void set_add(struct set *s, char *raw, bool norm)
 {
 	struct jbuf b = {0};
+	size_t *slot;
 
 	if (!raw)
 		raw = xstrdup("?");
@@ -40,12 +71,15 @@ static void set_add(struct set *s, char *raw, bool norm)
 		norm_text(&b, raw, strlen(raw));
 	else
 		jb_raw(&b, raw, strlen(raw));
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->v[i], b.p)) {
-			free(raw);
-			jb_free(&b);
-			return;
-		}
+	if (2 * (s->n + 1) > s->cap)
+		set_grow(s);
+	slot = slot_of(s, b.p);
+	if (*slot) {
+		free(raw);
+		jb_free(&b);
+		return;
+	}
+	*slot = s->n + 1;
 	s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
 	s->raw = xrealloc(s->raw, (s->n + 1) * sizeof(*s->raw));
 	s->v[s->n] = b.p;
@@ -118,6 +152,7 @@ static void sets_free(struct step_sets *v, size_t n)
 			}
 			free(v[i].s[k].v);
 			free(v[i].s[k].raw);
+			free(v[i].s[k].slot);
 		}
 	free(v);
 }
@@ -135,10 +170,7 @@ static void item(struct diff *d, const char *step, const char *what, const char 
 
 static bool in_set(const struct set *s, const char *v)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->v[i], v))
-			return true;
-	return false;
+	return s->n && *slot_of(s, v);
 }
 
 static bool large(unsigned long a, unsigned long b)

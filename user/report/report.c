@@ -581,38 +581,94 @@ struct agg {
 	struct d_table *t;
 	size_t keycols, countcol;
 	unsigned long *count;
+	size_t *slot; /* open addressing over the key cells: row + 1, 0 free */
+	size_t cap;
 };
 
-static void agg_row(struct agg *a, const char *const *cells)
+/* FNV-1a over the key cells, each ended by a 0x1f the cells cannot hold unescaped. */
+static uint64_t key_hash(const char *const *cells, size_t k)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < k; i++) {
+		for (const unsigned char *c = (const unsigned char *)cells[i]; *c; c++)
+			h = (h ^ *c) * 1099511628211ull;
+		h = (h ^ 0x1f) * 1099511628211ull;
+	}
+	return h;
+}
+
+static bool row_is(const struct agg *a, size_t r, const char *const *cells)
+{
+	for (size_t k = 0; k < a->keycols; k++)
+		if (strcmp(a->t->cell[r * a->t->ncol + k].s, cells[k]))
+			return false;
+	return true;
+}
+
+/* The slot of cells' key: its row + 1 there, or 0 (free, where it would go). */
+static size_t *slot_of(const struct agg *a, const char *const *cells)
+{
+	size_t i = (size_t)key_hash(cells, a->keycols) & (a->cap - 1);
+
+	while (a->slot[i] && !row_is(a, a->slot[i] - 1, cells))
+		i = (i + 1) & (a->cap - 1);
+	return &a->slot[i];
+}
+
+static void agg_grow(struct agg *a)
 {
 	size_t nc = a->t->ncol;
+	const char *cells[6];
 
+	free(a->slot);
+	a->cap = a->cap ? a->cap * 2 : 64;
+	a->slot = xcalloc(a->cap, sizeof(*a->slot));
 	for (size_t r = 0; r < a->t->nrow; r++) {
-		size_t k = 0;
+		for (size_t k = 0; k < a->keycols; k++)
+			cells[k] = a->t->cell[r * nc + k].s;
+		*slot_of(a, cells) = r + 1;
+	}
+}
 
-		while (k < a->keycols && !strcmp(a->t->cell[r * nc + k].s, cells[k]))
-			k++;
-		if (k == a->keycols) {
-			char n[24];
-			struct d_str *c = &a->t->cell[r * nc + a->countcol];
+/* Rows keyed by their first cells: a repeat adds to the count column instead; counts are
+ * written by agg_finish. Linear in the records, however many distinct rows. */
+static void agg_row(struct agg *a, const char *const *cells)
+{
+	size_t nc = a->t->ncol, *slot;
+	const char *c[6] = {0};
 
-			snprintf(n, sizeof(n), "%lu", ++a->count[r]);
-			free(c->s);
-			c->s = xstrdup(n);
-			c->n = strlen(n);
-			return;
-		}
+	if (2 * (a->t->nrow + 1) > a->cap)
+		agg_grow(a);
+	slot = slot_of(a, cells);
+	if (*slot) {
+		a->count[*slot - 1]++;
+		return;
 	}
 	a->count = xrealloc(a->count, (a->t->nrow + 1) * sizeof(*a->count));
 	a->count[a->t->nrow] = 1;
-	{
-		/* Tables here have up to 6 columns; the count column starts at 1. */
-		const char *c[6] = {0};
+	*slot = a->t->nrow + 1;
+	/* Tables here have up to 6 columns. */
+	for (size_t i = 0; i < nc && i < 6; i++)
+		c[i] = i == a->countcol ? "" : cells[i];
+	d_row(a->t, 0, S(c[0]), S(c[1]), S(c[2]), S(c[3]), S(c[4]), S(c[5]));
+}
 
-		for (size_t i = 0; i < nc && i < 6; i++)
-			c[i] = i == a->countcol ? "1" : cells[i];
-		d_row(a->t, 0, S(c[0]), S(c[1]), S(c[2]), S(c[3]), S(c[4]), S(c[5]));
+static void agg_finish(struct agg *a)
+{
+	for (size_t r = 0; r < a->t->nrow; r++) {
+		struct d_str *c = &a->t->cell[r * a->t->ncol + a->countcol];
+		char n[24];
+
+		snprintf(n, sizeof(n), "%lu", a->count[r]);
+		free(c->s);
+		c->s = xstrdup(n);
+		c->n = strlen(n);
 	}
+	free(a->count);
+	free(a->slot);
+	a->count = NULL;
+	a->slot = NULL;
 }
 
 struct rev {
@@ -745,12 +801,12 @@ static void reviewers(struct doc *d, const struct m_run *m)
 		free(v);
 	}
 	each(m, rev_one, &r);
-	free(r.files.count);
-	free(r.net.count);
-	free(r.exe.count);
-	free(r.priv.count);
-	free(r.fail.count);
-	free(r.other.count);
+	agg_finish(&r.files);
+	agg_finish(&r.net);
+	agg_finish(&r.exe);
+	agg_finish(&r.priv);
+	agg_finish(&r.fail);
+	agg_finish(&r.other);
 }
 
 static void incidents(struct doc *d, const struct m_run *m, const struct lr_verify *v)
