@@ -679,3 +679,381 @@ out:
 	bpf_map_delete_elem(&conn_args, &id);
 	return 0;
 }
+
+/* ---- self-protection (issue 8) ------------------------------------------------------- */
+
+/* The runner's tgid: the only process whose RS_MARK_TRACK calls register a pid. The tracked
+ * map is frozen once loaded, so no bpf() caller, root steps included, can write it. */
+const volatile __u32 runner_tgid = 0;
+
+SEC("tracepoint/syscalls/sys_enter_prctl")
+int on_prctl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	u64 opt = ctx->args[0];
+	u32 pid;
+
+	if (opt != RS_MARK_TRACK && opt != RS_MARK_UNTRACK)
+		return 0;
+	if (bpf_get_current_pid_tgid() >> 32 != runner_tgid)
+		return 0;
+	pid = ctx->args[1];
+	if (opt == RS_MARK_UNTRACK) {
+		bpf_map_delete_elem(&tracked, &pid);
+		return 0;
+	}
+	/* A tracked process keeps its step: registration never moves one. */
+	struct rs_track t = {.run = ctx->args[2], .step = ctx->args[3]};
+	bpf_map_update_elem(&tracked, &pid, &t, BPF_NOEXIST);
+	return 0;
+}
+
+static __always_inline struct rs_guard *guard_begin(u32 sys, const struct rs_track *t)
+{
+	struct rs_guard *e = get_scratch();
+
+	if (!e)
+		return NULL;
+	fill_hdr(&e->h, RS_GUARD, t);
+	e->sys = sys;
+	e->tflags = 0;
+	e->target = 0;
+	e->target_run = 0;
+	e->target_step = 0;
+	e->obj_type = RS_OBJ_NONE;
+	e->obj_id = 0;
+	e->name_len = 0;
+	e->pad = 0;
+	e->arg[0] = e->arg[1] = e->arg[2] = e->arg[3] = 0;
+	return e;
+}
+
+static __always_inline void guard_name(struct rs_guard *e, const void *uptr)
+{
+	long n = bpf_probe_read_user_str(e->data, RS_GUARD_NAME_MAX, uptr);
+
+	e->name_len = str_len(n, RS_GUARD_NAME_MAX, &e->h.flags, RS_F_NAME_TRUNC);
+}
+
+static __always_inline void guard_submit(struct rs_guard *e)
+{
+	submit(e, sizeof(*e) + (e->name_len & (RS_GUARD_NAME_MAX - 1)), RS_GUARD);
+}
+
+static __always_inline void guard_target(struct rs_guard *e, s32 pid)
+{
+	u32 key = pid;
+	struct rs_track *t;
+
+	e->tflags |= RS_T_PID;
+	e->target = pid;
+	if (pid <= 0 || !(t = bpf_map_lookup_elem(&tracked, &key)))
+		return;
+	e->tflags |= RS_T_TRACKED;
+	e->target_run = t->run;
+	e->target_step = t->step;
+}
+
+/* The pid a pidfd refers to (its struct pid, numbers[0]: the initial namespace). pidfs
+ * (6.9 on) keeps the struct pid in the inode; the older anonymous-inode pidfd, whose inode
+ * is shared, in the file. */
+static __always_inline s32 pidfd_pid(int fd)
+{
+	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), fd);
+	struct pid *p;
+
+	if (!f)
+		return -1;
+	p = BPF_CORE_READ(f, f_inode, i_private);
+	if (!p)
+		p = BPF_CORE_READ(f, private_data);
+	if (!p)
+		return -1;
+	return BPF_CORE_READ(p, numbers[0].nr);
+}
+
+/* The map, program or link behind a bpf() fd: those are anonymous-inode files named
+ * "bpf-map", "bpf-prog", and "bpf_link" when created or "bpf-link" when got by id. */
+static __always_inline void guard_bpf_fd(struct rs_guard *e, int fd)
+{
+	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), fd);
+	char n[8] = {};
+	void *priv;
+
+	if (!f)
+		return;
+	bpf_probe_read_kernel_str(n, sizeof(n), BPF_CORE_READ(f, f_path.dentry, d_name.name));
+	if (n[0] != 'b' || n[1] != 'p' || n[2] != 'f')
+		return;
+	priv = BPF_CORE_READ(f, private_data);
+	if (n[3] == '-' && n[4] == 'm') {
+		e->obj_type = RS_OBJ_MAP;
+		e->obj_id = BPF_CORE_READ((struct bpf_map *)priv, id);
+	} else if (n[3] == '-' && n[4] == 'p') {
+		e->obj_type = RS_OBJ_PROG;
+		e->obj_id = BPF_CORE_READ((struct bpf_prog *)priv, aux, id);
+	} else if ((n[3] == '_' || n[3] == '-') && n[4] == 'l') {
+		e->obj_type = RS_OBJ_LINK;
+		e->obj_id = BPF_CORE_READ((struct bpf_link *)priv, id);
+	}
+}
+
+/* Which attribute of a bpf() command names its object: an fd at a byte offset, an id at
+ * offset 0, a path pointer at offset 0, or a name inside the attribute. */
+static __always_inline void guard_bpf_attr(struct rs_guard *e, u32 cmd, const u8 *uattr, u64 size)
+{
+	u32 w[12] = {};
+	int fdoff = -1;
+
+	/* An attribute shorter than w may end at the end of a page: then only its size. */
+	if (bpf_probe_read_user(w, sizeof(w), uattr)) {
+		u32 n = size < sizeof(w) ? size : sizeof(w);
+
+		BOUND(n, 0x3f);
+		if (n && n <= sizeof(w))
+			bpf_probe_read_user(w, n, uattr);
+	}
+	switch (cmd) {
+	case BPF_MAP_LOOKUP_ELEM:
+	case BPF_MAP_UPDATE_ELEM:
+	case BPF_MAP_DELETE_ELEM:
+	case BPF_MAP_GET_NEXT_KEY:
+	case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+	case BPF_MAP_FREEZE:
+	case BPF_OBJ_GET_INFO_BY_FD:
+	case BPF_LINK_CREATE:
+	case BPF_LINK_UPDATE:
+	case BPF_LINK_DETACH:
+	case BPF_PROG_TEST_RUN:
+	case BPF_PROG_BIND_MAP:
+	case BPF_ITER_CREATE:
+		fdoff = 0;
+		break;
+	case BPF_MAP_LOOKUP_BATCH:
+	case BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+	case BPF_MAP_UPDATE_BATCH:
+	case BPF_MAP_DELETE_BATCH:
+		fdoff = 9; /* batch.map_fd, after four u64 and count */
+		break;
+	case BPF_PROG_ATTACH:
+	case BPF_PROG_DETACH:
+		fdoff = 1; /* attach_bpf_fd */
+		break;
+	case BPF_OBJ_PIN:
+		fdoff = 2; /* bpf_fd, after the pathname pointer */
+		guard_name(e, (const void *)((u64)w[0] | (u64)w[1] << 32));
+		break;
+	case BPF_OBJ_GET:
+	case BPF_RAW_TRACEPOINT_OPEN:
+		guard_name(e, (const void *)((u64)w[0] | (u64)w[1] << 32));
+		break;
+	case BPF_MAP_GET_FD_BY_ID:
+	case BPF_PROG_GET_FD_BY_ID:
+	case BPF_LINK_GET_FD_BY_ID:
+	case BPF_BTF_GET_FD_BY_ID:
+	case BPF_MAP_GET_NEXT_ID:
+	case BPF_PROG_GET_NEXT_ID:
+	case BPF_LINK_GET_NEXT_ID:
+	case BPF_BTF_GET_NEXT_ID:
+		e->obj_type = RS_OBJ_ID;
+		e->obj_id = w[0];
+		break;
+	case BPF_PROG_LOAD:
+		e->arg[2] = w[0]; /* prog_type */
+		guard_name(e, uattr + 48);
+		break;
+	case BPF_MAP_CREATE:
+		e->arg[2] = w[0]; /* map_type */
+		guard_name(e, uattr + 28);
+		break;
+	}
+	if (fdoff >= 0 && fdoff < 12)
+		guard_bpf_fd(e, (int)w[fdoff]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int on_bpf_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct rs_track *t = current_track();
+	struct rs_guard *e;
+
+	if (!t || !(e = guard_begin(RS_G_BPF, t)))
+		return 0;
+	e->arg[0] = ctx->args[0];
+	e->arg[1] = ctx->args[2];
+	guard_bpf_attr(e, ctx->args[0], (const u8 *)ctx->args[1], ctx->args[2]);
+	guard_submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_perf_event_open")
+int on_perf_event_open_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct rs_track *t = current_track();
+	struct rs_guard *e;
+	struct {
+		u32 type, size;
+		u64 config;
+	} attr = {};
+
+	if (!t || !(e = guard_begin(RS_G_PERF_EVENT_OPEN, t)))
+		return 0;
+	bpf_probe_read_user(&attr, sizeof(attr), (void *)ctx->args[0]);
+	e->arg[0] = attr.type;
+	e->arg[1] = attr.config;
+	e->arg[2] = ctx->args[2]; /* cpu */
+	e->arg[3] = ctx->args[4]; /* flags */
+	guard_target(e, ctx->args[1]);
+	guard_submit(e);
+	return 0;
+}
+
+/* A syscall aimed at one pid: ptrace, process_vm_writev/readv. */
+static __always_inline int guard_pid(u32 sys, s32 pid, u64 a0, u64 a1, u64 a2)
+{
+	struct rs_track *t = current_track();
+	struct rs_guard *e;
+
+	if (!t || !(e = guard_begin(sys, t)))
+		return 0;
+	e->arg[0] = a0;
+	e->arg[1] = a1;
+	e->arg[2] = a2;
+	guard_target(e, pid);
+	guard_submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int on_ptrace_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return guard_pid(RS_G_PTRACE, ctx->args[1], ctx->args[0], ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_process_vm_writev")
+int on_process_vm_writev_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return guard_pid(RS_G_PROCESS_VM_WRITEV, ctx->args[0], ctx->args[4], 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_process_vm_readv")
+int on_process_vm_readv_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return guard_pid(RS_G_PROCESS_VM_READV, ctx->args[0], ctx->args[4], 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_pidfd_getfd")
+int on_pidfd_getfd_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!current_track())
+		return 0;
+	return guard_pid(RS_G_PIDFD_GETFD, pidfd_pid(ctx->args[0]), ctx->args[1], ctx->args[0],
+			 ctx->args[2]);
+}
+
+/* A signal is recorded when it may reach a process outside the run: signals within the
+ * step's own process group and to tracked processes are the run's own business. */
+static __always_inline int guard_signal(u32 sys, s64 pid, u64 sig, u64 a1)
+{
+	struct task_struct *task;
+	struct rs_track *t = current_track(), *tt;
+	struct rs_guard *e;
+	u32 key;
+
+	if (!t || pid == 0)
+		return 0;
+	if (pid < -1) {
+		task = (struct task_struct *)bpf_get_current_task();
+		if (-pid == BPF_CORE_READ(task, signal, pids[PIDTYPE_PGID], numbers[0].nr))
+			return 0;
+	} else if (pid > 0) {
+		key = pid;
+		tt = bpf_map_lookup_elem(&tracked, &key);
+		if (tt && tt->run == t->run)
+			return 0;
+	}
+	if (!(e = guard_begin(sys, t)))
+		return 0;
+	e->arg[0] = sig;
+	e->arg[1] = a1;
+	guard_target(e, pid);
+	guard_submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_kill")
+int on_kill_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return guard_signal(RS_G_KILL, (s32)ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_tgkill")
+int on_tgkill_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	s32 tgid = ctx->args[0];
+
+	return guard_signal(RS_G_TGKILL, tgid > 0 ? tgid : -1, ctx->args[2], ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_tkill")
+int on_tkill_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	s32 tid = ctx->args[0];
+
+	return guard_signal(RS_G_TKILL, tid > 0 ? tid : -1, ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_pidfd_send_signal")
+int on_pidfd_send_signal_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	s32 pid;
+
+	if (!current_track())
+		return 0;
+	pid = pidfd_pid(ctx->args[0]);
+	return guard_signal(RS_G_PIDFD_SEND_SIGNAL, pid > 0 ? pid : -1, ctx->args[1], ctx->args[0]);
+}
+
+/* Kernels built without module support have no module tracepoints: the collector does not
+ * load these two there (the syscalls fail with ENOSYS). */
+SEC("tracepoint/syscalls/sys_enter_init_module")
+int on_init_module_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct rs_track *t = current_track();
+	struct rs_guard *e;
+
+	if (!t || !(e = guard_begin(RS_G_INIT_MODULE, t)))
+		return 0;
+	e->arg[0] = ctx->args[1]; /* len */
+	guard_name(e, (const void *)ctx->args[2]);
+	guard_submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_finit_module")
+int on_finit_module_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct rs_track *t = current_track();
+	struct rs_guard *e;
+
+	if (!t || !(e = guard_begin(RS_G_FINIT_MODULE, t)))
+		return 0;
+	e->arg[0] = ctx->args[0]; /* fd */
+	e->arg[1] = ctx->args[2]; /* flags */
+	guard_name(e, (const void *)ctx->args[1]);
+	guard_submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_memfd_create")
+int on_memfd_create_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct rs_track *t = current_track();
+	struct rs_guard *e;
+
+	if (!t || !(e = guard_begin(RS_G_MEMFD_CREATE, t)))
+		return 0;
+	e->arg[0] = ctx->args[1]; /* flags */
+	guard_name(e, (const void *)ctx->args[0]);
+	guard_submit(e);
+	return 0;
+}

@@ -24,6 +24,8 @@ enum rs_kind {
 	RS_EXIT,
 	RS_OPEN,
 	RS_CONNECT,
+	/* issue 8, self-protection: */
+	RS_GUARD, /* struct rs_guard: a syscall that could blind or fool runseal, at entry */
 	RS_KIND_MAX,
 };
 
@@ -102,6 +104,57 @@ struct rs_connect {
 	__u32 pad;
 	__u8 sockaddr[RS_SOCKADDR_MAX];
 };
+
+/* ---- self-protection (issue 8) ---------------------------------------------------- */
+
+/* The tracked map is frozen (read-only to every bpf() caller, runseal included): the runner
+ * registers a pid with prctl(RS_MARK_TRACK, pid, run, step), which on_prctl_enter turns into
+ * a map update when the caller is the runner process. The option number is unused by the
+ * kernel, so the call itself fails with EINVAL and has no effect. */
+#define RS_MARK_TRACK	0x52534c01 /* "RSL" 1 */
+#define RS_MARK_UNTRACK 0x52534c02
+
+/* rs_guard.sys */
+enum rs_guard_sys {
+	RS_G_BPF = 1,
+	RS_G_PERF_EVENT_OPEN,
+	RS_G_PTRACE,
+	RS_G_PROCESS_VM_WRITEV,
+	RS_G_PROCESS_VM_READV,
+	RS_G_PIDFD_GETFD,
+	RS_G_PIDFD_SEND_SIGNAL,
+	RS_G_KILL,
+	RS_G_TGKILL,
+	RS_G_TKILL,
+	RS_G_INIT_MODULE,
+	RS_G_FINIT_MODULE,
+	RS_G_MEMFD_CREATE,
+	RS_G_MAX,
+};
+
+/* rs_guard.obj_type: the BPF object a bpf() command names */
+enum rs_obj { RS_OBJ_NONE, RS_OBJ_MAP, RS_OBJ_PROG, RS_OBJ_LINK, RS_OBJ_ID };
+
+/* rs_guard.flags-like target classes */
+#define RS_T_PID     0x1 /* target holds a pid */
+#define RS_T_TRACKED 0x2 /* the target was in the tracked map at entry */
+
+/* data[]: a string argument (memfd name, bpf pin path or program name, module params). */
+struct rs_guard {
+	struct rs_hdr h;
+	__u32 sys;
+	__u32 tflags;	  /* RS_T_* */
+	__s32 target;	  /* pid aimed at (pidfds resolved) */
+	__u32 target_run; /* tracked entry of the target, when RS_T_TRACKED */
+	__u32 target_step;
+	__u32 obj_type; /* enum rs_obj */
+	__u32 obj_id;	/* id of that map, program or link; RS_OBJ_ID: an id passed as is */
+	__u16 name_len;
+	__u16 pad;
+	__u64 arg[4]; /* raw arguments, meaning per syscall (docs/RECORDS.md) */
+	char data[];
+};
+#define RS_GUARD_NAME_MAX 256
 
 /* Value of the tracked map (key: tgid). */
 struct rs_track {

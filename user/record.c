@@ -8,10 +8,26 @@
 #include "util.h"
 
 const char *const rec_kind_names[REC_KIND_MAX] = {
-    [REC_RUN_START] = "run_start", [REC_RUN_END] = "run_end", [REC_STEP_START] = "step_start",
-    [REC_STEP_END] = "step_end",   [REC_EXEC] = "exec",	      [REC_FORK] = "fork",
-    [REC_EXIT] = "exit",	   [REC_OPEN] = "open",	      [REC_CONNECT] = "connect",
+    [REC_RUN_START] = "run_start",
+    [REC_RUN_END] = "run_end",
+    [REC_STEP_START] = "step_start",
+    [REC_STEP_END] = "step_end",
+    [REC_EXEC] = "exec",
+    [REC_FORK] = "fork",
+    [REC_EXIT] = "exit",
+    [REC_OPEN] = "open",
+    [REC_CONNECT] = "connect",
     [REC_LOSS] = "loss",
+    /* issue 8, self-protection: */
+    [REC_BPF] = "bpf",
+    [REC_PERF_EVENT_OPEN] = "perf_event_open",
+    [REC_PTRACE] = "ptrace",
+    [REC_PROCESS_VM] = "process_vm",
+    [REC_PIDFD_GETFD] = "pidfd_getfd",
+    [REC_SIGNAL] = "signal",
+    [REC_MODULE_LOAD] = "module_load",
+    [REC_MEMFD_CREATE] = "memfd_create",
+    [REC_RUN_INTERRUPTED] = "run_interrupted",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)
