@@ -15,21 +15,45 @@
 #include "verify.h"
 
 const char *const lr_kind_names[LR_KINDS] = {
-    [LR_OTHER] = "other",	[LR_GENESIS] = "genesis",
-    [LR_SEGMENT] = "segment",	[LR_SEAL] = "seal",
-    [LR_RECOVERY] = "recovery", [LR_RUN_START] = "run_start",
-    [LR_RUN_END] = "run_end",	[LR_STEP_START] = "step_start",
-    [LR_STEP_END] = "step_end", [LR_EXEC] = "exec",
-    [LR_FORK] = "fork",		[LR_EXIT] = "exit",
-    [LR_OPEN] = "open",		[LR_CONNECT] = "connect",
-    [LR_LOSS] = "loss",		[LR_RENAME] = "rename",
-    [LR_UNLINK] = "unlink",	[LR_CHMOD] = "chmod",
-    [LR_CHOWN] = "chown",	[LR_LINK] = "link",
-    [LR_SYMLINK] = "symlink",	[LR_TRUNCATE] = "truncate",
-    [LR_MOUNT] = "mount",	[LR_UMOUNT] = "umount",
-    [LR_CRED] = "cred",		[LR_LISTEN] = "listen",
-    [LR_ACCEPT] = "accept",	[LR_COMPAT_SYSCALL] = "compat_syscall",
+    [LR_OTHER] = "other",
+    [LR_GENESIS] = "genesis",
+    [LR_SEGMENT] = "segment",
+    [LR_SEAL] = "seal",
+    [LR_RECOVERY] = "recovery",
+    [LR_RUN_START] = "run_start",
+    [LR_RUN_END] = "run_end",
+    [LR_STEP_START] = "step_start",
+    [LR_STEP_END] = "step_end",
+    [LR_EXEC] = "exec",
+    [LR_FORK] = "fork",
+    [LR_EXIT] = "exit",
+    [LR_OPEN] = "open",
+    [LR_CONNECT] = "connect",
+    [LR_LOSS] = "loss",
+    [LR_RENAME] = "rename",
+    [LR_UNLINK] = "unlink",
+    [LR_CHMOD] = "chmod",
+    [LR_CHOWN] = "chown",
+    [LR_LINK] = "link",
+    [LR_SYMLINK] = "symlink",
+    [LR_TRUNCATE] = "truncate",
+    [LR_MOUNT] = "mount",
+    [LR_UMOUNT] = "umount",
+    [LR_CRED] = "cred",
+    [LR_LISTEN] = "listen",
+    [LR_ACCEPT] = "accept",
+    [LR_COMPAT_SYSCALL] = "compat_syscall",
+    [LR_BPF] = "bpf",
+    [LR_PERF_EVENT_OPEN] = "perf_event_open",
+    [LR_PTRACE] = "ptrace",
+    [LR_PROCESS_VM] = "process_vm",
+    [LR_PIDFD_GETFD] = "pidfd_getfd",
+    [LR_SIGNAL] = "signal",
+    [LR_MODULE_LOAD] = "module_load",
+    [LR_MEMFD_CREATE] = "memfd_create",
+    [LR_RUN_INTERRUPTED] = "run_interrupted",
 };
+_Static_assert(LR_KINDS <= 64, "replay selects kinds by a 64-bit mask");
 
 struct logread {
 	struct lr_verify v;
@@ -478,5 +502,6 @@ void lr_close(struct logread *r)
 
 bool lr_keep_run(void *run_id, const struct lr_ent *e)
 {
-	return e->kind == LR_RECOVERY || !strcmp(e->run, (const char *)run_id);
+	return e->kind == LR_RECOVERY || e->kind == LR_RUN_INTERRUPTED ||
+	       !strcmp(e->run, (const char *)run_id);
 }

@@ -51,7 +51,17 @@ enum lr_kind {
 	LR_LISTEN,
 	LR_ACCEPT,
 	LR_COMPAT_SYSCALL,
-	LR_KINDS,
+	/* self-protection: recorded at entry, before the call takes effect */
+	LR_BPF,
+	LR_PERF_EVENT_OPEN,
+	LR_PTRACE,
+	LR_PROCESS_VM,
+	LR_PIDFD_GETFD,
+	LR_SIGNAL,
+	LR_MODULE_LOAD,
+	LR_MEMFD_CREATE,
+	LR_RUN_INTERRUPTED, /* written by the next run about one that never ended */
+	LR_KINDS,	    /* at most 64: replay selects kinds by a 64-bit mask */
 };
 
 extern const char *const lr_kind_names[LR_KINDS];
@@ -146,7 +156,8 @@ const char *lr_log_dir(const struct logread *r);
 const char *lr_key_dir(const struct logread *r);
 void lr_close(struct logread *r);
 
-/* Keep filters: the entries of one run (and the log's recovery entries). */
+/* Keep filters: the entries of one run (and the log's recovery and run_interrupted entries,
+ * which other runs write about it). */
 bool lr_keep_run(void *run_id, const struct lr_ent *e);
 
 #endif

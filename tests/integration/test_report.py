@@ -297,6 +297,44 @@ steps:
           ren[0]["file"]["path"] == f"{tmp}/app.conf.tmp", f"OCSF rename: {ren[:1]}")
 
 
+@test
+def actions_against_runseal_and_others_listed():
+    tmp = tempfile.mkdtemp(prefix="rs-guard-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    attack = os.path.join(ROOT, "build", "attack")
+    if not os.path.exists(attack):
+        skip("build/attack is not built (self-protection is not in this tree)")
+    outside = subprocess.Popen(["sleep", "30"])
+    try:
+        rb = write_runbook(tmp, f"""name: guard
+steps:
+  - name: probe
+    argv: ["{attack}", "kill", "{outside.pid}", "0"]
+  - name: memfd
+    argv: ["{attack}", "memfd", "x<b>y"]
+""")
+        run_id, recs = run(log, rb, (), tmp)
+    finally:
+        outside.kill()
+        outside.wait()
+    kinds = {r["kind"] for r in recs}
+    if "signal" not in kinds:
+        skip("this build does not record signals (self-protection records)")
+    rep = json.loads(read(log, "report", run_id, "--format", "json"))
+    sec = {s["id"]: s for s in rep["sections"]}
+    rows = sec["tampering"]["tables"][0]["rows"]
+    check(any(r["kind"] == "signal" and r["target"] == f"outside pid {outside.pid}" and
+              r["step"] == "probe" for r in rows), f"the signal is not listed: {rows}")
+    check(any(r["kind"] == "memfd_create" and "name x<b>y" in r["detail"] and
+              r["step"] == "memfd" for r in rows), f"memfd_create is not listed: {rows}")
+    glance = sec["summary"]["fields"]
+    check(glance["actions against runseal or other processes"] == str(len(rows)), f"{glance}")
+    html = read(log, "report", run_id, "--format", "html")
+    check("x&lt;b&gt;y" in html and "x<b>y" not in html, "the memfd name is not escaped")
+    rp = json.loads(read(log, "replay", run_id, "--json", "--kind", "signal").splitlines()[0])
+    check(rp["kind"] == "signal" and rp["target_pid"] == outside.pid, f"replay: {rp}")
+
+
 # ---- hostile strings in a real browser ------------------------------------------------------
 
 # A file name cannot hold '/': its script is an event handler; argv carries a <script>.
@@ -765,8 +803,16 @@ def killed_run_shows_no_run_end_and_its_recovery():
             except ProcessLookupError:
                 pass
     killed = load(ev)[0]["run"]
-    run(log, write_runbook(tmp, "name: next\nsteps:\n  - name: one\n    run: /bin/true\n",
-                           "next.yaml"), (), tmp)
+    nxt = write_runbook(tmp, "name: next\nsteps:\n  - name: one\n    run: /bin/true\n",
+                        "next.yaml")
+    # The killed run's guard may hold the log a moment longer, while it cleans up.
+    import time
+    for _ in range(40):
+        rc, out, err = rs(["run", "-q", "--key-dir", KEYS, "--log-dir", log, nxt])
+        if "log in use" not in err:
+            break
+        time.sleep(0.25)
+    check(rc == 0, f"the next run: rc {rc}: {err[-400:]}")
     runs = [json.loads(x) for x in read(log, "runs", "--json").splitlines()]
     k = next(r for r in runs if r.get("run") == killed)
     check(k["interrupted"] and not k["ended"], f"killed run: {k}")
@@ -779,6 +825,14 @@ def killed_run_shows_no_run_end_and_its_recovery():
     intr = sec["interruptions"]["tables"][0]["rows"]
     check(any("no run_end" in r["what"] for r in intr), f"interruptions: {intr}")
     check(any("no step_end" in r["detail"] for r in intr), f"interruptions: {intr}")
+    found = [r for r in intr if r["what"].startswith("the next start")]
+    if any(r.get("kind") == "run_interrupted" for r in load(ev)) or found or \
+            "run_interrupted" in read(log, "export", "--format", "jsonl"):
+        check(found, f"the next start's run_interrupted is not in the report: {intr}")
+        got = {r["what"].rsplit(": ", 1)[1]: r["detail"] for r in found}
+        check(str(step_pid) in got.get("killed_by_guard", "") or
+              str(step_pid) in got.get("killed_now", ""),
+              f"the next start's findings do not name the killed step {step_pid}: {got}")
     nxt = json.loads(read(log, "report", "last", "--format", "json"))
     rec = next(s for s in nxt["sections"] if s["id"] == "recoveries")["tables"][0]["rows"]
     check(rec == [], f"the next run's report claims the recovery: {rec}")

@@ -315,6 +315,14 @@ int model_build(struct m_run *m, struct logread *r, const char *id, char *err, s
 			take(m, e);
 			continue;
 		}
+		if (e->kind == LR_RUN_INTERRUPTED) {
+			char *of = lr_str(e, "interrupted_run", NULL);
+
+			if (of && !strcmp(of, id))
+				m->found = e;
+			free(of);
+			continue; /* another run's record about this one, or about another */
+		}
 		if (strcmp(e->run, id))
 			continue;
 		seen++;

@@ -42,7 +42,8 @@ struct m_run {
 	size_t nstep;
 	const struct lr_ent **loss, **recov, **orphan;
 	size_t nloss, nrecov, norphan;
-	bool interrupted; /* no run_end, or run_end says a signal stopped it */
+	bool interrupted;	    /* no run_end, or run_end says a signal stopped it */
+	const struct lr_ent *found; /* run_interrupted: what the next start found of it */
 	char *status;
 	uint64_t start_ns, end_ns;
 	int64_t events, lost;

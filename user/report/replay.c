@@ -49,7 +49,7 @@ static void flush(struct rp *r, uint64_t t)
 	r->b.len = 0;
 }
 
-int replay_kinds(const char *list, unsigned *kinds, char *bad, size_t badlen)
+int replay_kinds(const char *list, uint64_t *kinds, char *bad, size_t badlen)
 {
 	char *dup = xstrdup(list), *save = NULL;
 
@@ -64,7 +64,7 @@ int replay_kinds(const char *list, unsigned *kinds, char *bad, size_t badlen)
 			free(dup);
 			return -1;
 		}
-		*kinds |= 1u << i;
+		*kinds |= 1ull << i;
 	}
 	free(dup);
 	return 0;
@@ -186,7 +186,7 @@ static bool selected(const struct rp *r, const struct m_step *s, size_t p, const
 {
 	const struct replay_opts *o = r->o;
 
-	if (o->kinds && !(o->kinds & (1u << e->kind)))
+	if (o->kinds && !(o->kinds & (1ull << e->kind)))
 		return false;
 	if (o->pid >= 0 && !under(s, p, o->pid))
 		return false;

@@ -13,7 +13,7 @@
 struct replay_opts {
 	const char *step;  /* a step name or its number; NULL: all */
 	int64_t pid;	   /* this process and its descendants; -1: all */
-	unsigned kinds;	   /* bit per enum lr_kind; 0: all */
+	uint64_t kinds;	   /* bit per enum lr_kind; 0: all */
 	uint64_t since_ns; /* absolute times; 0: no bound */
 	uint64_t until_ns;
 	bool json, colour;
@@ -25,6 +25,6 @@ typedef int (*replay_emit)(void *ctx, const char *text, size_t len, uint64_t tim
 
 int replay_run(const struct m_run *m, const struct replay_opts *o, replay_emit emit, void *ctx);
 /* Kind names (comma separated) to the kinds bit set; -1 names an unknown kind in bad. */
-int replay_kinds(const char *list, unsigned *kinds, char *bad, size_t badlen);
+int replay_kinds(const char *list, uint64_t *kinds, char *bad, size_t badlen);
 
 #endif

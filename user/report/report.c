@@ -672,8 +672,49 @@ static void agg_finish(struct agg *a)
 }
 
 struct rev {
-	struct agg files, net, exe, fail, priv, other;
+	struct agg files, net, exe, fail, priv, other, guard;
 };
+
+static bool self_protection(enum lr_kind k)
+{
+	return k >= LR_BPF && k <= LR_MEMFD_CREATE;
+}
+
+/* What a self-protection record asked for, in a few words. */
+static char *guard_detail(const struct lr_ent *e)
+{
+	static const char *const keys[] = {"cmd",  "request", "signal", "syscall",  "name",
+					   "path", "type",    "owner",	"target_fd"};
+	struct jbuf b = {0};
+
+	jb_raw(&b, "", 0);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		int t = lr_get(e, keys[i]);
+		char *v;
+
+		if (t < 0 || json_is(&e->tok[t], "null"))
+			continue;
+		v = raw_or(e, keys[i], "");
+		if (b.len)
+			jb_raw(&b, ", ", 2);
+		jb_raw(&b, keys[i], strlen(keys[i]));
+		jb_putc(&b, ' ');
+		jb_raw(&b, v, strlen(v));
+		free(v);
+	}
+	return b.p;
+}
+
+/* Whom: "runseal", "run step NAME", "outside pid N"... */
+static char *guard_target(const struct lr_ent *e)
+{
+	char *t = raw_or(e, "target", ""), *pid = raw_or(e, "target_pid", ""), *s;
+
+	s = *t ? xasprintf("%s%s%s", t, *pid ? " pid " : "", pid) : xstrdup("-");
+	free(t);
+	free(pid);
+	return s;
+}
 
 static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		    const struct lr_ent *e)
@@ -729,6 +770,13 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 				      (long long)uid, (long long)euid);
 			agg_row(&r->priv, (const char *const[]){c, st->name, a ? a : "?", ""});
 		}
+	} else if (self_protection(e->kind)) {
+		a = guard_target(e);
+		b = guard_detail(e);
+		agg_row(&r->guard, (const char *const[]){e->kind_name, a, b, st->name, ""});
+		if (e->kind == LR_MODULE_LOAD)
+			agg_row(&r->priv,
+				(const char *const[]){"kernel module loaded", st->name, b, ""});
 	} else if (e->kind == LR_OTHER || e->kind == LR_COMPAT_SYSCALL) {
 		agg_row(&r->other, (const char *const[]){e->kind_name, st->name, ""});
 	}
@@ -789,6 +837,12 @@ static void reviewers(struct doc *d, const struct m_run *m)
 	    mk_agg(d, "failures", "Failed operations",
 		   "Every exec, open and connect that failed, grouped by target and error.",
 		   (const char *const[]){"kind", "target", "error", "step", "times", NULL}, 4, 4);
+	r.guard =
+	    mk_agg(d, "tampering", "Actions against runseal and other processes",
+		   "bpf, perf_event_open, ptrace, process_vm, pidfd_getfd, signals that may "
+		   "reach a process outside the run, module loads and memfd_create, recorded "
+		   "before the call could take effect; the target says whom they aimed at.",
+		   (const char *const[]){"kind", "target", "detail", "step", "times", NULL}, 4, 4);
 	r.other = mk_agg(d, "other-records", "Other records",
 			 "Record kinds this report does not break down further.",
 			 (const char *const[]){"kind", "step", "times", NULL}, 2, 2);
@@ -807,6 +861,7 @@ static void reviewers(struct doc *d, const struct m_run *m)
 	agg_finish(&r.priv);
 	agg_finish(&r.fail);
 	agg_finish(&r.other);
+	agg_finish(&r.guard);
 }
 
 static void incidents(struct doc *d, const struct m_run *m, const struct lr_verify *v)
@@ -839,6 +894,20 @@ static void incidents(struct doc *d, const struct m_run *m, const struct lr_veri
 		    (m->steps[i].error && !strcmp(m->steps[i].error, "interrupted")))
 			d_row(t, 0, S(m->steps[i].name),
 			      S(m->steps[i].end ? "interrupted" : "no step_end record"));
+	if (m->found) {
+		static const char *const keys[] = {"killed_by_guard", "killed_now", "unread_events",
+						   "aimed_at_runseal"};
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			char *val = raw_or(m->found, keys[i], ""), *w;
+
+			w = xasprintf("the next start (run %s, %s): %s", m->found->run,
+				      m->found->time, keys[i]);
+			d_row(t, 0, S(w), S(val));
+			free(val);
+			free(w);
+		}
+	}
 	d_text(s, t->nrow ? "The run did not finish normally." : "None.");
 	s = d_section(d, "recoveries", "Crash recoveries", 2);
 	t = d_table(
@@ -959,6 +1028,7 @@ static void at_a_glance(struct doc *d, const struct m_run *m)
 	d_fieldf(s, "files written or changed", "%zu", rows_of(d, "files-written"));
 	d_fieldf(s, "network destinations", "%zu", rows_of(d, "network"));
 	d_fieldf(s, "privilege changes", "%zu", rows_of(d, "privilege"));
+	d_fieldf(s, "actions against runseal or other processes", "%zu", rows_of(d, "tampering"));
 	d_fieldf(s, "failed operations", "%lu (%zu distinct)", fail, rows_of(d, "failures"));
 	d_fieldf(s, "events lost", "%lld%s", (long long)(m->lost > 0 ? m->lost : 0),
 		 m->lost > 0 || m->nloss ? ": the record is INCOMPLETE" : "");
