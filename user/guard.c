@@ -243,6 +243,8 @@ static int guard_fork(struct guard *g, struct collector *c, char *err, size_t er
 	}
 	if (g->pid == 0) {
 		close(p[1]);
+		if (g->drop_fd >= 0)
+			close(g->drop_fd);
 		guard_main(p[0], getppid(), c, g->cg_run, g->live);
 	}
 	close(p[0]);
@@ -251,12 +253,13 @@ static int guard_fork(struct guard *g, struct collector *c, char *err, size_t er
 }
 
 int guard_start(struct guard *g, struct collector *c, const char *log_dir, const char *run_id,
-		const char *cg_run, char *err, size_t errlen)
+		const char *cg_run, int drop_fd, char *err, size_t errlen)
 {
 	int rc;
 
 	memset(g, 0, sizeof(*g));
 	g->fd = -1;
+	g->drop_fd = drop_fd;
 	snprintf(g->cg_run, sizeof(g->cg_run), "%s", cg_run);
 	rc = write_state(g, log_dir, run_id, cg_run, err, errlen) < 0 ? 1 : 0;
 	return guard_fork(g, c, err, errlen) < 0 ? -1 : rc;

@@ -22,6 +22,7 @@ struct guard {
 	pid_t pid; /* the guard process, 0 when none */
 	int fd;	   /* write end of its pipe */
 	unsigned restarts;
+	int drop_fd; /* the log's lock: closed in the guard, so the lock dies with the runner */
 	char live[PATH_MAX];
 	char cg_run[PATH_MAX];
 };
@@ -47,11 +48,12 @@ struct crashed {
 	size_t naimed;
 };
 
-/* Writes the run's state file (log_dir may be NULL: no state file) and forks the guard.
+/* Writes the run's state file (log_dir may be NULL: no state file) and forks the guard,
+ * which closes drop_fd (-1: none) so that the log's lock is not held past the runner.
  * Returns 0; 1 with err set when the guard runs but the state file could not be written
  * (the next start will not know of this run); -1 with err set when there is no guard. */
 int guard_start(struct guard *g, struct collector *c, const char *log_dir, const char *run_id,
-		const char *cg_run, char *err, size_t errlen);
+		const char *cg_run, int drop_fd, char *err, size_t errlen);
 /* A guard that died during the run (a step killed it) is replaced: returns 1 then, 0 when
  * it is alive, -1 with err set when no new one could be started. */
 int guard_check(struct guard *g, struct collector *c, char *err, size_t errlen);

@@ -28,6 +28,23 @@ const char *const rec_kind_names[REC_KIND_MAX] = {
     [REC_MODULE_LOAD] = "module_load",
     [REC_MEMFD_CREATE] = "memfd_create",
     [REC_RUN_INTERRUPTED] = "run_interrupted",
+    /* capture coverage (issue 8) */
+    [REC_RENAME] = "rename",
+    [REC_UNLINK] = "unlink",
+    [REC_CHMOD] = "chmod",
+    [REC_CHOWN] = "chown",
+    [REC_LINK] = "link",
+    [REC_SYMLINK] = "symlink",
+    [REC_TRUNCATE] = "truncate",
+    [REC_MOUNT] = "mount",
+    [REC_UMOUNT] = "umount",
+    [REC_CRED] = "cred",
+    [REC_LISTEN] = "listen",
+    [REC_ACCEPT] = "accept",
+    [REC_COMPAT_SYSCALL] = "compat_syscall",
+    [REC_IO_URING_RESULT] = "io_uring_result",
+    [REC_MKDIR] = "mkdir",
+    [REC_MKNOD] = "mknod",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)

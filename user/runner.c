@@ -968,7 +968,7 @@ static void start_guard(struct run *r)
 {
 	char e[PATH_MAX + 128];
 	int rc = guard_start(&r->guard, &r->col, r->sealing ? r->o->log_dir : NULL, r->id,
-			     r->cg_run, e, sizeof(e));
+			     r->cg_run, r->sealing ? r->seal.lockfd : -1, e, sizeof(e));
 
 	if (rc < 0)
 		warnx("no guard for run %s (%s): if runseal is killed, its steps go on untraced",

@@ -617,8 +617,15 @@ def keys_tick_erases_an_ended_epoch_without_a_run():
         two_runs(env)
         key = os.path.join(env.keys, "epoch.key")
         before = open(key).read()
+        hdr = open(os.path.join(env.keys, "epochs.pub")).readline().split()
+        t0, length = int(hdr[3]), int(hdr[4])
         rc, out, err = rs(["keys", "tick", "--key-dir", env.keys])
-        check(rc == 0 and out == "", f"tick within the epoch: rc {rc} {out!r} {err!r}")
+        # The runs may have taken longer than an epoch on a loaded machine: then the tick
+        # must erase, else it must do nothing.
+        behind = (int(time.time()) - t0) // length > int(before.split()[0])
+        check(rc == 0 and (out == "" or (behind and "erased the seeds" in out)),
+              f"tick within the epoch: rc {rc} {out!r} {err!r}")
+        before = open(key).read()
         time.sleep(6.5)  # two epochs end, and nothing runs
         rc, problems, text = env.verify()
         check(rc == 0 and "epoch.key is at epoch" in text and "keys tick" in text,

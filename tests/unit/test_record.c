@@ -297,6 +297,23 @@ static void test_every_kind_name(void **state)
 	    "module_load",
 	    "memfd_create",
 	    "run_interrupted",
+	    /* capture coverage (issue 8) */
+	    "rename",
+	    "unlink",
+	    "chmod",
+	    "chown",
+	    "link",
+	    "symlink",
+	    "truncate",
+	    "mount",
+	    "umount",
+	    "cred",
+	    "listen",
+	    "accept",
+	    "compat_syscall",
+	    "io_uring_result",
+	    "mkdir",
+	    "mknod",
 	};
 	struct fixture *f = *state;
 
