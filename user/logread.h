@@ -44,7 +44,9 @@ enum lr_kind {
 	LR_CHOWN,
 	LR_LINK,
 	LR_SYMLINK,
-	LR_TRUNCATE,
+	LR_MKDIR,
+	LR_MKNOD,
+	LR_TRUNCATE, /* the last file change (m_file_change) */
 	LR_MOUNT,
 	LR_UMOUNT,
 	LR_CRED,

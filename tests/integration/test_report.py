@@ -27,7 +27,8 @@ from harness import Failure, check, run_all, skip, test  # noqa: E402
 TMP = tempfile.mkdtemp(prefix="runseal-report-")
 KEYS = os.path.join(TMP, "keys")
 RUN_KINDS = {"run_start", "run_end", "step_start", "step_end", "loss"}
-FILE_CHANGES = {"rename", "unlink", "chmod", "chown", "link", "symlink", "truncate"}
+FILE_CHANGES = {"rename", "unlink", "chmod", "chown", "link", "symlink", "mkdir", "mknod",
+                "truncate"}
 
 
 def rs(args, timeout=180, env=None, cwd=None):
@@ -265,6 +266,7 @@ def renamed_into_place_and_privilege_records():
 steps:
   - name: install
     run: |
+      mkdir {tmp}/etc
       printf 'x\\n' > {tmp}/app.conf.tmp
       mv {tmp}/app.conf.tmp {tmp}/app.conf
       chmod 4755 {tmp}/app.conf
@@ -285,6 +287,9 @@ steps:
               f"chmod 4755 not shown: {rows}")
         priv = sec["privilege"]["tables"][0]["rows"]
         check(any(r["what"] == "set-id bit set on a file" for r in priv), f"privilege: {priv}")
+    if "mkdir" in kinds:
+        check(any(r["path"] == f"{tmp}/etc" and r["access"].startswith("directory created")
+                  for r in rows), f"mkdir is not shown: {rows}")
     if "unlink" in kinds:
         check(any(r["path"] == f"{tmp}/app.conf" and r["access"] == "deleted" for r in rows),
               f"the deletion is not shown: {rows}")

@@ -153,6 +153,8 @@ static int fs_activity(enum lr_kind k)
 		return 7; /* Set Security */
 	case LR_LINK:
 	case LR_SYMLINK:
+	case LR_MKDIR:
+	case LR_MKNOD:
 		return 1;
 	case LR_MOUNT:
 		return 12;
@@ -216,6 +218,8 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 	case LR_CHOWN:
 	case LR_LINK:
 	case LR_SYMLINK:
+	case LR_MKDIR:
+	case LR_MKNOD:
 	case LR_TRUNCATE:
 	case LR_MOUNT:
 	case LR_UMOUNT:
@@ -285,18 +289,18 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 	    [LR_RUN_END] = "process", [LR_STEP_START] = "process", [LR_STEP_END] = "process",
 	    [LR_LOSS] = "host",	      [LR_RENAME] = "file",	   [LR_UNLINK] = "file",
 	    [LR_CHMOD] = "file",      [LR_CHOWN] = "file",	   [LR_LINK] = "file",
-	    [LR_SYMLINK] = "file",    [LR_TRUNCATE] = "file",	   [LR_MOUNT] = "file",
-	    [LR_UMOUNT] = "file",     [LR_CRED] = "iam",	   [LR_LISTEN] = "network",
-	    [LR_ACCEPT] = "network"};
+	    [LR_SYMLINK] = "file",    [LR_MKDIR] = "file",	   [LR_MKNOD] = "file",
+	    [LR_TRUNCATE] = "file",   [LR_MOUNT] = "file",	   [LR_UMOUNT] = "file",
+	    [LR_CRED] = "iam",	      [LR_LISTEN] = "network",	   [LR_ACCEPT] = "network"};
 	static const char *const type[LR_KINDS] = {
 	    [LR_EXEC] = "start",       [LR_FORK] = "start",	    [LR_EXIT] = "end",
 	    [LR_OPEN] = "access",      [LR_CONNECT] = "connection", [LR_RUN_START] = "start",
 	    [LR_RUN_END] = "end",      [LR_STEP_START] = "start",   [LR_STEP_END] = "end",
 	    [LR_LOSS] = "info",	       [LR_RENAME] = "change",	    [LR_UNLINK] = "deletion",
 	    [LR_CHMOD] = "change",     [LR_CHOWN] = "change",	    [LR_LINK] = "creation",
-	    [LR_SYMLINK] = "creation", [LR_TRUNCATE] = "change",    [LR_MOUNT] = "change",
-	    [LR_UMOUNT] = "change",    [LR_CRED] = "change",	    [LR_LISTEN] = "start",
-	    [LR_ACCEPT] = "connection"};
+	    [LR_SYMLINK] = "creation", [LR_MKDIR] = "creation",	    [LR_MKNOD] = "creation",
+	    [LR_TRUNCATE] = "change",  [LR_MOUNT] = "change",	    [LR_UMOUNT] = "change",
+	    [LR_CRED] = "change",      [LR_LISTEN] = "start",	    [LR_ACCEPT] = "connection"};
 	char h[65];
 
 	if (!cat[e->kind])

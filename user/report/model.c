@@ -213,6 +213,8 @@ static void count(struct m_step *s, const struct lr_ent *e)
 	case LR_CHOWN:
 	case LR_LINK:
 	case LR_SYMLINK:
+	case LR_MKDIR:
+	case LR_MKNOD:
 	case LR_TRUNCATE:
 		s->nwrite++;
 		break;

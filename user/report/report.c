@@ -430,6 +430,14 @@ static char *change_detail(const struct lr_ent *e)
 	case LR_UNLINK:
 		s = xstrdup(lr_true(e, "dir") ? "directory removed" : "deleted");
 		break;
+	case LR_MKDIR:
+		a = raw_or(e, "mode", "?");
+		s = xasprintf("directory created, mode %s", a);
+		break;
+	case LR_MKNOD:
+		a = raw_or(e, "type", "?");
+		s = xasprintf("%s node created", a);
+		break;
 	case LR_CHMOD:
 		a = raw_or(e, "mode", "?");
 		s = xasprintf("mode %s%s%s", a, lr_true(e, "setuid") ? " (SETUID)" : "",
