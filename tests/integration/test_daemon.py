@@ -322,9 +322,9 @@ def concurrent_runs_attributed_exactly():
         att = by_kind(recs, "attach", runs["member"])[0]
         check(att["uid"] == NOBODY, f"member attach {att}")
         shim = by_kind(recs, "run_start", runs["shim"])[0]
-        check(shim["trigger"].get("tool") == "runseal-sh", f"shim trigger {shim['trigger']}")
+        check(shim["trigger"]["given"].get("tool") == "runseal-sh", f"shim trigger {shim}")
         be = by_kind(recs, "run_start", run_be)[0]
-        check(be["trigger"] == {"job": "nightly"} and be["detached"], f"begin run {be}")
+        check(be["trigger"] == {"given": {"job": "nightly"}} and be["detached"], f"begin {be}")
         end = by_kind(recs, "run_end", run_be)
         check(len(end) == 1 and end[0]["status"] == "ok" and end[0]["steps"] == 2,
               f"run_end {end}")
@@ -790,12 +790,14 @@ def runseal_sh_for_cron_github_and_rundeck():
         d.stop()
         recs = d.records()
         gh = by_kind(recs, "run_start", one_run(recs, "ci"))[0]
-        check(gh["trigger"] == {"tool": "github-actions", "run_id": "42", "repository": "o/r",
-                                "sha": "abc", "actor": "me"}, f"gh trigger {gh['trigger']}")
+        check(gh["trigger"]["given"] == {"tool": "github-actions", "run_id": "42",
+                                         "repository": "o/r", "sha": "abc", "actor": "me"},
+              f"gh trigger {gh['trigger']}")
         check(by_kind(recs, "step_start", gh["run"])[0]["step"] == "build", "gh step name")
         check(by_kind(recs, "step_end", gh["run"])[0]["exit_code"] == 1, "gh exit code")
         rd = by_kind(recs, "run_start", one_run(recs, "restart"))[0]
-        check(rd["trigger"]["tool"] == "rundeck" and rd["trigger"]["execution"] == "7", f"{rd}")
+        check(rd["trigger"]["given"]["tool"] == "rundeck" and
+              rd["trigger"]["given"]["execution"] == "7", f"{rd}")
         nested = one_run(recs, "nested")
         inner = [r for r in execs_with(recs, "MARK_inner") if r.get("comm") == "sh"]
         check(inner and all(r["run"] == nested for r in inner), f"nested attribution {inner}")
@@ -891,7 +893,7 @@ def ansible_callback_a_run_per_play_a_step_per_task():
         recs = d.records()
         run = one_run(recs, "web play")
         start = by_kind(recs, "run_start", run)[0]
-        check(start["trigger"]["tool"] == "ansible", f"trigger {start['trigger']}")
+        check(start["trigger"]["given"]["tool"] == "ansible", f"trigger {start['trigger']}")
         steps = [s["step"] for s in by_kind(recs, "step_start", run)]
         check(steps == ["first task", "second task", "failing task"], f"steps {steps}")
         ends = {s["step"]: s["status"] for s in by_kind(recs, "step_end", run)}

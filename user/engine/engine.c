@@ -216,9 +216,13 @@ static int run_start_record(struct engine *e, struct erun *r, const char *runboo
 	rec_str(s, "source", "daemon");
 	rec_str(s, "client", client);
 	rec_bool(s, "detached", r->detached);
+	/* As runseal run writes it (docs/RECORDS.md), with what the client gave under "given":
+	 * the rest of a runner's trigger describes the runner's own process tree. */
 	rec_open(s, "trigger", '{');
+	rec_open(s, "given", '{');
 	for (size_t i = 0; i < ntrig; i++)
 		rec_str(s, trig[i].key, trig[i].value);
+	rec_close(s, '}');
 	rec_close(s, '}');
 	rec_str(s, "host", host);
 	rec_str(s, "kernel", u.release);
