@@ -34,7 +34,7 @@ USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c use
 	     user/report/render_md.c user/report/render_html.c user/report/render_json.c \
 	     user/report/diff.c user/report/replay.c user/report/export.c user/cli/common.c user/cli/runs.c \
 	     user/cli/report.c user/cli/replay.c user/cli/diff.c \
-	     user/cli/evidence.c user/cli/export.c
+	     user/cli/evidence.c user/cli/export.c user/cli/verify.c user/cli/show.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
