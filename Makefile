@@ -88,6 +88,11 @@ $(B)/test_%.o: tests/unit/test_%.c | $(B)
 $(B)/test_%: $(B)/test_%.o $(B)/%.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 
+# The verifier's rules, and its two commands (show reads through logread).
+$(B)/test_verify: $(B)/test_verify.o $(B)/verify.o $(B)/cli/verify.o $(B)/cli/show.o \
+		  $(B)/logread.o $(B)/bundle.o $(B)/report/escape.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS) -larchive
+
 # The report escapers and normalisation live under user/report/.
 $(B)/test_render: $(B)/test_render.o $(B)/report/escape.o $(B)/report/normalize.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)

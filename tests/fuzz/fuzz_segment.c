@@ -128,7 +128,7 @@ static void getters(const char *buf, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct verify_opts o = {.log_dir = logdir, .key_dir = keydir, .quiet = true};
+	struct verify_opts o = {.log_dir = logdir, .key_dir = keydir};
 	const char *body = (const char *)data + 1;
 	size_t n = size ? size - 1 : 0;
 
@@ -164,6 +164,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	}
-	verify_log(&o, NULL, NULL);
+	verify_log(&o, NULL);
 	return 0;
 }
