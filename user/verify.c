@@ -40,11 +40,11 @@
  *   count and first_seq checks of that segment, which must then disagree.
  */
 
-#define RING		64
-#define LOOKAHEAD	16
-#define GAPS_MAX	256
-#define NOSEQ		VERIFY_NONE
-#define NOOFF		((size_t)-1)
+#define RING	  64
+#define LOOKAHEAD 16
+#define GAPS_MAX  256
+#define NOSEQ	  VERIFY_NONE
+#define NOOFF	  ((size_t)-1)
 
 enum kind { K_RECORD, K_GENESIS, K_SEGMENT, K_SEAL, K_RECOVERY, K_LOSS, K_BAD };
 
@@ -1560,7 +1560,7 @@ static int load_keys(struct ver *v)
 
 int verify_log(const struct verify_opts *o, struct verify_summary *out)
 {
-	struct verify_summary local, *sum = out ? out : &local;
+	struct verify_summary local = {0}, *sum = out ? out : &local;
 	struct ver v = {.o = o, .fn = o->entry, .ctx = o->ctx, .deliver = true, .sum = sum};
 	struct walk *reps = NULL;
 	struct walk w = {0};

@@ -604,8 +604,8 @@ static void test_good(void **state)
 	o.strict = true;
 	assert_int_equal(run_opts(&o, NULL, NULL), 1);
 	assert_int_equal(sum.errors, nprobs);
-	assert_int_equal(RUN_CMD(verify_cmd, "verify", t.log, "--key-dir", t.keys, "--strict", "-q"),
-			 1);
+	assert_int_equal(
+	    RUN_CMD(verify_cmd, "verify", t.log, "--key-dir", t.keys, "--strict", "-q"), 1);
 	assert_int_equal(strlen(out_text), 0);
 	tl_free(&t);
 }

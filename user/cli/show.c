@@ -40,7 +40,7 @@ enum { OPT_RUN = 256, OPT_JSON, OPT_PUB, OPT_KEYDIR };
 
 /* A run_start, and whether its run_end was shown. */
 struct show_run {
-	char id[64];
+	char id[48]; /* as struct lr_ent's run */
 	bool ended;
 };
 
@@ -74,9 +74,9 @@ static void show_note_run(struct show *sh, const struct lr_ent *e)
 		r = &sh->runs[sh->nruns++];
 		memset(r, 0, sizeof(*r));
 		/* Printed later as is: only the characters of a run id pass. */
-		for (size_t i = 0; i < sizeof(r->id) - 1 && e->run[i]; i++)
-			r->id[i] = isalnum((unsigned char)e->run[i]) || e->run[i] == '-' ? e->run[i]
-											 : '?';
+		for (size_t i = 0; i < sizeof(r->id) - 1 && i < sizeof(e->run) && e->run[i]; i++)
+			r->id[i] =
+			    isalnum((unsigned char)e->run[i]) || e->run[i] == '-' ? e->run[i] : '?';
 	} else if (e->kind == LR_RUN_END && (r = show_find_run(sh, e->run))) {
 		r->ended = true;
 	}
@@ -141,8 +141,8 @@ static void put_lit(struct show *sh, const char *s)
 static void summary_guard(struct show *sh, const struct lr_ent *e, size_t m)
 {
 	static const char *const keys[][2] = {
-	    {"cmd", ""},	 {"request", ""},     {"syscall", ""},	   {"signal", ""},
-	    {"name", ""},	 {"map_id", "map "},  {"prog_id", "prog "}, {"link_id", "link "},
+	    {"cmd", ""},      {"request", ""},	      {"syscall", ""},	    {"signal", ""},
+	    {"name", ""},     {"map_id", "map "},     {"prog_id", "prog "}, {"link_id", "link "},
 	    {"owner", "of "}, {"target_pid", "pid "}, {"target", "of "}};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
@@ -288,8 +288,8 @@ static bool show_entry(void *ctx, const struct lr_ent *e)
 {
 	struct show *sh = ctx;
 
-	if (sh->broken || (sh->run && (is_log_entry(e) || lr_get(e, "run") < 0 ||
-				       strcmp(e->run, sh->run))))
+	if (sh->broken ||
+	    (sh->run && (is_log_entry(e) || lr_get(e, "run") < 0 || strcmp(e->run, sh->run))))
 		return false;
 	if (e->kind == LR_RUN_START || e->kind == LR_RUN_END)
 		show_note_run(sh, e);

@@ -54,13 +54,13 @@ static void put_json_problem(struct jbuf *b, const struct verify_problem *p)
 /* LEVEL: KIND: FILE offset N seq S: MESSAGE, with the hostile parts escaped. */
 static void put_text_problem(struct jbuf *b, const struct verify_problem *p)
 {
-	char t[64];
-
 	jb_raw(b, p->level == VERIFY_ERROR ? "error: " : "warning: ",
 	       p->level == VERIFY_ERROR ? 7 : 9);
 	jb_raw(b, p->kind, strlen(p->kind));
 	jb_raw(b, ": ", 2);
 	if (*p->file) {
+		char t[64];
+
 		esc_term(b, p->file, strlen(p->file));
 		if (p->offset != VERIFY_NONE)
 			jb_raw(b, t, (size_t)snprintf(t, sizeof(t), " offset %" PRIu64, p->offset));
