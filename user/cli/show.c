@@ -308,8 +308,7 @@ static bool show_entry(void *ctx, const struct lr_ent *e)
 		if (!put_field(sh, e, "step", ""))
 			put_lit(sh, "-");
 		put_lit(sh, "  ");
-		for (const char *c = e->kind_name; *c; c++)
-			jb_putc(&sh->b, (*c >= 0x20 && *c < 0x7f) ? *c : '?');
+		esc_term(&sh->b, e->kind_name, strlen(e->kind_name));
 		put_lit(sh, "  ");
 		summary(sh, e);
 	}
