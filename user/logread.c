@@ -215,10 +215,6 @@ static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 	struct logread *r = ctx;
 	struct lr_ent *e = ent_parse(r, line, len, seq, hash);
 
-	if (!r->v.any)
-		r->v.first_seq = seq;
-	r->v.any = true;
-	r->v.last_seq = seq;
 	if (!e)
 		return 0;
 	if (e->kind == LR_SEAL)
@@ -273,6 +269,9 @@ static int run_verify(struct logread *r, struct verify_opts *vo, char *err, size
 	r->v.seals = sum.seals;
 	r->v.errors = sum.errors;
 	r->v.warnings = sum.warnings;
+	r->v.any = sum.any;
+	r->v.first_seq = sum.first_seq;
+	r->v.last_seq = sum.last_seq;
 	return 0;
 }
 

@@ -1235,6 +1235,7 @@ static void test_show(void **state)
 	tl_open(&t, 1);
 	tl_rec(&t, "/tmp/\\u001b]0;pwned\\u0007"); /* as the record stream escapes it */
 	tl_rec(&t, "/etc/passwd");
+	tl_rec(&t, "/tmp/caf\xc3\xa9\\udcff"); /* UTF-8, and the byte 0xff as encoded */
 	tl_seal(&t);
 	tl_write(&t, t.log, 1, true);
 #define ARGS(...)                                                                                  \
@@ -1263,7 +1264,7 @@ static void test_show(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(segment_read(tmpl, &out, &len, err, sizeof(err)), 0);
 	unlink(tmpl);
-	/* JSON: 5 entries with their own hash; --run: the 2 records; text: 5 lines. */
+	/* JSON: 6 entries with their own hash; --run: the 3 records; text: 6 lines. */
 	entry_hash(t.line[0], strlen(t.line[0]), h);
 	hex(h, 32, hx);
 	char *first = xasprintf("{\"seq\":0,\"hash\":\"%s\",\"kind\":\"genesis\"", hx);
@@ -1274,9 +1275,11 @@ static void test_show(void **state)
 
 	for (size_t i = 0; i < len; i++)
 		lines += out[i] == '\n';
-	assert_int_equal(lines, 5 + 2 + 5);
+	assert_int_equal(lines, 6 + 3 + 6);
 	assert_null(memchr(out, '\x1b', len));
 	assert_non_null(strstr(out, "/tmp/\\x1b]0;pwned\\x07 [read,cloexec] fd 3"));
+	/* The one terminal escaper: printable UTF-8 as is, an invalid byte as \xNN. */
+	assert_non_null(strstr(out, "  s1  open  /tmp/caf\xc3\xa9\\xff [read,cloexec] fd 3\n"));
 	free(out);
 	tl_free(&t);
 }
