@@ -725,8 +725,6 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 			bool sig_ok = seal_sig_ok(v, l, len, key);
 
 			te = epoch_of(&v->s, sec);
-			if (sig_ok)
-				note_key(v->sum, key);
 			if (!sig_ok)
 				problem(w, true, "bad_signature", w->cur, NULL, off, seq,
 					"the seal's signature does not verify");
@@ -741,6 +739,8 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 					"epoch %" PRIu64 " after epoch %" PRIu64
 					": an expired (erased) epoch key used later",
 					e, w->last_epoch);
+			if (sig_ok)
+				note_key(v->sum, key); /* a key the log was checked with */
 		}
 		check_lateness(w, time, tns);
 	}
