@@ -719,6 +719,9 @@ static int get_seconds(struct lctx *c, const yaml_node_t *n, const char *pfx, co
 	*out = strtod(v, &end);
 	if (*end || errno == ERANGE || !isfinite(*out) || *out < 0 || (!zero_ok && *out == 0))
 		goto bad;
+	if (*out > RB_TIMEOUT_MAX)
+		return lerr(c, n, "%s\"%s\" must be at most %d seconds (365 days), got \"%s\"", pfx,
+			    key, RB_TIMEOUT_MAX, ESC(v));
 	return 0;
 bad:
 	return lerr(c, n, "%s\"%s\" must be a number of seconds %s, got \"%s\"", pfx, key,

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Fault tests of `runseal run`, as root, with the real BPF programs: the machinery fails for
+real in the middle of a run (no process can be forked, no descriptor opened) and the run must
+still end with a run_end saying what failed, a sealed log that verifies, and no cgroup left.
+Prints one line per test and "faults: N passed, M failed".
+"""
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUNSEAL = os.environ.get("RUNSEAL", os.path.join(ROOT, "runseal"))
+
+from harness import Failure, check, run_all, test
+
+
+def rs(args, timeout=120):
+    p = subprocess.run([RUNSEAL] + args, capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def load(path):
+    with open(path, "rb") as f:
+        return [json.loads(line) for line in f]
+
+
+def wait_for(cond, what, timeout=30):
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise Failure(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Env:
+    """Keys, a log and a runbook whose first step waits on a fifo, in a temporary directory:
+    while it waits the test breaks something, then lets it go."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="runseal-fault-")
+        self.keys = os.path.join(self.tmp, "keys")
+        self.log = os.path.join(self.tmp, "log")
+        self.events = os.path.join(self.tmp, "ev.jsonl")
+        self.flag = os.path.join(self.tmp, "waiting")
+        self.fifo = os.path.join(self.tmp, "go")
+        os.mkfifo(self.fifo)
+        self.rb = os.path.join(self.tmp, "rb.yaml")
+        # The first step forks nothing once it waits: the pids limit must hit runseal only.
+        with open(self.rb, "w") as f:
+            f.write(f"""name: fault
+steps:
+  - name: first
+    run: touch {self.flag}; read x < {self.fifo}
+  - name: second
+    run: echo second-ran
+  - name: third
+    run: echo third-ran
+""")
+        rc, out, err = rs(["keygen", "--key-dir", self.keys])
+        check(rc == 0, f"keygen rc {rc}: {err}")
+
+    def start(self, preexec_fn=None):
+        self.p = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", self.keys, "--log-dir",
+                                   self.log, "--events", self.events, self.rb],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  preexec_fn=preexec_fn)
+        wait_for(lambda: os.path.exists(self.flag) or self.p.poll() is not None,
+                 "the first step")
+        check(self.p.poll() is None, "runseal ended before its first step waited")
+
+    def release(self):
+        with open(self.fifo, "w") as f:
+            f.write("go\n")
+        err = self.p.communicate(timeout=60)[1].decode(errors="replace")
+        return self.p.returncode, err
+
+    def close(self):
+        if getattr(self, "p", None) and self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        subprocess.run(["chattr", "-R", "-i", "-a", self.tmp], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def check_ended_cleanly(env, rc, err, error_re):
+    """The run stopped at step "second" with error_re, said so, sealed, and left no cgroup."""
+    check(rc == 1, f"rc {rc}: {err[-600:]}")
+    check(re.search(r"stopped: " + error_re, err), f"stderr does not say it: {err[-600:]}")
+    recs = load(env.events)
+    kinds = [r["kind"] for r in recs]
+    check(kinds[-1] == "run_end", f"last record is {kinds[-1]}")
+    end = recs[-1]
+    check(end["status"] == "failed", f"run_end status {end['status']}")
+    check(re.match(error_re, end.get("error", "")), f"run_end error {end.get('error')!r}")
+    second = [r for r in recs if r["kind"] == "step_end" and r.get("step") == "second"]
+    check(second and re.match(error_re, second[0].get("error", "")),
+          f"step_end of the failed step: {second}")
+    check(not [r for r in recs if r.get("step") == "third"], "a step ran after the failure")
+    first = [r for r in recs if r["kind"] == "step_end" and r.get("step") == "first"]
+    check(first and first[0]["status"] == "ok", f"first step: {first}")
+    cg = recs[0].get("cgroup")
+    check(cg is None or not os.path.exists(cg), f"run cgroup {cg} left behind")
+    check(sorted(os.listdir(env.log))[-1].endswith(".z"), f"last segment not sealed: "
+          f"{sorted(os.listdir(env.log))}")
+    rc, out, verr = rs(["verify", env.log, "--key-dir", env.keys])
+    check(rc == 0, f"verify rc {rc}: {(out + verr)[-600:]}")
+    rc, out, verr = rs(["show", env.log, "--key-dir", env.keys, "--json"])
+    check(rc == 0 and re.search(r'"kind":"run_end".*"error":"' + error_re, out),
+          f"sealed log has no run_end with the error: rc {rc}")
+
+
+def pids_cgroup(name):
+    """A fresh cgroup with the pids controller (v1 or v2); returns (dir, procs file)."""
+    v1 = "/sys/fs/cgroup/pids"
+    if os.path.ismount(v1):
+        top = v1
+    else:
+        top = None
+        for line in open("/proc/self/mountinfo"):
+            if " - cgroup2 " in line:
+                top = line.split()[4]
+                break
+        check(top and "pids" in open(os.path.join(top, "cgroup.subtree_control")).read(),
+              "no cgroup with the pids controller to limit forks")
+    d = os.path.join(top, name)
+    os.mkdir(d)
+    return d
+
+
+@test
+def fork_failure_ends_the_run_cleanly():
+    """Root is exempt from RLIMIT_NPROC; a pids cgroup makes runseal's own fork fail."""
+    env = Env()
+    cg = pids_cgroup(f"runseal-fault-{os.getpid()}")
+    try:
+        procs = os.path.join(cg, "cgroup.procs")
+        env.start(lambda: open(procs, "w").write(str(os.getpid())))
+        tasks = len(os.listdir(f"/proc/{env.p.pid}/task"))
+        with open(os.path.join(cg, "pids.max"), "w") as f:
+            f.write(str(tasks))
+        rc, err = env.release()
+        check_ended_cleanly(env, rc, err, r"fork: Resource temporarily unavailable")
+    finally:
+        env.close()
+        os.rmdir(cg)
+
+
+@test
+def descriptor_exhaustion_ends_the_run_cleanly():
+    """No descriptor above the ones open while the first step runs: the next step's pipes
+    (or, with holes lower down, its timers) cannot be made."""
+    env = Env()
+    try:
+        env.start()
+        top = max(int(fd) for fd in os.listdir(f"/proc/{env.p.pid}/fd"))
+        hard = resource.prlimit(env.p.pid, resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(env.p.pid, resource.RLIMIT_NOFILE, (top + 1, hard))
+        rc, err = env.release()
+        check_ended_cleanly(env, rc, err, r"(pipe|timerfd_create): Too many open files")
+    finally:
+        env.close()
+
+
+def main():
+    return run_all("faults", "they load BPF programs and make cgroups", sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
