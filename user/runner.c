@@ -997,6 +997,10 @@ static void pause_ms(struct run *r, uint64_t ms)
 	while (!r->interrupted && mono() < end) {
 		int n = epoll_wait(r->epfd, evs, 8, (int)((end - mono()) / 1000000) + 1);
 
+		if (n < 0 && errno != EINTR) {
+			run_fail(r, errno, "epoll_wait");
+			return;
+		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u32 == TAG_RB)
 				collector_drain(&r->col, false);
