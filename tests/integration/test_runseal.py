@@ -15,7 +15,7 @@ import tempfile
 import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RUNSEAL = os.path.join(ROOT, "runseal")
+RUNSEAL = os.environ.get("RUNSEAL", os.path.join(ROOT, "runseal"))  # make check-sanitize
 ACTIONS = os.path.join(ROOT, "build", "actions")
 DEMO = os.path.join(ROOT, "scripts", "demo-service")
 HERE = os.path.dirname(os.path.abspath(__file__))
