@@ -66,6 +66,28 @@ fuzz: | $(B)
 	$(B)/fuzz_segment -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-corpus \
 		tests/fuzz/corpus
 
+# The unit and integration tests again with ASan and UBSan, in build-san/ so that the normal
+# build is untouched: any report stops the process (halt_on_error) and fails its test.
+SAN_DIR   := build-san
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# Reports also go to files: a test that does not look at the exit status still fails.
+SAN_LOG   := $(abspath $(SAN_DIR))/report
+SAN_ENV   := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(SAN_LOG) \
+	     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOG)
+$(B)/runseal: $(USER_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+check-sanitize: all
+	CFLAGS="$(SAN_FLAGS)" $(MAKE) --no-print-directory B=$(SAN_DIR) $(SAN_DIR)/runseal \
+		$(patsubst $(B)/%,$(SAN_DIR)/%,$(UNIT_TESTS))
+	rm -f $(SAN_LOG).*
+	@for t in $(patsubst $(B)/%,$(SAN_DIR)/%,$(UNIT_TESTS)); do echo "== $$t"; \
+		$(SAN_ENV) ./$$t > $$t.log 2>&1 || { cat $$t.log; exit 1; }; tail -1 $$t.log; done
+	@for t in tests/integration/test_*.py; do echo "== $$t (sanitized)"; \
+		$(SAN_ENV) RUNSEAL=$(SAN_DIR)/runseal timeout 900 python3 $$t || exit 1; done
+	@if ls $(SAN_LOG).* > /dev/null 2>&1; then cat $(SAN_LOG).*; exit 1; fi
+	@echo "check-sanitize: no sanitizer reports"
+
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
 
@@ -87,6 +109,6 @@ lint:
 		-Iuser -Ibpf user/*.c tests/helpers/*.c
 
 clean:
-	rm -rf $(B) runseal
+	rm -rf $(B) $(SAN_DIR) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench
+.PHONY: all unit check demo lint clean fuzz bench check-sanitize

@@ -142,11 +142,13 @@ static int add_pattern(struct redactor *r, const char *name, const char *value, 
 /* Encodings shorter than this are too likely to occur in innocent text. */
 #define ENC_MIN 6
 
+/* Adds enc (a malloc'd encoding of a secret), then wipes and frees it. */
 static int add_encoding(struct redactor *r, const char *name, char *enc, size_t len)
 {
 	int rc = len >= ENC_MIN ? add_pattern(r, name, enc, len) : 0;
 
 	explicit_bzero(enc, len);
+	free(enc);
 	return rc;
 }
 
@@ -173,7 +175,6 @@ static int add_base64(struct redactor *r, const char *name, const char *v, size_
 	size_t n = k + len, first = (8 * k + 5) / 6, last = 8 * n / 6;
 	unsigned char *in = xrealloc(NULL, n);
 	char *out = xrealloc(NULL, 4 * ((n + 2) / 3) + 1);
-	int rc;
 
 	memset(in, 0, k);
 	memcpy(in + k, v, len);
@@ -183,9 +184,7 @@ static int add_base64(struct redactor *r, const char *name, const char *v, size_
 	for (size_t i = first; url && i < last; i++)
 		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
 	memmove(out, out + first, last - first);
-	rc = add_encoding(r, name, out, last - first);
-	free(out);
-	return rc;
+	return add_encoding(r, name, out, last - first);
 }
 
 /* Percent-encoding of every byte outside RFC 3986's unreserved set; form: space as '+';

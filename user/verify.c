@@ -1033,8 +1033,9 @@ static void process_segment(struct walk *w, size_t i)
 				NOSEQ,
 				"the segment ends without a seal and no recovery entry names it "
 				"(entries or the seal were cut off)");
-	memmove(w->crash, w->crash + ncrash_before,
-		(w->ncrash - ncrash_before) * sizeof(*w->crash));
+	if (w->crash)
+		memmove(w->crash, w->crash + ncrash_before,
+			(w->ncrash - ncrash_before) * sizeof(*w->crash));
 	w->ncrash -= ncrash_before;
 	if (!w->seg_sealed) {
 		if (sg->z) {
