@@ -16,6 +16,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNSEAL = os.environ.get("RUNSEAL", os.path.join(ROOT, "runseal"))
+PLAIN_RUNSEAL = os.path.join(ROOT, "runseal")  # valgrind cannot run an ASan build
 
 from harness import Failure, check, run_all, test
 
@@ -168,6 +169,53 @@ def descriptor_exhaustion_ends_the_run_cleanly():
         resource.prlimit(env.p.pid, resource.RLIMIT_NOFILE, (top + 1, hard))
         rc, err = env.release()
         check_ended_cleanly(env, rc, err, r"(pipe|timerfd_create): Too many open files")
+    finally:
+        env.close()
+
+
+@test
+def whole_run_under_valgrind():
+    """valgrind does not know pidfd_open: runseal falls back to polling waitpid, so a whole
+    run (BPF, steps, a timeout, exit codes, sealing) is checked for memory errors and leaks."""
+    env = Env()
+    try:
+        check(shutil.which("valgrind"), "valgrind is not installed (scripts/install-deps)")
+        rb = os.path.join(env.tmp, "vg.yaml")
+        with open(rb, "w") as f:
+            f.write("""name: vg
+steps:
+  - name: ok
+    run: echo hello; cat /etc/hostname
+  - name: slow
+    argv: [/bin/sleep, "30"]
+    timeout: 1
+    on_failure: continue
+  - name: three
+    run: exit 3
+    on_failure: continue
+""")
+        vlog = os.path.join(env.tmp, "valgrind.log")
+        start = time.monotonic()
+        p = subprocess.run(["valgrind", "-q", f"--log-file={vlog}", "--error-exitcode=99",
+                            "--leak-check=full", "--errors-for-leak-kinds=definite",
+                            f"--suppressions={ROOT}/tests/valgrind.supp", PLAIN_RUNSEAL, "run",
+                            "-q", "--key-dir", env.keys, "--log-dir", env.log, "--events",
+                            env.events, rb], capture_output=True, timeout=300)
+        report = open(vlog).read()
+        check(p.returncode == 1, f"rc {p.returncode} (99: valgrind errors): {report[-2000:]}"
+              f"{p.stderr.decode(errors='replace')[-600:]}")
+        recs = load(env.events)
+        ends = {r["step"]: r for r in recs if r["kind"] == "step_end"}
+        check(ends["ok"]["status"] == "ok" and ends["ok"]["stdout_tail"].startswith("hello"),
+              f"{ends['ok']}")
+        check(ends["slow"]["status"] == "timeout" and ends["slow"]["duration_ms"] < 10000,
+              f"{ends['slow']}")
+        check(ends["three"]["status"] == "failed" and ends["three"]["exit_code"] == 3,
+              f"{ends['three']}")
+        check(recs[-1]["kind"] == "run_end" and recs[-1]["status"] == "failed", f"{recs[-1]}")
+        rc, out, verr = rs(["verify", env.log, "--key-dir", env.keys])
+        check(rc == 0, f"verify rc {rc}: {(out + verr)[-600:]}")
+        check(time.monotonic() - start < 240, "too slow")
     finally:
         env.close()
 
