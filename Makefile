@@ -56,15 +56,29 @@ $(B)/forge: tests/helpers/forge.c $(PURE) | $(B)
 $(B)/test_%: tests/unit/test_%.c user/%.c $(PURE) | $(B)
 	$(CC) $(CFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 
-# Coverage-guided fuzzing of the segment reader and verifier, bounded in time.
+# Coverage-guided fuzzing of every parser of outside input, each bounded in time: segments
+# and the verifier, runbooks and params, HEAD, key files. Seeds (and kept crashes) are in
+# tests/fuzz/corpus-NAME (the segment target's in tests/fuzz/corpus).
 FUZZ_SECONDS ?= 60
-fuzz: | $(B)
-	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf \
-		tests/fuzz/fuzz_segment.c user/logfmt.c user/verify.c user/keys.c user/util.c \
-		user/json.c -o $(B)/fuzz_segment -lcrypto -lz
-	mkdir -p $(B)/fuzz-corpus
-	$(B)/fuzz_segment -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-corpus \
-		tests/fuzz/corpus
+FUZZ_CC      := $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf
+FUZZ_TARGETS := segment runbook head keys
+FUZZ_VERIFY  := user/logfmt.c user/verify.c user/keys.c user/util.c user/json.c
+$(B)/fuzz_segment: tests/fuzz/fuzz_segment.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto -lz
+$(B)/fuzz_head: tests/fuzz/fuzz_head.c user/sealer.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto -lz
+$(B)/fuzz_runbook: tests/fuzz/fuzz_runbook.c user/runbook.c $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lyaml -lcrypto
+$(B)/fuzz_keys: tests/fuzz/fuzz_keys.c user/keys.c user/util.c $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto
+
+fuzz: $(patsubst %,$(B)/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+		seeds=tests/fuzz/corpus-$$t; [ $$t = segment ] && seeds=tests/fuzz/corpus; \
+		mkdir -p $(B)/fuzz-corpus-$$t; echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+		$(B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
+			$(B)/fuzz-corpus-$$t $$seeds > $(B)/fuzz_$$t.log 2>&1 || \
+			{ tail -40 $(B)/fuzz_$$t.log; exit 1; }; tail -1 $(B)/fuzz_$$t.log; done
 
 # The unit and integration tests again with ASan and UBSan, in build-san/ so that the normal
 # build is untouched: any report stops the process (halt_on_error) and fails its test.
