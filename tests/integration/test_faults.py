@@ -220,6 +220,106 @@ steps:
         env.close()
 
 
+def sealed_entries(log):
+    """seq -> line of every entry a seal covers: each seal ends its segment, so these are the
+    entries of every segment whose last line is a seal."""
+    import zlib
+    out = {}
+    for f in sorted(os.listdir(log)):
+        if not f.startswith("seg-"):
+            continue
+        data = open(os.path.join(log, f), "rb").read()
+        if f.endswith(".z"):
+            data = zlib.decompress(data)
+        lines = data.split(b"\n")[:-1]
+        if lines and b'"kind":"seal"' in lines[-1]:
+            for line in lines:
+                out[int(re.match(rb'\{"seq":(\d+)', line).group(1))] = line
+    return out
+
+
+def remove_run_cgroups(log, keys):
+    """The empty cgroups of killed runs (their steps end by themselves), so none is left on
+    the machine whatever the next start cleans up."""
+    rc, out, err = rs(["show", log, "--key-dir", keys, "--json"])
+    for line in out.splitlines():
+        if '"kind":"run_start"' not in line:
+            continue
+        cg = json.loads(line).get("cgroup")
+        if cg and os.path.isdir(cg):
+            for sub in os.listdir(cg):
+                if os.path.isdir(os.path.join(cg, sub)):
+                    try:
+                        os.rmdir(os.path.join(cg, sub))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(cg)
+            except OSError:
+                pass
+
+
+@test
+def kill9_at_random_moments_loses_no_sealed_record():
+    """runseal killed with SIGKILL at random moments of a busy run (exec storms, checkpoint
+    seals every second, a replica), then started again: every entry a seal covered before a
+    kill is still there byte for byte, and the log and its replica verify after recovery."""
+    import random
+    env = Env()
+    seed = int(os.environ.get("RUNSEAL_FAULT_SEED") or time.time_ns() % 1000000)
+    rnd = random.Random(seed)
+    seed_note = f"(RUNSEAL_FAULT_SEED={seed} replays the kill times)"
+    rep = os.path.join(env.tmp, "replica")
+    rb = os.path.join(env.tmp, "busy.yaml")
+    # The step stops by itself once runseal is gone: nothing of a killed run keeps running.
+    with open(rb, "w") as f:
+        f.write("""name: busy
+steps:
+  - name: quick
+    run: echo start
+  - name: storm
+    run: |
+      n=0
+      while [ $n -lt 150 ] && kill -0 $PPID 2>/dev/null; do
+        for i in 1 2 3 4 5 6 7 8; do cat /etc/hostname > /dev/null; done
+        n=$((n + 1))
+      done
+""")
+    args = [RUNSEAL, "run", "-q", "--key-dir", env.keys, "--log-dir", env.log, "--replica",
+            rep, "--checkpoint", "1", rb]
+    before = {}
+    try:
+        for i in range(8):
+            p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rnd.uniform(0.2, 4.0))
+            p.kill()
+            err = p.communicate(timeout=60)[1].decode(errors="replace")
+            check(p.returncode in (-9, 0), f"kill {i}: rc {p.returncode}: {err[-400:]}")
+            now = sealed_entries(env.log)
+            lost = [s for s, line in before.items() if now.get(s) != line]
+            check(not lost, f"after kill {i}: sealed entries lost or changed: {lost[:5]} "
+                  f"{seed_note}")
+            before = now
+        p = subprocess.run(args, capture_output=True, timeout=120)
+        check(p.returncode == 0, f"run after the kills: rc {p.returncode}: "
+              f"{p.stderr.decode(errors='replace')[-600:]}")
+        after = sealed_entries(env.log)
+        lost = [s for s, line in before.items() if after.get(s) != line]
+        check(not lost, f"sealed entries lost by recovery: {lost[:5]} {seed_note}")
+        check(len(after) > len(before), "the last run sealed nothing")
+        rc, out, err = rs(["verify", env.log, "--key-dir", env.keys])
+        check(rc == 0, f"verify rc {rc}: {(out + err)[-800:]} {seed_note}")
+        # What the replica holds is the log's, byte for byte. (A kill between a seal and its
+        # copy can still leave the replica a segment short: issue 9, done elsewhere.)
+        replica = sealed_entries(rep)
+        check(replica and all(after.get(s) == line for s, line in replica.items()),
+              "the replica's entries differ from the log's")
+    finally:
+        if os.path.isdir(env.log):
+            remove_run_cgroups(env.log, env.keys)
+        env.close()
+
+
 def main():
     return run_all("faults", "they load BPF programs and make cgroups", sys.argv[1:])
 
