@@ -1,4 +1,6 @@
 # runseal: `make` builds ./runseal, `make check` runs every test (integration tests need root).
+# CFLAGS, CPPFLAGS and LDFLAGS are the user's (a distribution's, or `make CFLAGS=-O0`); the
+# flags the build cannot do without are in RS_CFLAGS and are added to them.
 CC       ?= gcc
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
@@ -6,9 +8,17 @@ ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 VERSION  := 0.1.0
 B        := build
 
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DATADIR  ?= $(PREFIX)/share/runseal
+DOCDIR   ?= $(PREFIX)/share/doc/runseal
+INSTALL  ?= install
+
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -DRUNSEAL_VERSION=\"$(VERSION)\" \
-	    -I$(B) -Ibpf -Iuser
+RS_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation \
+	     -DRUNSEAL_VERSION=\"$(VERSION)\" -I$(B) -Ibpf -Iuser -MMD -MP
+ALL_CFLAGS = $(CPPFLAGS) $(RS_CFLAGS) $(CFLAGS)
 LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto -pthread
 TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 
@@ -19,9 +29,16 @@ USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c us
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
+PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
+HELPERS := $(B)/actions $(B)/forge $(B)/storm
 
-all: runseal $(B)/actions $(B)/forge $(B)/storm
+# A recipe that fails leaves no half-written target behind for the next make to trust.
+.DELETE_ON_ERROR:
+# Kept, so that a second make finds nothing to do.
+.SECONDARY: $(patsubst %,%.o,$(UNIT_TESTS))
+
+all: runseal $(HELPERS) $(B)/runseal.1
 
 $(B):
 	mkdir -p $@
@@ -35,26 +52,34 @@ $(B)/runseal.bpf.o: bpf/runseal.bpf.c bpf/runseal.h $(B)/vmlinux.h
 $(B)/runseal.skel.h: $(B)/runseal.bpf.o
 	$(BPFTOOL) gen skeleton $< name runseal_bpf > $@.tmp && mv $@.tmp $@
 
+# The skeleton is generated: the first build must make it before anything includes it.
 $(B)/collector.o: $(B)/runseal.skel.h
 
-$(B)/%.o: user/%.c $(wildcard user/*.h) bpf/runseal.h | $(B)
-	$(CC) $(CFLAGS) -c $< -o $@
+$(B)/%.o: user/%.c | $(B)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 runseal: $(USER_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(B)/actions: tests/helpers/actions.c | $(B)
-	$(CC) $(CFLAGS) -pthread $< -o $@
+$(B)/actions $(B)/storm: $(B)/%: tests/helpers/%.c | $(B)
+	$(CC) $(ALL_CFLAGS) -pthread $(LDFLAGS) $< -o $@
 
-$(B)/storm: tests/helpers/storm.c | $(B)
-	$(CC) $(CFLAGS) -pthread $< -o $@
+$(B)/forge.o: tests/helpers/forge.c | $(B)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/forge: tests/helpers/forge.c $(PURE) | $(B)
-	$(CC) $(CFLAGS) $^ -o $@ -lcrypto -lz
+$(B)/forge: $(B)/forge.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ -lcrypto -lz
 
 # Each unit test links its module and the pure modules it may use.
-$(B)/test_%: tests/unit/test_%.c user/%.c $(PURE) | $(B)
-	$(CC) $(CFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+$(B)/test_%.o: tests/unit/test_%.c | $(B)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/test_%: $(B)/test_%.o $(B)/%.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
+# The man page is made from the program's own --help texts, so the two cannot disagree.
+$(B)/runseal.1: runseal scripts/mkman
+	python3 scripts/mkman ./runseal $(VERSION) > $@
 
 # Coverage-guided fuzzing of every parser of outside input, each bounded in time: segments
 # and the verifier, runbooks and params, HEAD, key files. Seeds (and kept crashes) are in
@@ -89,7 +114,7 @@ SAN_LOG   := $(abspath $(SAN_DIR))/report
 SAN_ENV   := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(SAN_LOG) \
 	     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOG)
 $(B)/runseal: $(USER_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 check-sanitize: all
 	CFLAGS="$(SAN_FLAGS)" $(MAKE) --no-print-directory B=$(SAN_DIR) $(SAN_DIR)/runseal \
@@ -117,12 +142,30 @@ demo: all
 bench: all
 	python3 scripts/bench --out docs
 
+install: runseal $(B)/runseal.1
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(DATADIR)/runbooks $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 0755 runseal $(DESTDIR)$(BINDIR)/runseal
+	$(INSTALL) -m 0644 $(B)/runseal.1 $(DESTDIR)$(MANDIR)/man1/runseal.1
+	$(INSTALL) -m 0644 runbooks/*.yaml $(DESTDIR)$(DATADIR)/runbooks/
+	$(INSTALL) -m 0644 README.md docs/*.md LICENSE $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/runseal $(DESTDIR)$(MANDIR)/man1/runseal.1
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+
+LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
+	  tests/vectors/*.c
 lint:
-	clang-format --dry-run -Werror bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c
+	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck -q --enable=warning,style,performance --error-exitcode=1 --inline-suppr \
-		-Iuser -Ibpf user/*.c tests/helpers/*.c
+		--suppress=missingIncludeSystem -Iuser -Ibpf user/*.c tests/unit/*.c tests/helpers/*.c \
+		tests/fuzz/*.c tests/vectors/*.c
+	python3 -m py_compile scripts/bench scripts/mkman tests/integration/*.py
 
 clean:
 	rm -rf $(B) $(SAN_DIR) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench check-sanitize
+.PHONY: all unit check demo lint clean fuzz bench install uninstall check-sanitize
+
+-include $(wildcard $(B)/*.d)

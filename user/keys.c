@@ -417,18 +417,17 @@ static int write_atomic(int dirfd, const char *dir, const char *name, mode_t mod
 	return 0;
 }
 
-/* The key directory must be root's alone: anyone else who can enter it could read a seed or
- * swap a file. */
-static int check_dir(int dirfd, const char *dir, char *err, size_t errlen)
+/* The key directory must be its owner's alone (root's on a host): anyone else who can enter
+ * it could read a seed or swap a file. */
+static int check_dir(int dirfd, const char *dir, uid_t owner, char *err, size_t errlen)
 {
 	struct stat st;
 
 	if (fstat(dirfd, &st) < 0)
 		return fail(err, errlen, "%s: %s", dir, strerror(errno));
-	if (st.st_uid != 0)
-		return fail(err, errlen,
-			    "%s: owned by uid %u, not root; chown root %s (runseal runs as root)",
-			    dir, (unsigned)st.st_uid, dir);
+	if (st.st_uid != owner)
+		return fail(err, errlen, "%s: owned by uid %u, not uid %u; chown %u %s", dir,
+			    (unsigned)st.st_uid, (unsigned)owner, (unsigned)owner, dir);
 	if (st.st_mode & 077)
 		return fail(err, errlen, "%s: mode %04o lets others into it; chmod 0700 %s", dir,
 			    (unsigned)(st.st_mode & 07777), dir);
@@ -529,7 +528,7 @@ static int make_schedule(struct gen *g, const unsigned char root_seed[32],
 }
 
 int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t epochs,
-		  uint64_t max_interval, char root_id[65], char host_id[33], char *err,
+		  uint64_t max_interval, uid_t owner, char root_id[65], char host_id[33], char *err,
 		  size_t errlen)
 {
 	unsigned char root_seed[32], seed0[32], root_pub[32];
@@ -561,7 +560,7 @@ int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t
 	}
 	if (dirfd < 0)
 		return -1;
-	if (check_dir(dirfd, dir, err, errlen) < 0)
+	if (check_dir(dirfd, dir, owner, err, errlen) < 0)
 		goto out_dir;
 	for (i = 0; i < 4; i++) {
 		struct stat st;
@@ -616,7 +615,7 @@ int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t
 	done[2] = true;
 	format_epoch_key(text, 0, seed0);
 	g.textlen = EPOCH_KEY_LEN;
-	if (write_atomic(dirfd, dir, "epoch.key", 0400, emit_text, &g, err, errlen) < 0)
+	if (write_atomic(dirfd, dir, "epoch.key", 0600, emit_text, &g, err, errlen) < 0)
 		goto out_files;
 	done[3] = true;
 	if (root_id)
@@ -895,7 +894,7 @@ static int parse_epoch_key(const char *buf, uint64_t *epoch, unsigned char seed[
 	return 0;
 }
 
-int signer_open(const char *dir, struct epoch_signer *sg, char *err, size_t errlen)
+int signer_open(const char *dir, uid_t owner, struct epoch_signer *sg, char *err, size_t errlen)
 {
 	char buf[EPOCH_KEY_LEN + 1];
 	struct stat st;
@@ -907,7 +906,7 @@ int signer_open(const char *dir, struct epoch_signer *sg, char *err, size_t errl
 	dirfd = open_dir(dir, err, errlen);
 	if (dirfd < 0)
 		return -1;
-	if (check_dir(dirfd, dir, err, errlen) < 0) {
+	if (check_dir(dirfd, dir, owner, err, errlen) < 0) {
 		close(dirfd);
 		return -1;
 	}
@@ -920,7 +919,7 @@ int signer_open(const char *dir, struct epoch_signer *sg, char *err, size_t errl
 	if (fd < 0 && errno == ELOOP)
 		return fail(err, errlen,
 			    "%s/epoch.key: is a symbolic link; put the real file there (mode "
-			    "0400, owned by root)",
+			    "0600, owned by root)",
 			    dir);
 	if (fd < 0)
 		return fail(err, errlen, "%s/epoch.key: cannot open for writing: %s; run as root",
@@ -936,13 +935,13 @@ int signer_open(const char *dir, struct epoch_signer *sg, char *err, size_t errl
 		     dir);
 		goto bad;
 	}
-	if (st.st_uid != 0) {
-		fail(err, errlen, "%s/epoch.key: owned by uid %u, not root; chown root it", dir,
-		     (unsigned)st.st_uid);
+	if (st.st_uid != owner) {
+		fail(err, errlen, "%s/epoch.key: owned by uid %u, not uid %u; chown %u it", dir,
+		     (unsigned)st.st_uid, (unsigned)owner, (unsigned)owner);
 		goto bad;
 	}
 	if (st.st_mode & 077) {
-		fail(err, errlen, "%s/epoch.key: mode %04o lets others read it; chmod 0400 it", dir,
+		fail(err, errlen, "%s/epoch.key: mode %04o lets others read it; chmod 0600 it", dir,
 		     (unsigned)(st.st_mode & 07777));
 		goto bad;
 	}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define KEYS_DIR_DEFAULT   "/etc/runseal"
 #define KEYS_EPOCH_SECONDS 3600
@@ -33,11 +34,15 @@ struct epoch_signer {
 	unsigned char seed[32];
 };
 
-/* Creates root.pub, root.key, epochs.pub and epoch.key in dir (made 0700 if missing) with
- * the modes of docs/FORMAT.md. Refuses to overwrite existing keys. Writes the root key id
- * and host id (hex) to root_id and host_id when not NULL. */
+/* Key files and their directory must belong to one owner, passed as `owner`: root (0) on a
+ * host; the unit tests pass their own uid. */
+
+/* Creates root.pub, root.key, epochs.pub and epoch.key in dir (made 0700 if missing, and
+ * refused unless owned by owner) with the modes of docs/FORMAT.md. Refuses to overwrite
+ * existing keys. Writes the root key id and host id (hex) to root_id and host_id when not
+ * NULL. */
 int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t epochs,
-		  uint64_t max_interval, char root_id[65], char host_id[33], char *err,
+		  uint64_t max_interval, uid_t owner, char root_id[65], char host_id[33], char *err,
 		  size_t errlen);
 /* True when dir holds a complete key set (root.pub, epochs.pub, epoch.key). */
 bool keys_exist(const char *dir);
@@ -54,9 +59,9 @@ bool epoch_cert_ok(const struct epoch_schedule *s, uint64_t e);
 /* The epoch of Unix time t, or UINT64_MAX when t is before t0 or after the last epoch. */
 uint64_t epoch_of(const struct epoch_schedule *s, uint64_t t);
 
-/* Opens epoch.key after checking that dir and the file are owned by root with no group or
+/* Opens epoch.key after checking that dir and the file are owned by owner with no group or
  * other permission bits (a clear error naming the file otherwise). */
-int signer_open(const char *dir, struct epoch_signer *sg, char *err, size_t errlen);
+int signer_open(const char *dir, uid_t owner, struct epoch_signer *sg, char *err, size_t errlen);
 /* Moves forward to epoch e (>= the current one): each seed passed over is overwritten on
  * disk (in place, fsync) and in memory. Refuses to go backwards. */
 int signer_advance(struct epoch_signer *sg, uint64_t e, char *err, size_t errlen);

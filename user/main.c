@@ -277,7 +277,7 @@ static int cmd_keygen(int argc, char **argv)
 		fputs(usage_keygen, stderr);
 		return 2;
 	}
-	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, rid, hid, err, sizeof(err)) <
+	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, 0, rid, hid, err, sizeof(err)) <
 	    0) {
 		fprintf(stderr, "runseal: %s\n", err);
 		return 2;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 struct redactor {
-	char **names; /* param name of each secret */
+	char **names;  /* param name of each secret */
 	char **values; /* the secrets and their encodings */
 	size_t *lens;
 	size_t n;

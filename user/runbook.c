@@ -25,14 +25,14 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
-#define RB_MAX_FILE (1024 * 1024)
-#define RB_NAME_MAX 64
-#define RB_MAX_NEST 64
+#define RB_MAX_FILE  (1024 * 1024)
+#define RB_NAME_MAX  64
+#define RB_MAX_NEST  64
 #define RB_MAX_DEPTH 16 /* YAML nesting: runbooks need 5 */
-#define RB_STR_(x) #x
-#define RB_STR(x) RB_STR_(x)
-#define RB_ESCLEN   96
-#define RB_USER_MAX 32
+#define RB_STR_(x)   #x
+#define RB_STR(x)    RB_STR_(x)
+#define RB_ESCLEN    96
+#define RB_USER_MAX  32
 
 static const char *const builtin_params[] = {"runbook_dir", "run_id", NULL};
 
@@ -1137,7 +1137,8 @@ static int load_header(struct lctx *c, yaml_node_t *root, double *timeout)
 	if (dup_scalar(c, n, "", "name", &rb->name))
 		return -1;
 	if (!valid_ident(rb->name, RB_NAME_MAX))
-		return lerr(c, n, "invalid runbook name \"%s\" (want [A-Za-z0-9._-], 1 to %d chars)",
+		return lerr(c, n,
+			    "invalid runbook name \"%s\" (want [A-Za-z0-9._-], 1 to %d chars)",
 			    ESC(rb->name), RB_NAME_MAX);
 	n = map_get(c, root, "description");
 	if (n && !is_null(n) && dup_scalar(c, n, "", "description", &rb->description))

@@ -99,8 +99,8 @@ static int mkdirs(const char *path)
 	return mkdir(p, 0700);
 }
 
-/* The log directory holds evidence: root's alone. */
-static int open_dir(const char *path, bool create, char *err, size_t errlen)
+/* The log directory holds evidence: its owner's alone (root's on a host). */
+static int open_dir(const char *path, bool create, uid_t owner, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd;
@@ -115,12 +115,12 @@ static int open_dir(const char *path, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
-		snprintf(
-		    err, errlen,
-		    "%s: a log directory must be owned by root with mode 0700 (it is %04o, uid "
-		    "%u)",
-		    path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+	if (fstat(fd, &st) < 0 || st.st_uid != owner || (st.st_mode & 077)) {
+		snprintf(err, errlen,
+			 "%s: a log directory must be owned by uid %u with mode 0700 (it is %04o, "
+			 "uid %u)",
+			 path, (unsigned)owner, (unsigned)(st.st_mode & 07777),
+			 (unsigned)st.st_uid);
 		close(fd);
 		return -1;
 	}
@@ -280,7 +280,7 @@ static int copy_to_replica(struct sealer *s, const char *dir, const char *zname,
 			   const unsigned char *z, size_t zlen, const char *head, size_t hlen)
 {
 	char err[512];
-	int dfd = open_dir(dir, true, err, sizeof(err)), fd = -1;
+	int dfd = open_dir(dir, true, s->o.owner, err, sizeof(err)), fd = -1;
 	unsigned char *back = NULL;
 	int r = -1;
 
@@ -662,7 +662,8 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 		char rid[65], hid[33];
 
 		if (keys_generate(s->o.key_dir, (uint64_t)time(NULL), KEYS_EPOCH_SECONDS,
-				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, rid, hid, err, errlen) < 0)
+				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, s->o.owner, rid, hid, err,
+				  errlen) < 0)
 			return -1;
 		fprintf(
 		    stderr,
@@ -677,7 +678,7 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 	if (keys_load_schedule(path, root, &s->sched, err, errlen) < 0)
 		return -1;
 	hex(s->sched.host_id, 16, s->host_hex);
-	return signer_open(s->o.key_dir, &s->sg, err, errlen);
+	return signer_open(s->o.key_dir, s->o.owner, &s->sg, err, errlen);
 }
 
 int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t errlen)
@@ -699,7 +700,7 @@ int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t
 	/* The verifier rejects records older than max_interval at their seal. */
 	if (s->o.checkpoint_s > s->sched.max_interval)
 		s->o.checkpoint_s = s->sched.max_interval;
-	s->dirfd = open_dir(o->log_dir, true, err, errlen);
+	s->dirfd = open_dir(o->log_dir, true, o->owner, err, errlen);
 	if (s->dirfd < 0)
 		goto fail;
 	scan_dir(s->dirfd, &sc);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "json.h"
 #include "keys.h"
@@ -24,6 +25,7 @@ struct sealer_opts {
 	bool keep_going;       /* --on-log-error=continue */
 	uint64_t segment_max;  /* bytes */
 	uint64_t checkpoint_s; /* seal at least this often */
+	uid_t owner;	       /* of the log, replica and key directories: root (0) on a host */
 };
 
 struct sealer {

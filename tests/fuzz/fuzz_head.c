@@ -118,7 +118,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(cleanup);
 	make_log();
 	/* The untouched log must verify, or the fuzzer would only ever see errors. */
-	struct verify_opts o = {.log_dir = logdir, .key_dir = keydir, .quiet = !getenv("FUZZ_HEAD_DEBUG")};
+	struct verify_opts o = {
+	    .log_dir = logdir, .key_dir = keydir, .quiet = !getenv("FUZZ_HEAD_DEBUG")};
 	if (verify_log(&o, NULL, NULL) != 0) {
 		fprintf(stderr, "fuzz_head: the log made at start-up does not verify\n");
 		abort();

@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *nul = memchr(data, '\0', size);
 	size_t ylen = nul ? (size_t)(nul - data) : size, plen = nul ? size - ylen - 1 : 0;
-	char err[RB_ERRLEN], *params = malloc(plen + 1), *kv[16];
+	char err[RB_ERRLEN], *params = malloc(plen + 1);
 	struct rb_binding b;
 	struct runbook rb;
 	FILE *f = fopen(path, "w");
@@ -79,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fclose(f);
 	memcpy(params, data + ylen + (nul != NULL), plen);
 	if (runbook_load(path, &rb, err, sizeof(err)) == 0) {
+		char *kv[16];
 		size_t nkv = split_params(params, plen, kv, 16);
 
 		if (runbook_bind(&rb, kv, nkv, &b, err, sizeof(err)) == 0) {

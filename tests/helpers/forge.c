@@ -100,7 +100,7 @@ int main(int argc, char **argv)
 		errx(2, "%s", e);
 	snprintf(path, sizeof(path), "%s/epochs.pub", argv[2]);
 	if (keys_load_schedule(path, root, &sched, e, sizeof(e)) < 0 ||
-	    signer_open(argv[2], &sg, e, sizeof(e)) < 0)
+	    signer_open(argv[2], getuid(), &sg, e, sizeof(e)) < 0)
 		errx(2, "%s", e);
 	/* The attacker can always roll the current seed forward, never back. */
 	uint64_t now_e = epoch_of(&sched, (uint64_t)time(NULL));

@@ -1,6 +1,8 @@
 """The small test runner both integration suites share: register tests with @test, fail
-them with check(), and run them with run_all(), which prints one line per test and
-"NAME: N passed, M failed" last (the line tests/run-all reads)."""
+them with check(), skip one whose optional dependency is missing with skip(reason), and run
+them with run_all(), which prints one line per test and "NAME: N passed, M failed, K skipped"
+last (the line tests/run-all reads). Capture, sealing and verify tests never skip: what they
+need, scripts/install-deps installs."""
 import os
 import sys
 import time
@@ -17,6 +19,14 @@ class Failure(Exception):
     pass
 
 
+class Skipped(Exception):
+    pass
+
+
+def skip(reason):
+    raise Skipped(reason)
+
+
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
@@ -27,7 +37,7 @@ def run_all(name, why_root, only=()):
     if os.geteuid() != 0:
         print(f"{name} tests need root ({why_root})")
         return 2
-    passed = failed = 0
+    passed = failed = skipped = 0
     for t in TESTS:
         if only and t.__name__ not in only:
             continue
@@ -36,9 +46,12 @@ def run_all(name, why_root, only=()):
             t()
             passed += 1
             print(f"ok   {t.__name__} ({time.monotonic() - start:.1f}s)")
+        except Skipped as e:
+            skipped += 1
+            print(f"skip {t.__name__}: {e}")
         except Exception as e:  # a crash in a test is a failure of that test, not of the run
             failed += 1
             print(f"FAIL {t.__name__}: {type(e).__name__}: {e}")
         sys.stdout.flush()
-    print(f"{name}: {passed} passed, {failed} failed")
+    print(f"{name}: {passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0

@@ -4,7 +4,7 @@
 # runbooks themselves are also run step by step with the runner's template rules.
 #
 # Run as root from the repository root or anywhere: tests/integration/test_examples.sh
-# Prints one final line "N passed, M failed" and exits non-zero if anything failed.
+# Prints one final line "N passed, M failed, K skipped" and exits non-zero if anything failed.
 set -u
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -35,6 +35,7 @@ trap 'exit 130' INT TERM
 
 passed=0
 failed=0
+skipped=0
 ok() {
 	passed=$((passed + 1))
 	echo "ok   $1"
@@ -285,8 +286,9 @@ EOF
 	contains "deploy-patch rollback ran" "restored $tmp/rb-app"
 	"$svc" stop rb-web >/dev/null
 else
-	echo "skip runbook runs: python3-yaml is not installed"
+	skipped=$((skipped + 1))
+	echo "skip runbook runs: python3-yaml is not installed for $(command -v python3)"
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

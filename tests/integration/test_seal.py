@@ -170,7 +170,7 @@ def files_modes_and_worm_flags():
     try:
         check(oct(os.stat(env.keys).st_mode & 0o777) == "0o700", "key dir not 0700")
         for f, mode in (("root.pub", 0o444), ("root.key", 0o400), ("epochs.pub", 0o444),
-                        ("epoch.key", 0o400)):
+                        ("epoch.key", 0o600)):
             check(os.stat(os.path.join(env.keys, f)).st_mode & 0o777 == mode, f"{f} mode")
         two_runs(env)
         check(oct(os.stat(env.log).st_mode & 0o777) == "0o700", "log dir not 0700")
@@ -418,7 +418,20 @@ def bad_keys_and_foreign_logs_refused():
         rc, out, err = env.run()
         check(rc == 2 and "epoch.key" in err, f"loose key mode: rc {rc} {err!r}")
         check(not os.path.exists(env.log) or not segments(env.log), "something was written")
-        os.chmod(os.path.join(env.keys, "epoch.key"), 0o400)
+        os.chmod(os.path.join(env.keys, "epoch.key"), 0o600)
+        # On a host the keys and the log are root's alone.
+        for path in (os.path.join(env.keys, "epoch.key"), env.keys):
+            os.chown(path, 65534, 0)
+            rc, out, err = env.run()
+            check(rc == 2 and "not uid 0" in err and path in err,
+                  f"{path} owned by nobody: rc {rc} {err!r}")
+            os.chown(path, 0, 0)
+        os.makedirs(env.log, mode=0o700, exist_ok=True)
+        os.chown(env.log, 65534, 0)
+        rc, out, err = env.run()
+        check(rc == 2 and "owned by uid 0" in err and env.log in err,
+              f"log dir owned by nobody: rc {rc} {err!r}")
+        os.chown(env.log, 0, 0)
         os.unlink(os.path.join(env.keys, "epochs.pub"))
         rc, out, err = rs(["verify", other.log, "--key-dir", env.keys])
         check(rc == 2, f"verify without keys rc {rc}")

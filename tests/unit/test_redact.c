@@ -234,14 +234,14 @@ static void test_env_custom(void **state)
 static void test_encodings(void **state)
 {
 	static const char *const enc[] = {
-	    "7040737320772f72643e3e3f",	   /* hex */
-	    "7040737320772F72643E3E3F",	   /* HEX */
-	    "cEBzcyB3L3JkPj4/",		   /* base64 */
-	    "cEBzcyB3L3JkPj4_",		   /* base64url */
-	    "p%40ss%20w%2Frd%3E%3E%3F",	   /* encodeURIComponent */
-	    "p%40ss%20w%2frd%3e%3e%3f",	   /* lower-case escapes */
-	    "p%40ss%20w/rd%3E%3E%3F",	   /* urllib.parse.quote */
-	    "p%40ss+w%2Frd%3E%3E%3F",	   /* form encoding */
+	    "7040737320772f72643e3e3f", /* hex */
+	    "7040737320772F72643E3E3F", /* HEX */
+	    "cEBzcyB3L3JkPj4/",		/* base64 */
+	    "cEBzcyB3L3JkPj4_",		/* base64url */
+	    "p%40ss%20w%2Frd%3E%3E%3F", /* encodeURIComponent */
+	    "p%40ss%20w%2frd%3e%3e%3f", /* lower-case escapes */
+	    "p%40ss%20w/rd%3E%3E%3F",	/* urllib.parse.quote */
+	    "p%40ss+w%2Frd%3E%3E%3F",	/* form encoding */
 	};
 	struct redactor *r = *state;
 	char in[128], want[128];

@@ -593,7 +593,7 @@ static int bind(void **state, struct rb_binding *b, char *err, size_t n, ...)
 	return runbook_bind(rb, kv, nkv, b, err, n);
 }
 
-#define BIND(b, err, ...) bind(state, (b), (err), sizeof(err), __VA_ARGS__, NULL)
+#define BIND(b, err, ...) bind(state, (b), (err), sizeof(err), __VA_ARGS__, (const char *)NULL)
 
 static void test_bind_defaults(void **state)
 {

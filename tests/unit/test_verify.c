@@ -82,7 +82,7 @@ static void make_keys(const char *dir, uint64_t t0)
 {
 	char err[KEYS_ERRLEN], rid[65], hid[33];
 
-	if (keys_generate(dir, t0, 3600, 4, 60, rid, hid, err, sizeof(err)) < 0)
+	if (keys_generate(dir, t0, 3600, 4, 60, getuid(), rid, hid, err, sizeof(err)) < 0)
 		fail_msg("keys_generate: %s", err);
 }
 

@@ -205,14 +205,14 @@ int main(int argc, char **argv)
 	if (!mkdtemp(tmpl))
 		err(1, "mkdtemp");
 	snprintf(keys, sizeof(keys), "%s/keys", tmpl);
-	if (keys_generate(keys, T0, 3600, 2, 60, rid, hid, e, sizeof(e)) < 0)
+	if (keys_generate(keys, T0, 3600, 2, 60, getuid(), rid, hid, e, sizeof(e)) < 0)
 		errx(1, "%s", e);
 	snprintf(path, sizeof(path), "%s/root.pub", keys);
 	if (keys_load_root_pub(path, host, root, e, sizeof(e)) < 0)
 		errx(1, "%s", e);
 	snprintf(path, sizeof(path), "%s/epochs.pub", keys);
 	if (keys_load_schedule(path, root, &v.s, e, sizeof(e)) < 0 ||
-	    signer_open(keys, &v.sg, e, sizeof(e)) < 0)
+	    signer_open(keys, getuid(), &v.sg, e, sizeof(e)) < 0)
 		errx(1, "%s", e);
 	snprintf(v.host_hex, sizeof(v.host_hex), "%s", hid);
 	snprintf(v.root_id, sizeof(v.root_id), "%s", rid);
