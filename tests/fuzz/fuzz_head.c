@@ -76,7 +76,7 @@ static void append(struct sealer *s, const char *kind)
 /* Two runs, each sealed, so HEAD names the second seal. */
 static void make_log(void)
 {
-	struct sealer_opts o = {.log_dir = logdir, .key_dir = keydir};
+	struct sealer_opts o = {.log_dir = logdir, .key_dir = keydir, .owner = getuid()};
 	struct sealer s;
 	char err[1024];
 	FILE *f;
@@ -110,8 +110,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(keydir, sizeof(keydir), "%s/keys", base);
 	snprintf(logdir, sizeof(logdir), "%s/log", base);
 	snprintf(headpath, sizeof(headpath), "%s/HEAD", logdir);
-	if (keys_generate(keydir, (uint64_t)time(NULL) - 100, 3600, 4, 60, NULL, NULL, err,
-			  sizeof(err)) < 0) {
+	if (keys_generate(keydir, (uint64_t)time(NULL) - 100, 3600, 4, 60, getuid(), NULL, NULL,
+			  err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_head: set-up failed: %s\n", err);
 		abort();
 	}

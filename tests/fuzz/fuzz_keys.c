@@ -3,8 +3,8 @@
  *   0: root.pub alone;
  *   1: root.pub, a NUL byte, epochs.pub: the schedule is loaded against that root key and
  *      every certificate (up to 256) checked, so real key sets as seeds reach the end;
- *   2: epoch.key, opened as the signer (in a root-owned 0700 directory, as it must be) and
- *      advanced by one epoch, which rewrites it. */
+ *   2: epoch.key, opened as the signer (in a 0700 directory of the fuzzing user, as the
+ *      owner check wants) and advanced by one epoch, which rewrites it. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -83,7 +83,7 @@ static void signer(const uint8_t *p, size_t n)
 	char err[KEYS_ERRLEN];
 
 	put("epoch.key", p, n);
-	if (signer_open(dir, &sg, err, sizeof(err)) < 0)
+	if (signer_open(dir, getuid(), &sg, err, sizeof(err)) < 0)
 		return;
 	signer_sign(&sg, (const unsigned char *)"msg", 3, sig);
 	if (sg.epoch < UINT64_MAX - 1)
