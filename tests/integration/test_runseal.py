@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNSEAL = os.environ.get("RUNSEAL", os.path.join(ROOT, "runseal"))  # make check-sanitize
@@ -508,6 +509,41 @@ steps:
         check(rc == 2 and 'param "n"' in err, f"rc {rc} {err!r}")
         rc, out, err = runseal(["run", "-q", os.path.join(tmp, "missing.yaml")])
         check(rc == 2 and "missing.yaml" in err, f"rc {rc} {err!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def hostile_runbooks_refused_fast():
+    """Each refused at load with file:line, in well under a second, before any step runs."""
+    tmp = tempfile.mkdtemp(prefix="runseal-hostile-")
+    try:
+        marker = os.path.join(tmp, "ran")
+        first = f"  - name: first\n    run: touch {marker}\n"
+        cases = {
+            "timeout": ("name: t\nsteps:\n" + first + "  - name: b\n    run: true\n"
+                        "    timeout: 2e16\n", 7, "must be at most 31536000 seconds"),
+            "deep": ("name: d\nsteps:\n" + first + "  - name: b\n    run: true\n    env: " +
+                     "[" * 100000 + "]" * 100000 + "\n", 7, "nested deeper than 16 levels"),
+            "aliases": ("a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+                        "name: a\nsteps:\n" + first, 2, "aliases are not supported"),
+            "name": ("name: " + "n" * 1000000 + "\nsteps:\n" + first, 1,
+                     "invalid runbook name"),
+            "tag": ("name: t\nsteps:\n" + first + "  - name: b\n    run: !vault true\n", 6,
+                    "YAML tags are not supported"),
+            "run_as": ("name: u\nsteps:\n" + first + "  - name: b\n    run: true\n"
+                       "    run_as: no-such-user-rs\n", 7, "no user \"no-such-user-rs\""),
+        }
+        for name, (yaml_text, line, want) in cases.items():
+            start = time.monotonic()
+            rc, out, err, recs = run_runbook(tmp, yaml_text, name=f"{name}.yaml")
+            secs = time.monotonic() - start
+            check(rc == 2, f"{name}: rc {rc}: {err[-300:]}")
+            check(f"{name}.yaml:{line}: " in err and want in err, f"{name}: {err[-300:]!r}")
+            check(len(err) < 1000, f"{name}: {len(err)} bytes of error")
+            check(secs < 2, f"{name}: refused after {secs:.1f} s")
+            check(not os.path.exists(marker), f"{name}: a step ran")
+            check(not recs, f"{name}: records written")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
