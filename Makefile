@@ -25,13 +25,13 @@ TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
 USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c user/decode.c \
 	     user/record.c user/collector.c user/runner.c user/progress.c user/keys.c \
-	     user/logfmt.c user/sealer.c user/verify.c
+	     user/logfmt.c user/sealer.c user/verify.c user/guard.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
-HELPERS := $(B)/actions $(B)/forge $(B)/storm
+HELPERS := $(B)/actions $(B)/forge $(B)/storm $(B)/attack
 
 # A recipe that fails leaves no half-written target behind for the next make to trust.
 .DELETE_ON_ERROR:
@@ -63,6 +63,9 @@ runseal: $(USER_OBJS)
 
 $(B)/actions $(B)/storm: $(B)/%: tests/helpers/%.c | $(B)
 	$(CC) $(ALL_CFLAGS) -pthread $(LDFLAGS) $< -o $@
+
+$(B)/attack: tests/helpers/attack.c | $(B)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ -lbpf
 
 $(B)/forge.o: tests/helpers/forge.c | $(B)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -166,6 +169,34 @@ lint:
 clean:
 	rm -rf $(B) $(SAN_DIR) runseal
 
-.PHONY: all unit check demo lint clean fuzz bench install uninstall check-sanitize
+# The timer that erases ended epochs' keys when nothing runs (`runseal keys tick`): a
+# systemd unit and timer under PREFIX, and a cron line in DATADIR. Installing on the host
+# itself (no DESTDIR) also turns it on: the timer where systemd is PID 1, else the cron line
+# in /etc/cron.d (cron reads no other place).
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+install: install-keys-tick
+uninstall: uninstall-keys-tick
+install-keys-tick:
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(DATADIR)
+	sed 's|/usr/local/bin/runseal|$(BINDIR)/runseal|' scripts/runseal-keys-tick.service \
+		> $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service
+	$(INSTALL) -m 0644 scripts/runseal-keys-tick.timer $(DESTDIR)$(SYSTEMDDIR)/
+	sed 's|/usr/local/bin/runseal|$(BINDIR)/runseal|' scripts/runseal-keys-tick.cron \
+		> $(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service \
+		$(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl enable --now runseal-keys-tick.timer; \
+	elif [ -z "$(DESTDIR)" ] && [ -d /etc/cron.d ]; then \
+		$(INSTALL) -m 0644 $(DATADIR)/runseal-keys-tick.cron /etc/cron.d/runseal-keys-tick; fi
+uninstall-keys-tick:
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now runseal-keys-tick.timer || true; fi
+	if [ -z "$(DESTDIR)" ]; then rm -f /etc/cron.d/runseal-keys-tick; fi
+	rm -f $(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.service \
+		$(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.timer $(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
+
+.PHONY: all unit check demo lint clean fuzz bench install uninstall install-keys-tick uninstall-keys-tick \
+	check-sanitize
 
 -include $(wildcard $(B)/*.d)

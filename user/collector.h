@@ -11,21 +11,40 @@
 #include "record.h"
 
 struct runseal_bpf;
-struct ring_buffer;
 
 struct collector {
 	struct runseal_bpf *skel;
-	struct ring_buffer *rb;
 	struct stream *out;
 	int64_t boot_to_real; /* add to CLOCK_BOOTTIME to get CLOCK_REALTIME */
 	const char *run_id;
 	char **steps; /* step names by step sequence number */
 	size_t nsteps;
-	uint64_t drops[8]; /* kernel drop counters already reported, by event kind */
-	uint64_t lost;	   /* events lost in all */
+	uint64_t drops[32]; /* kernel drop counters already reported, by event kind */
+	uint64_t lost;	    /* events lost in all */
 	uint64_t malformed, malformed_seen; /* events the collector could not decode */
 	uint64_t events;
 	uint64_t last_drop_check; /* CLOCK_MONOTONIC ns */
+	/* Self-protection (issue 8). */
+	uint32_t own_ids[3][128]; /* ids of runseal's maps, programs and links */
+	size_t nown[3];
+	pid_t own_pids[8]; /* runseal's own processes: the runner and its guards */
+	/* The ring buffer, read by the collector itself rather than libbpf: it owns the
+	 * consumer position and sees any write to it that is not its own (issue 8). */
+	volatile uint64_t *rb_cons;	  /* consumer position page (the one writable page) */
+	const volatile uint64_t *rb_prod; /* producer position page, then the data twice */
+	const uint8_t *rb_data;
+	uint64_t rb_mask;
+	uint64_t rb_pos;      /* the consumer position we set last */
+	uint64_t tampered;    /* consumer moves we did not make */
+	int64_t tamper_bytes; /* consumer moves not yet in a loss record */
+	uint64_t tamper_moves, last_tamper_rec;
+	uint64_t tamper_attempts; /* syscalls of the run's processes aimed at runseal itself */
+	/* What the tracked map must hold, from registrations, forks and exits: a BPF program
+	 * of a step's own can still write the frozen map, so it is compared now and then. */
+	uint32_t *sh_pid, *sh_step, *sh_seen;
+	size_t sh_cap, sh_n;
+	uint32_t sh_gen;
+	uint64_t last_track_check; /* CLOCK_MONOTONIC ns */
 };
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)
@@ -39,6 +58,19 @@ void collector_set_run(struct collector *c, const char *run_id);
 void collector_set_step(struct collector *c, uint32_t seq, const char *name);
 /* Marks pid as part of step seq of the current run; its descendants inherit the mark. */
 int collector_track(struct collector *c, pid_t pid, uint32_t seq);
+/* Forgets pid (it will not be traced any more); 0, or -1 when it was not tracked. */
+int collector_untrack(struct collector *c, pid_t pid);
+/* Lists up to max live processes of the current run from the kernel's tracked map, with
+ * their step sequence numbers; returns how many. */
+size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size_t max);
+/* Names another process of runseal's own (the guard), for the target of signals. */
+void collector_set_own_pid(struct collector *c, pid_t pid);
+/* The run must not be called complete: events were lost or the ring was tampered with. */
+bool collector_incomplete(const struct collector *c);
+/* The ring buffer map's descriptor, for a consumer of its own (the guard's salvage). */
+int collector_events_fd(struct collector *c);
+/* "kill", "ptrace"... for an rs_guard.sys number; NULL when unknown. */
+const char *collector_guard_sys_name(unsigned sys);
 /* A descriptor that polls readable when events wait. */
 int collector_fd(struct collector *c);
 /* Turns every waiting event into records and reports new kernel drops as a loss record

@@ -292,3 +292,119 @@ char *path_from_components(const char *buf, size_t len, unsigned ncomp)
 	}
 	return out;
 }
+
+/* ---- self-protection records (issue 8) ---------------------------------------------- */
+
+/* enum bpf_cmd of linux/bpf.h, in order. */
+static const char *const bpf_cmds[] = {
+    "BPF_MAP_CREATE",	     "BPF_MAP_LOOKUP_ELEM",
+    "BPF_MAP_UPDATE_ELEM",   "BPF_MAP_DELETE_ELEM",
+    "BPF_MAP_GET_NEXT_KEY",  "BPF_PROG_LOAD",
+    "BPF_OBJ_PIN",	     "BPF_OBJ_GET",
+    "BPF_PROG_ATTACH",	     "BPF_PROG_DETACH",
+    "BPF_PROG_TEST_RUN",     "BPF_PROG_GET_NEXT_ID",
+    "BPF_MAP_GET_NEXT_ID",   "BPF_PROG_GET_FD_BY_ID",
+    "BPF_MAP_GET_FD_BY_ID",  "BPF_OBJ_GET_INFO_BY_FD",
+    "BPF_PROG_QUERY",	     "BPF_RAW_TRACEPOINT_OPEN",
+    "BPF_BTF_LOAD",	     "BPF_BTF_GET_FD_BY_ID",
+    "BPF_TASK_FD_QUERY",     "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+    "BPF_MAP_FREEZE",	     "BPF_BTF_GET_NEXT_ID",
+    "BPF_MAP_LOOKUP_BATCH",  "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+    "BPF_MAP_UPDATE_BATCH",  "BPF_MAP_DELETE_BATCH",
+    "BPF_LINK_CREATE",	     "BPF_LINK_UPDATE",
+    "BPF_LINK_GET_FD_BY_ID", "BPF_LINK_GET_NEXT_ID",
+    "BPF_ENABLE_STATS",	     "BPF_ITER_CREATE",
+    "BPF_LINK_DETACH",	     "BPF_PROG_BIND_MAP",
+    "BPF_TOKEN_CREATE",
+};
+
+const char *decode_bpf_cmd(unsigned long cmd)
+{
+	return cmd < sizeof(bpf_cmds) / sizeof(*bpf_cmds) ? bpf_cmds[cmd] : NULL;
+}
+
+static const struct {
+	unsigned long req;
+	const char *name;
+} ptrace_reqs[] = {
+    {0, "PTRACE_TRACEME"},
+    {1, "PTRACE_PEEKTEXT"},
+    {2, "PTRACE_PEEKDATA"},
+    {3, "PTRACE_PEEKUSER"},
+    {4, "PTRACE_POKETEXT"},
+    {5, "PTRACE_POKEDATA"},
+    {6, "PTRACE_POKEUSER"},
+    {7, "PTRACE_CONT"},
+    {8, "PTRACE_KILL"},
+    {9, "PTRACE_SINGLESTEP"},
+    {12, "PTRACE_GETREGS"},
+    {13, "PTRACE_SETREGS"},
+    {14, "PTRACE_GETFPREGS"},
+    {15, "PTRACE_SETFPREGS"},
+    {16, "PTRACE_ATTACH"},
+    {17, "PTRACE_DETACH"},
+    {24, "PTRACE_SYSCALL"},
+    {0x4200, "PTRACE_SETOPTIONS"},
+    {0x4201, "PTRACE_GETEVENTMSG"},
+    {0x4202, "PTRACE_GETSIGINFO"},
+    {0x4203, "PTRACE_SETSIGINFO"},
+    {0x4204, "PTRACE_GETREGSET"},
+    {0x4205, "PTRACE_SETREGSET"},
+    {0x4206, "PTRACE_SEIZE"},
+    {0x4207, "PTRACE_INTERRUPT"},
+    {0x4208, "PTRACE_LISTEN"},
+    {0x4209, "PTRACE_PEEKSIGINFO"},
+};
+
+const char *decode_ptrace_request(unsigned long req)
+{
+	for (size_t i = 0; i < sizeof(ptrace_reqs) / sizeof(*ptrace_reqs); i++)
+		if (ptrace_reqs[i].req == req)
+			return ptrace_reqs[i].name;
+	return NULL;
+}
+
+/* Linux x86/arm numbering (the asm-generic one). */
+static const char *const signames[32] = {
+    "0",	 "SIGHUP",  "SIGINT",	 "SIGQUIT", "SIGILL",	"SIGTRAP", "SIGABRT", "SIGBUS",
+    "SIGFPE",	 "SIGKILL", "SIGUSR1",	 "SIGSEGV", "SIGUSR2",	"SIGPIPE", "SIGALRM", "SIGTERM",
+    "SIGSTKFLT", "SIGCHLD", "SIGCONT",	 "SIGSTOP", "SIGTSTP",	"SIGTTIN", "SIGTTOU", "SIGURG",
+    "SIGXCPU",	 "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO",   "SIGPWR",  "SIGSYS",
+};
+
+const char *decode_signal(unsigned long sig, char *buf, size_t buflen)
+{
+	if (sig < 32)
+		return signames[sig];
+	if (sig > 64)
+		return NULL;
+	snprintf(buf, buflen, "SIGRTMIN+%lu", sig - 32);
+	return buf;
+}
+
+size_t decode_memfd_flags(unsigned long flags, const char **names, size_t max, char *buf,
+			  size_t buflen)
+{
+	static const struct {
+		unsigned long bit;
+		const char *name;
+	} bits[] = {{0x1, "cloexec"},
+		    {0x2, "allow_sealing"},
+		    {0x4, "hugetlb"},
+		    {0x8, "noexec_seal"},
+		    {0x10, "exec"}};
+	unsigned long known = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(bits) / sizeof(*bits); i++) {
+		known |= bits[i].bit;
+		if (flags & bits[i].bit && n < max)
+			names[n++] = bits[i].name;
+	}
+	/* Bits above the known ones: MFD_HUGE_* size selectors, or unknown. */
+	if (flags & ~known && n < max) {
+		snprintf(buf, buflen, "0x%lx", flags & ~known);
+		names[n++] = buf;
+	}
+	return n;
+}

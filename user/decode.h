@@ -37,4 +37,18 @@ char *path_join(const char *base, const char *rel);
  * ("c\0b\0a\0" for /a/b/c). Returns the malloc'd absolute path ("/" for none). */
 char *path_from_components(const char *buf, size_t len, unsigned ncomp);
 
+/* ---- self-protection records (issue 8) ---- */
+
+/* "BPF_MAP_UPDATE_ELEM" for bpf(2) command 2; NULL for a number this table does not know. */
+const char *decode_bpf_cmd(unsigned long cmd);
+/* "PTRACE_ATTACH" for 16; NULL when unknown. */
+const char *decode_ptrace_request(unsigned long req);
+/* "SIGKILL" for 9, "SIGRTMIN+3" (in buf) for real-time signals, "0" for the existence probe;
+ * NULL when not a signal number. */
+const char *decode_signal(unsigned long sig, char *buf, size_t buflen);
+/* Names of memfd_create(2) flags: "cloexec", "allow_sealing", "hugetlb", "noexec_seal",
+ * "exec"; unknown bits as "0x..." in buf. Returns the count written to names. */
+size_t decode_memfd_flags(unsigned long flags, const char **names, size_t max, char *buf,
+			  size_t buflen);
+
 #endif

@@ -145,27 +145,39 @@ static unsigned char *put(unsigned char *p, const void *src, size_t n)
 }
 
 size_t seal_message(unsigned char out[SEAL_MSG_MAX], const unsigned char host_id[16],
-		    uint64_t segment, uint64_t first_seq, uint64_t count,
-		    const unsigned char last_hash[32], uint64_t epoch, const char time30[30])
+		    const char *line, size_t len)
 {
 	/* sizeof includes the NUL, which is the 0x00 separator of the format. */
-	static const char label[] = "runseal-seal-v1";
+	static const char label[] = "runseal-seal-v2";
 	unsigned char *p = out;
 
+	if (len > SEAL_LINE_MAX)
+		return 0;
 	p = put(p, label, sizeof(label));
 	p = put(p, host_id, 16);
-	p = put_u64(p, segment);
-	p = put_u64(p, first_seq);
-	p = put_u64(p, count);
-	p = put(p, last_hash, 32);
-	p = put_u64(p, epoch);
-	p = put(p, time30, 30);
+	p = put(p, line, len);
 	return (size_t)(p - out);
+}
+
+int seal_split(const char *line, size_t len, size_t *signed_len, unsigned char sig[64])
+{
+	static const char pre[] = ",\"sig\":\"";
+	const size_t tail = sizeof(pre) - 1 + 128 + 2;
+	const char *t;
+
+	if (len < tail || len > SEAL_LINE_MAX + tail)
+		return -1;
+	t = line + len - tail;
+	if (memcmp(t, pre, sizeof(pre) - 1) || memcmp(line + len - 2, "\"}", 2) ||
+	    unhex(t + sizeof(pre) - 1, 128, sig, 64))
+		return -1;
+	*signed_len = len - tail;
+	return 0;
 }
 
 size_t cert_message(unsigned char out[CERT_MSG_MAX], const unsigned char host_id[16], uint64_t e,
 		    uint64_t not_before, uint64_t not_after, uint64_t max_interval,
-		    const unsigned char pub[32])
+		    uint64_t late_slack, const unsigned char pub[32])
 {
 	static const char label[] = "runseal-epoch-v1";
 	unsigned char *p = out;
@@ -176,6 +188,7 @@ size_t cert_message(unsigned char out[CERT_MSG_MAX], const unsigned char host_id
 	p = put_u64(p, not_before);
 	p = put_u64(p, not_after);
 	p = put_u64(p, max_interval);
+	p = put_u64(p, late_slack);
 	p = put(p, pub, 32);
 	return (size_t)(p - out);
 }
@@ -243,7 +256,8 @@ static bool field_is(const char *f, size_t fl, const char *s)
 }
 
 /* The numbers of a schedule, shared by keygen and the loader so that they agree. */
-static const char *schedule_problem(uint64_t t0, uint64_t len, uint64_t n, uint64_t max_interval)
+static const char *schedule_problem(uint64_t t0, uint64_t len, uint64_t n, uint64_t max_interval,
+				    uint64_t late_slack)
 {
 	if (len == 0)
 		return "epoch length is 0";
@@ -253,6 +267,12 @@ static const char *schedule_problem(uint64_t t0, uint64_t len, uint64_t n, uint6
 		return "more than 1000000 epochs";
 	if (max_interval == 0)
 		return "max_interval is 0";
+	/* A record may be sealed up to max_interval + late_slack after its time: were that
+	 * an epoch or more, a key of epoch e could seal records of all of epoch e-1, and a
+	 * compromise would reach back a whole epoch. */
+	if (late_slack >= len || max_interval >= len - late_slack)
+		return "max_interval + late_slack is not shorter than an epoch (a record could "
+		       "be sealed by the key of a later epoch than the next)";
 	if (len > UINT64_MAX / n || t0 > UINT64_MAX - len * n)
 		return "the last epoch ends after the year 584 billion (t0 + N*L overflows)";
 	return NULL;
@@ -266,7 +286,7 @@ bool epoch_cert_ok(const struct epoch_schedule *s, uint64_t e)
 	if (!s->pub || !s->cert || e >= s->n)
 		return false;
 	n = cert_message(msg, s->host_id, e, s->t0 + e * s->len, s->t0 + (e + 1) * s->len,
-			 s->max_interval, s->pub[e]);
+			 s->max_interval, s->late_slack, s->pub[e]);
 	return ed25519_verify(s->root_pub, msg, n, s->cert[e]);
 }
 
@@ -334,7 +354,7 @@ struct gen {
 	unsigned char host_id[16];
 	char host_hex[33];
 	char root_id[65];
-	uint64_t t0, len, n, max_interval;
+	uint64_t t0, len, n, max_interval, late_slack;
 	unsigned char (*pub)[32];
 	unsigned char (*cert)[64];
 	const char *text; /* the content of a small file */
@@ -354,8 +374,9 @@ static int emit_schedule(int fd, const struct gen *g)
 
 	o->fd = fd;
 	n = snprintf(line, sizeof(line),
-		     "runseal-epochs-v1 %s %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-		     g->host_hex, g->root_id, g->t0, g->len, g->n, g->max_interval);
+		     "runseal-epochs-v1 %s %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+		     " %" PRIu64 "\n",
+		     g->host_hex, g->root_id, g->t0, g->len, g->n, g->max_interval, g->late_slack);
 	out_write(o, line, (size_t)n);
 	for (uint64_t e = 0; e < g->n; e++) {
 		hex(g->pub[e], 32, pubhex);
@@ -484,7 +505,7 @@ static void *make_part(void *arg)
 			break;
 		}
 		n = cert_message(msg, g->host_id, e, g->t0 + e * g->len, g->t0 + (e + 1) * g->len,
-				 g->max_interval, g->pub[e]);
+				 g->max_interval, g->late_slack, g->pub[e]);
 		w->r = pkey_sign(root, msg, n, g->cert[e]);
 		epoch_seed_next(seed, seed);
 	}
@@ -528,13 +549,17 @@ static int make_schedule(struct gen *g, const unsigned char root_seed[32],
 }
 
 int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t epochs,
-		  uint64_t max_interval, uid_t owner, char root_id[65], char host_id[33], char *err,
-		  size_t errlen)
+		  uint64_t max_interval, uint64_t late_slack, uid_t owner, char root_id[65],
+		  char host_id[33], char *err, size_t errlen)
 {
 	unsigned char root_seed[32], seed0[32], root_pub[32];
 	char seedhex[65], text[160];
-	const char *problem = schedule_problem(t0, epoch_seconds, epochs, max_interval);
-	struct gen g = {.t0 = t0, .len = epoch_seconds, .n = epochs, .max_interval = max_interval};
+	const char *problem = schedule_problem(t0, epoch_seconds, epochs, max_interval, late_slack);
+	struct gen g = {.t0 = t0,
+			.len = epoch_seconds,
+			.n = epochs,
+			.max_interval = max_interval,
+			.late_slack = late_slack};
 	bool done[4] = {false};
 	int dirfd = -1, r = -1;
 	size_t i;
@@ -769,18 +794,19 @@ static int parse_header(const char *path, const char *line, size_t len,
 			const unsigned char root_pub[32], struct epoch_schedule *s, char *err,
 			size_t errlen)
 {
-	const char *f[7];
-	size_t fl[7];
+	const char *f[8];
+	size_t fl[8];
 	char want_id[65];
 	const char *problem;
 
-	if (split(line, len, f, fl, 7) < 0 || !field_is(f[0], fl[0], "runseal-epochs-v1") ||
+	if (split(line, len, f, fl, 8) < 0 || !field_is(f[0], fl[0], "runseal-epochs-v1") ||
 	    unhex(f[1], fl[1], s->host_id, 16) || parse_u64(f[3], fl[3], &s->t0) ||
 	    parse_u64(f[4], fl[4], &s->len) || parse_u64(f[5], fl[5], &s->n) ||
-	    parse_u64(f[6], fl[6], &s->max_interval))
+	    parse_u64(f[6], fl[6], &s->max_interval) || parse_u64(f[7], fl[7], &s->late_slack))
 		return fail(err, errlen,
 			    "%s:1: not a runseal epoch schedule header (want `runseal-epochs-v1 "
-			    "<host id> <root key id> <t0> <L> <N> <max_interval>`); use the "
+			    "<host id> <root key id> <t0> <L> <N> <max_interval> <late_slack>`); "
+			    "use the "
 			    "epochs.pub made by keygen",
 			    path);
 	key_id(root_pub, want_id);
@@ -789,7 +815,7 @@ static int parse_header(const char *path, const char *line, size_t len,
 			    "%s:1: schedule of root key %.*s, but the root key is %s; use the "
 			    "epochs.pub made with this root.pub",
 			    path, (int)(fl[2] > 64 ? 64 : fl[2]), f[2], want_id);
-	problem = schedule_problem(s->t0, s->len, s->n, s->max_interval);
+	problem = schedule_problem(s->t0, s->len, s->n, s->max_interval, s->late_slack);
 	if (problem)
 		return fail(err, errlen,
 			    "%s:1: bad schedule: %s; use the epochs.pub made by keygen", path,
@@ -1053,4 +1079,72 @@ void signer_close(struct epoch_signer *sg)
 		close(sg->fd);
 	sg->fd = -1;
 	sg->epoch = 0;
+}
+
+/* ---- Erasing ended epochs without a run ------------------------------------------------ */
+
+int keys_key_epoch(const char *dir, uint64_t *epoch, char *err, size_t errlen)
+{
+	char path[4096], buf[17];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/epoch.key", dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	/* Only the epoch number: the seed after it is none of the reader's business. */
+	n = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	*epoch = 0;
+	if (n != (ssize_t)sizeof(buf) || buf[16] != ' ')
+		return fail(err, errlen, "%s: not `<16 digits> <64 hex>`", path);
+	for (int i = 0; i < 16; i++) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return fail(err, errlen, "%s: not `<16 digits> <64 hex>`", path);
+		*epoch = *epoch * 10 + (uint64_t)(buf[i] - '0');
+	}
+	return 0;
+}
+
+uint64_t keys_epoch_due(const struct epoch_schedule *s, uint64_t now)
+{
+	uint64_t e;
+
+	if (now < s->t0 || s->len == 0)
+		return 0;
+	e = (now - s->t0) / s->len;
+	/* After the last epoch every key is spent: epoch n has no certificate, so moving
+	 * there erases the last real seed. */
+	return e > s->n ? s->n : e;
+}
+
+int keys_tick(const char *dir, uid_t owner, uint64_t now, uint64_t *from, uint64_t *to, char *err,
+	      size_t errlen)
+{
+	struct epoch_schedule s;
+	struct epoch_signer sg;
+	unsigned char host[16], root[32];
+	char path[4096];
+	uint64_t due;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/root.pub", dir);
+	if (keys_load_root_pub(path, host, root, err, errlen) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/epochs.pub", dir);
+	if (keys_load_schedule(path, root, &s, err, errlen) < 0)
+		return -1;
+	if (signer_open(dir, owner, &sg, err, errlen) < 0) {
+		keys_free_schedule(&s);
+		return -1;
+	}
+	due = keys_epoch_due(&s, now);
+	*from = *to = sg.epoch;
+	r = due > sg.epoch ? signer_advance(&sg, due, err, errlen) : 0;
+	if (r == 0)
+		*to = sg.epoch;
+	signer_close(&sg);
+	keys_free_schedule(&s);
+	return r;
 }

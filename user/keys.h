@@ -16,14 +16,16 @@
 #define KEYS_EPOCH_SECONDS 3600
 #define KEYS_EPOCHS	   8760
 #define KEYS_MAX_INTERVAL  60
+#define KEYS_LATE_SLACK	   5 /* seconds a seal may take beyond max_interval */
 #define KEYS_ERRLEN	   512
-#define SEAL_MSG_MAX	   160
+#define SEAL_LINE_MAX	   1024 /* signed bytes of a seal line; runseal's are ~470 */
+#define SEAL_MSG_MAX	   (16 + 16 + SEAL_LINE_MAX)
 #define CERT_MSG_MAX	   128
 
 struct epoch_schedule {
 	unsigned char host_id[16];
 	unsigned char root_pub[32];
-	uint64_t t0, len, n, max_interval;
+	uint64_t t0, len, n, max_interval, late_slack;
 	unsigned char (*pub)[32];  /* n public keys */
 	unsigned char (*cert)[64]; /* n root signatures */
 };
@@ -42,8 +44,8 @@ struct epoch_signer {
  * existing keys. Writes the root key id and host id (hex) to root_id and host_id when not
  * NULL. */
 int keys_generate(const char *dir, uint64_t t0, uint64_t epoch_seconds, uint64_t epochs,
-		  uint64_t max_interval, uid_t owner, char root_id[65], char host_id[33], char *err,
-		  size_t errlen);
+		  uint64_t max_interval, uint64_t late_slack, uid_t owner, char root_id[65],
+		  char host_id[33], char *err, size_t errlen);
 /* True when dir holds a complete key set (root.pub, epochs.pub, epoch.key). */
 bool keys_exist(const char *dir);
 
@@ -70,6 +72,17 @@ int signer_sign(const struct epoch_signer *sg, const unsigned char *msg, size_t 
 void signer_public(const struct epoch_signer *sg, unsigned char pub[32]);
 void signer_close(struct epoch_signer *sg); /* erases the seed from memory */
 
+/* The epoch whose key should be on disk at Unix time now: now's epoch, the schedule's n
+ * once it has run out (every key erased), 0 before t0. */
+uint64_t keys_epoch_due(const struct epoch_schedule *s, uint64_t now);
+/* The epoch number epoch.key in dir is at (its seed is not read). */
+int keys_key_epoch(const char *dir, uint64_t *epoch, char *err, size_t errlen);
+/* `runseal keys tick`: erases the seeds of every epoch that has ended by now, whether or
+ * not anything seals (cron or a systemd timer runs it). *from and *to: the key's epoch
+ * before and after. */
+int keys_tick(const char *dir, uid_t owner, uint64_t now, uint64_t *from, uint64_t *to, char *err,
+	      size_t errlen);
+
 /* Pure helpers shared by the sealer and the verifier. */
 void key_id(const unsigned char pub[32], char out[65]);
 void epoch_seed_next(const unsigned char seed[32], unsigned char next[32]);
@@ -78,12 +91,16 @@ int ed25519_sign(const unsigned char seed[32], const unsigned char *msg, size_t 
 		 unsigned char sig[64]);
 bool ed25519_verify(const unsigned char pub[32], const unsigned char *msg, size_t len,
 		    const unsigned char sig[64]);
+/* What a seal's signature covers: label, host id and the seal line up to its final
+ * ,"sig":"..."} (every field but the signature). 0 when the line is too long. */
 size_t seal_message(unsigned char out[SEAL_MSG_MAX], const unsigned char host_id[16],
-		    uint64_t segment, uint64_t first_seq, uint64_t count,
-		    const unsigned char last_hash[32], uint64_t epoch, const char time30[30]);
+		    const char *line, size_t len);
+/* A seal line must end in exactly ,"sig":"<128 lowercase hex>"}: gives the length of the
+ * bytes before that suffix (the signed ones) and the signature; -1 otherwise. */
+int seal_split(const char *line, size_t len, size_t *signed_len, unsigned char sig[64]);
 size_t cert_message(unsigned char out[CERT_MSG_MAX], const unsigned char host_id[16], uint64_t e,
 		    uint64_t not_before, uint64_t not_after, uint64_t max_interval,
-		    const unsigned char pub[32]);
+		    uint64_t late_slack, const unsigned char pub[32]);
 /* Hex helpers: unhex returns 0 when s is exactly 2n lowercase hex digits. */
 int unhex(const char *s, size_t slen, unsigned char *out, size_t n);
 

@@ -136,13 +136,17 @@ static int hex4(const unsigned char *s, unsigned *v)
 struct sout {
 	char *p;
 	size_t cap, n;
-	bool nul; /* a decoded NUL: no C string can hold it */
+	bool nul;   /* a decoded NUL: no C string can hold it */
+	uint64_t h; /* FNV-1a of all the decoded bytes (set h to the offset basis first) */
 };
+
+#define FNV_BASIS 0xcbf29ce484222325ull
 
 static void put_byte(struct sout *o, unsigned char c)
 {
 	if (!o)
 		return;
+	o->h = (o->h ^ c) * 0x100000001b3ull;
 	if (c == 0)
 		o->nul = true;
 	if (o->n < o->cap)
@@ -395,16 +399,68 @@ static long scan_value(const unsigned char *s, size_t len, size_t i)
 	}
 }
 
+/* A top-level key: the hash of its decoded bytes and where it starts. */
+struct keyref {
+	uint64_t h;
+	size_t at;
+};
+
+static int keyref_cmp(const void *a, const void *b)
+{
+	const struct keyref *x = a, *y = b;
+
+	return x->h < y->h ? -1 : x->h > y->h;
+}
+
+static bool same_key(const unsigned char *s, size_t len, size_t a, size_t b)
+{
+	char *pa = xmalloc(len), *pb = xmalloc(len);
+	struct sout oa = {.p = pa, .cap = len}, ob = {.p = pb, .cap = len};
+	bool same;
+
+	scan_string(s, len, a, &oa);
+	scan_string(s, len, b, &ob);
+	same = oa.n == ob.n && !memcmp(pa, pb, oa.n);
+	free(pa);
+	free(pb);
+	return same;
+}
+
+/* Whether two top-level keys decode to the same string ("kind" and "\u006bind" too). */
+static bool has_duplicate(const unsigned char *s, size_t len, struct keyref *k, size_t n)
+{
+	/* A record has about twenty keys: insertion sort, qsort for hostile lines. */
+	if (n > 64) {
+		qsort(k, n, sizeof(*k), keyref_cmp);
+	} else {
+		for (size_t i = 1; i < n; i++) {
+			struct keyref x = k[i];
+			size_t j = i;
+
+			for (; j > 0 && k[j - 1].h > x.h; j--)
+				k[j] = k[j - 1];
+			k[j] = x;
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && k[j - 1].h == k[i].h; j--)
+			if (same_key(s, len, k[j - 1].at, k[i].at))
+				return true;
+	return false;
+}
+
 /* Walks the top-level object of line and finds key's value span. Returns 0 when the line
  * is one well-formed object and key occurs exactly once, with [*vs, *ve) its value; 1 when
  * well-formed without key; -1 otherwise. A repeated key is an error: two readers could
- * take different ones. */
+ * take different ones. With no key, every top-level key must be unique (entry_is_json). */
 static int find_key(const char *line, size_t len, const char *key, size_t *vs, size_t *ve)
 {
 	const unsigned char *s = (const unsigned char *)line;
-	size_t klen = key ? strlen(key) : 0, i;
+	size_t klen = key ? strlen(key) : 0, i, nk = 0, capk = 0;
 	char kbuf[64];
 	bool found = false;
+	struct keyref kst[64], *keys = kst;
+	int ret = -1;
 
 	if (!len || s[0] != '{' || s[len - 1] != '}')
 		return -1;
@@ -412,38 +468,56 @@ static int find_key(const char *line, size_t len, const char *key, size_t *vs, s
 	if (i < len && s[i] == '}')
 		return i + 1 == len ? 1 : -1;
 	for (;;) {
-		struct sout o = {.p = kbuf, .cap = sizeof(kbuf)};
+		struct sout o = {.p = kbuf, .cap = sizeof(kbuf), .h = FNV_BASIS};
 		size_t a;
 		long r;
 
 		if (i >= len || s[i] != '"')
-			return -1;
+			goto out;
 		r = scan_string(s, len, i, &o);
 		if (r < 0)
-			return -1;
+			goto out;
+		if (!key) {
+			if (nk == 64 && keys == kst) {
+				capk = 256;
+				keys = xmalloc(capk * sizeof(*keys));
+				memcpy(keys, kst, sizeof(kst));
+			} else if (nk == capk && keys != kst) {
+				capk *= 2;
+				keys = xrealloc(keys, capk * sizeof(*keys));
+			}
+			keys[nk++] = (struct keyref){o.h, i};
+		}
 		i = skip_ws(s, len, (size_t)r);
 		if (i >= len || s[i] != ':')
-			return -1;
+			goto out;
 		a = skip_ws(s, len, i + 1);
 		r = scan_value(s, len, a);
 		if (r < 0)
-			return -1;
+			goto out;
 		if (key && o.n == klen && klen <= sizeof(kbuf) && !memcmp(kbuf, key, klen)) {
 			if (found)
-				return -1;
+				goto out;
 			found = true;
 			*vs = a;
 			*ve = (size_t)r;
 		}
 		i = skip_ws(s, len, (size_t)r);
 		if (i >= len)
-			return -1;
-		if (s[i] == '}')
-			return i + 1 == len ? (found ? 0 : 1) : -1;
+			goto out;
+		if (s[i] == '}') {
+			if (i + 1 == len && !(!key && has_duplicate(s, len, keys, nk)))
+				ret = found ? 0 : 1;
+			goto out;
+		}
 		if (s[i] != ',')
-			return -1;
+			goto out;
 		i = skip_ws(s, len, i + 1);
 	}
+out:
+	if (keys != kst)
+		free(keys);
+	return ret;
 }
 
 bool entry_is_json(const char *line, size_t len)

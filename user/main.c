@@ -22,6 +22,7 @@ static const char usage_main[] =
     "commands:\n"
     "  run RUNBOOK      run a runbook's steps, record and seal what they did (root)\n"
     "  keygen           create the host's signing keys (root key, epoch keys)\n"
+    "  keys tick        erase the epoch key of an ended epoch (for cron or a timer)\n"
     "  verify [LOGDIR]  check a sealed log and its replicas: complete and unaltered?\n"
     "  show [LOGDIR]    print the records of a log after verifying them\n"
     "  version          print the version\n"
@@ -214,14 +215,16 @@ static int cmd_run(int argc, char **argv)
 
 static const char usage_keygen[] =
     "usage: runseal keygen [--key-dir DIR] [--epoch-seconds N] [--epochs N]\n"
-    "                      [--max-interval SECONDS]\n"
+    "                      [--max-interval SECONDS] [--late-slack SECONDS]\n"
     "\n"
     "Creates the host's keys in DIR (default " KEYS_DIR_DEFAULT "): a root key pair that\n"
     "certifies one Ed25519 key per epoch (default 8760 epochs of 3600 s: a year), and the\n"
     "first epoch's seed. The host erases each epoch's key when the epoch ends, so records\n"
     "sealed before a compromise cannot be re-signed after it. Keep root.pub for verifying;\n"
     "move root.key offline. --max-interval bounds how long a record may wait for its seal\n"
-    "(default 60 s). Existing keys are never overwritten.\n";
+    "(default 60 s), --late-slack how much longer a seal may take to be written (default\n"
+    "5 s); both are signed into the schedule, and together they must be shorter than an\n"
+    "epoch. Existing keys are never overwritten.\n";
 
 static uint64_t num_arg(const char *opt, const char *s, uint64_t max)
 {
@@ -243,11 +246,13 @@ static int cmd_keygen(int argc, char **argv)
 	    {"epoch-seconds", required_argument, NULL, 'E'},
 	    {"epochs", required_argument, NULL, 'N'},
 	    {"max-interval", required_argument, NULL, 'M'},
+	    {"late-slack", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *dir = KEYS_DIR_DEFAULT;
 	uint64_t len = KEYS_EPOCH_SECONDS, n = KEYS_EPOCHS, maxi = KEYS_MAX_INTERVAL;
+	uint64_t slack = KEYS_LATE_SLACK;
 	char err[KEYS_ERRLEN], rid[65], hid[33];
 	int c;
 
@@ -265,6 +270,9 @@ static int cmd_keygen(int argc, char **argv)
 		case 'M':
 			maxi = num_arg("--max-interval", optarg, 86400);
 			break;
+		case 'S':
+			slack = num_arg("--late-slack", optarg, 3600);
+			break;
 		case 'h':
 			fputs(usage_keygen, stdout);
 			return 0;
@@ -277,8 +285,8 @@ static int cmd_keygen(int argc, char **argv)
 		fputs(usage_keygen, stderr);
 		return 2;
 	}
-	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, 0, rid, hid, err, sizeof(err)) <
-	    0) {
+	if (keys_generate(dir, (uint64_t)time(NULL), len, n, maxi, slack, 0, rid, hid, err,
+			  sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
 		return 2;
 	}
@@ -288,14 +296,61 @@ static int cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
+static const char usage_keys[] =
+    "usage: runseal keys tick [--key-dir DIR]\n"
+    "\n"
+    "Erases from DIR (default " KEYS_DIR_DEFAULT ") the seed of every epoch that has\n"
+    "ended, even when nothing runs: epoch.key is overwritten in place with the current\n"
+    "epoch's seed. A run erases them too, but only when it runs; install the\n"
+    "runseal-keys-tick timer (or its cron line) so that a compromise between runs finds\n"
+    "no key of an ended epoch. Prints what it erased; nothing when there was nothing.\n";
+
+static int cmd_keys(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"key-dir", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *dir = KEYS_DIR_DEFAULT;
+	char err[KEYS_ERRLEN];
+	uint64_t from, to;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'K':
+			dir = optarg;
+			break;
+		case 'h':
+			fputs(usage_keys, stdout);
+			return 0;
+		default:
+			fputs(usage_keys, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || strcmp(argv[optind], "tick")) {
+		fputs(usage_keys, stderr);
+		return 2;
+	}
+	if (keys_tick(dir, 0, (uint64_t)time(NULL), &from, &to, err, sizeof(err)) < 0) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return 2;
+	}
+	if (to > from)
+		printf("%s/epoch.key: erased the seeds of epochs %llu to %llu; now at epoch %llu\n",
+		       dir, (unsigned long long)from, (unsigned long long)(to - 1),
+		       (unsigned long long)to);
+	return 0;
+}
+
 static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"run", cmd_run},
-    {"keygen", cmd_keygen},
-    {"verify", verify_cmd},
-    {"show", show_cmd},
+    {"run", cmd_run},	    {"keygen", cmd_keygen}, {"keys", cmd_keys},
+    {"verify", verify_cmd}, {"show", show_cmd},
 };
 
 static const struct command *find_command(const char *name)

@@ -8,10 +8,43 @@
 #include "util.h"
 
 const char *const rec_kind_names[REC_KIND_MAX] = {
-    [REC_RUN_START] = "run_start", [REC_RUN_END] = "run_end", [REC_STEP_START] = "step_start",
-    [REC_STEP_END] = "step_end",   [REC_EXEC] = "exec",	      [REC_FORK] = "fork",
-    [REC_EXIT] = "exit",	   [REC_OPEN] = "open",	      [REC_CONNECT] = "connect",
+    [REC_RUN_START] = "run_start",
+    [REC_RUN_END] = "run_end",
+    [REC_STEP_START] = "step_start",
+    [REC_STEP_END] = "step_end",
+    [REC_EXEC] = "exec",
+    [REC_FORK] = "fork",
+    [REC_EXIT] = "exit",
+    [REC_OPEN] = "open",
+    [REC_CONNECT] = "connect",
     [REC_LOSS] = "loss",
+    /* issue 8, self-protection: */
+    [REC_BPF] = "bpf",
+    [REC_PERF_EVENT_OPEN] = "perf_event_open",
+    [REC_PTRACE] = "ptrace",
+    [REC_PROCESS_VM] = "process_vm",
+    [REC_PIDFD_GETFD] = "pidfd_getfd",
+    [REC_SIGNAL] = "signal",
+    [REC_MODULE_LOAD] = "module_load",
+    [REC_MEMFD_CREATE] = "memfd_create",
+    [REC_RUN_INTERRUPTED] = "run_interrupted",
+    /* capture coverage (issue 8) */
+    [REC_RENAME] = "rename",
+    [REC_UNLINK] = "unlink",
+    [REC_CHMOD] = "chmod",
+    [REC_CHOWN] = "chown",
+    [REC_LINK] = "link",
+    [REC_SYMLINK] = "symlink",
+    [REC_TRUNCATE] = "truncate",
+    [REC_MOUNT] = "mount",
+    [REC_UMOUNT] = "umount",
+    [REC_CRED] = "cred",
+    [REC_LISTEN] = "listen",
+    [REC_ACCEPT] = "accept",
+    [REC_COMPAT_SYSCALL] = "compat_syscall",
+    [REC_IO_URING_RESULT] = "io_uring_result",
+    [REC_MKDIR] = "mkdir",
+    [REC_MKNOD] = "mknod",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)

@@ -23,11 +23,14 @@
 #include <openssl/evp.h>
 
 #include "collector.h"
+#include "decode.h"
+#include "guard.h"
 #include "progress.h"
 #include "record.h"
 #include "redact.h"
 #include "runbook.h"
 #include "runner.h"
+#include "runseal.h"
 #include "sealer.h"
 #include "util.h"
 
@@ -84,6 +87,7 @@ struct run {
 	struct redactor red;
 	struct stream s;
 	struct collector col;
+	struct guard guard; /* kills the steps if the runner is killed (issue 8) */
 	struct progress prog;
 	struct sealer seal;
 	bool sealing;
@@ -710,6 +714,24 @@ static void pump(struct run *r, struct attempt *a, int which)
 	}
 }
 
+/* A step may kill the guard: another takes its place, at most a second later (issue 8). */
+static void check_guard(struct run *r)
+{
+	char e[256];
+	pid_t old = r->guard.pid;
+	int rc = guard_check(&r->guard, &r->col, e, sizeof(e));
+
+	if (rc > 0) {
+		collector_set_own_pid(&r->col, r->guard.pid);
+		warnx("runseal's guard (pid %d) died: started another (pid %d)", old, r->guard.pid);
+	} else if (rc < 0) {
+		warnx(
+		    "runseal's guard (pid %d) died and no other could be started (%s): if runseal "
+		    "is killed, its steps go on untraced",
+		    old, e);
+	}
+}
+
 static void on_tick(struct run *r)
 {
 	uint64_t n;
@@ -720,6 +742,7 @@ static void on_tick(struct run *r)
 		r->log_failed = true;
 		warnx("cannot seal the log in %s; stopping the run", r->o->log_dir);
 	}
+	check_guard(r);
 }
 
 static void on_signal(struct run *r, struct attempt *a)
@@ -876,14 +899,34 @@ static const char *attempt_status(const struct attempt *a)
 	return "ok";
 }
 
+/* The step's processes in the kernel's tracked map that are not in its cgroup: a child can
+ * move itself to another cgroup, not out of the map (issue 8). */
+static size_t add_tracked_of_step(struct run *r, pid_t *pids, size_t n, size_t max)
+{
+	pid_t t[256];
+	uint32_t steps[256];
+	size_t nt = collector_tracked(&r->col, t, steps, 256), have = n;
+
+	for (size_t i = 0; i < nt && n < max; i++) {
+		bool dup = steps[i] != r->seq;
+
+		for (size_t k = 0; k < have && !dup; k++)
+			dup = pids[k] == t[i];
+		if (!dup)
+			pids[n++] = t[i];
+	}
+	return n;
+}
+
 static void step_end_record(struct run *r, const char *name, unsigned attempt, struct attempt *a,
 			    const char *status, const char *error)
 {
 	struct stream *s = &r->s;
-	pid_t pids[256];
+	pid_t pids[512];
 	size_t n = a->cgroup[0] ? cgroup_pids(a->cgroup, pids, 256) : 0;
 	char buf[RB_ERRLEN + 64];
 
+	n = add_tracked_of_step(r, pids, n, 512);
 	rec_begin(s, REC_STEP_END, real(), r->id, (int)r->seq);
 	rec_step_proc(r, name, a);
 	rec_int(s, "step_seq", r->seq);
@@ -1039,6 +1082,108 @@ static void run_steps(struct run *r, const struct rb_step *steps, size_t n, bool
 	}
 }
 
+/* ---- self-protection (issue 8) ------------------------------------------------------- */
+
+static void start_guard(struct run *r)
+{
+	char e[PATH_MAX + 128];
+	int rc = guard_start(&r->guard, &r->col, r->sealing ? r->o->log_dir : NULL, r->id,
+			     r->cg_run, r->sealing ? r->seal.lockfd : -1, e, sizeof(e));
+
+	if (rc < 0)
+		warnx("no guard for run %s (%s): if runseal is killed, its steps go on untraced",
+		      r->id, e);
+	else if (rc > 0)
+		warnx("run state %s: if runseal is killed, the next start will not know of run %s",
+		      e, r->id);
+	if (rc >= 0)
+		collector_set_own_pid(&r->col, r->guard.pid);
+}
+
+static void rec_pids(struct stream *s, const char *key, const pid_t *pids, size_t n)
+{
+	rec_open(s, key, '[');
+	for (size_t i = 0; i < n; i++) {
+		char p[16];
+
+		snprintf(p, sizeof(p), "%d", pids[i]);
+		rec_item(s, p, strlen(p), false);
+	}
+	rec_close(s, ']');
+}
+
+/* What the guard found unread in the ring: the syscalls aimed at the runner, its killer's
+ * most likely among them (its record was made before the kill took effect). */
+static void rec_aimed(struct stream *s, const struct crashed *cr)
+{
+	rec_int(s, "unread_events", (int64_t)cr->unread);
+	rec_open(s, "aimed_at_runseal", '[');
+	for (size_t i = 0; i < cr->naimed; i++) {
+		const struct aimed *a = &cr->aimed[i];
+		const char *sys = collector_guard_sys_name(a->sys);
+
+		rec_open(s, NULL, '{');
+		rec_int(s, "pid", a->pid);
+		rec_int(s, "step_seq", a->step);
+		rec_str(s, "comm", a->comm);
+		rec_str(s, "syscall", sys);
+		if (sys && (strstr(sys, "kill") || strstr(sys, "signal"))) {
+			char buf[24];
+
+			rec_str(s, "signal", decode_signal(a->arg, buf, sizeof(buf)));
+		} else if (a->sys == RS_G_PTRACE) {
+			rec_str(s, "request", decode_ptrace_request(a->arg));
+		}
+		rec_close(s, '}');
+	}
+	rec_close(s, ']');
+}
+
+/* A run of this log whose runner was killed: recorded in this run, the next in the chain. */
+static void interrupted_record(void *ctx, const struct crashed *cr)
+{
+	struct run *r = ctx;
+	struct stream *s = &r->s;
+
+	rec_begin(s, REC_RUN_INTERRUPTED, real(), r->id, -1);
+	rec_str(s, "interrupted_run", cr->run_id);
+	rec_int(s, "runseal_pid", cr->runner);
+	rec_str(s, "cgroup", cr->cgroup[0] ? cr->cgroup : NULL);
+	rec_pids(s, "killed_by_guard", cr->killed, cr->nguard);
+	rec_pids(s, "killed_now", cr->killed + cr->nguard, cr->nkilled - cr->nguard);
+	rec_aimed(s, cr);
+	emit(r);
+	warnx("run %s was interrupted (runseal pid %d killed before its end); recorded in run %s",
+	      cr->run_id, cr->runner, r->id);
+}
+
+static void recover_crashed(struct run *r)
+{
+	char e[256];
+
+	if (r->sealing && guard_recover(r->o->log_dir, interrupted_record, r, e, sizeof(e)) < 0)
+		warnx("cannot look for interrupted runs: %s", e);
+}
+
+/* Tracked processes that outlive the run, from the kernel's map: a child can leave its
+ * step's cgroup, not the map. Once runseal exits, nothing traces them. */
+static void rec_tracked_left(struct run *r)
+{
+	pid_t pids[256];
+	uint32_t steps[256];
+	size_t n = collector_tracked(&r->col, pids, steps, 256);
+	struct stream *s = &r->s;
+
+	rec_open(s, "lingering", '{');
+	for (size_t i = 0; i < n; i++) {
+		char p[16];
+
+		snprintf(p, sizeof(p), "%d", pids[i]);
+		rec_str(s, p, steps[i] < r->col.nsteps ? r->col.steps[steps[i]] : "?");
+	}
+	rec_close(s, '}');
+}
+
 /* VmHWM, not ru_maxrss: the latter survives exec and may be the invoker's peak. */
 static int64_t peak_rss_kb(void)
 {
@@ -1077,6 +1222,9 @@ static void run_end_record(struct run *r, const char *status)
 		rec_str(s, "error", r->error);
 	else if (r->log_failed)
 		rec_str(s, "error", "log write failed");
+	rec_int(s, "tamper_attempts", (int64_t)r->col.tamper_attempts);
+	rec_int(s, "guard_restarts", r->guard.restarts);
+	rec_tracked_left(r);
 	emit(r);
 }
 
@@ -1198,6 +1346,7 @@ static int setup(struct run *r)
 		return -1;
 	}
 	cgroup_init(r);
+	start_guard(r);
 	base_env(r);
 	return 0;
 }
@@ -1220,6 +1369,7 @@ static void cgroups_release(struct run *r)
 /* Frees what setup made, however far it got. */
 static void teardown(struct run *r)
 {
+	guard_stop(&r->guard);
 	/* Readers see the end of the records now: detaching the tracepoints takes a while. */
 	if (r->events_fd > 2)
 		close(r->events_fd);
@@ -1245,7 +1395,7 @@ static int exit_status(const struct run *r)
 		return RUN_INTERRUPTED;
 	if (r->log_failed || r->any_failed || r->error[0])
 		return RUN_FAILED;
-	if (r->col.lost && r->o->strict)
+	if (collector_incomplete(&r->col) && r->o->strict)
 		return RUN_INCOMPLETE;
 	return RUN_OK;
 }
@@ -1259,18 +1409,19 @@ int runner_run(const struct run_opts *o)
 	memset(&r, 0, sizeof(r));
 	r.o = o;
 	r.start = mono();
-	r.sigfd = r.epfd = r.tickfd = r.devnull = r.events_fd = -1;
+	r.sigfd = r.epfd = r.tickfd = r.devnull = r.events_fd = r.guard.fd = -1;
 	if (setup(&r) < 0) {
 		teardown(&r);
 		return RUN_USAGE;
 	}
 	run_start_record(&r);
+	recover_crashed(&r);
 	if (!r.log_failed)
 		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
 	collector_drain(&r.col, true);
 	if (r.any_failed || run_stopped(&r))
 		status = "failed";
-	else if (r.col.lost)
+	else if (collector_incomplete(&r.col))
 		status = "incomplete";
 	else
 		status = "ok";

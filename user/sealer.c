@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -143,16 +144,12 @@ int sealer_flush(struct sealer *s)
 	return 0;
 }
 
-/* Chains one entry: the canonical prefix, then the body's fields (body is a JSON object).
- * Entries are batched in memory and written by sealer_flush: at every boundary, seal and
- * collector wake-up, so a crash loses no more than the events not yet read from the
- * kernel would be lost anyway. */
-static int put_entry(struct sealer *s, const char *body, size_t blen)
+/* Builds in s->line the canonical prefix, then the body's fields (body is a JSON object, or
+ * one still open, for a seal that is signed before its last field). */
+static void chain_line(struct sealer *s, const char *body, size_t blen)
 {
 	char prev[65];
 
-	if (s->failed)
-		return -1;
 	hex(s->last, 32, prev);
 	s->line.len = 0;
 	jb_raw(&s->line, "{\"seq\":", 7);
@@ -161,6 +158,13 @@ static int put_entry(struct sealer *s, const char *body, size_t blen)
 	jb_raw(&s->line, prev, 64);
 	jb_raw(&s->line, "\",", 2);
 	jb_raw(&s->line, body + 1, blen - 1);
+}
+
+/* Hashes the entry built in s->line into the chain and batches it. Entries are written by
+ * sealer_flush: at every boundary, seal and collector wake-up, so a crash loses no more
+ * than the events not yet read from the kernel would be lost anyway. */
+static int commit_line(struct sealer *s)
+{
 	entry_hash(s->line.p, s->line.len, s->last);
 	jb_putc(&s->line, '\n');
 	jb_raw(&s->out, s->line.p, s->line.len);
@@ -172,6 +176,14 @@ static int put_entry(struct sealer *s, const char *body, size_t blen)
 			return -1;
 		}
 	return 0;
+}
+
+static int put_entry(struct sealer *s, const char *body, size_t blen)
+{
+	if (s->failed)
+		return -1;
+	chain_line(s, body, blen);
+	return commit_line(s);
 }
 
 static void field_str(struct jbuf *b, const char *k, const char *v)
@@ -225,10 +237,28 @@ static int put_genesis(struct sealer *s)
 	field_u64(&b, "epoch_seconds", s->sched.len);
 	field_u64(&b, "epochs", s->sched.n);
 	field_u64(&b, "max_interval", s->sched.max_interval);
+	field_u64(&b, "late_slack", s->sched.late_slack);
 	return put_body(s, &b);
 }
 
-static int open_segment(struct sealer *s)
+/* A segment whose header could not be written (a full disk) holds none of the log's
+ * entries, only a part of its own header: it goes, so that the log stays as the last
+ * writer left it and the next run, once there is space, carries on from there. */
+static int abandon_segment(struct sealer *s, const char *name)
+{
+	int e = errno;
+
+	worm_set(s->fd, 0);
+	close(s->fd);
+	s->fd = -1;
+	unlinkat(s->dirfd, name, 0);
+	fsync(s->dirfd);
+	s->failed = true;
+	errno = e;
+	return -1;
+}
+
+static int open_segment_entries(struct sealer *s)
 {
 	struct jbuf b = {0};
 	char name[64], t[TIME_LEN];
@@ -271,6 +301,16 @@ static int open_segment(struct sealer *s)
 		s->failed = true;
 		return -1;
 	}
+	return 0;
+}
+
+static int open_segment(struct sealer *s)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), SEG_FMT, (unsigned long long)s->segment);
+	if (open_segment_entries(s) < 0)
+		return s->fd >= 0 ? abandon_segment(s, name) : -1;
 	return 0;
 }
 
@@ -372,7 +412,7 @@ int sealer_seal(struct sealer *s, const char *reason)
 	if (s->failed)
 		return -1;
 	if (s->fd < 0) {
-		if (strcmp(reason, "heartbeat") || open_segment(s) < 0)
+		if ((strcmp(reason, "heartbeat") && strcmp(reason, "start")) || open_segment(s) < 0)
 			return s->failed ? -1 : 0;
 	}
 	begin_body(&b, "seal", t);
@@ -395,9 +435,6 @@ int sealer_seal(struct sealer *s, const char *reason)
 		goto fail;
 	}
 	count = s->seq - s->first_seq;
-	mlen = seal_message(msg, s->sched.host_id, n, s->first_seq, count, s->last, e, t);
-	if (signer_sign(&s->sg, msg, mlen, sig) < 0)
-		goto fail;
 	signer_public(&s->sg, pub);
 	field_u64(&b, "segment", n);
 	field_u64(&b, "first_seq", s->first_seq);
@@ -408,9 +445,16 @@ int sealer_seal(struct sealer *s, const char *reason)
 	field_u64(&b, "epoch", e);
 	hex(pub, 32, hx);
 	field_str(&b, "epoch_key", hx);
+	/* The signature covers the whole entry before it: seq, prev and every field. */
+	chain_line(s, b.p, b.len);
+	jb_free(&b);
+	mlen = seal_message(msg, s->sched.host_id, s->line.p, s->line.len);
+	if (!mlen || signer_sign(&s->sg, msg, mlen, sig) < 0)
+		goto fail;
 	hex(sig, 64, hx);
-	field_str(&b, "sig", hx);
-	if (put_body(s, &b) < 0 || sealer_flush(s) < 0 || fsync(s->fd) < 0)
+	field_str(&s->line, "sig", hx);
+	jb_putc(&s->line, '}');
+	if (commit_line(s) < 0 || sealer_flush(s) < 0 || fsync(s->fd) < 0)
 		goto fail;
 	worm_set(s->fd, 0);
 	close(s->fd);
@@ -485,6 +529,9 @@ static void scan_dir(int dirfd, struct scan *sc)
 	struct dirent *de;
 
 	memset(sc, 0, sizeof(*sc));
+	/* The dup shares dirfd's offset, which an earlier scan left at the end. */
+	if (d)
+		rewinddir(d);
 	while (d && (de = readdir(d))) {
 		unsigned long long n;
 		char tail[8] = "";
@@ -578,6 +625,94 @@ static int check_host(struct sealer *s, bool z1, char *err, size_t errlen)
 	return r;
 }
 
+/* The time of the last line of buf (a seal), 0 when it has none. */
+static uint64_t last_time(const char *buf, size_t len)
+{
+	char t[TIME_LEN];
+	size_t start = len ? len - 1 : 0;
+	uint64_t ns = 0;
+
+	while (start > 0 && buf[start - 1] != '\n')
+		start--;
+	if (len && entry_get_str(buf + start, len - 1 - start, "time", t, sizeof(t)) == 0 &&
+	    parse_time(t, strlen(t), &ns) < 0)
+		ns = 0;
+	return ns;
+}
+
+/* Whether dirfd's file name holds exactly data. */
+static bool same_file(int dirfd, const char *name, const void *data, size_t len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char *back = xmalloc(len + 1);
+	bool same =
+	    fd >= 0 && pread(fd, back, len + 1, 0) == (ssize_t)len && !memcmp(back, data, len);
+
+	if (fd >= 0)
+		close(fd);
+	free(back);
+	return same;
+}
+
+/* The newest sealed segment n in its .z form, with seal its seal line (with '\n'): the log's
+ * HEAD and every replica's copy and HEAD are made to match it. */
+static void complete_copies(struct sealer *s, uint64_t n, const char *seal, size_t slen)
+{
+	char zname[64], err[512];
+	unsigned char *z = NULL;
+	size_t zlen = 0;
+	struct stat st;
+	int fd;
+
+	if (!same_file(s->dirfd, "HEAD", seal, slen) &&
+	    replace_file(s->dirfd, "HEAD", seal, slen, NULL) < 0)
+		warn("%s: cannot write HEAD", s->o.log_dir);
+	snprintf(zname, sizeof(zname), SEG_FMT ".z", (unsigned long long)n);
+	fd = openat(s->dirfd, zname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > LOG_SEGMENT_MAX) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	z = xmalloc((size_t)st.st_size);
+	zlen = pread(fd, z, (size_t)st.st_size, 0) == st.st_size ? (size_t)st.st_size : 0;
+	close(fd);
+	for (size_t i = 0; zlen && i < s->o.nreplicas; i++) {
+		int dfd = open_dir(s->o.replicas[i], true, s->o.owner, err, sizeof(err));
+
+		if (dfd < 0) {
+			warnx("replica: %s", err);
+			continue;
+		}
+		if (!same_file(dfd, zname, z, zlen)) {
+			warnx("replica %s: %s missing after a crash; copying it", s->o.replicas[i],
+			      zname);
+			copy_to_replica(s, s->o.replicas[i], zname, z, zlen, seal, slen);
+		} else if (!same_file(dfd, "HEAD", seal, slen) &&
+			   replace_file(dfd, "HEAD", seal, slen, NULL) < 0) {
+			warn("replica %s: cannot write HEAD", s->o.replicas[i]);
+		}
+		close(dfd);
+	}
+	free(z);
+}
+
+/* A crashed segment without one whole entry (torn in its first line) continues the chain
+ * of sealed segment n: its last entry (the seal) is the one the recovery links to. */
+static int chain_from_sealed(struct sealer *s, uint64_t n, uint64_t *last_seq)
+{
+	char *buf = NULL, e[256];
+	size_t len, valid;
+	uint64_t count;
+	bool sealed;
+
+	if (n == 0 || read_segment(s, n, true, &buf, &len, e, sizeof(e)) < 0)
+		return -1;
+	valid = valid_prefix(buf, len, last_seq, s->last, &sealed, &count);
+	free(buf);
+	return count && sealed && valid == len ? 0 : -1;
+}
+
 static int recover(struct sealer *s, const struct scan *sc, char *err, size_t errlen)
 {
 	uint64_t n = sc->max, last_seq = 0, count;
@@ -601,8 +736,9 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 		if (read_segment(s, n, true, &buf, &len, err, errlen) < 0)
 			return -1;
 		valid = valid_prefix(buf, len, &last_seq, s->last, &sealed, &count);
-		free(buf);
+		s->last_seal_rt = last_time(buf, len);
 		if (!count || !sealed || valid != len) {
+			free(buf);
 			snprintf(err, errlen,
 				 "%s/%s.z: the last sealed segment does not end in a seal: "
 				 "run `runseal verify`",
@@ -611,25 +747,42 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 		}
 		s->seq = last_seq + 1;
 		s->segment = n + 1;
+		/* A crash after the rename of the .z may have come before HEAD or a replica
+		 * got it: finish those copies. */
+		size_t ls = len - 1;
+
+		while (ls > 0 && buf[ls - 1] != '\n')
+			ls--;
+		complete_copies(s, n, buf + ls, len - ls);
+		free(buf);
 		return 0;
 	}
 	if (read_segment(s, n, false, &buf, &len, err, errlen) < 0)
 		return -1;
 	valid = valid_prefix(buf, len, &last_seq, s->last, &sealed, &count);
-	if (!count) {
+	if (!count && chain_from_sealed(s, n - 1, &last_seq) < 0) {
 		free(buf);
 		snprintf(err, errlen,
-			 "%s/%s: no whole entry in the unsealed segment: run `runseal "
-			 "verify`; move the file away to start a new segment",
+			 "%s/%s: no whole entry in the unsealed segment, and the segment before "
+			 "it is not sealed: run `runseal verify`; move the file away to start a "
+			 "new segment",
 			 s->o.log_dir, name);
 		return -1;
 	}
 	s->seq = last_seq + 1;
 	s->segment = n + 1;
 	if (sealed && valid == len) {
-		/* Crashed after its seal, before compression: finish the job. */
+		/* Crashed after its seal, before compression: finish the job, HEAD and the
+		 * replicas' copies included. */
+		size_t ls = len - 1;
+		int r;
+
+		s->last_seal_rt = last_time(buf, len);
+		while (ls > 0 && buf[ls - 1] != '\n')
+			ls--;
+		r = compress_segment(s, n, buf + ls, len - ls);
 		free(buf);
-		return compress_segment(s, n, NULL, 0);
+		return r;
 	}
 	/* The crashed segment is kept as it is, never rewritten, and frozen; the next segment
 	 * continues the chain from its last whole entry and says what was found. */
@@ -653,6 +806,53 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 	return 0;
 }
 
+/* A key behind the clock means seeds of ended epochs sat on disk since the last run: erase
+ * them before anything else, and say so, since the timer that should have is missing. */
+static int erase_ended(struct sealer *s, char *err, size_t errlen)
+{
+	uint64_t due = keys_epoch_due(&s->sched, (uint64_t)time(NULL)), was = s->sg.epoch;
+
+	if (due <= was)
+		return 0;
+	if (signer_advance(&s->sg, due, err, errlen) < 0)
+		return -1;
+	warnx("%s/epoch.key was still at epoch %llu, the clock is in epoch %llu: the keys of "
+	      "ended epochs stayed on disk until now (erased); install the runseal-keys-tick "
+	      "timer or cron line (`make install`) so they are erased when their epoch ends",
+	      s->o.key_dir, (unsigned long long)was, (unsigned long long)due);
+	return 0;
+}
+
+/* A crash (or a full disk, before abandon_segment) between creating a segment and writing
+ * its first byte leaves an empty file: nothing of the log is in it, so it goes, and the
+ * segment before it is the one to recover or continue. */
+static int drop_empty_tail(struct sealer *s, struct scan *sc, char *err, size_t errlen)
+{
+	char name[64];
+	struct stat st;
+
+	while (sc->max && sc->plain && !sc->z) {
+		snprintf(name, sizeof(name), SEG_FMT, (unsigned long long)sc->max);
+		if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size != 0)
+			return 0;
+		int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd >= 0) {
+			worm_set(fd, 0);
+			close(fd);
+		}
+		if (unlinkat(s->dirfd, name, 0) < 0) {
+			snprintf(err, errlen, "%s/%s: cannot remove the empty segment: %s",
+				 s->o.log_dir, name, strerror(errno));
+			return -1;
+		}
+		fsync(s->dirfd);
+		scan_dir(s->dirfd, sc);
+	}
+	return 0;
+}
+
 static int load_keys(struct sealer *s, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -662,8 +862,8 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 		char rid[65], hid[33];
 
 		if (keys_generate(s->o.key_dir, (uint64_t)time(NULL), KEYS_EPOCH_SECONDS,
-				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, s->o.owner, rid, hid, err,
-				  errlen) < 0)
+				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, KEYS_LATE_SLACK, s->o.owner, rid,
+				  hid, err, errlen) < 0)
 			return -1;
 		fprintf(
 		    stderr,
@@ -678,7 +878,62 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 	if (keys_load_schedule(path, root, &s->sched, err, errlen) < 0)
 		return -1;
 	hex(s->sched.host_id, 16, s->host_hex);
-	return signer_open(s->o.key_dir, s->o.owner, &s->sg, err, errlen);
+	if (signer_open(s->o.key_dir, s->o.owner, &s->sg, err, errlen) < 0)
+		return -1;
+	return erase_ended(s, err, errlen);
+}
+
+/* One writer per log: a second one would take the first one's open segment for a crash
+ * and fork the chain. The lock (flock, so the kernel drops it when the holder dies, even by
+ * kill -9) is taken before anything is read or written; the file says who holds it. */
+static int lock_log(struct sealer *s, char *err, size_t errlen)
+{
+	char pid[32] = "";
+	int n;
+
+	s->lockfd = openat(s->dirfd, SEALER_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->lockfd < 0) {
+		snprintf(err, errlen, "%s/%s: cannot open the lock file: %s", s->o.log_dir,
+			 SEALER_LOCK, strerror(errno));
+		return -1;
+	}
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t r = pread(s->lockfd, pid, sizeof(pid) - 1, 0);
+
+		pid[r > 0 ? r : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen,
+				 "%s: log in use by pid %s (another `runseal run` writes it); wait "
+				 "for it to end, or give another --log-dir",
+				 s->o.log_dir, *pid ? pid : "(unknown)");
+		else
+			snprintf(err, errlen, "%s/%s: cannot lock: %s", s->o.log_dir, SEALER_LOCK,
+				 strerror(e));
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	/* Who holds it is for the message above only: a failure here changes nothing. */
+	if (ftruncate(s->lockfd, 0) == 0 && pwrite(s->lockfd, pid, (size_t)n, 0) == n)
+		fdatasync(s->lockfd);
+	return 0;
+}
+
+/* The verifier holds an unsealed (crashed) segment to the seal cadence: its entries lie
+ * within max_interval + late_slack of the last seal before them. A writer starting long
+ * after the last seal therefore seals first; one starting soon after keeps that seal's
+ * rhythm, its first checkpoint coming when that seal is checkpoint_s old. */
+static int seal_at_start(struct sealer *s)
+{
+	uint64_t now = now_ns(CLOCK_REALTIME), step = s->o.checkpoint_s * 1000000000ull;
+
+	if (!s->pending_recovery && s->last_seal_rt && s->last_seal_rt <= now &&
+	    now - s->last_seal_rt < step / 2) {
+		s->last_seal -= now - s->last_seal_rt;
+		return 0;
+	}
+	return sealer_seal(s, "start");
 }
 
 int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t errlen)
@@ -689,21 +944,22 @@ int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t
 	s->o = *o;
 	s->fd = -1;
 	s->dirfd = -1;
+	s->lockfd = -1;
 	s->sg.fd = -1;
 	s->segment = 1;
 	if (!s->o.segment_max)
 		s->o.segment_max = SEALER_SEGMENT_MAX;
 	if (!s->o.checkpoint_s)
 		s->o.checkpoint_s = SEALER_CHECKPOINT_S;
-	if (load_keys(s, err, errlen) < 0)
+	s->dirfd = open_dir(o->log_dir, true, o->owner, err, errlen);
+	if (s->dirfd < 0 || lock_log(s, err, errlen) < 0 || load_keys(s, err, errlen) < 0)
 		goto fail;
 	/* The verifier rejects records older than max_interval at their seal. */
 	if (s->o.checkpoint_s > s->sched.max_interval)
 		s->o.checkpoint_s = s->sched.max_interval;
-	s->dirfd = open_dir(o->log_dir, true, o->owner, err, errlen);
-	if (s->dirfd < 0)
-		goto fail;
 	scan_dir(s->dirfd, &sc);
+	if (drop_empty_tail(s, &sc, err, errlen) < 0)
+		goto fail;
 	if (sc.max && !sc.has1) {
 		snprintf(err, errlen,
 			 "%s: segment 1 (the genesis) is missing: run `runseal verify`",
@@ -723,6 +979,11 @@ int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t
 			goto fail;
 	}
 	s->last_seal = now_ns(CLOCK_MONOTONIC);
+	if (sc.max && seal_at_start(s) < 0) {
+		snprintf(err, errlen, "%s: cannot seal the log before the run: %s", o->log_dir,
+			 strerror(errno ? errno : EIO));
+		goto fail;
+	}
 	return 0;
 fail:
 	sealer_close(s);
@@ -736,11 +997,13 @@ void sealer_close(struct sealer *s)
 		close(s->fd);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* releases the lock */
 	if (s->sg.fd >= 0)
 		signer_close(&s->sg);
 	keys_free_schedule(&s->sched);
 	jb_free(&s->line);
 	jb_free(&s->out);
-	s->fd = s->dirfd = -1;
+	s->fd = s->dirfd = s->lockfd = -1;
 	s->sg.fd = -1;
 }

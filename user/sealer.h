@@ -15,6 +15,7 @@
 
 #define SEALER_SEGMENT_MAX  (16u << 20)
 #define SEALER_CHECKPOINT_S 60
+#define SEALER_LOCK	    "LOCK" /* in the log directory: one writer at a time */
 
 struct sealer_opts {
 	const char *log_dir;
@@ -31,12 +32,14 @@ struct sealer_opts {
 struct sealer {
 	struct sealer_opts o;
 	int dirfd;
+	int lockfd;	    /* SEALER_LOCK, flock'ed while the log is open */
 	int fd;		    /* active segment, -1 when none is open */
 	uint64_t segment;   /* number of the active (or next) segment */
 	uint64_t seq;	    /* seq of the next entry */
 	uint64_t first_seq; /* of the active segment */
 	uint64_t seg_bytes;
 	uint64_t last_seal;	/* CLOCK_MONOTONIC ns of the last seal (or open) */
+	uint64_t last_seal_rt;	/* CLOCK_REALTIME ns of the log's last seal, 0 unknown */
 	unsigned char last[32]; /* hash of the last entry */
 	struct epoch_schedule sched;
 	struct epoch_signer sg;
@@ -54,7 +57,8 @@ struct sealer {
 int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t errlen);
 /* The stream sink: appends one record; fsyncs at step and run boundaries. */
 int sealer_sink(void *ctx, const struct rec_view *v);
-/* Seals the active segment (reason: run_end, size, checkpoint, heartbeat, shutdown). */
+/* Seals the active segment (reason: run_end, size, checkpoint, heartbeat, shutdown, or
+ * start: the seal sealer_open makes when the last one is old, see seal_at_start). */
 int sealer_seal(struct sealer *s, const char *reason);
 /* Writes the batched entries (no fsync). */
 int sealer_flush(struct sealer *s);

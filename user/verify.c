@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/fs.h>
@@ -41,7 +43,6 @@
  */
 
 #define PROBLEMS_LISTED 1000
-#define LATE_SLACK_S	5 /* docs/FORMAT.md, "Verifying" step 5 */
 #define RING		64
 #define LOOKAHEAD	16
 #define GAPS_MAX	256
@@ -74,6 +75,8 @@ struct crash {
 	size_t seg;
 	uint64_t valid, torn, last_seq;
 	bool named;
+	uint64_t max_time, max_seq; /* its newest entry, for the seal that covers it */
+	size_t max_off;
 };
 
 /* An entry waiting for its segment's seal before it is handed to the caller. */
@@ -96,6 +99,14 @@ struct ver {
 	verify_entry_fn fn;
 	void *ctx;
 	bool deliver; /* false after the first error: fn gets a verified prefix */
+};
+
+/* A run_start, and whether its run_end (or a later run's run_interrupted) was seen. */
+struct run_seen {
+	char id[64], by[64];
+	size_t seg, off;
+	uint64_t seq;
+	bool ended;
 };
 
 struct walk {
@@ -131,13 +142,21 @@ struct walk {
 	bool seg_sealed, seg_error, seg_after_seal, seg_worm_unavail;
 	uint64_t seg_min_time, seg_min_seq;
 	size_t seg_min_off;
+	uint64_t seg_max_time, seg_max_seq; /* the newest entry of the segment */
+	size_t seg_max_off;
+	/* The seal cadence: the first entry more than max_interval + late_slack after the
+	 * last seal before the segment (or the genesis), which only a seal in time excuses. */
+	uint64_t cad_base;
+	bool cad_on, cad_hit;
+	uint64_t cad_time, cad_seq;
+	size_t cad_off;
 	struct pend *pend;
 	size_t npend, cappend;
 
 	/* log */
 	bool have_genesis, have_seal, have_prev_seal, truncated;
 	uint64_t entries, seals, segments, last_epoch;
-	uint64_t last_seal_seq;
+	uint64_t last_seal_seq, last_seal_ns, genesis_ns;
 	char last_seal_time[TIME_LEN];
 	char *seal_line; /* the last seal line, with its '\n' */
 	size_t seal_len, seal_cap;
@@ -150,6 +169,10 @@ struct walk {
 	unsigned long worm_unavail, not_immutable, not_append;
 	size_t first_unavail, first_noimm, first_noapp;
 	bool flags_unsupported;
+
+	/* runs, for the ones that never ended (issue 8) */
+	struct run_seen *runs;
+	size_t nruns, capruns;
 
 	/* HEAD */
 	char *head;
@@ -465,7 +488,7 @@ static void check_genesis(struct walk *w, const char *l, size_t len, size_t off,
 {
 	struct ver *v = w->v;
 	char format[32], host[64], root[80];
-	uint64_t t0, el, n, mi;
+	uint64_t t0, el, n, mi, ls;
 
 	if (seq != 0 || w->cur != 0 || w->seg_entries != 0) {
 		problem(w, true, "malformed", w->cur, NULL, off, seq,
@@ -477,7 +500,8 @@ static void check_genesis(struct walk *w, const char *l, size_t len, size_t off,
 	    entry_get_str(l, len, "host_id", host, sizeof(host)) ||
 	    entry_get_str(l, len, "root_key", root, sizeof(root)) ||
 	    entry_get_u64(l, len, "t0", &t0) || entry_get_u64(l, len, "epoch_seconds", &el) ||
-	    entry_get_u64(l, len, "epochs", &n) || entry_get_u64(l, len, "max_interval", &mi)) {
+	    entry_get_u64(l, len, "epochs", &n) || entry_get_u64(l, len, "max_interval", &mi) ||
+	    entry_get_u64(l, len, "late_slack", &ls)) {
 		problem(w, true, "malformed", w->cur, NULL, off, seq,
 			"genesis entry without its fields");
 		return;
@@ -498,7 +522,8 @@ static void check_genesis(struct walk *w, const char *l, size_t len, size_t off,
 		v->keys_bad = true;
 	}
 	if (!v->keys_bad && v->have_sched &&
-	    (t0 != v->s.t0 || el != v->s.len || n != v->s.n || mi != v->s.max_interval)) {
+	    (t0 != v->s.t0 || el != v->s.len || n != v->s.n || mi != v->s.max_interval ||
+	     ls != v->s.late_slack)) {
 		problem(w, true, "wrong_key", w->cur, NULL, off, seq,
 			"epochs.pub (t0 %" PRIu64 ", %" PRIu64 " x %" PRIu64
 			" s) is not the schedule "
@@ -555,6 +580,24 @@ static void check_recovery(struct walk *w, const char *l, size_t len, size_t off
 		problem(w, true, "malformed", w->cur, NULL, off, seq,
 			"recovery entry without its fields");
 		return;
+	}
+	/* Its one place: right after the segment entry of the segment after the crash. */
+	if (w->seg_entries != 1) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"a recovery entry is only the second entry of a segment, after its "
+			"segment entry");
+		return;
+	}
+	{
+		char want[32];
+
+		snprintf(want, sizeof(want), "seg-%016" PRIu64 ".log", n);
+		if (strcmp(want, file)) {
+			problem(w, true, "malformed", w->cur, NULL, off, seq,
+				"recovery of %s says segment %" PRIu64 ", not that file's number",
+				file, n);
+			return;
+		}
 	}
 	for (i = 0; i < w->ncrash; i++)
 		if (!strcmp(w->segs[w->crash[i].seg].name, file))
@@ -613,6 +656,62 @@ static void deliver(struct walk *w)
 	w->npend = 0;
 }
 
+/* The seal's signature over everything in the line but the signature itself. */
+static bool seal_sig_ok(const struct ver *v, const char *l, size_t len, const unsigned char key[32])
+{
+	unsigned char msg[SEAL_MSG_MAX], sig[64];
+	size_t signed_len, ml;
+
+	if (seal_split(l, len, &signed_len, sig) < 0)
+		return false;
+	ml = seal_message(msg, v->s.host_id, l, signed_len);
+	return ml && ed25519_verify(key, msg, ml, sig);
+}
+
+static uint64_t late_limit_ns(const struct ver *v)
+{
+	return (v->s.max_interval + v->s.late_slack) * 1000000000ull;
+}
+
+/* Forward security: a record may wait max_interval (+ late_slack) for its seal, no more,
+ * and is not dated after it. A forger holding only a later epoch's key must seal old
+ * records late. Covers the segment's own entries and those of crashed segments just
+ * before it, which this seal covers through the recovery entry. (An entry found inserted
+ * or changed here is already reported.) */
+static void check_lateness(struct walk *w, const char *time, uint64_t tns)
+{
+	const struct ver *v = w->v;
+	uint64_t limit = late_limit_ns(v), slack = v->s.late_slack * 1000000000ull;
+	char t[TIME_LEN];
+
+	if (w->seg_entries && !w->seg_error && tns > w->seg_min_time &&
+	    tns - w->seg_min_time > limit) {
+		fmt_time(w->seg_min_time, t);
+		problem(w, true, "late_record", w->cur, NULL, w->seg_min_off, w->seg_min_seq,
+			"entry of %s sealed at %s, %" PRIu64 " s later (at most %" PRIu64
+			" s): re-sealed after the fact, as a forger with a later key must",
+			t, time, (uint64_t)((tns - w->seg_min_time) / 1000000000ull),
+			v->s.max_interval + v->s.late_slack);
+	}
+	if (w->seg_entries && !w->seg_error && w->seg_max_time > tns + slack) {
+		fmt_time(w->seg_max_time, t);
+		problem(w, true, "future_record", w->cur, NULL, w->seg_max_off, w->seg_max_seq,
+			"entry dated %s, after the seal that covers it (%s, late_slack %" PRIu64
+			" s): written after the fact",
+			t, time, v->s.late_slack);
+	}
+	for (size_t i = 0; i < w->ncrash; i++) {
+		const struct crash *c = &w->crash[i];
+
+		if (c->max_time <= tns + slack)
+			continue;
+		fmt_time(c->max_time, t);
+		problem(w, true, "future_record", c->seg, NULL, c->max_off, c->max_seq,
+			"entry dated %s, after the seal that covers it (%s, in %s)", t, time,
+			w->segs[w->cur].name);
+	}
+}
+
 static void check_seal(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq,
 		       const unsigned char prev[32], const char *time, uint64_t tns)
 {
@@ -632,6 +731,12 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 	    entry_get_str(l, len, "sig", sh, sizeof(sh)) || unhex(lh, strlen(lh), last, 32) ||
 	    unhex(kh, strlen(kh), key, 32) || unhex(sh, strlen(sh), sig, 64)) {
 		problem(w, true, "malformed", w->cur, NULL, off, seq, "seal without its fields");
+		return;
+	}
+	if (seal_split(l, len, &(size_t){0}, sig) < 0) {
+		problem(w, true, "malformed", w->cur, NULL, off, seq,
+			"the seal does not end in its \"sig\" field, or is longer than %d bytes",
+			SEAL_LINE_MAX);
 		return;
 	}
 	/* The sealed fields against the entries; a problem already found in this segment
@@ -664,11 +769,8 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 			problem(w, true, "epoch", w->cur, NULL, off, seq,
 				"the root certificate of epoch %" PRIu64 " does not verify", e);
 		} else {
-			unsigned char msg[SEAL_MSG_MAX];
-			size_t ml = seal_message(msg, v->s.host_id, n, first, count, last, e, time);
-
 			te = epoch_of(&v->s, sec);
-			if (!ed25519_verify(key, msg, ml, sig))
+			if (!seal_sig_ok(v, l, len, key))
 				problem(w, true, "bad_signature", w->cur, NULL, off, seq,
 					"the seal's signature does not verify");
 			else if (te != e)
@@ -683,23 +785,7 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 					": an expired (erased) epoch key used later",
 					e, w->last_epoch);
 		}
-		/* Forward security: a record may wait max_interval for its seal, no more. A
-		 * forger holding only a later epoch's key must seal old records late. */
-		uint64_t limit = (v->s.max_interval + LATE_SLACK_S) * 1000000000ull;
-
-		/* (An entry found inserted or changed here is already reported.) */
-		if (w->seg_entries && !w->seg_error && tns > w->seg_min_time &&
-		    tns - w->seg_min_time > limit) {
-			char t[TIME_LEN];
-
-			fmt_time(w->seg_min_time, t);
-			problem(w, true, "late_record", w->cur, NULL, w->seg_min_off,
-				w->seg_min_seq,
-				"entry of %s sealed at %s, %" PRIu64 " s later (at most %" PRIu64
-				" s): re-sealed after the fact, as a forger with a later key must",
-				t, time, (uint64_t)((tns - w->seg_min_time) / 1000000000ull),
-				v->s.max_interval + LATE_SLACK_S);
-		}
+		check_lateness(w, time, tns);
 	}
 	if (!w->have_seal || e > w->last_epoch)
 		w->last_epoch = e;
@@ -710,6 +796,7 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 	w->have_seal = true;
 	w->seals++;
 	w->last_seal_seq = seq;
+	w->last_seal_ns = tns;
 	snprintf(w->last_seal_time, sizeof(w->last_seal_time), "%s", time);
 	if (len + 1 > w->seal_cap) {
 		w->seal_cap = len + 1;
@@ -824,6 +911,65 @@ static bool check_chain(struct walk *w, size_t off, size_t len, uint64_t seq,
 	return false;
 }
 
+/* ---- runs that never ended (issue 8) ------------------------------------------------ */
+
+static struct run_seen *run_find(struct walk *w, const char *id)
+{
+	for (size_t i = w->nruns; i-- > 0;)
+		if (!strcmp(w->runs[i].id, id))
+			return &w->runs[i];
+	return NULL;
+}
+
+/* Notes run_start, run_end and run_interrupted (only these kinds start with "run_"). */
+static void runs_note(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq)
+{
+	char kind[32], id[64], old[64];
+	struct run_seen *r;
+
+	if (entry_get_str(l, len, "kind", kind, sizeof(kind)) ||
+	    entry_get_str(l, len, "run", id, sizeof(id)))
+		return;
+	if (!strcmp(kind, "run_start")) {
+		if (w->nruns == w->capruns) {
+			w->capruns = w->capruns ? w->capruns * 2 : 64;
+			w->runs = xrealloc(w->runs, w->capruns * sizeof(*w->runs));
+		}
+		r = &w->runs[w->nruns++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->id, sizeof(r->id), "%s", id);
+		r->seg = w->cur;
+		r->off = off;
+		r->seq = seq;
+	} else if (!strcmp(kind, "run_end") && (r = run_find(w, id))) {
+		r->ended = true;
+	} else if (!strcmp(kind, "run_interrupted") &&
+		   !entry_get_str(l, len, "interrupted_run", old, sizeof(old)) &&
+		   (r = run_find(w, old))) {
+		snprintf(r->by, sizeof(r->by), "%s", id);
+	}
+}
+
+static void runs_report(struct walk *w)
+{
+	for (size_t i = 0; i < w->nruns; i++) {
+		struct run_seen *r = &w->runs[i];
+
+		if (r->ended)
+			continue;
+		if (r->by[0])
+			problem(w, false, "interrupted", r->seg, NULL, r->off, r->seq,
+				"run %s interrupted: it never reached run_end (runseal was killed; "
+				"run %s recorded the interruption)",
+				r->id, r->by);
+		else
+			problem(w, false, "interrupted", r->seg, NULL, r->off, r->seq,
+				"run %s interrupted: it never reached run_end (runseal was killed, "
+				"or the run is still going)",
+				r->id);
+	}
+}
+
 static void process_line(struct walk *w, size_t off, size_t len)
 {
 	struct ver *v = w->v;
@@ -870,11 +1016,14 @@ static void process_line(struct walk *w, size_t off, size_t len)
 	k = classify(l, len, (size_t)p, time);
 	if (k != K_BAD && parse_time(time, strlen(time), &tns) < 0)
 		k = K_BAD;
-	if (k != K_BAD && k != K_RECORD && !entry_is_json(l, len))
+	/* Every entry, records too: one JSON object, each top-level key once (two readers
+	 * must not be able to take two different "kind"s from one line). */
+	if (k != K_BAD && !entry_is_json(l, len))
 		k = K_BAD;
 	if (k == K_BAD)
 		problem(w, true, "malformed", w->cur, NULL, off, seq,
-			"not a well-formed entry (kind and time)");
+			"not a well-formed entry (one JSON object with unique keys, a kind and a "
+			"time)");
 	/* Structure: genesis, then segment, first. */
 	if (!w->seg_entries && !w->seg_error && k != K_BAD &&
 	    k != (w->segs[w->cur].n == 1 ? K_GENESIS : K_SEGMENT))
@@ -892,6 +1041,22 @@ static void process_line(struct walk *w, size_t off, size_t len)
 		w->seg_min_seq = eff;
 		w->seg_min_off = off;
 	}
+	if (k != K_BAD && k != K_SEAL && tns > w->seg_max_time) {
+		w->seg_max_time = tns;
+		w->seg_max_seq = eff;
+		w->seg_max_off = off;
+	}
+	if (k == K_GENESIS && !w->cad_on) {
+		w->genesis_ns = w->cad_base = tns;
+		w->cad_on = true;
+	}
+	if (k != K_BAD && k != K_SEAL && !w->cad_hit && w->cad_on && v->have_sched &&
+	    tns > w->cad_base + late_limit_ns(v)) {
+		w->cad_hit = true;
+		w->cad_time = tns;
+		w->cad_seq = eff;
+		w->cad_off = off;
+	}
 	switch (k) {
 	case K_GENESIS:
 		check_genesis(w, l, len, off, seq);
@@ -905,13 +1070,24 @@ static void process_line(struct walk *w, size_t off, size_t len)
 	case K_LOSS: {
 		uint64_t count = 0;
 
+		char reason[16] = "";
+
+		entry_get_str(l, len, "reason", reason, sizeof(reason));
 		entry_get_u64(l, len, "count", &count);
-		problem(w, false, "loss", w->cur, NULL, off, seq,
-			"%" PRIu64 " kernel events were lost: the record of this run is incomplete",
-			count);
+		if (!strcmp(reason, "tamper"))
+			problem(w, false, "loss", w->cur, NULL, off, seq,
+				"a process moved the ring buffer's consumer position: records were "
+				"skipped unread and the record of this run is incomplete");
+		else
+			problem(w, false, "loss", w->cur, NULL, off, seq,
+				"%" PRIu64
+				" kernel events were lost: the record of this run is incomplete",
+				count);
 		break;
 	}
 	default:
+		if (w->primary && len - (size_t)p > 12 && !memcmp(l + p, "\"kind\":\"run_", 12))
+			runs_note(w, l, len, off, seq);
 		break;
 	}
 	if (w->primary && v->fn && v->deliver) {
@@ -982,6 +1158,28 @@ static void check_flags(struct walk *w, bool last)
 	}
 }
 
+/* An unsealed segment (crashed, or the tail) has no seal of its own to be late for: its
+ * entries must lie within max_interval + late_slack of the last seal before them, as a
+ * live writer's checkpoint seals guarantee (and runseal seals when it starts). A sealed
+ * segment stripped of its seal to pass as crashed fails this, unless it was the newest
+ * one, which only an independent copy of HEAD (a replica) tells. */
+static void check_cadence(struct walk *w)
+{
+	char t[TIME_LEN], b[TIME_LEN];
+
+	if (!w->cad_hit || w->seg_error || w->v->keys_bad)
+		return;
+	fmt_time(w->cad_time, t);
+	fmt_time(w->cad_base, b);
+	problem(w, true, "late_record", w->cur, NULL, w->cad_off, w->cad_seq,
+		"entry of %s in an unsealed segment, %" PRIu64 " s after the last seal (or "
+		"genesis) at %s (at most %" PRIu64
+		" s without a seal): a sealed segment stripped of its seal, "
+		"or sealed records presented as a crash",
+		t, (uint64_t)((w->cad_time - w->cad_base) / 1000000000ull), b,
+		w->v->s.max_interval + w->v->s.late_slack);
+}
+
 static void process_segment(struct walk *w, size_t i)
 {
 	const struct seg *sg = &w->segs[i];
@@ -1003,7 +1201,11 @@ static void process_segment(struct walk *w, size_t i)
 	}
 	w->seg_entries = w->seg_valid = 0;
 	w->seg_sealed = w->seg_error = w->seg_after_seal = w->seg_worm_unavail = false;
-	w->seg_min_time = 0;
+	w->seg_min_time = w->seg_max_time = 0;
+	w->cad_hit = false;
+	/* The base of the cadence: the last seal so far, or the genesis (segment 1). */
+	w->cad_on = w->have_seal || w->genesis_ns;
+	w->cad_base = w->have_seal ? w->last_seal_ns : w->genesis_ns;
 	w->npend = 0;
 	w->after_crash = w->ncrash > 0;
 	while (off < w->len) {
@@ -1037,6 +1239,8 @@ static void process_segment(struct walk *w, size_t i)
 		memmove(w->crash, w->crash + ncrash_before,
 			(w->ncrash - ncrash_before) * sizeof(*w->crash));
 	w->ncrash -= ncrash_before;
+	if (!w->seg_sealed && !sg->z)
+		check_cadence(w);
 	if (!w->seg_sealed) {
 		if (sg->z) {
 			if (!w->seg_error)
@@ -1044,8 +1248,11 @@ static void process_segment(struct walk *w, size_t i)
 					"the sealed segment does not end with a seal");
 		} else if (!last) {
 			w->crash = xrealloc(w->crash, (w->ncrash + 1) * sizeof(*w->crash));
-			w->crash[w->ncrash++] = (struct crash){
-			    i, w->seg_valid, w->len - w->seg_valid, w->seg_last_seq, false};
+			w->crash[w->ncrash++] =
+			    (struct crash){i, w->seg_valid, w->len - w->seg_valid,
+					   /* torn in its first line: the chain's end before it */
+					   w->seg_entries ? w->seg_last_seq : w->max_seq, false,
+					   w->seg_max_time, w->seg_max_seq, w->seg_max_off};
 		} else {
 			w->torn_tail = w->len - off;
 			/* Entries that chain, not yet sealed: a run in progress. */
@@ -1104,8 +1311,9 @@ static int list_dir(struct walk *w)
 		uint64_t n;
 		bool z;
 
+		/* LOCK: the writer's lock file (docs/FORMAT.md), no evidence. */
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, "HEAD"))
+		    !strcmp(de->d_name, "HEAD") || !strcmp(de->d_name, "LOCK"))
 			continue;
 		if (!seg_name(de->d_name, &n, &z)) {
 			problem(w, false, "unexpected", SIZE_MAX, de->d_name, NOOFF, NOSEQ,
@@ -1158,6 +1366,26 @@ static void read_head(struct walk *w)
 			 entry_prefix(w->head, w->head_len - 1, &w->head_seq, prev) >= 0;
 }
 
+/* Whether HEAD is a seal signed by the certified key of its epoch: HEAD is the one copy of
+ * the newest seal that may outlive its segment, so a made-up one must not pass for it. */
+static bool head_signed(const struct walk *w)
+{
+	struct ver *v = w->v;
+	const char *l = w->head;
+	size_t len = w->head_len - 1;
+	char kh[80];
+	unsigned char key[32];
+	uint64_t e;
+
+	if (!v->have_sched || v->keys_bad)
+		return true; /* nothing to check it with; reported elsewhere */
+	if (entry_get_u64(l, len, "epoch", &e) ||
+	    entry_get_str(l, len, "epoch_key", kh, sizeof(kh)) || unhex(kh, strlen(kh), key, 32))
+		return false;
+	return e < v->s.n && !memcmp(key, v->s.pub[e], 32) && cert_ok(v, e) &&
+	       seal_sig_ok(v, l, len, key);
+}
+
 /* HEAD against the log's own last seal. */
 static void check_head(struct walk *w)
 {
@@ -1166,14 +1394,24 @@ static void check_head(struct walk *w)
 	read_head(w);
 	if (!w->have_head) {
 		if (w->have_seal)
-			problem(w, false, "head_stale", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
-				"HEAD is missing but the log has seals (last seq %" PRIu64 ")",
+			problem(w, true, "head_missing", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+				"HEAD is missing but the log has seals (last seq %" PRIu64
+				"): deleted, maybe with the newest segments; restore it from a "
+				"replica",
 				w->last_seal_seq);
 		return;
 	}
 	if (!w->head_parsed) {
 		problem(w, true, "head_mismatch", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
 			"HEAD is not one seal line");
+		return;
+	}
+	if ((w->head_len != w->seal_len || memcmp(w->head, w->seal_line, w->seal_len)) &&
+	    !head_signed(w)) {
+		problem(w, true, "bad_signature", SIZE_MAX, "HEAD", NOOFF, w->head_seq,
+			"HEAD (seq %" PRIu64 ") is not a seal signed by the certified key of its "
+			"epoch: it was made up or edited",
+			w->head_seq);
 		return;
 	}
 	if (!w->have_seal || w->head_seq > w->last_seal_seq) {
@@ -1202,6 +1440,7 @@ static void check_head(struct walk *w)
 
 static void walk_free(struct walk *w)
 {
+	free(w->runs);
 	free(w->segs);
 	free(w->buf);
 	free(w->pend);
@@ -1282,11 +1521,39 @@ static int walk_dir(struct walk *w)
 			"the filesystem of %s does not report inode flags: segments are not "
 			"write-once",
 			w->dir);
+	if (w->primary)
+		runs_report(w);
 	check_head(w);
 	return 0;
 }
 
 /* ---- verify_log ------------------------------------------------------------------------- */
+
+/* On the host (the key directory holds epoch.key): a key behind the clock is a seed of an
+ * ended epoch still on disk, which lets anyone with root re-sign that epoch's records. */
+static void warn_stale_key(struct ver *v, const char *kd)
+{
+	char path[PATH_MAX], err[KEYS_ERRLEN];
+	struct epoch_schedule s;
+	uint64_t at, due;
+
+	snprintf(path, sizeof(path), "%s/epoch.key", kd);
+	if (v->o->quiet || access(path, F_OK) < 0 || keys_key_epoch(kd, &at, err, sizeof(err)) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/epochs.pub", kd);
+	if (keys_load_schedule(path, v->root, &s, err, sizeof(err)) < 0)
+		return;
+	due = keys_epoch_due(&s, (uint64_t)time(NULL));
+	keys_free_schedule(&s);
+	if (due > at)
+		fprintf(stderr,
+			"runseal: warning: %s/epoch.key is at epoch %" PRIu64
+			" but the clock is in "
+			"epoch %" PRIu64 ": the seeds of ended epochs are still on disk, so their "
+			"records could be re-signed; run `runseal keys tick` and install its timer "
+			"(`make install`)\n",
+			kd, at, due);
+}
 
 static int load_keys(struct ver *v)
 {
@@ -1313,6 +1580,7 @@ static int load_keys(struct ver *v)
 				path, strerror(errno));
 		return -1;
 	}
+	warn_stale_key(v, kd);
 	/* A schedule that does not load against this root.pub may still be a wrong --pub:
 	 * the genesis decides (wrong_key), else it is an unusable key directory (exit 2). */
 	v->have_sched =
@@ -1378,6 +1646,13 @@ int verify_log(const struct verify_opts *o, verify_entry_fn fn, void *ctx)
 		free(label);
 		r->label = "";
 	}
+	/* A log alone cannot show that its newest segments went together with HEAD: say so,
+	 * rather than let "ok" claim it. */
+	if (!o->nreplicas && w.have_seal)
+		problem(&w, false, "no_replica", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+			"no replica was given: HEAD has no independent copy, so the deletion of "
+			"the newest segments together with HEAD (a rollback) cannot be detected; "
+			"verify with --replica DIR (--strict requires one)");
 	if (v.errors)
 		rc = 1;
 	if (!o->quiet) {
@@ -1430,15 +1705,16 @@ static const char usage_verify[] =
     "      --key-dir DIR   where epochs.pub is (default " KEYS_DIR_DEFAULT ")\n"
     "      --replica DIR   verify this replica too and compare HEADs (repeatable)\n"
     "      --json          problems and the summary as JSON Lines\n"
-    "      --strict        warnings (loss, recovery, worm, unsealed tail...) fail too\n"
+    "      --strict        warnings (loss, recovery, worm, unsealed tail, no replica...)\n"
+    "                      fail too\n"
     "  -q, --quiet         print nothing; the exit status tells\n"
     "  -h, --help          show this help\n"
     "\n"
     "A problem is one line, LEVEL: KIND: FILE offset N seq S: MESSAGE. Errors:\n"
     "modified, deleted, inserted, reordered, truncated, missing_segment, wrong_host,\n"
-    "wrong_key, bad_signature, epoch, late_record, head_mismatch, rollback,\n"
-    "malformed. Warnings: loss, recovery, worm, unsealed_tail, head_stale,\n"
-    "unexpected.\n"
+    "wrong_key, bad_signature, epoch, late_record, future_record, head_mismatch,\n"
+    "head_missing, rollback, malformed. Warnings: loss, recovery, worm,\n"
+    "unsealed_tail, head_stale, no_replica, unexpected.\n"
     "\n"
     "exit status: 0 verified, 1 problems found, 2 usage error, unreadable log or keys\n";
 
@@ -1532,8 +1808,50 @@ struct show {
 	const char *run;
 	bool json;
 	struct jbuf b;
-	bool broken; /* stdout failed */
+	bool broken;	       /* stdout failed */
+	struct run_seen *runs; /* for the runs that never ended (issue 8) */
+	size_t nruns, capruns;
 };
+
+/* show's own note of run_start and run_end: the same as verify's, without a walk. */
+static void show_note_run(struct show *sh, const char *kind, const char *run)
+{
+	struct walk w = {.runs = sh->runs, .nruns = sh->nruns, .capruns = sh->capruns};
+	struct run_seen *r;
+
+	if (!strcmp(kind, "run_start")) {
+		if (w.nruns == w.capruns) {
+			w.capruns = w.capruns ? w.capruns * 2 : 64;
+			w.runs = xrealloc(w.runs, w.capruns * sizeof(*w.runs));
+		}
+		r = &w.runs[w.nruns++];
+		memset(r, 0, sizeof(*r));
+		/* Printed later as is: only the characters of a run id pass. */
+		for (size_t i = 0; i < sizeof(r->id) - 1 && run[i]; i++)
+			r->id[i] = isalnum((unsigned char)run[i]) || run[i] == '-' ? run[i] : '?';
+	} else if (!strcmp(kind, "run_end") && (r = run_find(&w, run))) {
+		r->ended = true;
+	}
+	sh->runs = w.runs;
+	sh->nruns = w.nruns;
+	sh->capruns = w.capruns;
+}
+
+/* After the entries: a run without its run_end is said to be interrupted. */
+static void show_interrupted(struct show *sh)
+{
+	for (size_t i = 0; i < sh->nruns; i++) {
+		if (sh->runs[i].ended)
+			continue;
+		if (sh->json)
+			printf("{\"kind\":\"interrupted\",\"run\":\"%s\"}\n", sh->runs[i].id);
+		else
+			printf(
+			    "-  -  interrupted  run %s never reached run_end (runseal was killed, "
+			    "or the run is still going)\n",
+			    sh->runs[i].id);
+	}
+}
 
 /* The span of a top-level value of a line already known to be well-formed JSON. */
 static bool top_value(const char *l, size_t len, const char *key, size_t *vs, size_t *ve)
@@ -1683,6 +2001,36 @@ static void summary(struct jbuf *b, const char *l, size_t len, const char *kind)
 	} else if (!strcmp(kind, "loss")) {
 		put_field(b, l, len, "count", "");
 		put_lit(b, " events lost");
+		if (top_value(l, len, "reason", &(size_t){0}, &(size_t){0})) {
+			put_lit(b, " (");
+			put_field(b, l, len, "reason", "");
+			put_lit(b, ")");
+		}
+	} else if (!strcmp(kind, "run_interrupted")) {
+		put_lit(b, "run ");
+		put_field(b, l, len, "interrupted_run", "");
+		put_lit(b, " was interrupted");
+	} else if (!strcmp(kind, "bpf") || !strcmp(kind, "ptrace") || !strcmp(kind, "signal") ||
+		   !strcmp(kind, "process_vm") || !strcmp(kind, "pidfd_getfd") ||
+		   !strcmp(kind, "perf_event_open") || !strcmp(kind, "memfd_create") ||
+		   !strcmp(kind, "module_load")) {
+		/* Self-protection records: what was asked, and of whom. */
+		static const char *const keys[][2] = {{"cmd", ""},	    {"request", ""},
+						      {"syscall", ""},	    {"signal", ""},
+						      {"name", ""},	    {"map_id", "map "},
+						      {"prog_id", "prog "}, {"link_id", "link "},
+						      {"owner", "of "},	    {"target_pid", "pid "},
+						      {"target", "of "}};
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+			size_t m0 = b->len;
+
+			if (m0 > m)
+				put_lit(b, " ");
+			put_lit(b, keys[i][1]);
+			if (!put_field(b, l, len, keys[i][0], ""))
+				b->len = m0;
+		}
 	} else if (!strcmp(kind, "genesis")) {
 		put_lit(b, "host ");
 		put_field(b, l, len, "hostname", "");
@@ -1736,6 +2084,9 @@ static int show_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 	if (sh->run &&
 	    (logent || entry_get_str(line, len, "run", run, sizeof(run)) || strcmp(run, sh->run)))
 		return 0;
+	if ((!strcmp(kind, "run_start") || !strcmp(kind, "run_end")) &&
+	    !entry_get_str(line, len, "run", run, sizeof(run)))
+		show_note_run(sh, kind, run);
 	sh->b.len = 0;
 	if (sh->json) {
 		char pre[128], hx[65];
@@ -1825,7 +2176,10 @@ int show_cmd(int argc, char **argv)
 		}
 	}
 	rc = verify_log(&o, show_entry, &sh);
+	if (!sh.broken)
+		show_interrupted(&sh);
 	fflush(stdout);
+	free(sh.runs);
 	jb_free(&sh.b);
 	if (rc == 2)
 		fprintf(stderr, "runseal: cannot verify %s: run `runseal verify` for the reason\n",

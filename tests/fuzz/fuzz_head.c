@@ -110,7 +110,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(keydir, sizeof(keydir), "%s/keys", base);
 	snprintf(logdir, sizeof(logdir), "%s/log", base);
 	snprintf(headpath, sizeof(headpath), "%s/HEAD", logdir);
-	if (keys_generate(keydir, (uint64_t)time(NULL) - 100, 3600, 4, 60, getuid(), NULL, NULL,
+	if (keys_generate(keydir, (uint64_t)time(NULL) - 100, 3600, 4, 60, 5, getuid(), NULL, NULL,
 			  err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_head: set-up failed: %s\n", err);
 		abort();

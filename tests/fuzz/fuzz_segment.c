@@ -74,8 +74,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(keydir, sizeof(keydir), "%s/keys", base);
 	snprintf(logdir, sizeof(logdir), "%s/log", base);
 	if (mkdir(logdir, 0700) < 0 ||
-	    keys_generate(keydir, (uint64_t)time(NULL) - 100, 3600, 4, 60, getuid(), rid, hid, err,
-			  sizeof(err)) < 0) {
+	    keys_generate(keydir, (uint64_t)time(NULL) - 100, 3600, 4, 60, 5, getuid(), rid, hid,
+			  err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_segment: set-up failed: %s\n", err);
 		abort();
 	}

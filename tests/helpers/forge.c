@@ -3,12 +3,19 @@
  * and re-signs every seal with the only signing key the host still holds: the current
  * epoch's. The verifier must still reject the result.
  *
- * Usage: forge LOGDIR KEYDIR SEQ OLD NEW   (replace the first OLD by NEW in entry SEQ)
+ * Usage: forge [--fake-crash] LOGDIR KEYDIR SEQ OLD NEW
+ *   replaces the first OLD by NEW in entry SEQ.
+ * --fake-crash: instead of re-signing the old seals (which the epoch and lateness rules
+ * catch), strips them: every entry from SEQ's segment on goes, re-chained, into that
+ * segment left unsealed as if crashed, and a new segment "recovers" it with a recovery
+ * entry and one seal made now with the current key.
  * The log's files must be writable (the test clears their inode flags first, as an attacker
  * would). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,21 +72,200 @@ static void reseal(struct jbuf *o, const char *line, size_t len, uint64_t seq,
 	    entry_get_str(line, len, "reason", reason, sizeof(reason)))
 		errx(2, "seal %llu: unreadable", (unsigned long long)seq);
 	fmt_time(now_ns(CLOCK_REALTIME), t);
-	mlen = seal_message(msg, s->host_id, segment, first, count, last, sg->epoch, t);
-	if (signer_sign(sg, msg, mlen, sig) < 0)
-		errx(2, "cannot sign");
 	signer_public(sg, pub);
 	hex(last, 32, lh);
 	hex(pub, 32, ph);
-	hex(sig, 64, sh);
 	char *l = xasprintf(
 	    "{\"seq\":%llu,\"prev\":\"%s\",\"kind\":\"seal\",\"time\":\"%s\","
 	    "\"segment\":%llu,\"first_seq\":%llu,\"count\":%llu,\"last_hash\":\"%s\","
-	    "\"reason\":\"%s\",\"epoch\":%llu,\"epoch_key\":\"%s\",\"sig\":\"%s\"}",
+	    "\"reason\":\"%s\",\"epoch\":%llu,\"epoch_key\":\"%s\"",
 	    (unsigned long long)seq, lh, t, (unsigned long long)segment, (unsigned long long)first,
-	    (unsigned long long)count, lh, reason, (unsigned long long)sg->epoch, ph, sh);
+	    (unsigned long long)count, lh, reason, (unsigned long long)sg->epoch, ph);
+	mlen = seal_message(msg, s->host_id, l, strlen(l));
+	if (!mlen || signer_sign(sg, msg, mlen, sig) < 0)
+		errx(2, "cannot sign");
+	hex(sig, 64, sh);
 	jb_raw(o, l, strlen(l));
+	jb_raw(o, ",\"sig\":\"", 8);
+	jb_raw(o, sh, 128);
+	jb_raw(o, "\"}", 2);
 	free(l);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || write(fd, data, n) != (ssize_t)n || close(fd) < 0)
+		err(2, "%s", path);
+}
+
+/* Appends line (no '\n') to o re-chained: seq and prev replaced, the body kept. */
+static void rechain(struct jbuf *o, const char *body, size_t blen, uint64_t seq,
+		    unsigned char last[32])
+{
+	char h[65], *l;
+
+	hex(last, 32, h);
+	l = xasprintf("{\"seq\":%llu,\"prev\":\"%s\",%.*s", (unsigned long long)seq, h, (int)blen,
+		      body);
+	entry_hash(l, strlen(l), last);
+	jb_raw(o, l, strlen(l));
+	jb_putc(o, '\n');
+	free(l);
+}
+
+static int fake_crash(char **argv, struct epoch_schedule *sched, struct epoch_signer *sg)
+{
+	unsigned char last[32] = {0}, prev[32];
+	uint64_t target = strtoull(argv[2], NULL, 10), seq = 0, n = 0, crashed = 0;
+	struct seg *segs = NULL;
+	struct jbuf crash = {0}, rec = {0};
+	char e[KEYS_ERRLEN], path[4096], host[33], crash_name[64] = "";
+	size_t nsegs = list(argv[0], &segs);
+
+	hex(sched->host_id, 16, host);
+	for (size_t i = 0; i < nsegs; i++) {
+		char *buf;
+		size_t len;
+
+		snprintf(path, sizeof(path), "%s/%s", argv[0], segs[i].name);
+		if (segment_read(path, &buf, &len, e, sizeof(e)) < 0)
+			errx(2, "%s", e);
+		for (char *p = buf; p < buf + len;) {
+			char *nl = memchr(p, '\n', (size_t)(buf + len - p)), kind[16] = "";
+			size_t l = nl ? (size_t)(nl - p) : (size_t)(buf + len - p);
+			long body = entry_prefix(p, l, &seq, prev);
+
+			if (body < 0)
+				errx(2, "%s: bad entry", segs[i].name);
+			entry_get_str(p, l, "kind", kind, sizeof(kind));
+			if (seq == target && !crash_name[0]) {
+				crashed = i + 1;
+				sscanf(segs[i].name, "seg-%16" SCNu64, &n);
+				snprintf(crash_name, sizeof(crash_name), "seg-%016" PRIu64 ".log",
+					 n);
+				/* The segment's start so far (up to SEQ) goes in too. */
+				crash = segs[i].out;
+				memset(&segs[i].out, 0, sizeof(segs[i].out));
+				seq = target;
+			}
+			if (!crashed) {
+				entry_hash(p, l, last);
+				jb_raw(&segs[i].out, p, l);
+				jb_putc(&segs[i].out, '\n');
+			} else if (strcmp(kind, "seal") && strcmp(kind, "recovery") &&
+				   (strcmp(kind, "segment") || (size_t)crashed == i + 1)) {
+				char *rest = strndup(p + body, l - (size_t)body);
+				char *hit = seq == target ? strstr(rest, argv[3]) : NULL;
+				struct jbuf b = {0};
+
+				if (seq == target && !hit)
+					errx(2, "entry %llu has no \"%s\"", (unsigned long long)seq,
+					     argv[3]);
+				if (hit) {
+					jb_raw(&b, rest, (size_t)(hit - rest));
+					jb_raw(&b, argv[4], strlen(argv[4]));
+					jb_raw(&b, hit + strlen(argv[3]),
+					       strlen(hit + strlen(argv[3])));
+				} else {
+					jb_raw(&b, rest, strlen(rest));
+				}
+				/* Seqs run on without the stripped seals and segment entries. */
+				rechain(&crash, b.p, b.len, 0, last);
+				jb_free(&b);
+				free(rest);
+			}
+			p = nl ? nl + 1 : buf + len;
+		}
+		free(buf);
+	}
+	if (!crashed)
+		errx(2, "no entry %llu", (unsigned long long)target);
+	/* Renumber the crashed segment's entries from its first seq. */
+	{
+		struct jbuf fixed = {0};
+		uint64_t s0 = 0, k = 0;
+		bool first = true;
+
+		memset(last, 0, 32);
+		for (char *p = crash.p; p < crash.p + crash.len;) {
+			char *nl = memchr(p, '\n', (size_t)(crash.p + crash.len - p));
+			long body = entry_prefix(p, (size_t)(nl - p), &seq, prev);
+
+			if (first) {
+				s0 = seq;
+				memcpy(last, prev, 32);
+				first = false;
+			}
+			rechain(&fixed, p + body, (size_t)(nl - p) - (size_t)body, s0 + k++, last);
+			p = nl + 1;
+		}
+		jb_free(&crash);
+		crash = fixed;
+		seq = s0 + k;
+	}
+	for (size_t i = crashed - 1; i < nsegs; i++) {
+		snprintf(path, sizeof(path), "%s/%s", argv[0], segs[i].name);
+		if (unlink(path) < 0)
+			err(2, "%s", path);
+	}
+	for (size_t i = 0; i + 1 < crashed; i++)
+		jb_free(&segs[i].out);
+	snprintf(path, sizeof(path), "%s/%s", argv[0], crash_name);
+	write_file(path, crash.p, crash.len);
+	/* The "recovery": a segment entry, a recovery entry naming the fake crash, a seal. */
+	{
+		char t[TIME_LEN], *b;
+		uint64_t first = seq, last_seq = seq - 1;
+
+		fmt_time(now_ns(CLOCK_REALTIME), t);
+		b = xasprintf("\"kind\":\"segment\",\"time\":\"%s\",\"segment\":%llu,\"host_id\":"
+			      "\"%s\",\"worm\":\"append-only\",\"fsync\":\"boundary\"}",
+			      t, (unsigned long long)(n + 1), host);
+		rechain(&rec, b, strlen(b), seq++, last);
+		free(b);
+		b = xasprintf("\"kind\":\"recovery\",\"time\":\"%s\",\"file\":\"%s\",\"segment\":"
+			      "%llu,\"valid_bytes\":%zu,\"torn_bytes\":0,\"last_seq\":%llu,"
+			      "\"sealed\":false}",
+			      t, crash_name, (unsigned long long)n, crash.len,
+			      (unsigned long long)last_seq);
+		rechain(&rec, b, strlen(b), seq++, last);
+		free(b);
+		char seal[2048];
+		struct jbuf sl = {0};
+
+		snprintf(seal, sizeof(seal),
+			 "{\"seq\":%llu,\"prev\":\"x\",\"kind\":\"seal\",\"segment\":%llu,"
+			 "\"first_seq\":%llu,\"count\":2,\"reason\":\"run_end\"}",
+			 (unsigned long long)seq, (unsigned long long)(n + 1),
+			 (unsigned long long)first);
+		reseal(&sl, seal, strlen(seal), seq, last, sg, sched);
+		entry_hash(sl.p, sl.len, last);
+		jb_raw(&rec, sl.p, sl.len);
+		jb_putc(&rec, '\n');
+		snprintf(path, sizeof(path), "%s/HEAD", argv[0]);
+		jb_putc(&sl, '\n');
+		write_file(path, sl.p, sl.len);
+		jb_free(&sl);
+	}
+	{
+		unsigned char *z;
+		size_t zl;
+
+		if (z_deflate(rec.p, rec.len, &z, &zl) < 0)
+			errx(2, "deflate");
+		snprintf(path, sizeof(path), "%s/seg-%016llu.log.z", argv[0],
+			 (unsigned long long)(n + 1));
+		write_file(path, z, zl);
+		free(z);
+	}
+	printf("fake crash of %s from entry %llu, recovered and sealed with epoch %llu\n",
+	       crash_name, (unsigned long long)target, (unsigned long long)sg->epoch);
+	jb_free(&crash);
+	jb_free(&rec);
+	free(segs);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -92,8 +278,14 @@ int main(int argc, char **argv)
 	size_t nsegs;
 	uint64_t target;
 
+	bool fake = argc > 1 && !strcmp(argv[1], "--fake-crash");
+
+	if (fake) {
+		argc--;
+		argv++;
+	}
 	if (argc != 6)
-		errx(2, "usage: forge LOGDIR KEYDIR SEQ OLD NEW");
+		errx(2, "usage: forge [--fake-crash] LOGDIR KEYDIR SEQ OLD NEW");
 	target = strtoull(argv[3], NULL, 10);
 	snprintf(path, sizeof(path), "%s/root.pub", argv[2]);
 	if (keys_load_root_pub(path, host, root, e, sizeof(e)) < 0)
@@ -106,6 +298,13 @@ int main(int argc, char **argv)
 	uint64_t now_e = epoch_of(&sched, (uint64_t)time(NULL));
 	if (now_e != UINT64_MAX && now_e > sg.epoch && signer_advance(&sg, now_e, e, sizeof(e)) < 0)
 		errx(2, "%s", e);
+	if (fake) {
+		int r = fake_crash(argv + 1, &sched, &sg);
+
+		signer_close(&sg);
+		keys_free_schedule(&sched);
+		return r;
+	}
 	nsegs = list(argv[1], &segs);
 	for (size_t i = 0; i < nsegs; i++) {
 		char *buf, *p;

@@ -7,6 +7,7 @@ records that users rely on. Prints one line per test and "N passed, M failed" at
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,10 @@ ACTIONS = os.path.join(ROOT, "build", "actions")
 DEMO = os.path.join(ROOT, "scripts", "demo-service")
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
-STEP_KINDS = {"step_start", "step_end", "exec", "fork", "exit", "open", "connect"}
+KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "chmod", "chown",
+                "link", "symlink", "truncate", "mount", "umount", "cred", "listen", "accept",
+                "compat_syscall", "pidfd_getfd", "io_uring_result", "mkdir", "mknod"}
+STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
 from harness import Failure, check, run_all, test
 
@@ -77,6 +81,7 @@ def one(recs, kind, step=None, **fields):
 # ---- the capture run: started once, checked by many tests -----------------------------------
 
 class Capture:
+    disk = {}
     recs = None
     rc = None
     dir = None
@@ -89,6 +94,8 @@ def listeners(tmp):
     socks = []
     s4 = socket.socket(socket.AF_INET)
     s4.bind(("127.0.0.1", 0))
+    s4b = socket.socket(socket.AF_INET)
+    s4b.bind(("127.0.0.1", 0))
     s6 = socket.socket(socket.AF_INET6)
     s6.bind(("::1", 0))
     su = socket.socket(socket.AF_UNIX)
@@ -96,10 +103,22 @@ def listeners(tmp):
     sa = socket.socket(socket.AF_UNIX)
     abstract = f"runseal-test-{os.getpid()}"
     sa.bind("\0" + abstract)
-    for s in (s4, s6, su, sa):
+    for s in (s4, s4b, s6, su, sa):
         s.listen(64)
         s.settimeout(0.2)
         socks.append(s)
+    udp = []
+    for _ in range(6):  # three for the run, one for the load outside it, two for the race
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        u.setblocking(False)
+        udp.append(u)
+    u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u6.bind(("::1", 0))
+    u6.setblocking(False)
+    udp.append(u6)
+    Capture.udp = udp
+    Capture.udp_outside = udp[3].getsockname()[1]
     closed = socket.socket(socket.AF_INET)
     closed.bind(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
@@ -108,7 +127,11 @@ def listeners(tmp):
 
     def serve():
         while not stop.is_set():
-            for s in socks:
+            try:
+                ready, _, _ = select.select(socks, [], [], 0.2)
+            except (OSError, ValueError):  # closed under us at the end
+                return
+            for s in ready:
                 try:
                     c, _ = s.accept()
                     c.close()
@@ -117,7 +140,11 @@ def listeners(tmp):
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    return dict(port=s4.getsockname()[1], port6=s6.getsockname()[1], closed_port=closed_port,
+    return dict(port=s4.getsockname()[1], port2=s4b.getsockname()[1],
+                port6=s6.getsockname()[1], closed_port=closed_port,
+                udp1=udp[0].getsockname()[1], udp2=udp[1].getsockname()[1],
+                udp3=udp[2].getsockname()[1], udp4=udp[4].getsockname()[1],
+                udp5=udp[5].getsockname()[1], udp6=udp[6].getsockname()[1],
                 abstract=abstract), stop, socks
 
 
@@ -125,10 +152,67 @@ def outside_load(odir, stop, info):
     """Does the same things as the run, outside it, until told to stop."""
     cmds = [["openrel", odir, "sub/rel-target.txt"], ["openfail", odir, "outside-missing"],
             ["create", os.path.join(odir, "outside-created.txt")],
-            ["connect", "127.0.0.1", str(info["port"])], ["longargv", "3", "OUTSIDEMARK"]]
+            ["connect", "127.0.0.1", str(info["port"])], ["longargv", "3", "OUTSIDEMARK"],
+            ["rename", os.path.join(odir, "sub"), "outside-renamed"],
+            ["unlink", os.path.join(odir, "sub"), "outside-doomed"],
+            ["chmod", os.path.join(odir, "chmod-target"), "4755"],
+            ["tmpfile", os.path.join(odir, "sub"), "outside-tmpfile"],
+            ["mount", os.path.join(odir, "mnt")],
+            ["int80", os.path.join(odir, "sub/rel-target.txt")],
+            ["byhandle", os.path.join(odir, "sub/rel-target.txt")],
+            ["getfd", str(os.getpid()), str(Capture.outside_fd)],
+            ["uring", odir, "sub/rel-target.txt", "127.0.0.1", str(info["port"]),
+             str(Capture.udp_outside)],
+            ["chown", os.path.join(odir, "chmod-target"), "4242", "4343"],
+            ["link", os.path.join(odir, "link-src"), os.path.join(odir, "outside-link")],
+            ["truncate", os.path.join(odir, "chmod-target"), "0"],
+            ["listen"], ["privdrop"], ["fastopen", "127.0.0.1", str(info["port"])],
+            ["memfdexec"],
+            ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
+    n = 0
     while not stop.is_set():
+        n += 1
         for c in cmds:
+            if c[0] == "link":
+                for p in (c[2], c[2] + ".sym"):
+                    if os.path.lexists(p):
+                        os.unlink(p)
+            if c[0] in ("tmpfile", "mount"):  # names and mount points must be new each time
+                c = c[:1] + [x.replace("outside-tmpfile", f"outside-tmpfile{n}") for x in c[1:]]
+                if c[0] == "mount":
+                    c = [c[0], os.path.join(odir, f"mnt{n}")]
+                    os.makedirs(c[1], exist_ok=True)
             subprocess.run([ACTIONS] + c, capture_output=True)
+
+
+def drain_udp(u):
+    n = 0
+    while True:
+        try:
+            u.recv(64)
+            n += 1
+        except BlockingIOError:
+            return n
+
+
+def disk_state(d):
+    """What the file-change steps left on disk, taken before the directory is removed."""
+    st = {}
+    for name in ("sub/renamed.conf", "sub/ra2-new", "sub/ra2-old", "sub/doomed", "sub/doomed.d",
+                 "chmod-target", "chown-target", "link-src", "link-new", "link-new.sym",
+                 "sub/from-tmpfile", "sub/from-tmpfile-proc", "trunc-target", "mk/newdir",
+                 "mk/newdir2", "mk/fifo", "mk/null2", "u-dir2", "u-sym", "u-link"):
+        p = os.path.join(d, name)
+        st[name] = os.lstat(p) if os.path.lexists(p) else None
+    st["link-new.sym -> "] = os.readlink(os.path.join(d, "link-new.sym")) \
+        if st["link-new.sym"] else None
+    with open(os.path.join(d, "sub/renamed.conf")) as f:
+        st["renamed.conf content"] = f.read()
+    with open(os.path.join(d, "race.out")) as f:
+        st["race ports"] = [int(x) for x in f.read().split()]
+    with open("/proc/self/mountinfo") as f:
+        st["mounts left"] = [l for l in f if d + "/mnt" in l or d + "/det" in l]
+    return st
 
 
 def capture_run():
@@ -138,10 +222,24 @@ def capture_run():
     Capture.dir = os.path.realpath(tmp)
     for d in ("sub", "outside/sub"):
         os.makedirs(os.path.join(tmp, d))
-    for f in ("sub/rel-target.txt", "sub/dirfd-target.txt", "outside/sub/rel-target.txt"):
+    for d in ("mnt", "outside/mnt", "det", "chr/jail", "mk"):
+        os.makedirs(os.path.join(tmp, d))
+    for f in ("sub/rel-target.txt", "sub/dirfd-target.txt", "outside/sub/rel-target.txt",
+              "chmod-target", "chown-target", "link-src", "outside/link-src",
+              "outside/chmod-target", "chr/beyond-jail"):
         open(os.path.join(tmp, f), "w").close()
+    with open(os.path.join(tmp, "trunc-target"), "w") as f:
+        f.write("0123456789")
     Capture.outside_dir = os.path.join(Capture.dir, "outside")
     info, stop, socks = listeners(tmp)
+    # What a step steals with pidfd_getfd: descriptors of this test process, outside the run.
+    victim_file = open(os.path.join(tmp, "victim-secret"), "w")
+    victim_sock = socket.create_connection(("127.0.0.1", info["port"]))
+    info.update(victim_pid=os.getpid(), victim_file_fd=victim_file.fileno(),
+                victim_sock_fd=victim_sock.fileno())
+    Capture.victim = (os.fstat(victim_file.fileno()).st_ino, victim_sock.getsockname()[1])
+    outside_victim = open(os.path.join(Capture.outside_dir, "outside-victim"), "w")
+    Capture.outside_fd = outside_victim.fileno()
     ostop = threading.Event()
     ot = threading.Thread(target=outside_load, args=(Capture.outside_dir, ostop, info))
     ot.start()
@@ -153,12 +251,26 @@ def capture_run():
             args += ["-p", f"{k}={v}"]
         Capture.rc, _, Capture.err = runseal(args)
         Capture.recs = load(ev)
+        Capture.disk = disk_state(Capture.dir)
+        Capture.info = info
+        Capture.race_got = {}
+        for u in Capture.udp[4:6]:
+            port = u.getsockname()[1]
+            while True:
+                try:
+                    Capture.race_got[int(u.recv(64))] = port
+                except BlockingIOError:
+                    break
+        Capture.udp_got = [drain_udp(u) for u in Capture.udp]
     finally:
         ostop.set()
         ot.join()
         stop.set()
-        for s in socks:
+        for s in socks + Capture.udp:
             s.close()
+        victim_file.close()
+        outside_victim.close()
+        victim_sock.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -183,8 +295,8 @@ def capture_run_shape():
         if r["kind"] in STEP_KINDS:
             for k in ("step", "pid", "uid"):
                 check(k in r, f"{r['kind']} record without {k}")
-        if r["kind"] in {"exec", "fork", "exit", "open", "connect"}:
-            for k in ("ppid", "tid"):
+        if r["kind"] in KERNEL_KINDS:
+            for k in ("ppid", "tid", "euid", "gid", "comm"):
                 check(k in r, f"{r['kind']} record without {k}")
 
 
@@ -198,7 +310,7 @@ def events_stay_inside_their_step():
         elif r["kind"] == "step_end":
             seen.add(r["step"])
             open_step = None
-        elif r["kind"] in {"exec", "open", "connect", "fork"} and r["step"] != "daemon":
+        elif r["kind"] in KERNEL_KINDS - {"exit"} and r["step"] != "daemon":
             check(r["step"] == open_step, f"{r['kind']} of step {r['step']} outside it: {r}")
 
 
@@ -274,6 +386,105 @@ def connect_to_closed_port():
 def nonblocking_connect_in_progress():
     c = one(cap(), "connect", "connect-nb", family="inet")
     check(c["error"] == "EINPROGRESS" or c["ret"] == 0, f"{c}")
+
+
+@test
+def connect_destination_survives_a_racing_thread():
+    """A second thread flips the sockaddr's port during each connect: the record must name
+    the port the socket really reached (getpeername), never the one left in memory."""
+    recs = cap()
+    end = one(recs, "step_end", "connect-race")
+    check(end["status"] == "ok", f"step failed: {end.get('stderr_tail')}")
+    reached = Capture.disk["race ports"]
+    got = [r for r in of(recs, "connect", "connect-race") if r["family"] == "inet"]
+    n = len(reached)
+    check(n and len(got) == n, f"{n} connects, {len(got)} records")
+    wrong = [(r["port"], p) for r, p in zip(got, reached) if r["port"] != p]
+    check(not wrong, f"{len(wrong)} of {n} records name the wrong port: {wrong[:5]}")
+    check(all(r["addr_source"] == "socket" and r["ret"] == 0 for r in got), "not from the socket")
+    ports = {Capture.info["port"], Capture.info["port2"]}
+    check(set(reached) == ports, f"the race never hit: ports reached {set(reached)}")
+    # Where memory and socket disagreed the caller's copy is kept, and only there.
+    raced = [r for r in got if "addr_arg" in r]
+    check(raced, "no connect saw its sockaddr rewritten: the test did not race")
+    check(all(r["addr_arg"] != f"127.0.0.1:{r['port']}" for r in raced), f"{raced[:3]}")
+
+
+@test
+def udp_destinations_once_per_process():
+    step_ok("udp")
+    check(Capture.udp_got[:3] == [6, 3, 2], f"datagrams received {Capture.udp_got}")
+    check(Capture.udp_got[3] > 0, "the load outside the run sent nothing")
+    info = Capture.info
+    got = [(r["via"], r["port"]) for r in of(cap(), "connect", "udp")]
+    check(got == [("sendto", info["udp1"]), ("sendmsg", info["udp2"]),
+                  ("sendmmsg", info["udp3"])], f"records {got}")
+    for r in of(cap(), "connect", "udp"):
+        check(r["addr"] == "127.0.0.1" and r["sock_type"] == "dgram" and r["ret"] == 5 or
+              r["via"] == "sendmmsg", f"{r}")
+        # sendto and sendmsg: the destination the kernel routed; sendmmsg: the caller's
+        check(r["addr_source"] == ("argument" if r["via"] == "sendmmsg" else "route"), f"{r}")
+    check(not [r for r in cap() if r.get("port") == Capture.udp_outside],
+          "a record of the outside load")
+
+
+@test
+def udp_destination_survives_a_racing_thread():
+    """200 processes each send one datagram (their pid) from a sockaddr a thread keeps
+    flipping: each record must name the port its own datagram reached."""
+    step_ok("udprace")
+    got = Capture.race_got
+    recs = of(cap(), "connect", "udprace", via="sendto")
+    check(len(got) == 200 and len(recs) == 200, f"{len(got)} datagrams, {len(recs)} records")
+    wrong = [(r["pid"], r["port"], got.get(r["pid"])) for r in recs if r["port"] != got.get(r["pid"])]
+    check(not wrong, f"{len(wrong)} of 200 records name the wrong port: {wrong[:5]}")
+    check(all(r["addr_source"] == "route" for r in recs), "not from the route lookup")
+    check(set(got.values()) == {Capture.info["udp4"], Capture.info["udp5"]},
+          f"the race never hit: ports {set(got.values())}")
+
+
+@test
+def udp6_destination_from_the_route():
+    step_ok("udp6")
+    check(Capture.udp_got[6] == 1, f"datagrams received {Capture.udp_got}")
+    r = one(cap(), "connect", "udp6", via="sendto")
+    check(r["family"] == "inet6" and r["addr"] == "::1" and r["port"] == Capture.info["udp6"],
+          f"{r}")
+    check(r["addr_source"] == "route" and r["ret"] == 6, f"{r}")
+
+
+@test
+def tcp_fast_open_is_a_connect():
+    step_ok("fastopen")
+    c = one(cap(), "connect", "fastopen", via="fastopen")
+    check(c["port"] == Capture.info["port"] and c["addr"] == "127.0.0.1", f"{c}")
+    check(c["addr_source"] == "socket" and c["ret"] == 3, f"{c}")
+
+
+@test
+def listener_and_inbound_peer():
+    step_ok("listen")
+    out = dict(l.split() for l in one(cap(), "step_end", "listen")["stdout_tail"].splitlines())
+    lst = one(cap(), "listen", "listen")
+    check(lst["port"] == int(out["listen"]) and lst["addr"] == "127.0.0.1", f"{lst} {out}")
+    check(lst["ret"] == 0 and lst["sock_type"] == "stream", f"{lst}")
+    a = one(cap(), "accept", "listen", via="accept4")
+    check(a["port"] == int(out["client"]) and a["addr"] == "127.0.0.1", f"{a} {out}")
+    check(a["local_port"] == int(out["listen"]) and a["new_fd"] >= 0, f"{a}")
+
+
+@test
+def connect_names_the_socket_connected_not_the_fd_swapped_in():
+    """A thread dup2()s a socket connected elsewhere onto the fd while connect runs: the
+    record names the socket the kernel connected."""
+    step_ok("connect-dup")
+    out = one(cap(), "step_end", "connect-dup")["stdout_tail"].split()
+    ok, swapped = int(out[1]), int(out[3])
+    check(swapped > 0, f"the fd was never swapped under a connect: {out}")
+    recs = [r for r in of(cap(), "connect", "connect-dup") if r["fd"] == 100 and r["ret"] == 0]
+    check(len(recs) == ok, f"{len(recs)} records of {ok} successful connects")
+    wrong = [r for r in recs if r["port"] != Capture.info["port"]]
+    check(not wrong, f"{len(wrong)} records name the swapped-in socket: {wrong[:2]}")
 
 
 @test
@@ -354,9 +565,291 @@ def exit_records_carry_codes():
 def nothing_from_outside_the_run():
     recs = cap()
     for r in recs:
-        blob = json.dumps(r)
+        blob = json.dumps(list(r.values()))  # values: a key may say "outside" (path_outside_root)
         check("outside" not in blob and "OUTSIDEMARK" not in blob,
               f"record of a process outside the run: {blob[:300]}")
+
+
+# ---- file and privilege changes (issue 8) ---------------------------------------------------
+
+def step_ok(step):
+    end = one(cap(), "step_end", step)
+    check(end["status"] == "ok", f"step {step} {end['status']}: {end.get('stderr_tail')}")
+
+
+@test
+def rename_over_a_file_names_both_paths():
+    step_ok("rename")
+    d = Capture.disk
+    check(d["renamed.conf content"] == "renamed-content\n", "rename did not happen on disk")
+    r = one(cap(), "rename", "rename", syscall="rename")
+    check(r["old_path"] == f"{Capture.dir}/sub/.renamed.conf.tmp", f"old_path {r['old_path']}")
+    check(r["path"] == f"{Capture.dir}/sub/renamed.conf", f"path {r['path']}")
+    check(r["path_arg"] == "renamed.conf" and r["old_path_arg"] == ".renamed.conf.tmp", f"{r}")
+    check(r["ret"] == 0 and "error" not in r, f"{r}")
+
+
+@test
+def renameat2_through_dirfd():
+    step_ok("renameat2")
+    check(Capture.disk["sub/ra2-new"] and not Capture.disk["sub/ra2-old"], "not renamed on disk")
+    r = one(cap(), "rename", "renameat2", syscall="renameat2")
+    check(r["old_path"] == f"{Capture.dir}/sub/ra2-old", f"old_path {r['old_path']}")
+    check(r["path"] == f"{Capture.dir}/sub/ra2-new", f"path {r['path']}")
+    check(r["flags"] == 1 and r["ret"] == 0, f"{r}")
+
+
+@test
+def unlink_and_rmdir_are_records():
+    step_ok("unlink")
+    check(not Capture.disk["sub/doomed"] and not Capture.disk["sub/doomed.d"], "still on disk")
+    u = one(cap(), "unlink", "unlink", syscall="unlinkat")
+    check(u["path"] == f"{Capture.dir}/sub/doomed" and u["ret"] == 0, f"{u}")
+    r = one(cap(), "unlink", "unlink", syscall="rmdir")
+    check(r["path"] == f"{Capture.dir}/sub/doomed.d" and r["dir"] is True, f"{r}")
+
+
+@test
+def chmod_flags_setuid():
+    step_ok("chmod")
+    st = Capture.disk["chmod-target"]
+    check(st.st_mode & 0o7777 == 0o4755, f"mode on disk {oct(st.st_mode)}")
+    c = one(cap(), "chmod", "chmod", syscall="chmod")
+    check(c["path"] == f"{Capture.dir}/chmod-target", f"path {c['path']}")
+    check(c["mode"] == "4755" and c["setuid"] is True and c["setgid"] is False, f"{c}")
+    f = [r for r in of(cap(), "chmod", "chmod", syscall="fchmod")]
+    check([r["mode"] for r in f] == ["0600", "4755"], f"fchmod records {f}")
+    check(all(r["path"] == f"{Capture.dir}/chmod-target" and r["fd"] >= 0 for r in f), f"{f}")
+
+
+@test
+def chown_records_owner_and_group():
+    step_ok("chown")
+    st = Capture.disk["chown-target"]
+    check((st.st_uid, st.st_gid) == (4242, 4343), f"owner on disk {st.st_uid}:{st.st_gid}")
+    for sc in ("chown", "fchown"):
+        c = one(cap(), "chown", "chown", syscall=sc)
+        check(c["path"] == f"{Capture.dir}/chown-target", f"{sc} path {c['path']}")
+        check(c["owner"] == 4242 and c["group"] == 4343 and c["ret"] == 0, f"{c}")
+
+
+@test
+def link_and_symlink():
+    step_ok("link")
+    check(Capture.disk["link-new"] and
+          Capture.disk["link-new"].st_ino == Capture.disk["link-src"].st_ino, "no hard link")
+    check(Capture.disk["link-new.sym -> "] == f"{Capture.dir}/link-src", "no symlink on disk")
+    ln = one(cap(), "link", "link", syscall="link")
+    check(ln["old_path"] == f"{Capture.dir}/link-src" and ln["path"] == f"{Capture.dir}/link-new",
+          f"{ln}")
+    sl = one(cap(), "symlink", "link", syscall="symlink")
+    check(sl["target"] == f"{Capture.dir}/link-src", f"target {sl['target']}")
+    check(sl["path"] == f"{Capture.dir}/link-new.sym", f"path {sl['path']}")
+
+
+@test
+def tmpfile_gets_its_name_from_linkat():
+    step_ok("tmpfile")
+    check(Capture.disk["sub/from-tmpfile"], "linkat did not name the file on disk")
+    ln = one(cap(), "link", "tmpfile", syscall="linkat")
+    check(ln["path"] == f"{Capture.dir}/sub/from-tmpfile", f"path {ln['path']}")
+    # The unnamed file is shown as the kernel names it: "#<inode>" in the directory.
+    check(ln["old_path"].startswith(f"{Capture.dir}/sub/#"), f"old_path {ln['old_path']}")
+    check(ln["flags"] == 0x1000 and ln["ret"] == 0, f"{ln}")
+    o = [r for r in of(cap(), "open", "tmpfile") if "tmpfile" in r["flags"]]
+    check(o, "no open record with the tmpfile flag")
+
+
+@test
+def tmpfile_named_through_proc_self_fd():
+    step_ok("tmpfileproc")
+    check(Capture.disk["sub/from-tmpfile-proc"], "linkat did not name the file on disk")
+    proc = one(cap(), "step_end", "tmpfileproc")["stdout_tail"].strip()
+    ln = one(cap(), "link", "tmpfileproc", syscall="linkat")
+    check(ln["path"] == f"{Capture.dir}/sub/from-tmpfile-proc", f"path {ln['path']}")
+    check(ln["old_path"] == proc and ln["flags"] == 0x400 and ln["ret"] == 0, f"{ln}")
+
+
+@test
+def mkdir_and_mknod():
+    import stat
+    step_ok("mkdirs")
+    d = Capture.disk
+    check(stat.S_ISDIR(d["mk/newdir"].st_mode) and stat.S_ISFIFO(d["mk/fifo"].st_mode) and
+          stat.S_ISCHR(d["mk/null2"].st_mode), "not made on disk")
+    m = one(cap(), "mkdir", "mkdirs", syscall="mkdir")
+    check(m["path"] == f"{Capture.dir}/mk/newdir" and m["mode"] == "0750", f"{m}")
+    m2 = one(cap(), "mkdir", "mkdirs", syscall="mkdirat")
+    check(m2["path"] == f"{Capture.dir}/mk/newdir2" and m2["mode"] == "0700", f"{m2}")
+    f = one(cap(), "mknod", "mkdirs", syscall="mknod")
+    check(f["path"] == f"{Capture.dir}/mk/fifo" and f["type"] == "fifo", f"{f}")
+    n = one(cap(), "mknod", "mkdirs", syscall="mknodat")
+    check(n["type"] == "char" and n["dev"] == "1:3" and n["ret"] == 0, f"{n}")
+
+
+@test
+def truncate_records_length():
+    step_ok("truncate")
+    check(Capture.disk["trunc-target"].st_size == 3, "not truncated on disk")
+    t = one(cap(), "truncate", "truncate", syscall="truncate")
+    check(t["path"] == f"{Capture.dir}/trunc-target" and t["length"] == 3, f"{t}")
+
+
+@test
+def mounts_are_records():
+    step_ok("mount")
+    check(not Capture.disk["mounts left"], f"mounts left: {Capture.disk['mounts left']}")
+    m = one(cap(), "mount", "mount", syscall="mount")
+    check(m["path"] == f"{Capture.dir}/mnt/a" and m["fstype"] == "tmpfs", f"{m}")
+    check(m["source"] == "runseal-test" and m["ret"] == 0, f"{m}")
+    t = one(cap(), "mount", "mount", syscall="open_tree")
+    check(t["path"] == f"{Capture.dir}/mnt/a" and t["fd"] >= 0, f"{t}")
+    mv = one(cap(), "mount", "mount", syscall="move_mount")
+    check(mv["path"] == f"{Capture.dir}/mnt/b" and mv["ret"] == 0, f"{mv}")
+    um = of(cap(), "umount", "mount", syscall="umount2")
+    check(sorted(u["path"] for u in um) == [f"{Capture.dir}/mnt/a", f"{Capture.dir}/mnt/b"],
+          f"{um}")
+
+
+@test
+def memfd_exec_carries_the_kernels_name():
+    e = [r for r in of(cap(), "exec", "memfdexec") if "memfd-marker" in r["argv"]]
+    check(e, "no exec record of the memfd")
+    check(e[0]["ret"] == 0 and e[0]["path"] == "memfd:runseal-memfd (deleted)", f"{e[0]}")
+    check(e[0]["path_detached"] is True, f"{e[0]}")
+
+
+@test
+def open_through_a_detached_tree_says_so():
+    step_ok("detached")
+    o = one(cap(), "open", "detached", path_arg="f", flags=["read", "cloexec"])
+    check(o["path"] == "f" and o["path_detached"] is True and o["ret"] >= 0, f"{o}")
+    check("path_outside_root" not in o, f"{o}")
+
+
+@test
+def open_outside_the_chroot_says_so():
+    step_ok("chrootopen")
+    o = one(cap(), "open", "chrootopen", path_arg="beyond-jail")
+    check(o["path"] == f"{Capture.dir}/chr/beyond-jail", f"{o}")
+    check(o["path_detached"] is True and o["path_outside_root"] is True, f"{o}")
+    plain = one(cap(), "open", "openrel", path_arg="sub/rel-target.txt")
+    check("path_detached" not in plain, f"{plain}")
+
+
+@test
+def compat_syscalls_are_seen():
+    """int $0x80 from a 64-bit process: syscalls:* never fire for it; each 32-bit syscall
+    number the process uses is one record, the first flagged."""
+    step_ok("int80")
+    end = one(cap(), "step_end", "int80")
+    check(end["stdout_tail"].startswith("fd "), f"open through int 0x80 failed: {end}")
+    recs = of(cap(), "compat_syscall", "int80")
+    check([(r["nr"], r["name"], r["first"]) for r in recs] ==
+          [(20, "getpid", True), (5, "open", False)], f"{recs}")
+    check(all(r["abi"] == "ia32" and len(r["args"]) == 6 for r in recs), f"{recs}")
+    check(int(recs[1]["args"][1], 16) == 0, f"open flags {recs[1]['args']}")
+    check(recs[1]["path_arg"] == f"{Capture.dir}/sub/rel-target.txt", f"{recs[1]}")
+    check("path_arg" not in recs[0], f"{recs[0]}")
+
+
+@test
+def io_uring_requests_are_seen():
+    step_ok("uring")
+    end = one(cap(), "step_end", "uring")
+    check(end["stdout_tail"].startswith("open "), f"{end['stdout_tail']}")
+    o = one(cap(), "open", "uring", via="io_uring")
+    check(o["path"] == f"{Capture.dir}/sub/rel-target.txt" and o["path_arg"] == "sub/rel-target.txt",
+          f"{o}")
+    # io_uring forces O_LARGEFILE on every open
+    check(o["syscall"] == "openat" and o["flags"] == ["read", "largefile", "cloexec"] and
+          o["user_data"] == 1,
+          f"{o}")
+    c = one(cap(), "connect", "uring", via="io_uring_connect")
+    check(c["addr"] == "127.0.0.1" and c["port"] == Capture.info["port"] and c["user_data"] == 2,
+          f"{c}")
+    u = one(cap(), "connect", "uring", via="io_uring_sendmsg")
+    check(u["port"] == Capture.info["udp3"] and u["user_data"] == 3, f"{u}")
+    res = {r["user_data"]: r for r in of(cap(), "io_uring_result", "uring")}
+    fd, rc, sent = (int(x) for x in end["stdout_tail"].split()[1::2])
+    check(sorted(res) == [1, 2, 3, 11, 12, 13, 14, 15], f"results {res}")
+    check(all(res[u]["ret"] == 0 for u in range(11, 16)), f"{res}")
+    check((res[1]["op"], res[1]["ret"]) == ("openat", fd), f"{res[1]}")
+    check((res[2]["op"], res[2]["ret"]) == ("connect", rc), f"{res[2]}")
+    check((res[3]["op"], res[3]["ret"]) == ("sendmsg", sent), f"{res[3]}")
+    # File changes through the ring: the records of the syscalls they stand for.
+    d = Capture.disk
+    check(d["u-dir2"] and d["u-sym"] and not d["u-link"], "ring file changes not on disk")
+    fs = {r["user_data"]: r for r in cap() if r.get("step") == "uring" and r["kind"] in
+          ("mkdir", "rename", "symlink", "link", "unlink")}
+    want = {11: ("mkdir", "path", "u-dir"), 12: ("rename", "path", "u-dir2"),
+            13: ("symlink", "path", "u-sym"), 14: ("link", "path", "u-link"),
+            15: ("unlink", "path", "u-link")}
+    for ud, (kind, key, name) in want.items():
+        r = fs.get(ud)
+        check(r and r["kind"] == kind and r[key] == f"{Capture.dir}/{name}", f"{ud}: {r}")
+        check(r["via"] == "io_uring" and r["ret"] is None, f"{r}")
+    check(fs[12]["old_path"] == f"{Capture.dir}/u-dir" and fs[13]["target"] == "u-target", f"{fs}")
+    check(fs[14]["old_path"] == f"{Capture.dir}/sub/rel-target.txt", f"{fs[14]}")
+    # The same syscalls were not made directly: only the ring saw them.
+    check(not of(cap(), "open", "uring", path_arg="sub/rel-target.txt", via=None), "direct open")
+
+
+@test
+def open_by_handle_is_an_open():
+    step_ok("byhandle")
+    o = one(cap(), "open", "byhandle", syscall="open_by_handle_at")
+    check(o["path"] == f"{Capture.dir}/sub/dirfd-target.txt" and o["fd"] >= 0, f"{o}")
+    check("path_arg" not in o and o["dirfd"] >= 0, f"{o}")
+
+
+@test
+def pidfd_getfd_names_the_victim_and_what_was_taken():
+    step_ok("getfd")
+    info = Capture.info
+    out = dict(l.split() for l in one(cap(), "step_end", "getfd")["stdout_tail"].splitlines())
+    check(int(out[str(info["victim_file_fd"])]) == Capture.victim[0], f"not the file: {out}")
+    recs = of(cap(), "pidfd_getfd", "getfd")
+    check(len(recs) == 2, f"{recs}")
+    f, s = recs
+    for r in recs:
+        check(r["target_pid"] == info["victim_pid"] and r["target_in_run"] is False, f"{r}")
+        check(r["ret"] >= 0 and r["fd"] == r["ret"], f"{r}")
+    check(f["target_fd"] == info["victim_file_fd"], f"{f}")
+    check(f["path"] == f"{Capture.dir}/victim-secret", f"{f}")
+    check(s["target_fd"] == info["victim_sock_fd"] and s["sock_type"] == "stream", f"{s}")
+    check(s["addr"] == "127.0.0.1" and s["port"] == info["port"], f"{s}")
+    check(s["local_port"] == Capture.victim[1], f"{s}")
+
+
+@test
+def privilege_changes_are_records():
+    step_ok("privdrop")
+    recs = of(cap(), "cred", "privdrop")
+    cs = one(recs, "cred", "privdrop", syscall="capset")
+    eff = int(cs["cap_effective"], 16)
+    check(not eff & (1 << 13) and eff & (1 << 21), f"cap_effective {cs['cap_effective']}")
+    check(int(cs["req_cap_effective"], 16) == eff, f"{cs}")
+    g = one(recs, "cred", "privdrop", syscall="setresgid")
+    check(g["req_rgid"] == 65534 and g["new_egid"] == 65534 and g["ret"] == 0, f"{g}")
+    u = one(recs, "cred", "privdrop", syscall="setresuid")
+    check(u["new_uid"] == u["new_euid"] == u["new_suid"] == 65534 and u["ret"] == 0, f"{u}")
+    check(u["cap_effective"] == "0x0000000000000000", f"caps kept after setresuid: {u}")
+    back = one(recs, "cred", "privdrop", syscall="setuid")
+    check(back["req_uid"] == 0 and back["error"] == "EPERM" and back["new_uid"] == 65534,
+          f"{back}")
+
+
+@test
+def every_record_from_a_run_process():
+    """Kernel records only come from the steps' processes and their descendants: the load
+    outside the run does everything the steps do, and none of it may appear."""
+    recs = cap()
+    pids = {r["pid"] for r in of(recs, "step_start") if r["pid"]}
+    pids |= {r["child_pid"] for r in of(recs, "fork")}
+    for r in recs:
+        if r["kind"] in KERNEL_KINDS:
+            check(r["pid"] in pids, f"record of a process outside the run: {r}")
 
 
 # ---- other runs ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ FS_IOC_SETFLAGS = 0x40086602
 FS_APPEND_FL = 0x20
 FS_IMMUTABLE_FL = 0x10
 
-from harness import Failure, check, run_all, test
+from harness import Failure, check, run_all, skip, test
 
 
 def rs(args, timeout=120):
@@ -295,6 +295,126 @@ def tamper_missing_segment():
 
 
 @test
+def tamper_newest_segment_and_head_deleted():
+    def edit(env):
+        os.unlink(os.path.join(env.log, segments(env.log)[-1]))
+        os.unlink(os.path.join(env.log, "HEAD"))
+        return {"file": "HEAD"}
+    tamper_case(edit, {"head_missing"})
+
+
+@test
+def tamper_head_seq_forged():
+    """A HEAD claiming a later seal than the log has is a forgery (its signature covers its
+    seq), not a sign of truncation."""
+    def edit(env):
+        path = os.path.join(env.log, "HEAD")
+        head = open(path, "rb").read()
+        s = seq_of(head)
+        open(path, "wb").write(head.replace(b'{"seq":%d,' % s, b'{"seq":%d,' % (s + 5), 1))
+        return {"file": "HEAD", "seq": {s + 5}}
+    tamper_case(edit, {"bad_signature"})
+
+
+@test
+def seal_reason_edited():
+    def edit(env):
+        seg = segments(env.log)[0]
+        edit_lines(os.path.join(env.log, seg),
+                   lambda ls: [l.replace(b'"reason":"run_end"', b'"reason":"size"')
+                               if b'"kind":"seal"' in l else l for l in ls])
+        return {"file": seg}
+    tamper_case(edit, {"bad_signature"})
+
+
+@test
+def verify_says_when_it_cannot_see_a_rollback():
+    env = Env()
+    try:
+        two_runs(env)
+        rc, out, err = rs(["verify", env.log, "--key-dir", env.keys])
+        check(rc == 0 and "no replica was given" in out and "rollback" in out,
+              f"rc {rc}: {out}")
+        rc, out, err = rs(["verify", env.log, "--key-dir", env.keys, "--strict"])
+        check(rc == 1 and "error: no_replica" in out, f"--strict without a replica: rc {rc} {out}")
+    finally:
+        env.close()
+
+
+@test
+def second_writer_refused_before_anything_runs():
+    env = Env()
+    try:
+        rb = os.path.join(env.tmp, "slow.yaml")
+        open(rb, "w").write("name: slow\nsteps:\n  - name: long\n    run: sleep 4\n")
+        first = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", env.keys, "--log-dir",
+                                  env.log, rb], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        marker = os.path.join(env.tmp, "ran")
+        rb2 = os.path.join(env.tmp, "second.yaml")
+        open(rb2, "w").write(f"name: second\nsteps:\n  - name: touch\n    run: touch {marker}\n")
+        before = segments(env.log)
+        rc, out, err = env.run(rb=rb2)
+        check(rc == 2 and f"log in use by pid {first.pid}" in err,
+              f"second writer: rc {rc} {err[-300:]}")
+        check(not os.path.exists(marker), "the second run's step ran")
+        check(segments(env.log) == before, "the second writer touched the log")
+        _, ferr = first.communicate(timeout=30)
+        check(first.returncode == 0, f"first run rc {first.returncode}: {ferr[-300:]}")
+        rc, out, err = env.run(rb=rb2)
+        check(rc == 0 and os.path.exists(marker), f"after the first ended: rc {rc} {err[-300:]}")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "recovery" not in kinds(problems, "warning"),
+              f"verify: {text[-500:]}")
+    finally:
+        env.close()
+
+
+@test
+def crash_between_seal_and_compression_completes_the_replicas():
+    """A crash after a seal but before its segment was compressed (or before the replica got
+    it) must not leave the replica without that segment for good: the next run copies it."""
+    env = Env()
+    try:
+        rep = os.path.join(env.tmp, "rep")
+        for _ in range(2):
+            rc, out, err = env.run(["--replica", rep])
+            check(rc == 0, f"run rc {rc}: {err[-300:]}")
+        unflag_tree(env.tmp)
+        newest = segments(env.log)[-1]
+        prev_seal = read_seg(os.path.join(env.log, segments(env.log)[-2])).split(b"\n")[-2] + b"\n"
+        # The state of a crash right after the seal's fsync: the plain sealed .log, HEAD and
+        # the replica one seal behind.
+        plain = read_seg(os.path.join(env.log, newest))
+        open(os.path.join(env.log, newest[:-2]), "wb").write(plain)
+        os.unlink(os.path.join(env.log, newest))
+        os.unlink(os.path.join(rep, newest))
+        for d in (env.log, rep):
+            open(os.path.join(d, "HEAD"), "wb").write(prev_seal)
+        rc, out, err = env.run(["--replica", rep])
+        check(rc == 0, f"run after the crash rc {rc}: {err[-300:]}")
+        check(os.path.exists(os.path.join(rep, newest)), f"replica still lacks {newest}")
+        check(open(os.path.join(rep, "HEAD"), "rb").read() ==
+              open(os.path.join(env.log, "HEAD"), "rb").read(), "replica HEAD differs")
+        rc, problems, text = env.verify("--replica", rep)
+        check(rc == 0, f"verify with the replica: {text[-600:]}")
+        # A crash after the .z and HEAD, before the replica's copy.
+        unflag_tree(env.tmp)
+        newest = segments(env.log)[-1]
+        os.unlink(os.path.join(rep, newest))
+        prev_seal = read_seg(os.path.join(rep, segments(rep)[-1])).split(b"\n")[-2] + b"\n"
+        open(os.path.join(rep, "HEAD"), "wb").write(prev_seal)
+        rc, out, err = env.run(["--replica", rep])
+        check(rc == 0 and os.path.exists(os.path.join(rep, newest)),
+              f"replica not completed: rc {rc} {err[-300:]}")
+        rc, problems, text = env.verify("--replica", rep)
+        check(rc == 0, f"verify with the replica: {text[-600:]}")
+    finally:
+        env.close()
+
+
+@test
 def rebuilt_log_with_other_keys():
     """An attacker rebuilds the log from scratch with keys of their own: the auditor's
     root.pub rejects it."""
@@ -344,7 +464,8 @@ def forward_security_old_records_cannot_be_reforged():
     """With everything the host holds after its epoch changed (epoch.key, the public files;
     root.key moved offline), an attacker edits a record sealed in an earlier epoch, re-chains
     and re-signs every seal with the current key: verify rejects it."""
-    env = Env(["--epoch-seconds", "2", "--epochs", "10000", "--max-interval", "1"])
+    env = Env(["--epoch-seconds", "4", "--epochs", "10000", "--max-interval", "1",
+               "--late-slack", "2"])
     try:
         os.unlink(os.path.join(env.keys, "root.key"))
         rc, out, err = env.run()
@@ -466,8 +587,170 @@ def disk_full_fails_closed_and_stays_verifiable():
                            "--on-log-error", "continue", rb])
         check(rc == 0 and "should-not-run" in out, f"continue: rc {rc} {err[-300:]}")
         check("going on without it" in err, f"continue: not said: {err[-300:]}")
+        # A run on the still full disk fails closed and leaves the log as it was...
+        small = os.path.join(env.tmp, "small.yaml")
+        open(small, "w").write("name: small\nsteps:\n  - name: one\n    run: echo small-ran\n")
+        before = {f: os.path.getsize(os.path.join(log, f)) for f in segments(log)}
+        rc, out, err = rs(["run", "-q", "--key-dir", env.keys, "--log-dir", log, small])
+        check(rc == 2 and "small-ran" not in out, f"run on a full disk: rc {rc} {err[-300:]}")
+        after = {f: os.path.getsize(os.path.join(log, f)) for f in segments(log)}
+        check(after == before, f"the failed run left {after}, was {before}")
+        # ... and once space is freed the next run works and the log verifies.
+        subprocess.run(["mount", "-o", "remount,size=16m", mnt], check=True)
+        rc, out, err = rs(["run", "-q", "--key-dir", env.keys, "--log-dir", log, small])
+        check(rc == 0 and "small-ran" in out, f"run after freeing space: rc {rc} {err[-300:]}")
+        rc, problems, text = env.verify(log=log)
+        check(rc == 0 and "recovery" in kinds(problems, "warning"),
+              f"verify after freeing space: {text[-600:]}")
     finally:
         subprocess.run(["umount", mnt], capture_output=True)
+        env.close()
+
+
+@test
+def keys_tick_erases_an_ended_epoch_without_a_run():
+    """The key of an ended epoch goes when its epoch ends, not at the next seal: `keys tick`
+    (the timer's command) erases it; verify on the host warns while it is still there."""
+    env = Env(["--epoch-seconds", "3", "--epochs", "1000", "--max-interval", "1",
+               "--late-slack", "1"])
+    try:
+        two_runs(env)
+        key = os.path.join(env.keys, "epoch.key")
+        before = open(key).read()
+        hdr = open(os.path.join(env.keys, "epochs.pub")).readline().split()
+        t0, length = int(hdr[3]), int(hdr[4])
+        rc, out, err = rs(["keys", "tick", "--key-dir", env.keys])
+        # The runs may have taken longer than an epoch on a loaded machine: then the tick
+        # must erase, else it must do nothing.
+        behind = (int(time.time()) - t0) // length > int(before.split()[0])
+        check(rc == 0 and (out == "" or (behind and "erased the seeds" in out)),
+              f"tick within the epoch: rc {rc} {out!r} {err!r}")
+        before = open(key).read()
+        time.sleep(6.5)  # two epochs end, and nothing runs
+        rc, problems, text = env.verify()
+        check(rc == 0 and "epoch.key is at epoch" in text and "keys tick" in text,
+              f"verify does not warn of the stale key: {text[-500:]}")
+        rc, out, err = rs(["keys", "tick", "--key-dir", env.keys])
+        check(rc == 0 and "erased the seeds of epochs" in out, f"tick rc {rc}: {out!r} {err!r}")
+        after = open(key).read()
+        check(before.split()[1] not in after, "the old seed is still in epoch.key")
+        check(int(after.split()[0]) > int(before.split()[0]), f"epoch did not move: {after[:16]}")
+        check(os.stat(key).st_mode & 0o777 == 0o600 and len(after) == 82, "epoch.key damaged")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "epoch.key is at epoch" not in text, f"after tick: {text[-400:]}")
+        # A run finding the key behind the clock erases it first and says so.
+        time.sleep(3.5)
+        rc, out, err = env.run()
+        check(rc == 0 and "stayed on disk" in err, f"run with a stale key: rc {rc} {err[-400:]}")
+        rc, problems, text = env.verify()
+        check(rc == 0, f"verify after the run: {text[-400:]}")
+        rc, out, err = rs(["keys", "frob", "--key-dir", env.keys])
+        check(rc == 2 and "usage" in err, f"bad subcommand rc {rc}")
+    finally:
+        env.close()
+
+
+def slow_run_killed(env, after=2.5):
+    rb = os.path.join(env.tmp, "slow.yaml")
+    open(rb, "w").write("name: slow\nsteps:\n  - name: before\n    run: echo before-crash\n"
+                        "  - name: long\n    run: while :; do cat /etc/hostname >/dev/null; "
+                        "sleep 0.1; done; sleep 31\n")
+    p = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", env.keys, "--log-dir", env.log,
+                          rb], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(after)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    subprocess.run(["pkill", "-9", "-f", "sleep 0.1; done; sleep 31"], capture_output=True)
+
+
+@test
+def fake_crash_of_the_newest_segment_needs_a_replica():
+    """Stripping the seal of the newest segment only passes the cadence (its records were
+    sealed in time once): the log alone cannot show it, and verify says so; a replica's
+    HEAD does show it."""
+    env = Env()
+    try:
+        rep = os.path.join(env.tmp, "rep")
+        for _ in range(2):
+            rc, out, err = env.run(["--replica", rep])
+            check(rc == 0, f"run rc {rc}: {err[-300:]}")
+        newest = segments(env.log)[-1]
+        lines = read_seg(os.path.join(env.log, newest)).split(b"\n")[:-1]
+        target = next(seq_of(l) for l in lines if b'"kind":"exec"' in l)
+        unflag_tree(env.tmp)
+        p = subprocess.run([FORGE, "--fake-crash", env.log, env.keys, str(target),
+                            '"kind":"exec"', '"kind":"exec","forged":true'],
+                           capture_output=True)
+        check(p.returncode == 0, f"forge failed: {p.stderr.decode()}")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "no_replica" in kinds(problems, "warning"),
+              f"alone: rc {rc}, {text[-500:]}")
+        rc, problems, text = env.verify("--replica", rep)
+        check(rc == 1 and kinds(problems) & {"rollback", "head_mismatch", "missing_segment"},
+              f"with the replica: rc {rc}, {text[-600:]}")
+    finally:
+        env.close()
+
+
+@test
+def keys_tick_units_install_and_verify():
+    """`make install` ships the keys tick timer and its cron line pointing at the installed
+    binary, under PREFIX; systemd accepts the units."""
+    dest = tempfile.mkdtemp(prefix="runseal-install-")
+    try:
+        p = subprocess.run(["make", "-s", "-C", ROOT, "install-keys-tick", f"DESTDIR={dest}",
+                            "PREFIX=/opt/rs"], capture_output=True, timeout=60)
+        check(p.returncode == 0, f"make install-keys-tick: {p.stderr.decode()[-300:]}")
+        unit = os.path.join(dest, "opt/rs/lib/systemd/system/runseal-keys-tick.service")
+        cron = open(os.path.join(dest, "opt/rs/share/runseal/runseal-keys-tick.cron")).read()
+        check("root /opt/rs/bin/runseal keys tick" in cron, f"cron line: {cron!r}")
+        check("ExecStart=/opt/rs/bin/runseal keys tick" in open(unit).read(), "unit ExecStart")
+        if not shutil.which("systemd-analyze"):
+            skip("systemd-analyze is not installed")
+        # Pointed at the built binary, since /opt/rs does not exist here.
+        text = open(unit).read().replace("/opt/rs/bin/runseal", RUNSEAL)
+        open(unit, "w").write(text)
+        timer = os.path.join(dest, "opt/rs/lib/systemd/system/runseal-keys-tick.timer")
+        p = subprocess.run(["systemd-analyze", "verify", "--man=no", unit, timer],
+                           capture_output=True, timeout=60)
+        check(p.returncode == 0, f"systemd-analyze verify: {p.stderr.decode()[-400:]}")
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+@test
+def fake_crash_forgery_fails_and_a_genuine_crash_passes():
+    """The seal cadence binds crashed segments: a genuine crash long after the last run
+    verifies; sealed records edited, stripped of their seals and passed off as a crash
+    "recovered" with the current key do not."""
+    env = Env(["--epoch-seconds", "30", "--epochs", "1000", "--max-interval", "1",
+               "--late-slack", "2"])
+    try:
+        os.unlink(os.path.join(env.keys, "root.key"))
+        rc, out, err = env.run()
+        check(rc == 0, f"run rc {rc}: {err}")
+        time.sleep(4)  # longer than max_interval + late_slack since the last seal
+        slow_run_killed(env)
+        rc, out, err = env.run()
+        check(rc == 0 and "recovered" in err, f"run after the crash rc {rc}: {err[-300:]}")
+        rc, problems, text = env.verify()
+        check(rc == 0 and "recovery" in kinds(problems, "warning"),
+              f"a genuine crash does not verify: {text[-600:]}")
+        # The forgery: the first run's exec edited, everything after it stripped of seals.
+        seg = segments(env.log)[0]
+        lines = read_seg(os.path.join(env.log, seg)).split(b"\n")[:-1]
+        target = next(seq_of(l) for l in lines if b'"kind":"exec"' in l)
+        unflag_tree(env.tmp)
+        p = subprocess.run([FORGE, "--fake-crash", env.log, env.keys, str(target),
+                            '"kind":"exec"', '"kind":"exec","forged":true'],
+                           capture_output=True)
+        check(p.returncode == 0, f"forge failed: {p.stderr.decode()}")
+        rc, problems, text = env.verify()
+        check(rc == 1, f"the fake crash verified: {text[-600:]}")
+        late = [p for p in problems if p.get("kind") == "late_record" and p["level"] == "error"]
+        check(late and late[0]["file"] == seg.replace(".z", "") and late[0]["seq"] is not None,
+              f"not reported as late_record in {seg}: {text[-600:]}")
+    finally:
         env.close()
 
 

@@ -6,6 +6,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <linux/bpf.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -271,6 +276,60 @@ static void test_path_from_components(void **state)
 	check_comps("c\0\0b\0/\0", 7, 4, "/b/c");
 }
 
+/* ---- self-protection decoders (issue 8): checked against the system headers ---------- */
+
+static void test_bpf_cmd(void **state)
+{
+	(void)state;
+	assert_string_equal(decode_bpf_cmd(BPF_MAP_CREATE), "BPF_MAP_CREATE");
+	assert_string_equal(decode_bpf_cmd(BPF_MAP_UPDATE_ELEM), "BPF_MAP_UPDATE_ELEM");
+	assert_string_equal(decode_bpf_cmd(BPF_MAP_GET_FD_BY_ID), "BPF_MAP_GET_FD_BY_ID");
+	assert_string_equal(decode_bpf_cmd(BPF_MAP_FREEZE), "BPF_MAP_FREEZE");
+	assert_string_equal(decode_bpf_cmd(BPF_LINK_DETACH), "BPF_LINK_DETACH");
+	assert_string_equal(decode_bpf_cmd(BPF_PROG_BIND_MAP), "BPF_PROG_BIND_MAP");
+	assert_null(decode_bpf_cmd(1000));
+}
+
+static void test_ptrace_request(void **state)
+{
+	(void)state;
+	assert_string_equal(decode_ptrace_request(PTRACE_ATTACH), "PTRACE_ATTACH");
+	assert_string_equal(decode_ptrace_request(PTRACE_POKEDATA), "PTRACE_POKEDATA");
+	assert_string_equal(decode_ptrace_request(PTRACE_SEIZE), "PTRACE_SEIZE");
+	assert_string_equal(decode_ptrace_request(PTRACE_TRACEME), "PTRACE_TRACEME");
+	assert_null(decode_ptrace_request(0x7777));
+}
+
+static void test_signal(void **state)
+{
+	char buf[24];
+
+	(void)state;
+	assert_string_equal(decode_signal(SIGKILL, buf, sizeof(buf)), "SIGKILL");
+	assert_string_equal(decode_signal(SIGTERM, buf, sizeof(buf)), "SIGTERM");
+	assert_string_equal(decode_signal(SIGSTOP, buf, sizeof(buf)), "SIGSTOP");
+	assert_string_equal(decode_signal(SIGSYS, buf, sizeof(buf)), "SIGSYS");
+	assert_string_equal(decode_signal(0, buf, sizeof(buf)), "0");
+	assert_string_equal(decode_signal(35, buf, sizeof(buf)), "SIGRTMIN+3");
+	assert_null(decode_signal(65, buf, sizeof(buf)));
+}
+
+static void test_memfd_flags(void **state)
+{
+	const char *n[8];
+	char buf[24];
+
+	(void)state;
+	assert_int_equal(
+	    decode_memfd_flags(MFD_CLOEXEC | MFD_ALLOW_SEALING, n, 8, buf, sizeof(buf)), 2);
+	assert_string_equal(n[0], "cloexec");
+	assert_string_equal(n[1], "allow_sealing");
+	assert_int_equal(decode_memfd_flags(MFD_HUGETLB | (21u << 26), n, 8, buf, sizeof(buf)), 2);
+	assert_string_equal(n[0], "hugetlb");
+	assert_string_equal(n[1], "0x54000000");
+	assert_int_equal(decode_memfd_flags(0, n, 8, buf, sizeof(buf)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +346,10 @@ int main(void)
 	    cmocka_unit_test(test_sockaddr_unnamed_short_other),
 	    cmocka_unit_test(test_path_join),
 	    cmocka_unit_test(test_path_from_components),
+	    cmocka_unit_test(test_bpf_cmd),
+	    cmocka_unit_test(test_ptrace_request),
+	    cmocka_unit_test(test_signal),
+	    cmocka_unit_test(test_memfd_flags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

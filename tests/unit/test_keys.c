@@ -78,7 +78,7 @@ static int teardown(void **state)
 
 static void gen(struct fix *f, uint64_t n)
 {
-	int r = keys_generate(f->dir, T0, L, n, 60, getuid(), f->root_id, f->host_id, f->err,
+	int r = keys_generate(f->dir, T0, L, n, 60, 5, getuid(), f->root_id, f->host_id, f->err,
 			      sizeof(f->err));
 
 	if (r != 0)
@@ -227,7 +227,7 @@ static void test_keygen_files(void **state)
 	p = path_of(f, "epochs.pub");
 	slurp(p, buf, sizeof(buf));
 	free(p);
-	snprintf(want, sizeof(want), "runseal-epochs-v1 %s %s %llu 3600 48 60\n0 ", f->host_id,
+	snprintf(want, sizeof(want), "runseal-epochs-v1 %s %s %llu 3600 48 60 5\n0 ", f->host_id,
 		 f->root_id, T0);
 	assert_memory_equal(buf, want, strlen(want));
 
@@ -243,7 +243,8 @@ static void test_keygen_refuses(void **state)
 	p = path_of(f, "root.pub");
 	slurp(p, before, sizeof(before));
 	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	    keys_generate(f->dir, T0, L, 4, 60, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
 	assert_contains(f->err, "keys already exist in");
 	assert_contains(f->err, f->dir);
 	slurp(p, after, sizeof(after));
@@ -261,7 +262,8 @@ static void test_keygen_refuses(void **state)
 	assert_int_equal(unlink(p), 0);
 	free(p);
 	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	    keys_generate(f->dir, T0, L, 4, 60, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
 	assert_contains(f->err, "keys already exist");
 	assert_contains(f->err, "epoch.key");
 	p = path_of(f, "epoch.key");
@@ -271,39 +273,55 @@ static void test_keygen_refuses(void **state)
 	/* A directory others can enter. */
 	assert_int_equal(chmod(f->dir, 0755), 0);
 	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	    keys_generate(f->dir, T0, L, 4, 60, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
 	assert_contains(f->err, "chmod 0700");
 	assert_contains(f->err, f->dir);
 	assert_int_equal(chmod(f->dir, 0700), 0);
 
 	/* Not the owner's (root's on a host; the integration tests chown for real). */
-	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 4, 60, getuid() + 1, NULL, NULL, f->err, sizeof(f->err)),
-	    -1);
+	assert_int_equal(keys_generate(f->dir, T0, L, 4, 60, 5, getuid() + 1, NULL, NULL, f->err,
+				       sizeof(f->err)),
+			 -1);
 	assert_contains(f->err, "not uid");
 	assert_contains(f->err, f->dir);
 
 	/* Insane numbers. */
 	assert_int_equal(
-	    keys_generate(f->dir, T0, 0, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	    keys_generate(f->dir, T0, 0, 4, 60, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
 	assert_contains(f->err, "epoch length is 0");
 	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 0, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
-	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 1000001, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    keys_generate(f->dir, T0, L, 0, 60, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
 	    -1);
-	assert_int_equal(keys_generate(f->dir, UINT64_MAX - 10, L, 4, 60, getuid(), NULL, NULL,
+	assert_int_equal(keys_generate(f->dir, T0, L, 1000001, 60, 5, getuid(), NULL, NULL, f->err,
+				       sizeof(f->err)),
+			 -1);
+	assert_int_equal(keys_generate(f->dir, UINT64_MAX - 10, L, 4, 60, 5, getuid(), NULL, NULL,
 				       f->err, sizeof(f->err)),
 			 -1);
 	assert_contains(f->err, "overflows");
 	assert_int_equal(
-	    keys_generate(f->dir, T0, L, 4, 0, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	    keys_generate(f->dir, T0, L, 4, 0, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
+	/* The slack reaching the epoch: keygen --epoch-seconds 2 --max-interval 1 with the
+	 * default slack, or max_interval + slack up to an epoch. */
+	assert_int_equal(
+	    keys_generate(f->dir, T0, 2, 4, 1, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
+	assert_contains(f->err, "not shorter than an epoch");
+	assert_int_equal(
+	    keys_generate(f->dir, T0, 10, 4, 5, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
+	assert_int_equal(
+	    keys_generate(f->dir, T0, 10, 4, 1, 10, getuid(), NULL, NULL, f->err, sizeof(f->err)),
+	    -1);
 	assert_false(keys_exist(f->dir));
 
 	/* Parent missing. */
 	p = xasprintf("%s/no/such", f->base);
 	assert_int_equal(
-	    keys_generate(p, T0, L, 4, 60, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
+	    keys_generate(p, T0, L, 4, 60, 5, getuid(), NULL, NULL, f->err, sizeof(f->err)), -1);
 	assert_contains(f->err, p);
 	free(p);
 
@@ -401,6 +419,7 @@ static void test_schedule_certs(void **state)
 	assert_int_equal(s.len, L);
 	assert_int_equal(s.n, N);
 	assert_int_equal(s.max_interval, 60);
+	assert_int_equal(s.late_slack, 5);
 	for (uint64_t e = 0; e < N; e++)
 		assert_true(epoch_cert_ok(&s, e));
 	assert_false(epoch_cert_ok(&s, N));
@@ -416,6 +435,9 @@ static void test_schedule_certs(void **state)
 	s.max_interval++;
 	assert_false(epoch_cert_ok(&s, 3));
 	s.max_interval--;
+	s.late_slack++;
+	assert_false(epoch_cert_ok(&s, 3));
+	s.late_slack--;
 	s.pub[3][31] ^= 0x80;
 	assert_false(epoch_cert_ok(&s, 3));
 	s.pub[3][31] ^= 0x80;
@@ -470,7 +492,7 @@ static void test_schedule_tampered(void **state)
 	char hdr[200], line[300], *p, *tail;
 
 	gen(f, N);
-	snprintf(hdr, sizeof(hdr), "runseal-epochs-v1 %s %s %llu 3600 48 60\n", f->host_id,
+	snprintf(hdr, sizeof(hdr), "runseal-epochs-v1 %s %s %llu 3600 48 60 5\n", f->host_id,
 		 f->root_id, T0);
 	load_sched(f, &s);
 	/* The line of epoch 5, to edit. */
@@ -518,19 +540,22 @@ static void test_schedule_tampered(void **state)
 			const char *from, *to, *want;
 		} cases[] = {
 		    {"runseal-epochs-v1", "runseal-epochs-v2", ":1:"},
-		    {" 3600 48 60\n", " 0 48 60\n", "epoch length is 0"},
-		    {" 3600 48 60\n", " 3600 0 60\n", "number of epochs is 0"},
-		    {" 3600 48 60\n", " 3600 1000001 60\n", "more than 1000000"},
-		    {" 3600 48 60\n", " 3600 47 60\n", ":49: more than the 47 epochs"},
-		    {" 3600 48 60\n", " 3600 49 60\n", ":50: line missing"},
-		    {" 3600 48 60\n", " 3600 048 60\n", ":1:"},
-		    {" 3600 48 60\n", " 3600 +48 60\n", ":1:"},
-		    {" 3600 48 60\n", " 3600  48 60\n", ":1:"},
-		    {" 3600 48 60\n", " 3600 48 60 \n", ":1:"},
-		    {" 3600 48 60\n", " 3600 48\n", ":1:"},
-		    {" 3600 48 60\n", " 3600 48 0\n", "max_interval is 0"},
-		    {" 3600 48 60\n", " 3600 48 18446744073709551616\n", ":1:"},
-		    {" 3600 48 60\n", " 18446744073709551615 48 60\n", "overflows"},
+		    {" 3600 48 60 5\n", " 0 48 60 5\n", "epoch length is 0"},
+		    {" 3600 48 60 5\n", " 3600 0 60 5\n", "number of epochs is 0"},
+		    {" 3600 48 60 5\n", " 3600 1000001 60 5\n", "more than 1000000"},
+		    {" 3600 48 60 5\n", " 3600 47 60 5\n", ":49: more than the 47 epochs"},
+		    {" 3600 48 60 5\n", " 3600 49 60 5\n", ":50: line missing"},
+		    {" 3600 48 60 5\n", " 3600 048 60 5\n", ":1:"},
+		    {" 3600 48 60 5\n", " 3600 +48 60 5\n", ":1:"},
+		    {" 3600 48 60 5\n", " 3600  48 60 5\n", ":1:"},
+		    {" 3600 48 60 5\n", " 3600 48 60 5 \n", ":1:"},
+		    {" 3600 48 60 5\n", " 3600 48 5\n", ":1:"},
+		    {" 3600 48 60 5\n", " 3600 48 0 5\n", "max_interval is 0"},
+		    {" 3600 48 60 5\n", " 3600 48 18446744073709551616 5\n", ":1:"},
+		    {" 3600 48 60 5\n", " 18446744073709551615 48 60 5\n", "overflows"},
+		    {" 3600 48 60 5\n", " 3600 48 60\n", ":1:"},
+		    {" 3600 48 60 5\n", " 3600 48 60 3540\n", "not shorter than an epoch"},
+		    {" 3600 48 60 5\n", " 3600 48 3600 0\n", "not shorter than an epoch"},
 		};
 
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -788,7 +813,7 @@ static void test_forward_security(void **state)
 
 	/* A seal at epoch 3. */
 	memset(last_hash, 0xab, 32);
-	mlen = seal_message(msg, host, 1, 0, 7, last_hash, 3, time30);
+	mlen = seal_message(msg, host, time30, 30);
 	assert_int_equal(signer_sign(&sg, msg, mlen, sig3), 0);
 	assert_true(ed25519_verify(s.pub[3], msg, mlen, sig3));
 
@@ -948,37 +973,43 @@ static void test_sign_verify(void **state)
 
 static void test_seal_message_bytes(void **state)
 {
-	unsigned char host[16], last[32], out[SEAL_MSG_MAX];
-	const char time30[] = "2026-11-27T20:34:47.123456789Z";
-	static const unsigned char want_head[] = {'r', 'u', 'n', 's', 'e', 'a', 'l', '-', 's', 'e',
-						  'a', 'l', '-', 'v', '1', 0x00,
-						  /* host_id 0x10..0x1f */
-						  0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
-						  0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
-						  /* segment 0x0102030405060708 */
-						  0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
-						  /* first_seq 256 */
-						  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
-						  /* count 0xffffffffffffffff */
-						  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-	static const unsigned char want_epoch[] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x22, 0x37};
-	size_t n;
+	unsigned char host[16], out[SEAL_MSG_MAX + 1], sig[64];
+	static const char line[] =
+	    "{\"seq\":7,\"prev\":\"ab\",\"kind\":\"seal\",\"reason\":\"size\"";
+	static const unsigned char want_head[] = {'r', 'u', 'n', 's', 'e', 'a', 'l', '-',
+						  's', 'e', 'a', 'l', '-', 'v', '2', 0x00};
+	char *full, big[SEAL_LINE_MAX + 2];
+	size_t n, signed_len;
 
 	(void)state;
 	for (int i = 0; i < 16; i++)
 		host[i] = (unsigned char)(0x10 + i);
-	for (int i = 0; i < 32; i++)
-		last[i] = (unsigned char)(0xa0 + i);
 	memset(out, 0xee, sizeof(out));
-	n = seal_message(out, host, 0x0102030405060708ull, 256, UINT64_MAX, last, 8759, time30);
-	assert_int_equal(n, 15 + 1 + 16 + 8 + 8 + 8 + 32 + 8 + 30);
-	assert_int_equal(n, 126);
-	assert_memory_equal(out, want_head, sizeof(want_head));
-	assert_int_equal(sizeof(want_head), 56);
-	assert_memory_equal(out + 56, last, 32);
-	assert_memory_equal(out + 88, want_epoch, 8); /* 8759 = 0x2237 */
-	assert_memory_equal(out + 96, time30, 30);
-	assert_int_equal(out[126], 0xee); /* nothing past the end */
+	/* label, 0x00, host id, then the line's bytes as they are. */
+	n = seal_message(out, host, line, strlen(line));
+	assert_int_equal(n, 16 + 16 + strlen(line));
+	assert_memory_equal(out, want_head, 16);
+	assert_memory_equal(out + 16, host, 16);
+	assert_memory_equal(out + 32, line, strlen(line));
+	assert_int_equal(out[n], 0xee); /* nothing past the end */
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(seal_message(out, host, big, SEAL_LINE_MAX + 1), 0);
+	assert_int_equal(seal_message(out, host, big, SEAL_LINE_MAX), 32 + SEAL_LINE_MAX);
+
+	/* seal_split: the signature is the exact last field, 128 lowercase hex. */
+	full = xasprintf("%s,\"sig\":\"%0128d\"}", line, 0);
+	full[strlen(full) - 3] = 'f';
+	assert_int_equal(seal_split(full, strlen(full), &signed_len, sig), 0);
+	assert_int_equal(signed_len, strlen(line));
+	assert_int_equal(sig[63], 0x0f);
+	full[strlen(full) - 3] = 'F';
+	assert_int_equal(seal_split(full, strlen(full), &signed_len, sig), -1);
+	full[strlen(full) - 3] = 'f';
+	assert_int_equal(seal_split(full, strlen(full) - 1, &signed_len, sig), -1);
+	full[strlen(line) + 2] = 'S'; /* ,"Sig": */
+	assert_int_equal(seal_split(full, strlen(full), &signed_len, sig), -1);
+	assert_int_equal(seal_split("{}", 2, &signed_len, sig), -1);
+	free(full);
 }
 
 static void test_cert_message_bytes(void **state)
@@ -996,7 +1027,9 @@ static void test_cert_message_bytes(void **state)
 	    /* not_after = 1795822487 = 0x6b0a1397 */
 	    0x00, 0x00, 0x00, 0x00, 0x6b, 0x0a, 0x13, 0x97,
 	    /* max_interval = 60 */
-	    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c};
+	    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c,
+	    /* late_slack = 5 */
+	    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05};
 	size_t n;
 
 	(void)state;
@@ -1004,13 +1037,13 @@ static void test_cert_message_bytes(void **state)
 	for (int i = 0; i < 32; i++)
 		pub[i] = (unsigned char)(255 - i);
 	memset(out, 0xee, sizeof(out));
-	n = cert_message(out, host, 2, T0 + 2 * L, T0 + 3 * L, 60, pub);
-	assert_int_equal(n, 16 + 1 + 16 + 4 * 8 + 32);
-	assert_int_equal(n, 97);
-	assert_int_equal(sizeof(want), 65);
+	n = cert_message(out, host, 2, T0 + 2 * L, T0 + 3 * L, 60, 5, pub);
+	assert_int_equal(n, 16 + 1 + 16 + 5 * 8 + 32);
+	assert_int_equal(n, 105);
+	assert_int_equal(sizeof(want), 73);
 	assert_memory_equal(out, want, sizeof(want));
-	assert_memory_equal(out + 65, pub, 32);
-	assert_int_equal(out[97], 0xee);
+	assert_memory_equal(out + 73, pub, 32);
+	assert_int_equal(out[105], 0xee);
 }
 
 static void test_unhex(void **state)
@@ -1042,6 +1075,68 @@ static void test_unhex(void **state)
 	assert_int_equal(out[1], 9);
 }
 
+/* keys tick: the seeds of ended epochs go, the current one stays, and past the end of the
+ * schedule nothing usable is left. */
+static void test_keys_tick(void **state)
+{
+	struct fix *f = *state;
+	struct epoch_signer sg;
+	char *key, before[128], after[128];
+	uint64_t from, to, at;
+
+	gen(f, 4);
+	key = path_of(f, "epoch.key");
+	slurp(key, before, sizeof(before));
+	/* Before t0 and inside epoch 0: nothing to erase. */
+	assert_int_equal(keys_tick(f->dir, getuid(), T0 - 100, &from, &to, f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(
+	    keys_tick(f->dir, getuid(), T0 + L - 1, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_true(from == 0 && to == 0);
+	slurp(key, after, sizeof(after));
+	assert_string_equal(before, after);
+	/* Two epochs later: epoch.key is at epoch 2, and no earlier seed is left in it. */
+	assert_int_equal(
+	    keys_tick(f->dir, getuid(), T0 + 2 * L + 5, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_true(from == 0 && to == 2);
+	assert_int_equal(keys_key_epoch(f->dir, &at, f->err, sizeof(f->err)), 0);
+	assert_int_equal(at, 2);
+	slurp(key, after, sizeof(after));
+	assert_null(strstr(after, before + 17));
+	assert_int_equal(signer_open(f->dir, getuid(), &sg, f->err, sizeof(f->err)), 0);
+	assert_int_equal(sg.epoch, 2);
+	signer_close(&sg);
+	/* The clock going back erases nothing and restores nothing. */
+	assert_int_equal(keys_tick(f->dir, getuid(), T0 + 5, &from, &to, f->err, sizeof(f->err)),
+			 0);
+	assert_true(from == 2 && to == 2);
+	/* After the last epoch (4 epochs): the key moves to epoch 4, which certifies nothing. */
+	assert_int_equal(
+	    keys_tick(f->dir, getuid(), T0 + 100 * L, &from, &to, f->err, sizeof(f->err)), 0);
+	assert_int_equal(to, 4);
+	/* A damaged key directory is an error naming the file. */
+	unlink(key);
+	assert_int_equal(
+	    keys_tick(f->dir, getuid(), T0 + 100 * L, &from, &to, f->err, sizeof(f->err)), -1);
+	assert_contains(f->err, "keygen");
+	assert_int_equal(keys_key_epoch(f->dir, &at, f->err, sizeof(f->err)), -1);
+	assert_contains(f->err, "epoch.key");
+	free(key);
+}
+
+static void test_epoch_due(void **state)
+{
+	struct epoch_schedule s = {.t0 = T0, .len = L, .n = 4};
+
+	(void)state;
+	assert_int_equal(keys_epoch_due(&s, 0), 0);
+	assert_int_equal(keys_epoch_due(&s, T0), 0);
+	assert_int_equal(keys_epoch_due(&s, T0 + L), 1);
+	assert_int_equal(keys_epoch_due(&s, T0 + 4 * L - 1), 3);
+	assert_int_equal(keys_epoch_due(&s, T0 + 4 * L), 4);
+	assert_int_equal(keys_epoch_due(&s, UINT64_MAX), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1061,6 +1156,8 @@ int main(void)
 	    cmocka_unit_test(test_seal_message_bytes),
 	    cmocka_unit_test(test_cert_message_bytes),
 	    cmocka_unit_test(test_unhex),
+	    cmocka_unit_test_setup_teardown(test_keys_tick, setup, teardown),
+	    cmocka_unit_test(test_epoch_due),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

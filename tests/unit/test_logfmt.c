@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "json.h"
 #include "logfmt.h"
 #include "util.h"
 
@@ -482,6 +483,36 @@ static void test_segment_read(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* One key, one value: a repeated top-level key (in any spelling) makes a line malformed,
+ * a key repeated in nested objects does not. */
+static void test_duplicate_keys(void **state)
+{
+	(void)state;
+	assert_true(entry_is_json(S("{\"a\":1,\"b\":2,\"c\":{\"a\":1,\"a\":2}}")));
+	assert_false(entry_is_json(S("{\"a\":1,\"b\":2,\"a\":3}")));
+	assert_false(entry_is_json(S("{\"kind\":\"exec\",\"\\u006bind\":\"seal\"}")));
+	assert_true(entry_is_json(S("{\"kind\":1,\"kinds\":2,\"kin\":3}")));
+	/* Many keys: found in n log n, not n squared. */
+	{
+		struct jbuf b = {0};
+
+		jb_putc(&b, '{');
+		for (int i = 0; i < 20000; i++) {
+			char k[32];
+
+			jb_raw(&b, k,
+			       (size_t)snprintf(k, sizeof(k), "%s\"k%d\":1", i ? "," : "", i));
+		}
+		jb_putc(&b, '}');
+		assert_true(entry_is_json(b.p, b.len));
+		jb_raw(&b, "", 0);
+		b.len--;
+		jb_raw(&b, ",\"k777\":2}", 11);
+		assert_false(entry_is_json(b.p, b.len));
+		jb_free(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +527,7 @@ int main(void)
 	    cmocka_unit_test(test_zlib),
 	    cmocka_unit_test(test_zip_bomb),
 	    cmocka_unit_test(test_segment_read),
+	    cmocka_unit_test(test_duplicate_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

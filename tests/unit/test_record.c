@@ -277,8 +277,43 @@ static void test_time_format(void **state)
 static void test_every_kind_name(void **state)
 {
 	static const char *const names[REC_KIND_MAX] = {
-	    "run_start", "run_end", "step_start", "step_end", "exec",
-	    "fork",	 "exit",    "open",	  "connect",  "loss",
+	    "run_start",
+	    "run_end",
+	    "step_start",
+	    "step_end",
+	    "exec",
+	    "fork",
+	    "exit",
+	    "open",
+	    "connect",
+	    "loss",
+	    /* issue 8, self-protection: */
+	    "bpf",
+	    "perf_event_open",
+	    "ptrace",
+	    "process_vm",
+	    "pidfd_getfd",
+	    "signal",
+	    "module_load",
+	    "memfd_create",
+	    "run_interrupted",
+	    /* capture coverage (issue 8) */
+	    "rename",
+	    "unlink",
+	    "chmod",
+	    "chown",
+	    "link",
+	    "symlink",
+	    "truncate",
+	    "mount",
+	    "umount",
+	    "cred",
+	    "listen",
+	    "accept",
+	    "compat_syscall",
+	    "io_uring_result",
+	    "mkdir",
+	    "mknod",
 	};
 	struct fixture *f = *state;
 

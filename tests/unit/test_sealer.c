@@ -36,7 +36,7 @@ static int setup(void **state)
 	snprintf(f->keys, sizeof(f->keys), "%s/keys", f->tmp);
 	snprintf(f->log, sizeof(f->log), "%s/log", f->tmp);
 	snprintf(f->rep, sizeof(f->rep), "%s/rep", f->tmp);
-	assert_int_equal(keys_generate(f->keys, (uint64_t)time(NULL) - 10, 3600, 4, 60, getuid(),
+	assert_int_equal(keys_generate(f->keys, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, getuid(),
 				       NULL, NULL, e, sizeof(e)),
 			 0);
 	*state = f;
@@ -190,7 +190,10 @@ static void test_chain_seal_and_signature(void **state)
 	assert_int_equal(entry_get_str(line, strlen(line), "sig", hx, sizeof(hx)), 0);
 	assert_int_equal(unhex(hx, strlen(hx), sig, 64), 0);
 	hex(sched.host_id, 16, hid);
-	len = seal_message(msg, sched.host_id, seg, first, count, lh, epoch, t);
+	/* It covers the whole line before its sig field. */
+	assert_int_equal(seal_split(line, strlen(line), &len, sig), 0);
+	len = seal_message(msg, sched.host_id, line, len);
+	assert_true(len > 0);
 	assert_true(ed25519_verify(pub, msg, len, sig));
 	msg[20] ^= 1;
 	assert_false(ed25519_verify(pub, msg, len, sig));
@@ -326,7 +329,7 @@ static void test_heartbeat_and_foreign_host(void **state)
 
 	/* Another host's keys refuse to continue this log and write nothing. */
 	snprintf(other, sizeof(other), "%s/other", f->tmp);
-	assert_int_equal(keys_generate(other, (uint64_t)time(NULL) - 10, 3600, 4, 60, getuid(),
+	assert_int_equal(keys_generate(other, (uint64_t)time(NULL) - 10, 3600, 4, 60, 5, getuid(),
 				       NULL, NULL, e, sizeof(e)),
 			 0);
 	o.key_dir = other;
@@ -337,6 +340,118 @@ static void test_heartbeat_and_foreign_host(void **state)
 	free(path);
 }
 
+/* One writer per log directory: a second sealer is refused, naming the holder, before it
+ * reads or writes anything; the lock goes with the first. */
+static void test_single_writer(void **state)
+{
+	struct fx *f = *state;
+	struct sealer a, b;
+	struct sealer_opts o = {.log_dir = f->log, .key_dir = f->keys, .owner = getuid()};
+	char e[1024], want[64], *path;
+
+	open_sealer(f, &a, false);
+	append(&a, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r1\"}");
+	assert_int_equal(sealer_flush(&a), 0);
+	assert_int_equal(sealer_open(&b, &o, e, sizeof(e)), -1);
+	snprintf(want, sizeof(want), "log in use by pid %ld", (long)getpid());
+	assert_non_null(strstr(e, want));
+	/* The first writer's open segment was left alone: no recovery, no seal. */
+	path = seg_path(f, NULL, 2, ".z");
+	assert_int_equal(access(path, F_OK), -1);
+	free(path);
+	assert_int_equal(sealer_seal(&a, "run_end"), 0);
+	sealer_close(&a);
+	open_sealer(f, &b, false);
+	sealer_close(&b);
+}
+
+/* An empty segment file (a crash or a full disk right after its creation) holds nothing of
+ * the log: the next open removes it and carries on from the segment before. A header that
+ * cannot be written leaves no file behind. */
+static void test_empty_segment(void **state)
+{
+	struct fx *f = *state;
+	struct sealer s;
+	char *path;
+	int fd;
+
+	open_sealer(f, &s, false);
+	append(&s, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r1\"}");
+	assert_int_equal(sealer_seal(&s, "run_end"), 0);
+	sealer_close(&s);
+	path = seg_path(f, NULL, 2, "");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	open_sealer(f, &s, false);
+	append(&s, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r2\"}");
+	assert_int_equal(sealer_seal(&s, "run_end"), 0);
+	sealer_close(&s);
+	assert_int_equal(access(path, F_OK), -1);
+	free(path);
+	path = seg_path(f, NULL, 2, ".z");
+	assert_int_equal(access(path, F_OK), 0);
+	free(path);
+
+	/* Torn in its first line: kept as it is and recovered, the chain going on from the
+	 * seal before it. */
+	char *buf;
+	size_t len;
+
+	path = seg_path(f, NULL, 3, "");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_int_equal(write(fd, "{\"seq\":", 7), 7);
+	close(fd);
+	open_sealer(f, &s, false);
+	sealer_close(&s);
+	buf = slurp(path, &len);
+	assert_int_equal(len, 7);
+	assert_worm(path, FS_IMMUTABLE_FL);
+	free(buf);
+	free(path);
+	path = seg_path(f, NULL, 4, ".z");
+	buf = slurp(path, &len);
+	assert_non_null(strstr(buf, "\"valid_bytes\":0,\"torn_bytes\":7"));
+	free(buf);
+	free(path);
+}
+
+/* A crash between a seal and its copies: the next open completes HEAD and the replica. */
+static void test_replica_completed_after_crash(void **state)
+{
+	struct fx *f = *state;
+	struct sealer s;
+	char *rz, *rhead, *lhead, *a, *b;
+	size_t la, lb;
+
+	open_sealer(f, &s, true);
+	append(&s, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r1\"}");
+	assert_int_equal(sealer_seal(&s, "run_end"), 0);
+	sealer_close(&s);
+	rz = seg_path(f, f->rep, 1, ".z");
+	rhead = xasprintf("%s/HEAD", f->rep);
+	lhead = xasprintf("%s/HEAD", f->log);
+	a = xasprintf("chattr -R -i %s 2>/dev/null; true", f->tmp);
+	assert_int_equal(system(a), 0);
+	free(a);
+	assert_int_equal(unlink(rz), 0);
+	assert_int_equal(unlink(rhead), 0);
+	assert_int_equal(unlink(lhead), 0);
+	open_sealer(f, &s, true);
+	sealer_close(&s);
+	assert_int_equal(access(rz, F_OK), 0);
+	a = slurp(rhead, &la);
+	b = slurp(lhead, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	assert_non_null(strstr(a, "\"kind\":\"seal\""));
+	free(a);
+	free(b);
+	free(rz);
+	free(rhead);
+	free(lhead);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +460,9 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_heartbeat_and_foreign_host, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_single_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replica_completed_after_crash, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

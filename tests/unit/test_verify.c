@@ -82,7 +82,7 @@ static void make_keys(const char *dir, uint64_t t0)
 {
 	char err[KEYS_ERRLEN], rid[65], hid[33];
 
-	if (keys_generate(dir, t0, 3600, 4, 60, getuid(), rid, hid, err, sizeof(err)) < 0)
+	if (keys_generate(dir, t0, 3600, 4, 60, 5, getuid(), rid, hid, err, sizeof(err)) < 0)
 		fail_msg("keys_generate: %s", err);
 }
 
@@ -166,7 +166,7 @@ static void tl_open(struct tl *t, unsigned n)
 		add(t,
 		    "\"kind\":\"genesis\",\"time\":\"%s\",\"format\":\"runseal-log/1\",\"host_id\":"
 		    "\"%s\",\"hostname\":\"test\",\"root_key\":\"%s\",\"t0\":%llu,"
-		    "\"epoch_seconds\":3600,\"epochs\":4,\"max_interval\":60",
+		    "\"epoch_seconds\":3600,\"epochs\":4,\"max_interval\":60,\"late_slack\":5",
 		    now_str(t, tb), t->host_hex, t->root_id, (unsigned long long)t->t0);
 	add(t,
 	    "\"kind\":\"segment\",\"time\":\"%s\",\"segment\":%u,\"host_id\":\"%s\",\"worm\":"
@@ -213,10 +213,22 @@ static void tl_seal_at(struct tl *t, uint64_t e, uint64_t tns)
 	fmt_time(tns, tb);
 	seed_of(t, e, seed);
 	assert_int_equal(ed25519_public(seed, pub), 0);
-	ml = seal_message(msg, t->host, t->cur, first, count, t->last, e, tb);
-	assert_int_equal(ed25519_sign(seed, msg, ml, sig), 0);
 	hex(t->last, 32, lh);
 	hex(pub, 32, kh);
+	/* Signed: the whole line up to its sig field. */
+	char prev[65], *unsigned_line;
+
+	hex(t->last, 32, prev);
+	unsigned_line = xasprintf(
+	    "{\"seq\":%llu,\"prev\":\"%s\",\"kind\":\"seal\",\"time\":\"%s\",\"segment\":%u,"
+	    "\"first_seq\":%llu,\"count\":%llu,\"last_hash\":\"%s\",\"reason\":\"run_end\","
+	    "\"epoch\":%llu,\"epoch_key\":\"%s\"",
+	    (unsigned long long)t->seq, prev, tb, t->cur, (unsigned long long)first,
+	    (unsigned long long)count, lh, (unsigned long long)e, kh);
+	ml = seal_message(msg, t->host, unsigned_line, strlen(unsigned_line));
+	assert_true(ml > 0);
+	assert_int_equal(ed25519_sign(seed, msg, ml, sig), 0);
+	free(unsigned_line);
 	hex(sig, 64, sh);
 	add(t,
 	    "\"kind\":\"seal\",\"time\":\"%s\",\"segment\":%u,\"first_seq\":%llu,\"count\":%llu,"
@@ -834,10 +846,103 @@ static void test_bad_signature(void **state)
 	tl_free(&t);
 }
 
+/* The signature covers every field of the seal: a reason (or seq, kind...) edited is a bad
+ * signature, not a silent change. */
+static void test_seal_fields_signed(void **state)
+{
+	static const char *const edits[][2] = {
+	    {"\"reason\":\"run_end\"", "\"reason\":\"size\""},
+	    {"\"kind\":\"seal\",", "\"kind\":\"seal\",\"x\":1,"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct tl t;
+		char *buf, *p, *nb;
+		size_t len, ll, off, fl = strlen(edits[i][0]), tl = strlen(edits[i][1]);
+		bool z;
+
+		tl_init(&t);
+		tl_standard(&t, 3);
+		tl_write(&t, t.log, 3, true);
+		seg_load(t.log, 2, &buf, &len, &z);
+		off = find_seq(buf, len, 13, &ll);
+		p = memmem(buf + off, ll, edits[i][0], fl);
+		assert_non_null(p);
+		nb = xmalloc(len + tl);
+		memcpy(nb, buf, (size_t)(p - buf));
+		memcpy(nb + (p - buf), edits[i][1], tl);
+		memcpy(nb + (p - buf) + tl, p + fl, len - (size_t)(p - buf) - fl);
+		seg_store(t.log, 2, nb, len - fl + tl, z);
+		expect_one(run(&t, NULL), "bad_signature", SEG2, 13);
+		free(nb);
+		free(buf);
+		tl_free(&t);
+	}
+}
+
+/* The seal cadence binds unsealed segments: entries of a crashed segment more than
+ * max_interval + late_slack after the last seal before it are a sealed segment passed off
+ * as a crash. Entries dated after the seal that covers them are an error too. */
+static void test_crash_cadence(void **state)
+{
+	struct tl t;
+	size_t valid = 0;
+	char tb[TIME_LEN];
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 1); /* sealed at about t0 + 10 s */
+	tl_open(&t, 2);
+	tl_rec(&t, "/in-time");
+	t.tns += 66 * SEC; /* 60 + 5, and a second more */
+	tl_rec(&t, "/too-late");
+	for (size_t i = 0; i < t.n; i++)
+		if (t.seg[i] == 2)
+			valid += strlen(t.line[i]) + 1;
+	t.tns += 100 * SEC;
+	tl_open(&t, 3);
+	add(&t,
+	    "\"kind\":\"recovery\",\"time\":\"%s\",\"file\":\"seg-0000000000000002.log\","
+	    "\"segment\":2,\"valid_bytes\":%zu,\"torn_bytes\":0,\"last_seq\":9,\"sealed\":false",
+	    now_str(&t, tb), valid);
+	tl_seal(&t);
+	tl_write(&t, t.log, 3, true);
+	expect_one(run(&t, NULL), "late_record", "seg-0000000000000002.log", 9);
+	tl_free(&t);
+
+	/* The unsealed tail is held to it as well. */
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_open(&t, 2);
+	t.tns += 70 * SEC;
+	tl_rec(&t, "/tail");
+	tl_write(&t, t.log, 2, true);
+	expect_one(run(&t, NULL), "late_record", "seg-0000000000000002.log", 8);
+	tl_free(&t);
+
+	/* A record ten years ahead of its seal. */
+	tl_init(&t);
+	tl_standard(&t, 1);
+	tl_open(&t, 2);
+	{
+		uint64_t now = t.tns;
+
+		t.tns += 315360000ull * SEC;
+		tl_rec(&t, "/future");
+		t.tns = now;
+	}
+	tl_rec(&t, "/now");
+	tl_seal(&t);
+	tl_write(&t, t.log, 2, true);
+	expect_one(run(&t, NULL), "future_record", SEG2, 8);
+	tl_free(&t);
+}
+
 static void test_head(void **state)
 {
 	struct tl t;
-	char *rep, *p, *h;
+	char *rep, *p, *h, *p2;
 	const char *reps[1];
 	struct verify_opts o;
 
@@ -872,6 +977,31 @@ static void test_head(void **state)
 	h = xasprintf("%s\n", t.line[6]);
 	put_file(p, h, strlen(h));
 	expect_one(run(&t, NULL), "head_mismatch", "HEAD", 6);
+	/* A HEAD made up with a higher seq: a forgery, not a truncated log. */
+	free(h);
+	h = xasprintf("%s\n", t.line[19]);
+	memcpy(h, "{\"seq\":29", 9);
+	put_file(p, h, strlen(h));
+	expect_one(run(&t, NULL), "bad_signature", "HEAD", 29);
+	/* The real HEAD of a longer log, the newest segment deleted: truncated. */
+	rm_rf(t.log);
+	tl_write(&t, t.log, 3, true);
+	p2 = seg_path(t.log, 3, true);
+	unlink(p2);
+	free(p2);
+	expect_one(run(&t, NULL), "truncated", SEG2, 19);
+	/* ... and with HEAD deleted too: HEAD is missing, an error. */
+	unlink(p);
+	expect_one(run(&t, NULL), "head_missing", "HEAD", UINT64_MAX);
+	/* Without a replica, verify says it could not see a rollback; --strict fails. */
+	rm_rf(t.log);
+	tl_write(&t, t.log, 3, true);
+	assert_int_equal(run(&t, NULL), 0);
+	assert_non_null(find("no_replica"));
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true, .strict = true};
+	assert_int_equal(run_opts(&o, NULL, NULL), 1); /* (the worm warnings fail too) */
+	assert_non_null(find("no_replica"));
+	assert_string_equal(find("no_replica")->level, "error");
 	free(h);
 	free(p);
 	free(rep);
@@ -1115,6 +1245,131 @@ static void test_vector(void **state)
 	assert_int_equal(x.seen, x.n);
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The verdict as tests/vectors/cases/NAME/expect writes it: ok, or failed and the sorted
+ * kinds of the errors. */
+static void verdict(int rc, char *out, size_t cap)
+{
+	const char *k[64] = {0};
+	size_t n = 0;
+
+	for (size_t i = 0; i < nprobs; i++) {
+		bool seen = false;
+
+		if (strcmp(probs[i].level, "error"))
+			continue;
+		for (size_t j = 0; j < n; j++)
+			seen |= !strcmp(k[j], probs[i].kind);
+		if (!seen && n < 64)
+			k[n++] = probs[i].kind;
+	}
+	qsort(k, n, sizeof(k[0]), str_cmp);
+	snprintf(out, cap, "%s", rc == 0 ? "ok" : rc == 1 ? "failed" : "unusable");
+	for (size_t j = 0; j < n; j++) {
+		strncat(out, " ", cap - strlen(out) - 1);
+		strncat(out, k[j], cap - strlen(out) - 1);
+	}
+}
+
+/* Every case of tests/vectors/cases gets the verdict its expect file states: the cases of
+ * docs/FORMAT.md on which an independent verifier must agree with this one. */
+static void test_vector_cases(void **state)
+{
+	DIR *d = opendir("tests/vectors/cases");
+	struct dirent *de;
+	unsigned n = 0, bad = 0;
+
+	(void)state;
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		char kd[512], pub[600], log[600], exp[600], want[256] = "", got[512], line[256];
+		struct verify_opts o = {.json = true};
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(kd, sizeof(kd), "tests/vectors/cases/%s", de->d_name);
+		snprintf(pub, sizeof(pub), "%s/epochs.pub", kd);
+		if (access(pub, F_OK) < 0)
+			snprintf(kd, sizeof(kd), "tests/vectors");
+		snprintf(pub, sizeof(pub), "%s/root.pub", kd);
+		snprintf(log, sizeof(log), "tests/vectors/cases/%s/log", de->d_name);
+		snprintf(exp, sizeof(exp), "tests/vectors/cases/%s/expect", de->d_name);
+		f = fopen(exp, "re");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			if (line[0] != '#')
+				snprintf(want, sizeof(want), "%.*s", (int)strcspn(line, "\n"),
+					 line);
+		fclose(f);
+		o.log_dir = log;
+		o.key_dir = kd;
+		o.pub = pub;
+		verdict(run_opts(&o, NULL, NULL), got, sizeof(got));
+		if (strcmp(got, want)) {
+			print_message("case %s: expected \"%s\", verify says \"%s\"\n", de->d_name,
+				      want, got);
+			dump();
+			bad++;
+		}
+		n++;
+	}
+	closedir(d);
+	print_message("%u vector cases\n", n);
+	assert_true(n >= 20);
+	assert_int_equal(bad, 0);
+}
+
+/* ---- runs that never ended (issue 8) ------------------------------------------------ */
+
+static void tl_run(struct tl *t, const char *kind, const char *run, const char *extra)
+{
+	char tb[TIME_LEN];
+
+	add(t, "\"kind\":\"%s\",\"time\":\"%s\",\"run\":\"%s\"%s", kind, now_str(t, tb), run,
+	    extra);
+}
+
+#define RUN_A "0190aaaa-0000-7000-8000-00000000000a"
+#define RUN_B "0190aaaa-0000-7000-8000-00000000000b"
+
+static void test_interrupted(void **state)
+{
+	struct tl t;
+	struct verify_opts o;
+	const struct prob *p;
+
+	(void)state;
+	tl_init(&t);
+	tl_open(&t, 1);
+	tl_run(&t, "run_start", RUN_A, "");
+	tl_rec(&t, "/etc/a");
+	tl_run(&t, "run_start", RUN_B, "");
+	tl_run(&t, "run_interrupted", RUN_B, ",\"interrupted_run\":\"" RUN_A "\"");
+	tl_run(&t, "run_end", RUN_B, ",\"status\":\"ok\"");
+	tl_seal(&t);
+	tl_write(&t, t.log, 1, true);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true};
+	assert_int_equal(run_opts(&o, NULL, NULL), 0);
+	p = find("interrupted");
+	assert_non_null(p);
+	assert_string_equal(p->level, "warning");
+	assert_int_equal(p->seq, 2); /* at A's run_start */
+	assert_non_null(strstr(out_text, RUN_A " interrupted"));
+	assert_non_null(strstr(out_text, "run " RUN_B " recorded the interruption"));
+	assert_null(strstr(out_text, RUN_B " interrupted"));
+	o.strict = true;
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	p = find("interrupted");
+	assert_non_null(p);
+	assert_string_equal(p->level, "error");
+	tl_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1131,12 +1386,16 @@ int main(void)
 	    cmocka_unit_test_teardown(test_forward_security, teardown),
 	    cmocka_unit_test_teardown(test_epoch_rules, teardown),
 	    cmocka_unit_test_teardown(test_bad_signature, teardown),
+	    cmocka_unit_test_teardown(test_seal_fields_signed, teardown),
+	    cmocka_unit_test_teardown(test_crash_cadence, teardown),
 	    cmocka_unit_test_teardown(test_head, teardown),
+	    cmocka_unit_test(test_vector_cases),
 	    cmocka_unit_test_teardown(test_recovery, teardown),
 	    cmocka_unit_test_teardown(test_io_errors, teardown),
 	    cmocka_unit_test_teardown(test_hostile, teardown),
 	    cmocka_unit_test_teardown(test_show, teardown),
 	    cmocka_unit_test_teardown(test_vector, teardown),
+	    cmocka_unit_test_teardown(test_interrupted, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
