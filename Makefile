@@ -125,10 +125,10 @@ check-sanitize: all
 	rm -f $(SAN_LOG).*
 	@for t in $(patsubst $(B)/%,$(SAN_DIR)/%,$(UNIT_TESTS)); do echo "== $$t"; \
 		$(SAN_ENV) ./$$t > $$t.log 2>&1 || { cat $$t.log; exit 1; }; tail -1 $$t.log; done
-	@for t in tests/integration/test_*.py; do echo "== $$t (sanitized)"; \
-		$(SAN_ENV) RUNSEAL=$(SAN_DIR)/runseal timeout 900 python3 $$t || exit 1; done
-	@if ls $(SAN_LOG).* > /dev/null 2>&1; then cat $(SAN_LOG).*; exit 1; fi
-	@echo "check-sanitize: no sanitizer reports"
+	@rc=0; for t in tests/integration/test_*.py; do echo "== $$t (sanitized)"; \
+		$(SAN_ENV) RUNSEAL=$(abspath $(SAN_DIR))/runseal timeout 900 python3 $$t || rc=1; done; \
+	if ls $(SAN_LOG).* > /dev/null 2>&1; then cat $(SAN_LOG).*; exit 1; fi; \
+	echo "check-sanitize: no sanitizer reports"; exit $$rc
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
