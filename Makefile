@@ -19,7 +19,7 @@ CFLAGS   ?= -O2 -g
 RS_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation \
 	     -DRUNSEAL_VERSION=\"$(VERSION)\" -I$(B) -Ibpf -Iuser -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(RS_CFLAGS) $(CFLAGS)
-LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto -pthread
+LDLIBS   := -lbpf -lelf -lz -lyaml -lcrypto -larchive -pthread
 TESTLIBS := -lyaml -lcrypto -lcmocka -lz
 
 # Pipeline order: runbook -> runner -> (bpf) -> collector -> record -> sinks.
@@ -28,6 +28,13 @@ USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c us
 	     user/logfmt.c user/sealer.c user/verify.c user/guard.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
+# Reading the log back: the reader, the reports (user/report/) and their commands (user/cli/).
+USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
+	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \
+	     user/report/render_md.c user/report/render_html.c user/report/render_json.c \
+	     user/report/diff.c user/report/replay.c user/report/export.c user/cli/common.c user/cli/runs.c \
+	     user/cli/report.c user/cli/replay.c user/cli/diff.c \
+	     user/cli/evidence.c user/cli/export.c
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
@@ -56,6 +63,7 @@ $(B)/runseal.skel.h: $(B)/runseal.bpf.o
 $(B)/collector.o: $(B)/runseal.skel.h
 
 $(B)/%.o: user/%.c | $(B)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 runseal: $(USER_OBJS)
@@ -78,6 +86,10 @@ $(B)/test_%.o: tests/unit/test_%.c | $(B)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/test_%: $(B)/test_%.o $(B)/%.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
+# The report escapers and normalisation live under user/report/.
+$(B)/test_render: $(B)/test_render.o $(B)/report/escape.o $(B)/report/normalize.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 
 # The man page is made from the program's own --help texts, so the two cannot disagree.
@@ -130,16 +142,37 @@ check-sanitize: all
 	if ls $(SAN_LOG).* > /dev/null 2>&1; then cat $(SAN_LOG).*; exit 1; fi; \
 	echo "check-sanitize: no sanitizer reports"; exit $$rc
 
+# The JSON scanner, escapers and normalisation the reports use, on arbitrary bytes.
+.PHONY: fuzz-json
+fuzz-json: | $(B)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser tests/fuzz/fuzz_json.c \
+		user/json.c user/util.c user/report/escape.c user/report/normalize.c \
+		-o $(B)/fuzz_json
+	mkdir -p $(B)/fuzz-json-corpus
+	$(B)/fuzz_json -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-json-corpus \
+		tests/fuzz/corpus
+
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || exit 1; done
 
 check: all $(UNIT_TESTS)
 	tests/run-all
 
-# The main job on the built-in example: restart the demo service, records on stdout.
+# The main job on the built-in example: restart the demo service, then what a user came for:
+# the run replayed step by step, the verify result, an HTML report and an evidence bundle.
+# (Every record as JSON: add --events - to the run, or `runseal show`.)
+DEMO_LOG  ?= /var/lib/runseal/log
+DEMO_KEYS ?= /etc/runseal
+DEMO_DIRS = --key-dir $(DEMO_KEYS)
 demo: all
-	./runseal run runbooks/restart-service.yaml -p service=demo-web --events -
-	./runseal verify
+	./runseal run --log-dir $(DEMO_LOG) $(DEMO_DIRS) runbooks/restart-service.yaml \
+		-p service=demo-web --trigger demo="make demo"
+	./runseal replay $(DEMO_LOG) last $(DEMO_DIRS) --kind exec,connect
+	./runseal verify $(DEMO_LOG) $(DEMO_DIRS)
+	./runseal report $(DEMO_LOG) last $(DEMO_DIRS) --format html -o $(B)/demo-report.html
+	./runseal evidence $(DEMO_LOG) last $(DEMO_DIRS) -o $(B)/demo-evidence.tar.gz
+	@echo "HTML report:     $(B)/demo-report.html"
+	@echo "evidence bundle: $(B)/demo-evidence.tar.gz (check it anywhere: runseal verify $(B)/demo-evidence.tar.gz)"
 
 # Side by side with auditd and the bare tracepoint floor; writes docs/benchmarks.*
 bench: all
@@ -157,12 +190,12 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/runseal $(DESTDIR)$(MANDIR)/man1/runseal.1
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
-LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
+LINT_C := bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h tests/unit/*.c tests/helpers/*.c tests/fuzz/*.c \
 	  tests/vectors/*.c
 lint:
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck -q --enable=warning,style,performance --error-exitcode=1 --inline-suppr \
-		--suppress=missingIncludeSystem -Iuser -Ibpf user/*.c tests/unit/*.c tests/helpers/*.c \
+		--suppress=missingIncludeSystem -Iuser -Ibpf user/*.c user/*/*.c tests/unit/*.c tests/helpers/*.c \
 		tests/fuzz/*.c tests/vectors/*.c
 	python3 -m py_compile scripts/bench scripts/mkman tests/integration/*.py
 
@@ -199,4 +232,4 @@ uninstall-keys-tick:
 .PHONY: all unit check demo lint clean fuzz bench install uninstall install-keys-tick uninstall-keys-tick \
 	check-sanitize
 
--include $(wildcard $(B)/*.d)
+-include $(wildcard $(B)/*.d $(B)/*/*.d)

@@ -1037,15 +1037,6 @@ int on_process_vm_readv_enter(struct trace_event_raw_sys_enter *ctx)
 	return guard_pid(RS_G_PROCESS_VM_READV, ctx->args[0], ctx->args[4], 0, 0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_pidfd_getfd")
-int on_pidfd_getfd_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!current_track())
-		return 0;
-	return guard_pid(RS_G_PIDFD_GETFD, pidfd_pid(ctx->args[0]), ctx->args[1], ctx->args[0],
-			 ctx->args[2]);
-}
-
 /* A signal is recorded when it may reach a process outside the run: signals within the
  * step's own process group and to tracked processes are the run's own business. */
 static __always_inline int guard_signal(u32 sys, s64 pid, u64 sig, u64 a1)

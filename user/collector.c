@@ -909,6 +909,8 @@ static int on_uring(struct collector *c, const struct rs_uring *e, size_t size)
 }
 
 /* A descriptor copied out of another process: whose, and what it is. */
+static bool own_pid(const struct collector *c, pid_t pid);
+
 static int on_getfd(struct collector *c, const struct rs_getfd *e, size_t size)
 {
 	struct stream *s = c->out;
@@ -923,6 +925,12 @@ static int on_getfd(struct collector *c, const struct rs_getfd *e, size_t size)
 	else
 		rec_null(s, "target_pid");
 	rec_bool(s, "target_in_run", e->target_tracked);
+	/* Taking a descriptor out of runseal (its ring buffer, its maps) is tampering; the
+	 * record is made before the caller returns to use the copy. */
+	if (e->target_pid && own_pid(c, e->target_pid)) {
+		rec_str(s, "target", "runseal");
+		c->tamper_attempts++;
+	}
 	rec_int(s, "target_fd", e->target_fd);
 	if (e->ret >= 0)
 		rec_int(s, "fd", e->ret);
@@ -1073,7 +1081,6 @@ static const struct {
     [RS_G_PTRACE] = {REC_PTRACE, "ptrace"},
     [RS_G_PROCESS_VM_WRITEV] = {REC_PROCESS_VM, "process_vm_writev"},
     [RS_G_PROCESS_VM_READV] = {REC_PROCESS_VM, "process_vm_readv"},
-    [RS_G_PIDFD_GETFD] = {REC_PIDFD_GETFD, "pidfd_getfd"},
     [RS_G_PIDFD_SEND_SIGNAL] = {REC_SIGNAL, "pidfd_send_signal"},
     [RS_G_KILL] = {REC_SIGNAL, "kill"},
     [RS_G_TGKILL] = {REC_SIGNAL, "tgkill"},
@@ -1114,11 +1121,6 @@ static int on_guard(struct collector *c, const struct rs_guard *e, size_t size)
 	case RS_G_PROCESS_VM_READV:
 		rec_str(s, "syscall", guard_kinds[e->sys].sys);
 		put_target(c, e, false);
-		break;
-	case RS_G_PIDFD_GETFD:
-		put_target(c, e, true);
-		rec_int(s, "target_fd", (int32_t)e->arg[0]);
-		rec_int(s, "pidfd", (int32_t)e->arg[1]);
 		break;
 	case RS_G_INIT_MODULE:
 	case RS_G_FINIT_MODULE:

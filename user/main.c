@@ -9,8 +9,10 @@
 
 #include "keys.h"
 #include "runner.h"
+#include "trigger.h"
 #include "util.h"
 #include "verify.h"
+#include "cli/cmds.h"
 
 static const char usage_main[] =
     "usage: runseal COMMAND [OPTIONS]\n"
@@ -25,11 +27,18 @@ static const char usage_main[] =
     "  keys tick        erase the epoch key of an ended epoch (for cron or a timer)\n"
     "  verify [LOGDIR]  check a sealed log and its replicas: complete and unaltered?\n"
     "  show [LOGDIR]    print the records of a log after verifying them\n"
+    "  runs [LOGDIR]    list the runs of a log: trigger, runbook, status, losses\n"
+    "  report RUN       a run's report for reviewers and auditors (md, html, json)\n"
+    "  replay RUN       a run step by step: commands, then the process trees\n"
+    "  diff RUN_A RUN_B what one run of a runbook did and the other did not\n"
+    "  evidence RUN     a bundle (.tar.gz) that verifies offline, with its reports\n"
+    "  export           records as OCSF, ECS or JSON Lines for a SIEM\n"
     "  version          print the version\n"
     "  help [COMMAND]   show this help, or a command's (also COMMAND --help)\n"
     "\n"
     "exit status of run: 0 ok, 1 a step failed, 2 usage or set-up error (nothing ran),\n"
-    "3 events lost (--strict); of verify and show: 0 intact, 1 problems, 2 usage or I/O.\n";
+    "3 events lost (--strict); of verify and show: 0 intact, 1 problems, 2 usage or I/O;\n"
+    "of diff: 0 same, 1 differs. Commands that read a log also read an evidence bundle.\n";
 
 static const char usage_run[] =
     "usage: runseal run [OPTIONS] RUNBOOK\n"
@@ -50,6 +59,10 @@ static const char usage_run[] =
     "                              (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
     "      --ringbuf-size N[K|M]   kernel ring buffer, a power of two from 4K (16M)\n"
     "  -q, --quiet                 no progress lines, even on a terminal\n"
+    "      --trigger NAME=VALUE    what started this run (a ticket, an alert, a CI job\n"
+    "                              URL), recorded in run_start's trigger with the login\n"
+    "                              uid, session, sudo user, tty, SSH_CONNECTION and the\n"
+    "                              invoker's process ancestry (repeatable)\n"
     "  -h, --help                  show this help\n"
     "sealed log:\n"
     "      --log-dir DIR           log directory (default " LOG_DIR_DEFAULT ")\n"
@@ -112,10 +125,11 @@ static int cmd_run(int argc, char **argv)
 	    {"on-log-error", required_argument, NULL, 'O'},
 	    {"no-seal", no_argument, NULL, 'N'},
 	    {"bpf-floor", no_argument, NULL, 'Z'},
+	    {"trigger", required_argument, NULL, 'T'},
 	    {0},
 	};
 	struct run_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
-	const char **replicas = NULL;
+	const char **replicas = NULL, **triggers = NULL;
 	char *end;
 	unsigned long long sz;
 	int c, rc;
@@ -187,6 +201,16 @@ static int cmd_run(int argc, char **argv)
 		case 'N':
 			o.no_seal = true;
 			break;
+		case 'T':
+			if (!trigger_arg_ok(optarg))
+				errx(2,
+				     "--trigger %s: expected NAME=VALUE (NAME of letters, digits, "
+				     "_ - .)",
+				     optarg);
+			triggers = xrealloc(triggers, (o.ntriggers + 1) * sizeof(char *));
+			triggers[o.ntriggers++] = optarg;
+			o.triggers = triggers;
+			break;
 		case 'Z': /* benchmark only, undocumented: see scripts/bench */
 			o.bpf_floor = true;
 			break;
@@ -210,6 +234,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	free(o.params);
 	free(replicas);
+	free(triggers);
 	return rc;
 }
 
@@ -349,8 +374,20 @@ static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"run", cmd_run},	    {"keygen", cmd_keygen}, {"keys", cmd_keys},
-    {"verify", verify_cmd}, {"show", show_cmd},
+    /* One command a line. */
+    /* clang-format off */
+    {"run", cmd_run},
+    {"keygen", cmd_keygen},
+    {"keys", cmd_keys},
+    {"verify", verify_any_cmd},
+    {"show", show_cmd},
+    {"runs", runs_cmd},
+    {"report", report_cmd},
+    {"replay", replay_cmd},
+    {"diff", diff_cmd},
+    {"evidence", evidence_cmd},
+    {"export", export_cmd},
+    /* clang-format on */
 };
 
 static const struct command *find_command(const char *name)

@@ -33,6 +33,7 @@
 #include "runseal.h"
 #include "sealer.h"
 #include "util.h"
+#include "trigger.h"
 
 #define TAIL_SHOW	4096
 #define TAIL_KEEP	8192 /* more than shown, so a secret cut by the window is still redacted */
@@ -390,6 +391,7 @@ static void run_start_record(struct run *r)
 	rec_int(s, "runseal_pid", getpid());
 	rec_str(s, "cgroup", r->cg_run[0] ? r->cg_run : NULL);
 	rec_env(r, "env", r->env, r->nenv);
+	rec_trigger(s, r->o->triggers, r->o->ntriggers);
 	emit(r);
 }
 

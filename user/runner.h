@@ -25,6 +25,8 @@ struct run_opts {
 	unsigned checkpoint_s;
 	bool bpf_floor; /* benchmark: programs attached but returning at once */
 	bool quiet;
+	const char *const *triggers; /* --trigger NAME=VALUE, into run_start's trigger */
+	size_t ntriggers;
 };
 
 /* Exit status of `runseal run`. */

@@ -563,6 +563,121 @@ static void test_property_valid_utf8_untouched(void **state)
 	}
 }
 
+/* ---- the scanner ---- */
+
+static int scan(const char *s, struct jtok *t, unsigned max)
+{
+	return json_scan(s, strlen(s), t, max);
+}
+
+static void test_scan_object(void **state)
+{
+	struct jtok t[32];
+	const char *s = "{\"a\":1,\"b\":[true,null,\"x\"],\"c\":{\"d\":-7}}";
+	int64_t v;
+	int n = scan(s, t, 32), b, c;
+
+	(void)state;
+	assert_int_equal(n, 12);
+	assert_int_equal(t[0].type, J_OBJ);
+	assert_int_equal(t[0].count, 3);
+	assert_int_equal(t[0].n, strlen(s));
+	assert_int_equal(json_int(&t[json_get(t, 0, "a")], &v), 0);
+	assert_int_equal(v, 1);
+	b = json_get(t, 0, "b");
+	assert_int_equal(t[b].type, J_ARR);
+	assert_int_equal(t[b].count, 3);
+	assert_true(json_is(&t[json_at(t, b, 0)], "true"));
+	assert_true(json_is(&t[json_at(t, b, 1)], "null"));
+	assert_int_equal(t[json_at(t, b, 2)].type, J_STR);
+	assert_int_equal(json_at(t, b, 3), -1);
+	c = json_get(t, 0, "c");
+	assert_int_equal(json_int(&t[json_get(t, c, "d")], &v), 0);
+	assert_int_equal(v, -7);
+	assert_int_equal(json_get(t, 0, "zz"), -1);
+	/* A key is only found at its own level. */
+	assert_int_equal(json_get(t, 0, "d"), -1);
+	/* The span of a container is its whole text. */
+	assert_memory_equal(t[b].s, "[true,null,\"x\"]", t[b].n);
+}
+
+static void test_scan_malformed(void **state)
+{
+	static const char *const bad[] = {
+	    "",		  "{",	  "}",		"{\"a\"}",	 "{\"a\":}",
+	    "{\"a\":1,}", "[1,]", "[1 2]",	"{a:1}",	 "\"unterminated",
+	    "tru",	  "nul",  "{\"a\":1}x", "\"tab\there\"", "{\"a\":1}}",
+	    "[\"\\\"]",
+	};
+	struct jtok t[16];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(scan(bad[i], t, 16), -1);
+}
+
+static void test_scan_limits(void **state)
+{
+	struct jtok t[64];
+	char deep[200];
+
+	(void)state;
+	/* Too many tokens for the caller's array, and nesting past the bound: -2. */
+	assert_int_equal(scan("[1,2,3,4,5,6,7,8]", t, 4), -2);
+	memset(deep, '[', JSON_DEPTH_MAX + 1);
+	memset(deep + JSON_DEPTH_MAX + 1, ']', JSON_DEPTH_MAX + 1);
+	deep[2 * (JSON_DEPTH_MAX + 1)] = '\0';
+	assert_int_equal(scan(deep, t, 64), -2);
+	deep[JSON_DEPTH_MAX] = '\0';
+	memset(deep, '[', JSON_DEPTH_MAX / 2);
+	memset(deep + JSON_DEPTH_MAX / 2, ']', JSON_DEPTH_MAX / 2);
+	assert_true(scan(deep, t, 64) > 0);
+}
+
+/* What the encoder writes, the scanner gives back byte for byte (invalid UTF-8 too). */
+static void test_scan_roundtrip(void **state)
+{
+	unsigned char in[80];
+	struct jtok t[4];
+
+	(void)state;
+	rng_state = 0x13198a2e03707344ull;
+	for (int iter = 0; iter < 2000; iter++) {
+		size_t n = (size_t)(rng() % 80);
+		struct jbuf enc = {0}, dec = {0};
+
+		random_bytes(in, n, false);
+		jb_str(&enc, (const char *)in, n);
+		assert_int_equal(json_scan(enc.p, enc.len, t, 4), 1);
+		assert_int_equal(json_unstr(&t[0], &dec), 0);
+		assert_int_equal(dec.len, n);
+		if (n)
+			assert_memory_equal(dec.p, in, n);
+		jb_free(&enc);
+		jb_free(&dec);
+	}
+}
+
+static void test_scan_escapes(void **state)
+{
+	struct jtok t[4];
+	struct jbuf b = {0};
+	const char *s = "\"a\\u00e9\\ud83d\\ude00\\n\\/\\udcff\"";
+
+	(void)state;
+	assert_int_equal(scan(s, t, 4), 1);
+	assert_int_equal(json_unstr(&t[0], &b), 0);
+	assert_int_equal(b.len, 10);
+	assert_memory_equal(b.p, "a\xc3\xa9\xf0\x9f\x98\x80\n/\xff", 10);
+	jb_free(&b);
+	assert_int_equal(scan("\"\\u12\"", t, 4), 1);
+	assert_int_equal(json_unstr(&t[0], &b), -1);
+	jb_free(&b);
+	assert_int_equal(scan("\"\\q\"", t, 4), 1);
+	assert_int_equal(json_unstr(&t[0], &b), -1);
+	jb_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +695,11 @@ int main(void)
 	    cmocka_unit_test(test_decoder_sanity),
 	    cmocka_unit_test(test_property_roundtrip),
 	    cmocka_unit_test(test_property_valid_utf8_untouched),
+	    cmocka_unit_test(test_scan_object),
+	    cmocka_unit_test(test_scan_malformed),
+	    cmocka_unit_test(test_scan_limits),
+	    cmocka_unit_test(test_scan_roundtrip),
+	    cmocka_unit_test(test_scan_escapes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

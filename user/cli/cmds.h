@@ -1,0 +1,14 @@
+/* cli/cmds: the commands that read the sealed log back, one file each. */
+#ifndef RUNSEAL_CLI_CMDS_H
+#define RUNSEAL_CLI_CMDS_H
+
+int runs_cmd(int argc, char **argv);
+int report_cmd(int argc, char **argv);
+int replay_cmd(int argc, char **argv);
+int diff_cmd(int argc, char **argv);
+int evidence_cmd(int argc, char **argv);
+int export_cmd(int argc, char **argv);
+/* `runseal verify` of an evidence bundle; other arguments go to verify_cmd. */
+int verify_any_cmd(int argc, char **argv);
+
+#endif

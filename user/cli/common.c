@@ -1,0 +1,152 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/common.h"
+#include "verify.h"
+
+bool cli_log_opt(struct cli_log *l, int c, const char *arg)
+{
+	if (c == OPT_C_PUB)
+		l->pub = arg;
+	else if (c == OPT_C_KEYDIR)
+		l->key_dir = arg;
+	else
+		return false;
+	return true;
+}
+
+static struct lr_opts opts_of(const struct cli_log *l)
+{
+	return (struct lr_opts){
+	    .path = l->path ? l->path : LOG_DIR_DEFAULT, .pub = l->pub, .key_dir = l->key_dir};
+}
+
+/* Keeps the records of the runs being read, and the log's recovery entries. */
+static bool keep_chosen(void *ctx, const struct lr_ent *e)
+{
+	const struct cli_run *cr = ctx;
+
+	if (e->kind == LR_RECOVERY || e->kind == LR_RUN_INTERRUPTED || !strcmp(e->run, cr->sum->id))
+		return true;
+	for (size_t i = 0; i < cr->nother; i++)
+		if (!strcmp(e->run, cr->osum[i]->id))
+			return true;
+	return false;
+}
+
+static int read_chosen(struct cli_run *cr, const struct cli_log *l)
+{
+	struct lr_opts o = opts_of(l);
+	char err[1024];
+	size_t i = 0;
+
+	o.keep = keep_chosen;
+	o.ctx = cr;
+	if (lr_open(&cr->r, &o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return 2;
+	}
+	if (model_build(&cr->m, cr->r, cr->sum->id, err, sizeof(err)) < 0)
+		goto fail;
+	for (; i < cr->nother; i++)
+		if (model_build(&cr->other[i], cr->r, cr->osum[i]->id, err, sizeof(err)) < 0)
+			goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "runseal: %s\n", err);
+	while (i-- > 0)
+		model_free(&cr->other[i]);
+	cr->nother = 0;
+	lr_close(cr->r);
+	cr->r = NULL;
+	return 2;
+}
+
+int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
+		  void *ctx)
+{
+	struct lr_opts o = opts_of(l);
+	char err[1024];
+	int rc;
+
+	*cr = (struct cli_run){0};
+	/* A closed pipe (| head) is a write error, so an unpacked bundle is still removed. */
+	signal(SIGPIPE, SIG_IGN);
+	if (runs_collect(&cr->runs, &o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return 2;
+	}
+	cr->sum = runs_find(&cr->runs, arg, err, sizeof(err));
+	if (!cr->sum) {
+		fprintf(stderr, "runseal: %s: %s\n", o.path, err);
+		cli_note_verify(lr_result(cr->runs.reader), o.path);
+		runs_free(&cr->runs);
+		return 2;
+	}
+	rc = pick ? pick(cr, ctx) : 0;
+	if (!rc)
+		rc = read_chosen(cr, l);
+	if (rc)
+		runs_free(&cr->runs);
+	return rc;
+}
+
+int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg)
+{
+	return cli_open_runs(cr, l, arg, NULL, NULL);
+}
+
+void cli_close_run(struct cli_run *cr)
+{
+	if (cr->r) {
+		model_free(&cr->m);
+		for (size_t i = 0; i < cr->nother; i++)
+			model_free(&cr->other[i]);
+	}
+	lr_close(cr->r);
+	runs_free(&cr->runs);
+	*cr = (struct cli_run){0};
+}
+
+int cli_write(const char *path, const char *data, size_t len)
+{
+	char *tmp;
+	int fd;
+
+	if (!path || !strcmp(path, "-")) {
+		if (fwrite(data, 1, len, stdout) != len || fflush(stdout)) {
+			if (errno != EPIPE) /* a reader that had enough (| head) is no error */
+				fprintf(stderr, "runseal: stdout: %s\n", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	tmp = xasprintf("%s.tmpXXXXXX", path);
+	fd = mkstemp(tmp);
+	if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, data, len) != (ssize_t)len ||
+	    fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		fprintf(stderr, "runseal: %s: %s\n", fd < 0 ? path : tmp, strerror(errno));
+		if (fd >= 0)
+			unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}
+
+void cli_note_verify(const struct lr_verify *v, const char *path)
+{
+	if (v->rc)
+		fprintf(stderr,
+			"runseal: %s did NOT verify (%lu errors): only records before the first "
+			"problem are used; `runseal verify` lists the problems\n",
+			path, v->errors);
+}

@@ -1,0 +1,62 @@
+/* cli/common: what the commands that read a log share: the log and key options, finding
+ * the run, reading it through logread, and writing an output file. */
+#ifndef RUNSEAL_CLI_COMMON_H
+#define RUNSEAL_CLI_COMMON_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "logread.h"
+#include "report/model.h"
+#include "report/runs.h"
+
+enum { OPT_C_PUB = 300, OPT_C_KEYDIR };
+
+#define CLI_LOG_OPTIONS                                                                            \
+	{"pub", required_argument, NULL, OPT_C_PUB},                                               \
+	{                                                                                          \
+		"key-dir", required_argument, NULL, OPT_C_KEYDIR                                   \
+	}
+
+#define CLI_LOG_HELP                                                                               \
+	"      --pub FILE      root.pub to trust (default KEYDIR/root.pub; a bundle's own)\n"      \
+	"      --key-dir DIR   where root.pub and epochs.pub are (default /etc/runseal)\n"
+
+struct cli_log {
+	const char *path, *pub, *key_dir;
+};
+
+/* Takes --pub/--key-dir; returns true when c was one of them. */
+bool cli_log_opt(struct cli_log *l, int c, const char *arg);
+
+#define CLI_OTHERS_MAX 100
+
+/* One run, read and modelled, and the other runs a command compares it with. */
+struct cli_run {
+	struct run_list runs;
+	const struct run_sum *sum;
+	struct logread *r;
+	struct m_run m;
+	const struct run_sum *osum[CLI_OTHERS_MAX];
+	struct m_run other[CLI_OTHERS_MAX];
+	size_t nother;
+};
+
+/* Picks the other runs to read with run sum (into cr->osum, cr->nother); returns 0, or 2
+ * after printing why not. */
+typedef int (*cli_others_fn)(struct cli_run *cr, void *ctx);
+
+/* Verifies the log, finds run arg and builds its model; prints the error and returns 2.
+ * The log is read twice: once for the list of runs, once for the records of the run and
+ * of the others, which pick (NULL: none) chose from that list. */
+int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg);
+int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
+		  void *ctx);
+void cli_close_run(struct cli_run *cr);
+/* Writes data to path ("-" or NULL: stdout) through a temporary file and rename, mode 0600:
+ * a report or bundle holds what the root-only log holds. */
+int cli_write(const char *path, const char *data, size_t len);
+/* A note on stderr when the log did not verify (outputs still state it themselves). */
+void cli_note_verify(const struct lr_verify *v, const char *path);
+
+#endif

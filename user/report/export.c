@@ -1,0 +1,419 @@
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/export.h"
+#include "report/model.h"
+#include "util.h"
+
+#define OCSF_VERSION "1.1.0"
+
+static void key(struct jbuf *b, const char *k)
+{
+	if (b->len && b->p[b->len - 1] != '{' && b->p[b->len - 1] != '[')
+		jb_putc(b, ',');
+	jb_str(b, k, strlen(k));
+	jb_putc(b, ':');
+}
+
+static void kstr(struct jbuf *b, const char *k, const char *v)
+{
+	key(b, k);
+	jb_str(b, v ? v : "", v ? strlen(v) : 0);
+}
+
+static void kint(struct jbuf *b, const char *k, int64_t v)
+{
+	key(b, k);
+	jb_i64(b, v);
+}
+
+/* A member of e copied as it is (already valid JSON), under another name. */
+static void kcopy(struct jbuf *b, const char *k, const struct lr_ent *e, const char *from)
+{
+	int t = lr_get(e, from);
+
+	if (t < 0)
+		return;
+	key(b, k);
+	if (e->tok[t].type == J_STR) {
+		jb_putc(b, '"');
+		jb_raw(b, e->tok[t].s, e->tok[t].n);
+		jb_putc(b, '"');
+	} else {
+		jb_raw(b, e->tok[t].s, e->tok[t].n);
+	}
+}
+
+static void kopen(struct jbuf *b, const char *k)
+{
+	key(b, k);
+	jb_putc(b, '{');
+}
+
+static void kclose(struct jbuf *b)
+{
+	jb_putc(b, '}');
+}
+
+static const char *basename_of(const char *p)
+{
+	const char *s = p ? strrchr(p, '/') : NULL;
+
+	return s ? s + 1 : p;
+}
+
+static void ocsf_process(struct jbuf *b, const struct lr_ent *e, bool with_file)
+{
+	char *path = lr_str(e, "path", NULL);
+
+	kint(b, "pid", e->pid);
+	kcopy(b, "name", e, "comm");
+	if (with_file && path) {
+		char *argv = m_argv(e);
+
+		kstr(b, "cmd_line", argv);
+		free(argv);
+		kopen(b, "file");
+		kstr(b, "path", path);
+		kstr(b, "name", basename_of(path));
+		kint(b, "type_id", 1);
+		kclose(b);
+	}
+	kopen(b, "user");
+	kcopy(b, "uid", e, "uid");
+	kclose(b);
+	kopen(b, "parent_process");
+	kint(b, "pid", e->ppid);
+	kclose(b);
+	free(path);
+}
+
+static void ocsf_common(struct jbuf *b, const struct lr_ent *e, int cls, int cat, int act,
+			const struct export_ctx *c)
+{
+	kint(b, "class_uid", cls);
+	kint(b, "category_uid", cat);
+	kint(b, "activity_id", act);
+	kint(b, "type_uid", (int64_t)cls * 100 + act);
+	kint(b, "severity_id", 1);
+	kint(b, "time", (int64_t)(e->time_ns / 1000000));
+	kint(b, "status_id", m_failed(e) ? 2 : 1);
+	kstr(b, "status", m_failed(e) ? "Failure" : "Success");
+	kopen(b, "metadata");
+	kstr(b, "version", OCSF_VERSION);
+	kopen(b, "product");
+	kstr(b, "name", "runseal");
+	kstr(b, "vendor_name", "runseal");
+	kstr(b, "version", RUNSEAL_VERSION);
+	kclose(b);
+	{
+		char uid[96];
+
+		snprintf(uid, sizeof(uid), "%s-%llu", e->run, (unsigned long long)e->seq);
+		kstr(b, "uid", uid);
+	}
+	kclose(b);
+	kopen(b, "device");
+	kstr(b, "hostname", c->host);
+	kint(b, "type_id", 0);
+	kclose(b);
+	kopen(b, "actor");
+	kopen(b, "process");
+	ocsf_process(b, e, false);
+	kclose(b);
+	kclose(b);
+}
+
+static void unmapped(struct jbuf *b, const struct lr_ent *e)
+{
+	char h[65];
+
+	hex(e->hash, 32, h);
+	kopen(b, "unmapped");
+	kstr(b, "run", e->run);
+	kstr(b, "step", e->step);
+	kint(b, "seq", (int64_t)e->seq);
+	kstr(b, "hash", h);
+	kcopy(b, "error", e, "error");
+	kclose(b);
+}
+
+/* File System Activity's activity_id for a file change (OCSF 1.1). */
+static int fs_activity(enum lr_kind k)
+{
+	switch (k) {
+	case LR_RENAME:
+		return 5;
+	case LR_UNLINK:
+		return 4;
+	case LR_CHMOD:
+	case LR_CHOWN:
+		return 7; /* Set Security */
+	case LR_LINK:
+	case LR_SYMLINK:
+	case LR_MKDIR:
+	case LR_MKNOD:
+		return 1;
+	case LR_MOUNT:
+		return 12;
+	case LR_UMOUNT:
+		return 13;
+	default:
+		return 3; /* Update: truncate */
+	}
+}
+
+static void ocsf_file(struct jbuf *b, const struct lr_ent *e, const char *k, const char *from)
+{
+	char *p = lr_str(e, from, NULL);
+
+	kopen(b, k);
+	kstr(b, "path", p);
+	kstr(b, "name", basename_of(p));
+	kint(b, "type_id", 1);
+	kclose(b);
+	free(p);
+}
+
+static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx *c)
+{
+	unsigned f;
+
+	jb_putc(b, '{');
+	switch (e->kind) {
+	case LR_EXEC:
+	case LR_FORK:
+	case LR_EXIT:
+		ocsf_common(b, e, 1007, 1, e->kind == LR_EXIT ? 2 : 1, c);
+		kopen(b, "process");
+		if (e->kind == LR_FORK) {
+			int64_t child = -1;
+
+			lr_int(e, "child_pid", &child);
+			kint(b, "pid", child);
+			kopen(b, "parent_process");
+			kint(b, "pid", e->pid);
+			kclose(b);
+		} else {
+			ocsf_process(b, e, e->kind == LR_EXEC);
+		}
+		kclose(b);
+		kcopy(b, "exit_code", e, "exit_code");
+		break;
+	case LR_OPEN:
+		f = m_open_flags(e);
+		/* 1 Create, 2 Read, 3 Update */
+		ocsf_common(b, e, 1001, 1,
+			    (f & F_CREATE)		? 1
+			    : (f & (F_WRITE | F_TRUNC)) ? 3
+							: 2,
+			    c);
+		ocsf_file(b, e, "file", "path");
+		break;
+	case LR_RENAME:
+	case LR_UNLINK:
+	case LR_CHMOD:
+	case LR_CHOWN:
+	case LR_LINK:
+	case LR_SYMLINK:
+	case LR_MKDIR:
+	case LR_MKNOD:
+	case LR_TRUNCATE:
+	case LR_MOUNT:
+	case LR_UMOUNT:
+		ocsf_common(b, e, 1001, 1, fs_activity(e->kind), c);
+		/* A rename or link: the file it was, and the name it has now. */
+		if (lr_get(e, "old_path") >= 0) {
+			ocsf_file(b, e, "file", "old_path");
+			ocsf_file(b, e, "file_result", "path");
+		} else {
+			ocsf_file(b, e, "file", "path");
+		}
+		break;
+	case LR_CRED:
+		ocsf_common(b, e, 1007, 1, 5, c); /* Set User ID */
+		kopen(b, "process");
+		ocsf_process(b, e, false);
+		kclose(b);
+		break;
+	case LR_LISTEN:
+	case LR_ACCEPT:
+		ocsf_common(b, e, 4001, 4, 1, c); /* Open */
+		kopen(b, "dst_endpoint");
+		kcopy(b, "ip", e, e->kind == LR_ACCEPT ? "local_addr" : "addr");
+		kcopy(b, "port", e, e->kind == LR_ACCEPT ? "local_port" : "port");
+		kclose(b);
+		kopen(b, "src_endpoint");
+		if (e->kind == LR_ACCEPT) {
+			kcopy(b, "ip", e, "addr");
+			kcopy(b, "port", e, "port");
+		} else {
+			kstr(b, "hostname", c->host);
+		}
+		kclose(b);
+		kopen(b, "connection_info");
+		kint(b, "direction_id", e->kind == LR_ACCEPT ? 1 : 0);
+		kclose(b);
+		break;
+	case LR_CONNECT:
+		ocsf_common(b, e, 4001, 4, m_failed(e) ? 4 : 1, c);
+		kopen(b, "dst_endpoint");
+		kcopy(b, "ip", e, "addr");
+		kcopy(b, "port", e, "port");
+		kcopy(b, "path", e, "path");
+		kclose(b);
+		kopen(b, "src_endpoint");
+		kstr(b, "hostname", c->host);
+		kclose(b);
+		kopen(b, "connection_info");
+		kcopy(b, "protocol_name", e, "family");
+		kint(b, "direction_id", 2);
+		kclose(b);
+		break;
+	default:
+		b->len--;
+		return false;
+	}
+	unmapped(b, e);
+	jb_raw(b, "}\n", 2);
+	return true;
+}
+
+static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx *c)
+{
+	static const char *const cat[LR_KINDS] = {
+	    [LR_EXEC] = "process",    [LR_FORK] = "process",	   [LR_EXIT] = "process",
+	    [LR_OPEN] = "file",	      [LR_CONNECT] = "network",	   [LR_RUN_START] = "process",
+	    [LR_RUN_END] = "process", [LR_STEP_START] = "process", [LR_STEP_END] = "process",
+	    [LR_LOSS] = "host",	      [LR_RENAME] = "file",	   [LR_UNLINK] = "file",
+	    [LR_CHMOD] = "file",      [LR_CHOWN] = "file",	   [LR_LINK] = "file",
+	    [LR_SYMLINK] = "file",    [LR_MKDIR] = "file",	   [LR_MKNOD] = "file",
+	    [LR_TRUNCATE] = "file",   [LR_MOUNT] = "file",	   [LR_UMOUNT] = "file",
+	    [LR_CRED] = "iam",	      [LR_LISTEN] = "network",	   [LR_ACCEPT] = "network"};
+	static const char *const type[LR_KINDS] = {
+	    [LR_EXEC] = "start",       [LR_FORK] = "start",	    [LR_EXIT] = "end",
+	    [LR_OPEN] = "access",      [LR_CONNECT] = "connection", [LR_RUN_START] = "start",
+	    [LR_RUN_END] = "end",      [LR_STEP_START] = "start",   [LR_STEP_END] = "end",
+	    [LR_LOSS] = "info",	       [LR_RENAME] = "change",	    [LR_UNLINK] = "deletion",
+	    [LR_CHMOD] = "change",     [LR_CHOWN] = "change",	    [LR_LINK] = "creation",
+	    [LR_SYMLINK] = "creation", [LR_MKDIR] = "creation",	    [LR_MKNOD] = "creation",
+	    [LR_TRUNCATE] = "change",  [LR_MOUNT] = "change",	    [LR_UMOUNT] = "change",
+	    [LR_CRED] = "change",      [LR_LISTEN] = "start",	    [LR_ACCEPT] = "connection"};
+	char h[65];
+
+	if (!cat[e->kind])
+		return false;
+	jb_putc(b, '{');
+	kstr(b, "@timestamp", e->time);
+	kopen(b, "ecs");
+	kstr(b, "version", "8.11.0");
+	kclose(b);
+	kopen(b, "event");
+	kstr(b, "kind", "event");
+	key(b, "category");
+	jb_putc(b, '[');
+	jb_str(b, cat[e->kind], strlen(cat[e->kind]));
+	jb_putc(b, ']');
+	key(b, "type");
+	jb_putc(b, '[');
+	jb_str(b, type[e->kind], strlen(type[e->kind]));
+	if (e->kind == LR_OPEN && (m_open_flags(e) & F_CREATE))
+		jb_raw(b, ",\"creation\"", 11);
+	else if (e->kind == LR_OPEN && (m_open_flags(e) & (F_WRITE | F_TRUNC)))
+		jb_raw(b, ",\"change\"", 9);
+	jb_putc(b, ']');
+	kstr(b, "action", e->kind_name);
+	kstr(b, "outcome", m_failed(e) ? "failure" : "success");
+	kint(b, "sequence", (int64_t)e->seq);
+	kstr(b, "provider", "runseal");
+	kclose(b);
+	kopen(b, "host");
+	kstr(b, "name", c->host);
+	kclose(b);
+	if (e->pid >= 0) {
+		kopen(b, "process");
+		kint(b, "pid", e->pid);
+		kcopy(b, "name", e, "comm");
+		kcopy(b, "executable", e, "path");
+		if (e->kind == LR_EXEC) {
+			kcopy(b, "args", e, "argv");
+			kcopy(b, "working_directory", e, "cwd");
+		}
+		kcopy(b, "exit_code", e, "exit_code");
+		kopen(b, "parent");
+		kint(b, "pid", e->ppid);
+		kclose(b);
+		kclose(b);
+		kopen(b, "user");
+		kcopy(b, "id", e, "uid");
+		kclose(b);
+	}
+	if (e->kind == LR_OPEN || (cat[e->kind] && !strcmp(cat[e->kind], "file"))) {
+		char *s;
+
+		kopen(b, "file");
+		kcopy(b, "path", e, "path");
+		s = lr_str(e, "path", NULL);
+		kstr(b, "name", basename_of(s));
+		free(s);
+		kclose(b);
+	} else if (e->kind == LR_CONNECT) {
+		kopen(b, "destination");
+		kcopy(b, "ip", e, "addr");
+		kcopy(b, "port", e, "port");
+		kcopy(b, "address", e, lr_get(e, "addr") >= 0 ? "addr" : "path");
+		kclose(b);
+	}
+	if (m_failed(e)) {
+		kopen(b, "error");
+		kcopy(b, "code", e, "error");
+		kclose(b);
+	}
+	hex(e->hash, 32, h);
+	kopen(b, "runseal");
+	kstr(b, "run", e->run);
+	kstr(b, "step", e->step);
+	kstr(b, "hash", h);
+	kclose(b);
+	jb_raw(b, "}\n", 2);
+	return true;
+}
+
+static void learn_host(const struct lr_ent *e, struct export_ctx *c)
+{
+	char *h = NULL;
+
+	if (e->kind == LR_GENESIS)
+		h = lr_str(e, "hostname", NULL);
+	else if (e->kind == LR_RUN_START)
+		h = lr_str(e, "host", NULL);
+	if (h && !memchr(h, '\0', strlen(h)))
+		snprintf(c->host, sizeof(c->host), "%s", h);
+	free(h);
+}
+
+bool export_entry(struct jbuf *b, const struct lr_ent *e, enum export_fmt f, struct export_ctx *c)
+{
+	learn_host(e, c);
+	if (f == EXPORT_JSONL) {
+		char pre[160], h[65];
+
+		hex(e->hash, 32, h);
+		jb_raw(b, pre,
+		       (size_t)snprintf(pre, sizeof(pre), "{\"seq\":%llu,\"hash\":\"%s\",",
+					(unsigned long long)e->seq, h));
+		/* The entry as sealed with its hash after seq: a SIEM dedupes on seq and can
+		 * check each prev against the hash before it. */
+		{
+			const char *prev = memmem(e->line, e->body, ",\"prev\":", 8);
+			const char *from = prev ? prev + 1 : e->line + e->body;
+
+			jb_raw(b, from, (size_t)(e->line + e->len - from));
+		}
+		jb_putc(b, '\n');
+		return true;
+	}
+	return f == EXPORT_OCSF ? ocsf(b, e, c) : ecs(b, e, c);
+}
