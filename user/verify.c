@@ -1194,7 +1194,7 @@ static void process_segment(struct walk *w, size_t i)
 				NOSEQ,
 				"the segment ends without a seal and no recovery entry names it "
 				"(entries or the seal were cut off)");
-	if (ncrash_before) /* w->crash may still be NULL: memmove(NULL, NULL, 0) is UB */
+	if (w->crash)
 		memmove(w->crash, w->crash + ncrash_before,
 			(w->ncrash - ncrash_before) * sizeof(*w->crash));
 	w->ncrash -= ncrash_before;
