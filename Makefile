@@ -34,7 +34,7 @@ USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c use
 	     user/report/render_md.c user/report/render_html.c user/report/render_json.c \
 	     user/report/diff.c user/report/replay.c user/report/export.c user/cli/common.c user/cli/runs.c \
 	     user/cli/report.c user/cli/replay.c user/cli/diff.c \
-	     user/cli/evidence.c user/cli/export.c
+	     user/cli/evidence.c user/cli/export.c user/cli/verify.c user/cli/show.c
 # The daemon (user/daemon/) and the engine it owns (user/engine/).
 DAEMON_SRCS := user/daemon/proto.c user/daemon/config.c user/daemon/client.c \
 	       user/daemon/server.c user/daemon/cli.c user/engine/engine.c
@@ -92,6 +92,11 @@ $(B)/test_%.o: tests/unit/test_%.c | $(B)
 $(B)/test_%: $(B)/test_%.o $(B)/%.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 
+# The verifier's rules, and its two commands (show reads through logread).
+$(B)/test_verify: $(B)/test_verify.o $(B)/verify.o $(B)/cli/verify.o $(B)/cli/show.o \
+		  $(B)/logread.o $(B)/bundle.o $(B)/report/escape.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS) -larchive
+
 # The report escapers and normalisation live under user/report/.
 $(B)/test_render: $(B)/test_render.o $(B)/report/escape.o $(B)/report/normalize.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
@@ -103,15 +108,51 @@ $(B)/test_proto: $(B)/test_proto.o $(B)/daemon/proto.o $(B)/daemon/config.o $(PU
 $(B)/runseal.1: runseal scripts/mkman
 	python3 scripts/mkman ./runseal $(VERSION) > $@
 
-# Coverage-guided fuzzing of the segment reader and verifier, bounded in time.
+# Coverage-guided fuzzing of every parser of outside input, each bounded in time: segments
+# and the verifier, runbooks and params, HEAD, key files. Seeds (and kept crashes) are in
+# tests/fuzz/corpus-NAME (the segment target's in tests/fuzz/corpus).
 FUZZ_SECONDS ?= 60
-fuzz: | $(B)
-	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf \
-		tests/fuzz/fuzz_segment.c user/logfmt.c user/verify.c user/keys.c user/util.c \
-		user/json.c -o $(B)/fuzz_segment -lcrypto -lz
-	mkdir -p $(B)/fuzz-corpus
-	$(B)/fuzz_segment -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 $(B)/fuzz-corpus \
-		tests/fuzz/corpus
+FUZZ_CC      := $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf
+FUZZ_TARGETS := segment runbook head keys
+FUZZ_VERIFY  := user/logfmt.c user/verify.c user/keys.c user/util.c user/json.c
+$(B)/fuzz_segment: tests/fuzz/fuzz_segment.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto -lz
+$(B)/fuzz_head: tests/fuzz/fuzz_head.c user/sealer.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto -lz
+$(B)/fuzz_runbook: tests/fuzz/fuzz_runbook.c user/runbook.c $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lyaml -lcrypto
+$(B)/fuzz_keys: tests/fuzz/fuzz_keys.c user/keys.c user/util.c $(wildcard user/*.h) | $(B)
+	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto
+
+fuzz: $(patsubst %,$(B)/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+		seeds=tests/fuzz/corpus-$$t; [ $$t = segment ] && seeds=tests/fuzz/corpus; \
+		mkdir -p $(B)/fuzz-corpus-$$t; echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+		$(B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
+			$(B)/fuzz-corpus-$$t $$seeds > $(B)/fuzz_$$t.log 2>&1 || \
+			{ tail -40 $(B)/fuzz_$$t.log; exit 1; }; tail -1 $(B)/fuzz_$$t.log; done
+
+# The unit and integration tests again with ASan and UBSan, in build-san/ so that the normal
+# build is untouched: any report stops the process (halt_on_error) and fails its test.
+SAN_DIR   := build-san
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# Reports also go to files: a test that does not look at the exit status still fails.
+SAN_LOG   := $(abspath $(SAN_DIR))/report
+SAN_ENV   := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(SAN_LOG) \
+	     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOG)
+$(B)/runseal: $(USER_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+check-sanitize: all
+	CFLAGS="$(SAN_FLAGS)" $(MAKE) --no-print-directory B=$(SAN_DIR) $(SAN_DIR)/runseal \
+		$(patsubst $(B)/%,$(SAN_DIR)/%,$(UNIT_TESTS))
+	rm -f $(SAN_LOG).*
+	@for t in $(patsubst $(B)/%,$(SAN_DIR)/%,$(UNIT_TESTS)); do echo "== $$t"; \
+		$(SAN_ENV) ./$$t > $$t.log 2>&1 || { cat $$t.log; exit 1; }; tail -1 $$t.log; done
+	@rc=0; for t in tests/integration/test_*.py; do echo "== $$t (sanitized)"; \
+		$(SAN_ENV) RUNSEAL=$(abspath $(SAN_DIR))/runseal timeout 900 python3 $$t || rc=1; done; \
+	if ls $(SAN_LOG).* > /dev/null 2>&1; then cat $(SAN_LOG).*; exit 1; fi; \
+	echo "check-sanitize: no sanitizer reports"; exit $$rc
 
 # The JSON scanner, escapers and normalisation the reports use, on arbitrary bytes.
 .PHONY: fuzz-json
@@ -189,7 +230,7 @@ lint:
 	sh -n scripts/runseal-sh
 
 clean:
-	rm -rf $(B) runseal
+	rm -rf $(B) $(SAN_DIR) runseal
 
 # The timer that erases ended epochs' keys when nothing runs (`runseal keys tick`): a
 # systemd unit and timer under PREFIX, and a cron line in DATADIR. Installing on the host
@@ -219,6 +260,6 @@ uninstall-keys-tick:
 		$(DESTDIR)$(SYSTEMDDIR)/runseal-keys-tick.timer $(DESTDIR)$(DATADIR)/runseal-keys-tick.cron
 
 .PHONY: all unit check demo lint clean fuzz bench install uninstall install-keys-tick uninstall-keys-tick \
-	fuzz-proto
+	check-sanitize fuzz-proto
 
 -include $(wildcard $(B)/*.d $(B)/*/*.d)

@@ -1,12 +1,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "bundle.h"
 #include "keys.h"
@@ -218,10 +215,6 @@ static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 	struct logread *r = ctx;
 	struct lr_ent *e = ent_parse(r, line, len, seq, hash);
 
-	if (!r->v.any)
-		r->v.first_seq = seq;
-	r->v.any = true;
-	r->v.last_seq = seq;
 	if (!e)
 		return 0;
 	if (e->kind == LR_SEAL)
@@ -238,111 +231,48 @@ static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 	return 0;
 }
 
-/* One line of verify --json output: a problem or the summary. */
-static void take_verify_line(struct lr_verify *v, const char *l, size_t n)
+#define PROBLEMS_KEPT 1000
+
+/* The verifier's problems, kept for the outputs to state (the first PROBLEMS_KEPT: a log
+ * of garbage is one problem many times). Notes about the key directory are not about the
+ * log. */
+static void on_problem(void *ctx, const struct verify_problem *vp)
 {
-	struct jtok t[64];
-	struct lr_ent e = {.line = (char *)l, .len = n, .tok = t};
-	int64_t x;
+	struct logread *r = ctx;
+	struct lr_problem *p;
 
-	e.ntok = json_scan(l, n, t, 64);
-	if (e.ntok <= 0 || t[0].type != J_OBJ)
+	if (vp->level == VERIFY_NOTE || r->v.nprob >= PROBLEMS_KEPT)
 		return;
-	if (lr_get(&e, "result") >= 0) {
-		if (!lr_int(&e, "entries", &x))
-			v->entries = (uint64_t)x;
-		if (!lr_int(&e, "segments", &x))
-			v->segments = (uint64_t)x;
-		if (!lr_int(&e, "seals", &x))
-			v->seals = (uint64_t)x;
-		if (!lr_int(&e, "errors", &x))
-			v->errors = (unsigned long)x;
-		if (!lr_int(&e, "warnings", &x))
-			v->warnings = (unsigned long)x;
-		return;
-	}
-	v->prob = xrealloc(v->prob, (v->nprob + 1) * sizeof(*v->prob));
-	struct lr_problem *p = &v->prob[v->nprob++];
-
-	p->level = lr_str(&e, "level", NULL);
-	p->kind = lr_str(&e, "kind", NULL);
-	p->file = lr_str(&e, "file", NULL);
-	p->message = lr_str(&e, "message", NULL);
-	if (lr_int(&e, "seq", &p->seq))
-		p->seq = -1;
+	r->v.prob = xrealloc(r->v.prob, (r->v.nprob + 1) * sizeof(*r->v.prob));
+	p = &r->v.prob[r->v.nprob++];
+	p->level = xstrdup(vp->level == VERIFY_ERROR ? "error" : "warning");
+	p->kind = xstrdup(vp->kind);
+	p->file = *vp->file ? xstrdup(vp->file) : NULL;
+	p->message = xstrdup(vp->message);
+	p->seq = vp->seq == VERIFY_NONE ? -1 : (int64_t)vp->seq;
 }
 
-static char *read_fd_all(int fd, size_t *len)
+static int run_verify(struct logread *r, struct verify_opts *vo, char *err, size_t errlen)
 {
-	struct jbuf b = {0};
-	char buf[4096];
-	ssize_t k;
+	struct verify_summary sum;
 
-	lseek(fd, 0, SEEK_SET);
-	jb_raw(&b, "", 0);
-	while ((k = read(fd, buf, sizeof(buf))) > 0)
-		jb_raw(&b, buf, (size_t)k);
-	*len = b.len;
-	return b.p;
-}
-
-/* verify_log() prints its problems; until it hands them to a callback (the architecture's
- * aim), they are taken from its JSON output, sent to a memory file for the call. */
-static int run_verify(struct logread *r, const struct verify_opts *vo, char *err, size_t errlen)
-{
-	int out = memfd_create("runseal-verify", MFD_CLOEXEC);
-	int errfd = memfd_create("runseal-verify-err", MFD_CLOEXEC);
-	int so, se, rc;
-	char *text;
-	size_t n;
-
-	if (out < 0 || errfd < 0) {
-		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+	vo->problem = on_problem;
+	vo->entry = on_entry;
+	vo->ctx = r;
+	r->v.rc = verify_log(vo, &sum);
+	if (r->v.rc == 2) {
+		snprintf(err, errlen, "%s", *sum.err ? sum.err : "the log could not be verified");
 		return -1;
 	}
-	fflush(stdout);
-	fflush(stderr);
-	so = dup(1);
-	se = dup(2);
-	if (so < 0 || se < 0) {
-		snprintf(err, errlen, "dup: %s (is stdout or stderr closed?)", strerror(errno));
-		if (so >= 0)
-			close(so);
-		close(out);
-		close(errfd);
-		return -1;
-	}
-	dup2(out, 1);
-	dup2(errfd, 2);
-	rc = verify_log(vo, on_entry, r);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(so, 1);
-	dup2(se, 2);
-	close(so);
-	close(se);
-	r->v.rc = rc;
-	text = read_fd_all(out, &n);
-	for (size_t i = 0; i < n;) {
-		char *nl = memchr(text + i, '\n', n - i);
-		size_t e = nl ? (size_t)(nl - text) : n;
-
-		take_verify_line(&r->v, text + i, e - i);
-		i = e + 1;
-	}
-	free(text);
-	text = read_fd_all(errfd, &n);
-	if (rc == 2) {
-		while (n && text[n - 1] == '\n')
-			text[--n] = '\0';
-		snprintf(err, errlen, "%s",
-			 n ? (strncmp(text, "runseal: ", 9) ? text : text + 9)
-			   : "the log could not be verified");
-	}
-	free(text);
-	close(out);
-	close(errfd);
-	return rc == 2 ? -1 : 0;
+	r->v.entries = sum.entries;
+	r->v.segments = sum.segments;
+	r->v.seals = sum.seals;
+	r->v.errors = sum.errors;
+	r->v.warnings = sum.warnings;
+	r->v.any = sum.any;
+	r->v.first_seq = sum.first_seq;
+	r->v.last_seq = sum.last_seq;
+	return 0;
 }
 
 static int trust(struct logread *r, const char *pub, char *err, size_t errlen)
@@ -386,7 +316,7 @@ static void bundle_result(struct logread *r, const char *pub)
 int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
 {
 	struct logread *r = xcalloc(1, sizeof(*r));
-	struct verify_opts vo = {.json = true};
+	struct verify_opts vo = {0};
 	char pub[PATH_MAX];
 	struct stat st;
 

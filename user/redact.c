@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #define MARK_OPEN  "[REDACTED:"
 #define TAIL_MIN   3 /* shorter tails are too likely to be innocent text */
 #define POS_NONE   SIZE_MAX
@@ -103,15 +105,15 @@ void redact_free(struct redactor *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int redact_add_secret(struct redactor *r, const char *name, const char *value)
+/* One pattern: the secret itself or one of its encodings, under the secret's name. */
+static int add_pattern(struct redactor *r, const char *name, const char *value, size_t len)
 {
 	char **nv, **vv;
 	size_t *lv;
 
-	if (!r || !value)
-		return -1;
-	if (!*value)
-		return 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->lens[i] == len && !memcmp(r->values[i], value, len))
+			return 0;
 	/* Arrays may end up longer than n after a partial failure; that is harmless. */
 	nv = realloc(r->names, (r->n + 1) * sizeof(*nv));
 	if (!nv)
@@ -126,14 +128,113 @@ int redact_add_secret(struct redactor *r, const char *name, const char *value)
 		return -1;
 	r->lens = lv;
 	nv[r->n] = strdup(name ? name : "");
-	vv[r->n] = strdup(value);
+	vv[r->n] = strndup(value, len);
 	if (!nv[r->n] || !vv[r->n]) {
 		free(nv[r->n]);
 		free(vv[r->n]);
 		return -1;
 	}
-	lv[r->n] = strlen(value);
+	lv[r->n] = len;
 	r->n++;
+	return 0;
+}
+
+/* Encodings shorter than this are too likely to occur in innocent text. */
+#define ENC_MIN 6
+
+/* Adds enc (a malloc'd encoding of a secret), then wipes and frees it. */
+static int add_encoding(struct redactor *r, const char *name, char *enc, size_t len)
+{
+	int rc = len >= ENC_MIN ? add_pattern(r, name, enc, len) : 0;
+
+	explicit_bzero(enc, len);
+	free(enc);
+	return rc;
+}
+
+static int add_hex(struct redactor *r, const char *name, const char *v, size_t len, bool upper)
+{
+	static const char lo[] = "0123456789abcdef", up[] = "0123456789ABCDEF";
+	const char *d = upper ? up : lo;
+	char *h = xrealloc(NULL, 2 * len + 1);
+
+	for (size_t i = 0; i < len; i++) {
+		h[2 * i] = d[(unsigned char)v[i] >> 4];
+		h[2 * i + 1] = d[(unsigned char)v[i] & 15];
+	}
+	return add_encoding(r, name, h, 2 * len);
+}
+
+/* The base64 characters that only the secret's bits determine, when it starts at byte k of
+ * a 3-byte group of a longer stream: the first ceil(8k/6) characters carry bits of what comes
+ * before it, and the last partial one bits of what follows. k = 0 also matches the secret
+ * encoded alone. url: the base64url alphabet. */
+static int add_base64(struct redactor *r, const char *name, const char *v, size_t len, size_t k,
+		      bool url)
+{
+	size_t n = k + len, first = (8 * k + 5) / 6, last = 8 * n / 6;
+	unsigned char *in = xrealloc(NULL, n);
+	char *out = xrealloc(NULL, 4 * ((n + 2) / 3) + 1);
+
+	memset(in, 0, k);
+	memcpy(in + k, v, len);
+	EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	explicit_bzero(in, n);
+	free(in);
+	for (size_t i = first; url && i < last; i++)
+		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+	memmove(out, out + first, last - first);
+	return add_encoding(r, name, out, last - first);
+}
+
+/* Percent-encoding of every byte outside RFC 3986's unreserved set; form: space as '+';
+ * keep_slash: as Python's urllib.parse.quote does by default. */
+static int add_url(struct redactor *r, const char *name, const char *v, size_t len, bool upper,
+		   bool form, bool keep_slash)
+{
+	static const char lo[] = "0123456789abcdef", up[] = "0123456789ABCDEF";
+	const char *d = upper ? up : lo;
+	char *u = xrealloc(NULL, 3 * len + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (isalnum(c) || strchr("-._~", c) || (keep_slash && c == '/')) {
+			u[o++] = (char)c;
+		} else if (form && c == ' ') {
+			u[o++] = '+';
+		} else {
+			u[o++] = '%';
+			u[o++] = d[c >> 4];
+			u[o++] = d[c & 15];
+		}
+	}
+	return add_encoding(r, name, u, o);
+}
+
+static int add_encodings(struct redactor *r, const char *name, const char *v, size_t len)
+{
+	int rc = add_hex(r, name, v, len, false) | add_hex(r, name, v, len, true);
+
+	for (size_t k = 0; k < 3; k++)
+		rc |= add_base64(r, name, v, len, k, false) | add_base64(r, name, v, len, k, true);
+	for (int m = 0; m < 8; m++)
+		rc |= add_url(r, name, v, len, m & 1, m & 2, m & 4);
+	return rc ? -1 : 0;
+}
+
+int redact_add_secret(struct redactor *r, const char *name, const char *value)
+{
+	size_t len;
+
+	if (!r || !value)
+		return -1;
+	if (!*value)
+		return 0;
+	len = strlen(value);
+	if (add_pattern(r, name, value, len) < 0 || add_encodings(r, name, value, len) < 0)
+		return -1;
 	return 0;
 }
 

@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 struct redactor {
-	char **names; /* param name of each secret */
-	char **values;
+	char **names;  /* param name of each secret */
+	char **values; /* the secrets and their encodings */
 	size_t *lens;
 	size_t n;
 	char **env_patterns; /* case-insensitive substrings of env var names */
@@ -19,6 +19,8 @@ struct redactor {
 
 void redact_init(struct redactor *r); /* with the default env patterns */
 void redact_free(struct redactor *r);
+/* Adds value and its encodings (hex, base64 and base64url at the three byte offsets, URL
+ * encodings: docs/RECORDS.md lists them), each redacted as "[REDACTED:name]". */
 int redact_add_secret(struct redactor *r, const char *name, const char *value);
 int redact_set_env_patterns(struct redactor *r, const char *csv);
 bool redact_env_name(const struct redactor *r, const char *name);

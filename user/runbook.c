@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <math.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -24,11 +25,14 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
-#define RB_MAX_FILE (1024 * 1024)
-#define RB_NAME_MAX 64
-#define RB_MAX_NEST 64
-#define RB_ESCLEN   96
-#define RB_USER_MAX 32
+#define RB_MAX_FILE  (1024 * 1024)
+#define RB_NAME_MAX  64
+#define RB_MAX_NEST  64
+#define RB_MAX_DEPTH 16 /* YAML nesting: runbooks need 5 */
+#define RB_STR_(x)   #x
+#define RB_STR(x)    RB_STR_(x)
+#define RB_ESCLEN    96
+#define RB_USER_MAX  32
 
 static const char *const builtin_params[] = {"runbook_dir", "run_id", NULL};
 
@@ -569,41 +573,6 @@ static int yaml_fail(const char *path, const yaml_parser_t *p, const unsigned ch
 	return -1;
 }
 
-/* The document API silently resolves aliases, so look for them in the event stream first. */
-static int prescan(const char *path, const unsigned char *buf, size_t len, char *err, size_t errlen)
-{
-	yaml_parser_t p;
-	yaml_event_t ev;
-	yaml_event_type_t type;
-	int docs = 0, r = 0;
-
-	if (!yaml_parser_initialize(&p)) {
-		seterr(err, errlen, "%s: out of memory", path);
-		return -1;
-	}
-	yaml_parser_set_input_string(&p, buf, len);
-	do {
-		if (!yaml_parser_parse(&p, &ev)) {
-			r = yaml_fail(path, &p, buf, len, err, errlen);
-			break;
-		}
-		size_t line = ev.start_mark.line + 1;
-
-		type = ev.type;
-		yaml_event_delete(&ev);
-		if (type == YAML_ALIAS_EVENT) {
-			seterr(err, errlen, "%s:%zu: aliases are not supported", path, line);
-			r = -1;
-		} else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
-			seterr(err, errlen, "%s:%zu: only one YAML document is allowed", path,
-			       line);
-			r = -1;
-		}
-	} while (!r && type != YAML_STREAM_END_EVENT);
-	yaml_parser_delete(&p);
-	return r;
-}
-
 /* ---- loading: node helpers ---- */
 
 static yaml_node_t *node(struct lctx *c, int id)
@@ -719,6 +688,9 @@ static int get_seconds(struct lctx *c, const yaml_node_t *n, const char *pfx, co
 	*out = strtod(v, &end);
 	if (*end || errno == ERANGE || !isfinite(*out) || *out < 0 || (!zero_ok && *out == 0))
 		goto bad;
+	if (*out > RB_TIMEOUT_MAX)
+		return lerr(c, n, "%s\"%s\" must be at most %d seconds (365 days), got \"%s\"", pfx,
+			    key, RB_TIMEOUT_MAX, ESC(v));
 	return 0;
 bad:
 	return lerr(c, n, "%s\"%s\" must be a number of seconds %s, got \"%s\"", pfx, key,
@@ -1044,6 +1016,9 @@ static int step_run_as(struct lctx *c, const yaml_node_t *n, const char *pfx, st
 		return -1;
 	if (!valid_ident(s->run_as, RB_USER_MAX) || s->run_as[0] == '-')
 		return lerr(c, n, "%s\"run_as\": invalid user name \"%s\"", pfx, ESC(s->run_as));
+	/* Found now, not when the step starts after others have already changed things. */
+	if (!getpwnam(s->run_as))
+		return lerr(c, n, "%s\"run_as\": no user \"%s\" on this host", pfx, s->run_as);
 	return 0;
 }
 
@@ -1161,9 +1136,10 @@ static int load_header(struct lctx *c, yaml_node_t *root, double *timeout)
 		return lerr(c, root, "missing \"name\"");
 	if (dup_scalar(c, n, "", "name", &rb->name))
 		return -1;
-	if (!valid_ident(rb->name, SIZE_MAX))
-		return lerr(c, n, "invalid runbook name \"%s\" (want [A-Za-z0-9._-]+)",
-			    ESC(rb->name));
+	if (!valid_ident(rb->name, RB_NAME_MAX))
+		return lerr(c, n,
+			    "invalid runbook name \"%s\" (want [A-Za-z0-9._-], 1 to %d chars)",
+			    ESC(rb->name), RB_NAME_MAX);
 	n = map_get(c, root, "description");
 	if (n && !is_null(n) && dup_scalar(c, n, "", "description", &rb->description))
 		return -1;
@@ -1199,24 +1175,140 @@ static int load_doc(struct lctx *c)
 	return 0;
 }
 
+/* The document is built from one pass over the event stream, which is also where what the
+ * document API would hide is refused: aliases (no alias bombs), tags (a `!vault` would be
+ * silently read as a string), more than one document, and nesting deeper than any runbook
+ * needs (libyaml's scanner slows down quadratically with depth). */
+struct builder {
+	struct lctx *c;
+	yaml_document_t *doc;
+	int stack[RB_MAX_DEPTH]; /* open sequences and mappings */
+	int key[RB_MAX_DEPTH];	 /* a mapping's key waiting for its value, 0 when none */
+	int depth, docs;
+};
+
+static int bfail(struct builder *b, const yaml_event_t *ev, const char *what)
+{
+	seterr(b->c->err, b->c->errlen, "%s:%zu: %s", b->c->path, ev->start_mark.line + 1, what);
+	return -1;
+}
+
+static const yaml_char_t *event_tag(const yaml_event_t *ev)
+{
+	if (ev->type == YAML_SCALAR_EVENT)
+		return ev->data.scalar.tag;
+	if (ev->type == YAML_SEQUENCE_START_EVENT)
+		return ev->data.sequence_start.tag;
+	if (ev->type == YAML_MAPPING_START_EVENT)
+		return ev->data.mapping_start.tag;
+	return NULL;
+}
+
+/* Hangs a finished node under the open container, as an item, a key or a value. */
+static int attach(struct builder *b, int id)
+{
+	int top, ok = 1;
+
+	if (!b->depth)
+		return 0; /* the root: node 1 */
+	top = b->stack[b->depth - 1];
+	if (node(b->c, top)->type == YAML_SEQUENCE_NODE)
+		ok = yaml_document_append_sequence_item(b->doc, top, id);
+	else if (!b->key[b->depth - 1])
+		b->key[b->depth - 1] = id;
+	else {
+		ok = yaml_document_append_mapping_pair(b->doc, top, b->key[b->depth - 1], id);
+		b->key[b->depth - 1] = 0;
+	}
+	return ok ? 0 : -1;
+}
+
+static int add_node(struct builder *b, const yaml_event_t *ev)
+{
+	yaml_node_t *n;
+	int id;
+
+	if (ev->type == YAML_SCALAR_EVENT)
+		id = yaml_document_add_scalar(b->doc, NULL, ev->data.scalar.value,
+					      (int)ev->data.scalar.length, ev->data.scalar.style);
+	else if (ev->type == YAML_SEQUENCE_START_EVENT)
+		id = yaml_document_add_sequence(b->doc, NULL, ev->data.sequence_start.style);
+	else
+		id = yaml_document_add_mapping(b->doc, NULL, ev->data.mapping_start.style);
+	if (!id || attach(b, id) < 0)
+		return bfail(b, ev, "out of memory");
+	/* Error messages name lines: keep the parser's marks on the node. */
+	n = node(b->c, id);
+	n->start_mark = ev->start_mark;
+	n->end_mark = ev->end_mark;
+	if (ev->type != YAML_SCALAR_EVENT) {
+		if (b->depth == RB_MAX_DEPTH)
+			return bfail(b, ev, "nested deeper than " RB_STR(RB_MAX_DEPTH) " levels");
+		b->key[b->depth] = 0;
+		b->stack[b->depth++] = id;
+	}
+	return 0;
+}
+
+static int build_event(struct builder *b, const yaml_event_t *ev)
+{
+	const yaml_char_t *tag = event_tag(ev);
+
+	if (tag)
+		return bfail(b, ev, "YAML tags are not supported");
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		return bfail(b, ev, "aliases are not supported");
+	case YAML_DOCUMENT_START_EVENT:
+		return ++b->docs > 1 ? bfail(b, ev, "only one YAML document is allowed") : 0;
+	case YAML_SCALAR_EVENT:
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT:
+		return add_node(b, ev);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		b->depth--;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Builds the document from the events; 0, or -1 with the error set. */
+static int build_doc(struct lctx *c, yaml_parser_t *p, const unsigned char *buf, size_t len)
+{
+	struct builder b = {.c = c, .doc = c->doc};
+	yaml_event_type_t type;
+	yaml_event_t ev;
+	int r = 0;
+
+	do {
+		if (!yaml_parser_parse(p, &ev))
+			return yaml_fail(c->path, p, buf, len, c->err, c->errlen);
+		type = ev.type;
+		r = build_event(&b, &ev);
+		yaml_event_delete(&ev);
+	} while (!r && type != YAML_STREAM_END_EVENT);
+	return r;
+}
+
 static int parse_yaml(struct lctx *c, const unsigned char *buf, size_t len)
 {
 	yaml_parser_t p;
 	yaml_document_t doc;
 	int r;
 
-	if (prescan(c->path, buf, len, c->err, c->errlen))
-		return -1;
 	if (!yaml_parser_initialize(&p))
 		return lerr(c, NULL, "out of memory");
-	yaml_parser_set_input_string(&p, buf, len);
-	if (!yaml_parser_load(&p, &doc)) {
-		r = yaml_fail(c->path, &p, buf, len, c->err, c->errlen);
+	if (!yaml_document_initialize(&doc, NULL, NULL, NULL, 1, 1)) {
 		yaml_parser_delete(&p);
-		return r;
+		return lerr(c, NULL, "out of memory");
 	}
+	yaml_parser_set_input_string(&p, buf, len);
 	c->doc = &doc;
-	r = load_doc(c);
+	r = build_doc(c, &p, buf, len);
+	if (!r)
+		r = load_doc(c);
 	c->doc = NULL;
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&p);

@@ -10,6 +10,9 @@
 #include <stddef.h>
 
 #define RB_ERRLEN 512
+/* Longest timeout or retry_delay, in seconds (a year): milliseconds and nanoseconds of it fit
+ * the timers' 64-bit counts. */
+#define RB_TIMEOUT_MAX 31536000
 
 enum rb_ptype { RB_STRING, RB_INT, RB_BOOL, RB_PATH, RB_ENUM };
 enum rb_onfail { RB_ABORT, RB_CONTINUE, RB_ROLLBACK };

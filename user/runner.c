@@ -105,6 +105,7 @@ struct run {
 	uint64_t start;
 	bool interrupted, log_failed, any_failed;
 	size_t steps_run;
+	char error[256]; /* the failure that stopped the run, for its run_end */
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -119,14 +120,29 @@ static uint64_t real(void)
 	return now_ns(CLOCK_REALTIME);
 }
 
+/* A failure of the machinery (not of a step) stops the run; the first one is what run_end
+ * says, and the caller goes on to end the run cleanly: seal, cgroups, records. */
+static void run_fail(struct run *r, int e, const char *what)
+{
+	if (!r->error[0] && e)
+		snprintf(r->error, sizeof(r->error), "%s: %s", what, strerror(e));
+	else if (!r->error[0])
+		snprintf(r->error, sizeof(r->error), "%s", what);
+}
+
+static bool run_stopped(const struct run *r)
+{
+	return r->interrupted || r->log_failed || r->error[0];
+}
+
 /* UUIDv7: time-ordered, so run ids sort by start time. */
-static void make_run_id(char out[40])
+static int make_run_id(char out[40])
 {
 	unsigned char u[16];
 	uint64_t ms = real() / 1000000;
 
 	if (getrandom(u, sizeof(u), 0) != sizeof(u))
-		err(2, "getrandom");
+		return -1;
 	for (int i = 0; i < 6; i++)
 		u[i] = (unsigned char)(ms >> (40 - 8 * i));
 	u[6] = (u[6] & 0x0f) | 0x70;
@@ -134,6 +150,7 @@ static void make_run_id(char out[40])
 	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
 		 u[13], u[14], u[15]);
+	return 0;
 }
 
 static int write_file(const char *path, const char *s)
@@ -148,17 +165,30 @@ static int write_file(const char *path, const char *s)
 	return n == (ssize_t)strlen(s) ? 0 : -1;
 }
 
-static void ep_add(struct run *r, int fd, uint32_t tag)
+static int ep_add(struct run *r, int fd, uint32_t tag)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
 
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		err(2, "epoll_ctl");
+	return epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 static void ep_del(struct run *r, int fd)
 {
-	epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+	if (fd >= 0)
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Timeouts are validated by the runbook loader; the clamp keeps the conversion defined. */
+static uint64_t timeout_ms(double timeout)
+{
+	return timeout < RB_TIMEOUT_MAX ? (uint64_t)(timeout * 1000) : RB_TIMEOUT_MAX * 1000ull;
 }
 
 static int arm_timer(int fd, uint64_t ms)
@@ -566,18 +596,46 @@ static void step_start_record(struct run *r, const struct rb_step *st, unsigned 
 	rec_str(s, "cwd", p->cwd);
 	rec_str(s, "run_as", st->run_as);
 	if (st->timeout > 0)
-		rec_int(s, "timeout_ms", (int64_t)(st->timeout * 1000));
-	rec_env(r, "env", p->env + p->nenv - p->nstep_env, p->nstep_env);
+		rec_int(s, "timeout_ms", (int64_t)timeout_ms(st->timeout));
+	rec_env(r, "env", p->env ? p->env + p->nenv - p->nstep_env : NULL, p->nstep_env);
 	emit(r);
 }
 
-static int spawn(struct run *r, struct attempt *a, const struct prepared *p, const char *name)
+static void close_pipes(int (*fds)[2], size_t n)
 {
-	int go[2], ep[2], out[2], errp[2];
+	for (size_t i = 0; i < n; i++)
+		for (int j = 0; j < 2; j++)
+			close_fd(&fds[i][j]);
+}
 
-	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-	    pipe2(errp, O_CLOEXEC) < 0)
-		err(2, "pipe");
+/* The go, error, stdout and stderr pipes of a child; fails closed with none left open. */
+static int open_pipes(int (*fds)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fds[i][0] = fds[i][1] = -1;
+	for (size_t i = 0; i < n; i++)
+		if (pipe2(fds[i], O_CLOEXEC) < 0) {
+			int e = errno;
+
+			close_pipes(fds, n);
+			errno = e;
+			return -1;
+		}
+	return 0;
+}
+
+/* Returns -1 with error set when the step could not be started; run->error is set too when
+ * the cause stops the whole run (no pipe, no fork). */
+static int spawn(struct run *r, struct attempt *a, const struct prepared *p, const char *name,
+		 char *error, size_t errlen)
+{
+	int fds[4][2], *go = fds[0], *ep = fds[1], *out = fds[2], *errp = fds[3];
+
+	if (open_pipes(fds, 4) < 0) {
+		run_fail(r, errno, "pipe");
+		snprintf(error, errlen, "%s", r->error);
+		return -1;
+	}
 	if (r->cg_run[0]) {
 		snprintf(a->cgroup, sizeof(a->cgroup), "%s/%u-%s", r->cg_run, r->seq, name);
 		if (mkdir(a->cgroup, 0755) < 0) {
@@ -587,8 +645,15 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 	}
 	fflush(NULL);
 	a->pid = fork();
-	if (a->pid < 0)
-		err(2, "fork");
+	if (a->pid < 0) {
+		run_fail(r, errno, "fork");
+		snprintf(error, errlen, "%s", r->error);
+		close_pipes(fds, 4);
+		if (a->cgroup[0])
+			rmdir(a->cgroup);
+		a->cgroup[0] = '\0';
+		return -1;
+	}
 	if (a->pid == 0) {
 		close(go[1]);
 		close(ep[0]);
@@ -611,16 +676,16 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 			warn("cannot move step %s into %s", name, a->cgroup);
 	}
 	if (collector_track(&r->col, a->pid, r->seq) < 0) {
-		warn("cannot register step %s with the tracer", name);
+		snprintf(error, errlen, "cannot register the step with the tracer: %s",
+			 strerror(errno));
 		kill(a->pid, SIGKILL);
 		close(go[1]);
-		waitpid(a->pid, NULL, 0);
+		waitpid(a->pid, &a->status, 0);
 		return -1;
 	}
 	a->go = go[1];
+	/* Without a pidfd (valgrind, old kernels, no fd left) the loop polls waitpid instead. */
 	a->pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
-	if (a->pidfd < 0)
-		err(2, "pidfd_open");
 	return 0;
 }
 
@@ -695,6 +760,100 @@ static void on_signal(struct run *r, struct attempt *a)
 		kill_tree(a);
 }
 
+/* Puts the attempt's output, exit and timers into the loop; -1 with run->error set. */
+static int watch_attempt(struct run *r, struct attempt *a, double timeout)
+{
+	a->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	a->gracefd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (a->timerfd < 0 || a->gracefd < 0) {
+		run_fail(r, errno, "timerfd_create");
+		return -1;
+	}
+	if (ep_add(r, a->outfd[0], TAG_OUT) < 0 || ep_add(r, a->outfd[1], TAG_ERR) < 0 ||
+	    (a->pidfd >= 0 && ep_add(r, a->pidfd, TAG_PID) < 0) ||
+	    ep_add(r, a->timerfd, TAG_TIMER) < 0 || ep_add(r, a->gracefd, TAG_GRACE) < 0) {
+		run_fail(r, errno, "epoll_ctl");
+		return -1;
+	}
+	if (timeout > 0 && arm_timer(a->timerfd, timeout_ms(timeout)) < 0) {
+		run_fail(r, errno, "timerfd_settime");
+		return -1;
+	}
+	return 0;
+}
+
+static void unwatch_attempt(struct run *r, struct attempt *a)
+{
+	int *fds[] = {&a->outfd[0], &a->outfd[1], &a->pidfd, &a->timerfd, &a->gracefd};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		ep_del(r, *fds[i]);
+		close_fd(fds[i]);
+	}
+	if (a->errpipe < 0 || read(a->errpipe, &a->cerr, sizeof(a->cerr)) != sizeof(a->cerr))
+		a->cerr.stage = 0;
+	close_fd(&a->errpipe);
+}
+
+/* The step's main process has exited (or not yet, with 0 from waitpid). */
+static void check_exit(struct run *r, struct attempt *a, bool *grace_over)
+{
+	if (a->exited || waitpid(a->pid, &a->status, WNOHANG) != a->pid)
+		return;
+	a->exited = true;
+	ep_del(r, a->pidfd);
+	if (arm_timer(a->gracefd, OUTPUT_GRACE_MS) < 0)
+		*grace_over = true;
+}
+
+/* When the loop itself fails, the step is not left running unwatched. */
+static void reap(struct attempt *a)
+{
+	if (a->exited)
+		return;
+	kill_tree(a);
+	if (waitpid(a->pid, &a->status, 0) == a->pid)
+		a->exited = true;
+}
+
+static void on_event(struct run *r, struct attempt *a, uint32_t tag, bool *grace_over)
+{
+	switch (tag) {
+	case TAG_RB:
+		if (collector_drain(&r->col, false) < 0 && !r->log_failed)
+			emit(r);
+		if (r->sealing && sealer_flush(&r->seal) < 0 && !r->log_failed &&
+		    !r->o->log_keep_going) {
+			r->log_failed = true;
+			warn("cannot write the log in %s; stopping the run", r->o->log_dir);
+		}
+		break;
+	case TAG_SIG:
+		on_signal(r, a);
+		break;
+	case TAG_OUT:
+		pump(r, a, 0);
+		break;
+	case TAG_ERR:
+		pump(r, a, 1);
+		break;
+	case TAG_TIMER:
+		a->timed_out = true;
+		kill_tree(a);
+		ep_del(r, a->timerfd);
+		break;
+	case TAG_GRACE:
+		*grace_over = true;
+		break;
+	case TAG_TICK:
+		on_tick(r);
+		break;
+	case TAG_PID:
+		check_exit(r, a, grace_over);
+		break;
+	}
+}
+
 /* Waits until the step's main process has exited and its output is closed (or a short grace
  * after the exit, for a daemon that kept them), draining events all the while. */
 static void wait_attempt(struct run *r, struct attempt *a, double timeout)
@@ -702,85 +861,35 @@ static void wait_attempt(struct run *r, struct attempt *a, double timeout)
 	struct epoll_event evs[16];
 	bool grace_over = false;
 
-	ep_add(r, a->outfd[0], TAG_OUT);
-	ep_add(r, a->outfd[1], TAG_ERR);
-	ep_add(r, a->pidfd, TAG_PID);
-	a->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-	a->gracefd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-	if (a->timerfd < 0 || a->gracefd < 0)
-		err(2, "timerfd_create");
-	ep_add(r, a->timerfd, TAG_TIMER);
-	ep_add(r, a->gracefd, TAG_GRACE);
-	if (timeout > 0)
-		arm_timer(a->timerfd, (uint64_t)(timeout * 1000));
+	if (watch_attempt(r, a, timeout) < 0) {
+		reap(a);
+		unwatch_attempt(r, a);
+		return;
+	}
 	if (r->interrupted)
 		kill_tree(a);
 	while (!a->exited || (!grace_over && (!a->cap[0].eof || !a->cap[1].eof))) {
 		int n = epoll_wait(r->epfd, evs, 16, POLL_MS);
 
-		if (n < 0 && errno != EINTR)
-			err(2, "epoll_wait");
-		/* The kernel wakes us only for a full batch; a quiet ring is read here. */
-		if (n == 0)
-			evs[n++].data.u32 = TAG_RB;
-		for (int i = 0; i < n; i++) {
-			switch (evs[i].data.u32) {
-			case TAG_RB:
-				if (collector_drain(&r->col, false) < 0 && !r->log_failed)
-					emit(r);
-				if (r->sealing && sealer_flush(&r->seal) < 0 && !r->log_failed &&
-				    !r->o->log_keep_going) {
-					r->log_failed = true;
-					warn("cannot write the log in %s; stopping the run",
-					     r->o->log_dir);
-				}
-				break;
-			case TAG_SIG:
-				on_signal(r, a);
-				break;
-			case TAG_OUT:
-				pump(r, a, 0);
-				break;
-			case TAG_ERR:
-				pump(r, a, 1);
-				break;
-			case TAG_TIMER:
-				a->timed_out = true;
-				kill_tree(a);
-				ep_del(r, a->timerfd);
-				break;
-			case TAG_GRACE:
-				grace_over = true;
-				break;
-			case TAG_TICK:
-				on_tick(r);
-				break;
-			case TAG_PID:
-				if (waitpid(a->pid, &a->status, WNOHANG) == a->pid) {
-					a->exited = true;
-					ep_del(r, a->pidfd);
-					arm_timer(a->gracefd, OUTPUT_GRACE_MS);
-				}
-				break;
-			}
+		if (n < 0 && errno != EINTR) {
+			run_fail(r, errno, "epoll_wait");
+			reap(a);
+			break;
 		}
+		/* The kernel wakes us only for a full batch; a quiet ring is read here. */
+		if (n <= 0) {
+			n = 1;
+			evs[0].data.u32 = TAG_RB;
+		}
+		for (int i = 0; i < n; i++)
+			on_event(r, a, evs[i].data.u32, &grace_over);
+		if (a->pidfd < 0)
+			check_exit(r, a, &grace_over);
 		/* Fail closed: a step does not go on once its records cannot be written. */
 		if (r->log_failed && !a->exited)
 			kill_tree(a);
 	}
-	for (int i = 0; i < 2; i++) {
-		if (!a->cap[i].eof)
-			ep_del(r, a->outfd[i]);
-		close(a->outfd[i]);
-	}
-	ep_del(r, a->timerfd);
-	ep_del(r, a->gracefd);
-	close(a->timerfd);
-	close(a->gracefd);
-	close(a->pidfd);
-	if (read(a->errpipe, &a->cerr, sizeof(a->cerr)) != sizeof(a->cerr))
-		a->cerr.stage = 0;
-	close(a->errpipe);
+	unwatch_attempt(r, a);
 }
 
 static const char *attempt_status(const struct attempt *a)
@@ -870,8 +979,10 @@ static const char *run_attempt(struct run *r, const struct rb_step *st, unsigned
 	struct attempt a;
 	struct prepared p;
 	const char *status;
+	char error[RB_ERRLEN] = "";
 
 	memset(&a, 0, sizeof(a));
+	a.pidfd = a.timerfd = a.gracefd = a.errpipe = a.go = a.outfd[0] = a.outfd[1] = -1;
 	a.start = mono();
 	r->seq++;
 	collector_set_step(&r->col, r->seq, st->name);
@@ -888,23 +999,30 @@ static const char *run_attempt(struct run *r, const struct rb_step *st, unsigned
 	for (int i = 0; i < 2; i++) {
 		a.cap[i].md = EVP_MD_CTX_new();
 		if (!a.cap[i].md || !EVP_DigestInit_ex(a.cap[i].md, EVP_sha256(), NULL))
-			errx(2, "SHA-256 unavailable");
+			run_fail(r, 0, "SHA-256 unavailable (OpenSSL)");
 	}
 	if (p.has_user)
 		a.uid = p.user.uid;
-	if (spawn(r, &a, &p, st->name) < 0) {
+	if (r->error[0] || spawn(r, &a, &p, st->name, error, sizeof(error)) < 0) {
 		step_start_record(r, st, attempt, &p, &a);
 		status = "failed";
 		a.pid = 0;
+		if (!error[0])
+			snprintf(error, sizeof(error), "%s", r->error);
+		warnx("step %s: %s", st->name, error);
 	} else {
 		step_start_record(r, st, attempt, &p, &a);
 		release(&a, st->name);
 		wait_attempt(r, &a, st->timeout);
 		status = attempt_status(&a);
+		if (r->error[0])
+			snprintf(error, sizeof(error), "%s", r->error);
+		else if (r->interrupted)
+			snprintf(error, sizeof(error), "interrupted");
 	}
 	/* Everything the step's processes did is in the ring buffer by now. */
 	collector_drain(&r->col, true);
-	step_end_record(r, st->name, attempt, &a, status, r->interrupted ? "interrupted" : NULL);
+	step_end_record(r, st->name, attempt, &a, status, error[0] ? error : NULL);
 	progress_step_end(&r->prog, st->name, status, (mono() - a.start) / 1000000);
 	if (a.cgroup[0] && !cgroup_pids(a.cgroup, (pid_t[1]){0}, 1))
 		rmdir(a.cgroup);
@@ -924,6 +1042,10 @@ static void pause_ms(struct run *r, uint64_t ms)
 	while (!r->interrupted && mono() < end) {
 		int n = epoll_wait(r->epfd, evs, 8, (int)((end - mono()) / 1000000) + 1);
 
+		if (n < 0 && errno != EINTR) {
+			run_fail(r, errno, "epoll_wait");
+			return;
+		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u32 == TAG_RB)
 				collector_drain(&r->col, false);
@@ -940,7 +1062,7 @@ static bool run_step(struct run *r, const struct rb_step *st)
 	for (unsigned attempt = 1; attempt <= st->retries + 1; attempt++) {
 		if (!strcmp(run_attempt(r, st, attempt), "ok"))
 			return true;
-		if (r->interrupted || r->log_failed || attempt > st->retries)
+		if (run_stopped(r) || attempt > st->retries)
 			break;
 		pause_ms(r, (uint64_t)(st->retry_delay * 1000));
 	}
@@ -949,13 +1071,13 @@ static bool run_step(struct run *r, const struct rb_step *st)
 
 static void run_steps(struct run *r, const struct rb_step *steps, size_t n, bool rollback)
 {
-	for (size_t i = 0; i < n && !r->interrupted && !r->log_failed; i++) {
+	for (size_t i = 0; i < n && !run_stopped(r); i++) {
 		if (run_step(r, &steps[i]))
 			continue;
 		r->any_failed = true;
 		if (steps[i].on_failure == RB_CONTINUE)
 			continue;
-		if (steps[i].on_failure == RB_ROLLBACK && !rollback && !r->interrupted) {
+		if (steps[i].on_failure == RB_ROLLBACK && !rollback && !run_stopped(r)) {
 			run_steps(r, r->rb.rollback, r->rb.nrollback, true);
 		}
 		break;
@@ -1098,7 +1220,9 @@ static void run_end_record(struct run *r, const char *status)
 	rec_int(s, "runseal_maxrss_kb", peak_rss_kb());
 	if (r->interrupted)
 		rec_bool(s, "interrupted", true);
-	if (r->log_failed)
+	if (r->error[0])
+		rec_str(s, "error", r->error);
+	else if (r->log_failed)
 		rec_str(s, "error", "log write failed");
 	rec_int(s, "tamper_attempts", (int64_t)r->col.tamper_attempts);
 	rec_int(s, "guard_restarts", r->guard.restarts);
@@ -1108,17 +1232,19 @@ static void run_end_record(struct run *r, const char *status)
 
 /* ---- set-up -------------------------------------------------------------------------- */
 
-static int setup(struct run *r)
+static int setup_runbook(struct run *r)
 {
 	const struct run_opts *o = r->o;
 	char e[RB_ERRLEN];
-	sigset_t mask;
 
 	if (runbook_load(o->runbook, &r->rb, e, sizeof(e)) < 0) {
 		fprintf(stderr, "runseal: %s\n", e);
 		return -1;
 	}
-	make_run_id(r->id);
+	if (make_run_id(r->id) < 0) {
+		warn("getrandom");
+		return -1;
+	}
 	if (runbook_bind(&r->rb, o->params, o->nparams, &r->b, e, sizeof(e)) < 0 ||
 	    rb_binding_set(&r->b, "run_id", r->id) < 0) {
 		fprintf(stderr, "runseal: %s: %s\n", o->runbook, e);
@@ -1138,6 +1264,39 @@ static int setup(struct run *r)
 	for (size_t i = 0; i < r->b.n; i++)
 		if (r->b.secret[i] && redact_add_secret(&r->red, r->b.names[i], r->b.values[i]) < 0)
 			errx(2, "out of memory");
+	return 0;
+}
+
+/* The loop's own descriptors, made before the log is touched: failing here writes nothing. */
+static int setup_loop(struct run *r)
+{
+	struct itimerspec second = {.it_interval = {1, 0}, .it_value = {1, 0}};
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	r->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (r->sigfd < 0 || r->epfd < 0 || r->tickfd < 0 || r->devnull < 0 ||
+	    timerfd_settime(r->tickfd, 0, &second, NULL) < 0 || ep_add(r, r->sigfd, TAG_SIG) < 0 ||
+	    ep_add(r, r->tickfd, TAG_TICK) < 0) {
+		warn("cannot set up the event loop (signalfd, epoll, timerfd, /dev/null)");
+		return -1;
+	}
+	return 0;
+}
+
+static int setup_sinks(struct run *r)
+{
+	const struct run_opts *o = r->o;
+
 	stream_init(&r->s, &r->red);
 	if (!o->no_seal) {
 		struct sealer_opts so = {
@@ -1159,7 +1318,6 @@ static int setup(struct run *r)
 		/* First sink: a record reaches the log before anything else sees it. */
 		stream_add_sink(&r->s, (struct sink){sealer_sink, &r->seal, o->log_dir});
 	}
-	r->events_fd = -1;
 	r->passout = 1;
 	if (o->events && !strcmp(o->events, "-")) {
 		r->events_fd = 1;
@@ -1175,34 +1333,73 @@ static int setup(struct run *r)
 		stream_add_sink(&r->s, (struct sink){sink_fd_write, &r->events_fd, "--events"});
 	r->prog.out = !o->quiet && isatty(1) && r->passout == 1 ? stdout : NULL;
 	stream_add_sink(&r->s, (struct sink){progress_sink, &r->prog, "progress"});
-	if (collector_open(&r->col, &r->s, o->ringbuf_bytes, o->bpf_floor) < 0)
+	return 0;
+}
+
+static int setup(struct run *r)
+{
+	if (setup_runbook(r) < 0 || setup_loop(r) < 0 || setup_sinks(r) < 0)
+		return -1;
+	if (collector_open(&r->col, &r->s, r->o->ringbuf_bytes, r->o->bpf_floor) < 0)
 		return -1;
 	collector_set_run(&r->col, r->id);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	r->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (r->sigfd < 0 || r->epfd < 0)
-		err(2, "signalfd/epoll");
-	ep_add(r, collector_fd(&r->col), TAG_RB);
-	ep_add(r, r->sigfd, TAG_SIG);
-	r->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-	struct itimerspec second = {.it_interval = {1, 0}, .it_value = {1, 0}};
-	if (r->tickfd < 0 || timerfd_settime(r->tickfd, 0, &second, NULL) < 0)
-		err(2, "timerfd");
-	ep_add(r, r->tickfd, TAG_TICK);
-	r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (r->devnull < 0)
-		err(2, "/dev/null");
+	if (ep_add(r, collector_fd(&r->col), TAG_RB) < 0) {
+		warn("epoll_ctl");
+		return -1;
+	}
 	cgroup_init(r);
 	start_guard(r);
 	base_env(r);
 	return 0;
+}
+
+/* Removes the run's cgroups; processes still in them go back to where runseal started. */
+static void cgroups_release(struct run *r)
+{
+	char path[PATH_MAX + 64];
+
+	if (!r->cg_run[0])
+		return;
+	for (uint32_t i = 1; i <= r->seq && i < r->col.nsteps; i++) {
+		snprintf(path, sizeof(path), "%s/%u-%s", r->cg_run, i, r->col.steps[i]);
+		if (access(path, F_OK) == 0)
+			cgroup_release(r, path);
+	}
+	rmdir(r->cg_run);
+}
+
+/* Frees what setup made, however far it got. */
+static void teardown(struct run *r)
+{
+	guard_stop(&r->guard);
+	/* Readers see the end of the records now: detaching the tracepoints takes a while. */
+	if (r->events_fd > 2)
+		close(r->events_fd);
+	else if (r->events_fd == 1)
+		fflush(stdout);
+	collector_close(&r->col);
+	if (r->sealing)
+		sealer_close(&r->seal);
+	close_fd(&r->sigfd);
+	close_fd(&r->epfd);
+	close_fd(&r->tickfd);
+	close_fd(&r->devnull);
+	stream_free(&r->s);
+	env_free(r->env, r->nenv);
+	redact_free(&r->red);
+	rb_binding_free(&r->b);
+	runbook_free(&r->rb);
+}
+
+static int exit_status(const struct run *r)
+{
+	if (r->interrupted)
+		return RUN_INTERRUPTED;
+	if (r->log_failed || r->any_failed || r->error[0])
+		return RUN_FAILED;
+	if (collector_incomplete(&r->col) && r->o->strict)
+		return RUN_INCOMPLETE;
+	return RUN_OK;
 }
 
 int runner_run(const struct run_opts *o)
@@ -1214,14 +1411,17 @@ int runner_run(const struct run_opts *o)
 	memset(&r, 0, sizeof(r));
 	r.o = o;
 	r.start = mono();
-	if (setup(&r) < 0)
+	r.sigfd = r.epfd = r.tickfd = r.devnull = r.events_fd = r.guard.fd = -1;
+	if (setup(&r) < 0) {
+		teardown(&r);
 		return RUN_USAGE;
+	}
 	run_start_record(&r);
 	recover_crashed(&r);
 	if (!r.log_failed)
 		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
 	collector_drain(&r.col, true);
-	if (r.any_failed || r.interrupted || r.log_failed)
+	if (r.any_failed || run_stopped(&r))
 		status = "failed";
 	else if (collector_incomplete(&r.col))
 		status = "incomplete";
@@ -1233,40 +1433,13 @@ int runner_run(const struct run_opts *o)
 		r.log_failed = !o->log_keep_going;
 	}
 	progress_run_end(&r.prog, r.id, status, r.steps_run, r.col.events, r.col.lost);
-	if (r.cg_run[0]) {
-		char path[PATH_MAX + 64];
-
-		for (uint32_t i = 1; i <= r.seq; i++) {
-			snprintf(path, sizeof(path), "%s/%u-%s", r.cg_run, i, r.col.steps[i]);
-			if (access(path, F_OK) == 0)
-				cgroup_release(&r, path);
-		}
-		rmdir(r.cg_run);
-	}
-	if (r.interrupted)
-		rc = RUN_INTERRUPTED;
-	else if (r.log_failed || r.any_failed)
-		rc = RUN_FAILED;
-	else if (collector_incomplete(&r.col) && o->strict)
-		rc = RUN_INCOMPLETE;
-	else
-		rc = RUN_OK;
+	cgroups_release(&r);
+	rc = exit_status(&r);
+	if (r.error[0])
+		warnx("run %s stopped: %s", r.id, r.error);
 	if (r.col.lost)
 		warnx("run %s: %llu events lost: the record is incomplete", r.id,
 		      (unsigned long long)r.col.lost);
-	guard_stop(&r.guard);
-	/* Readers see the end of the records now: detaching the tracepoints takes a while. */
-	if (r.events_fd > 2)
-		close(r.events_fd);
-	else if (r.events_fd == 1)
-		fflush(stdout);
-	collector_close(&r.col);
-	if (r.sealing)
-		sealer_close(&r.seal);
-	stream_free(&r.s);
-	env_free(r.env, r.nenv);
-	redact_free(&r.red);
-	rb_binding_free(&r.b);
-	runbook_free(&r.rb);
+	teardown(&r);
 	return rc;
 }

@@ -1,9 +1,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,12 +40,11 @@
  *   count and first_seq checks of that segment, which must then disagree.
  */
 
-#define PROBLEMS_LISTED 1000
-#define RING		64
-#define LOOKAHEAD	16
-#define GAPS_MAX	256
-#define NOSEQ		UINT64_MAX
-#define NOOFF		((size_t)-1)
+#define RING	  64
+#define LOOKAHEAD 16
+#define GAPS_MAX  256
+#define NOSEQ	  VERIFY_NONE
+#define NOOFF	  ((size_t)-1)
 
 enum kind { K_RECORD, K_GENESIS, K_SEGMENT, K_SEAL, K_RECOVERY, K_LOSS, K_BAD };
 
@@ -95,9 +92,10 @@ struct ver {
 	char sched_err[KEYS_ERRLEN];
 	unsigned char *cert; /* per epoch: 0 unchecked, 1 good, 2 bad */
 	bool keys_bad;	     /* wrong key or host: signatures mean nothing */
-	unsigned long errors, warnings, listed;
+	unsigned long errors, warnings;
 	verify_entry_fn fn;
 	void *ctx;
+	struct verify_summary *sum;
 	bool deliver; /* false after the first error: fn gets a verified prefix */
 };
 
@@ -134,6 +132,7 @@ struct walk {
 		struct recent to;   /* the entry whose prev did not match */
 	} brk;
 	size_t last_loc_seg[4], last_loc_off[4];
+	const char *prob_run; /* the run the next problem is about, or NULL */
 	unsigned last_loc_i;
 
 	/* current segment */
@@ -182,23 +181,7 @@ struct walk {
 	bool head_parsed;
 };
 
-/* ---- output ----------------------------------------------------------------------------- */
-
-/* Bytes from the log or a directory listing are hostile: printable ASCII passes, anything
- * else (terminal escapes, newlines that would forge a line) becomes \xNN. */
-static void put_escaped(FILE *f, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\\')
-			fputs("\\\\", f);
-		else if (c >= 0x20 && c < 0x7f)
-			fputc(c, f);
-		else
-			fprintf(f, "\\x%02x", c);
-	}
-}
+/* ---- problems ------------------------------------------------------------------------ */
 
 static bool same_loc_recent(struct walk *w, size_t seg, size_t off)
 {
@@ -242,68 +225,21 @@ problem(struct walk *w, bool error, const char *kind, size_t seg, const char *na
 	}
 	if (!strcmp(kind, "truncated"))
 		w->truncated = true;
-	if (o->quiet)
+	if (!o->problem)
 		return;
-	if (v->listed == PROBLEMS_LISTED) {
-		v->listed++;
-		if (o->json)
-			printf(
-			    "{\"level\":\"note\",\"kind\":\"limit\",\"file\":null,\"offset\":null,"
-			    "\"seq\":null,\"message\":\"only the first %d problems are listed\"}\n",
-			    PROBLEMS_LISTED);
-		else
-			printf("note: only the first %d problems are listed\n", PROBLEMS_LISTED);
-		return;
-	}
-	if (v->listed > PROBLEMS_LISTED)
-		return;
-	v->listed++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (seg != SIZE_MAX)
 		name = w->segs[seg].name;
 	snprintf(file, sizeof(file), "%s%s", name && *name ? w->label : "", name ? name : "");
-	if (o->json) {
-		struct jbuf b = {0};
-
-		jb_raw(&b, "{\"level\":", 9);
-		jb_str(&b, error ? "error" : "warning", error ? 5 : 7);
-		jb_raw(&b, ",\"kind\":", 8);
-		jb_str(&b, kind, strlen(kind));
-		jb_raw(&b, ",\"file\":", 8);
-		if (*file)
-			jb_str(&b, file, strlen(file));
-		else
-			jb_raw(&b, "null", 4);
-		jb_raw(&b, ",\"offset\":", 10);
-		if (off != NOOFF)
-			jb_u64(&b, off);
-		else
-			jb_raw(&b, "null", 4);
-		jb_raw(&b, ",\"seq\":", 7);
-		if (seq != NOSEQ)
-			jb_u64(&b, seq);
-		else
-			jb_raw(&b, "null", 4);
-		jb_raw(&b, ",\"message\":", 11);
-		jb_str(&b, msg, strlen(msg));
-		jb_raw(&b, "}\n", 2);
-		fwrite(b.p, 1, b.len, stdout);
-		jb_free(&b);
-		return;
-	}
-	printf("%s: %s: ", error ? "error" : "warning", kind);
-	if (*file) {
-		put_escaped(stdout, file, strlen(file));
-		if (off != NOOFF)
-			printf(" offset %zu", off);
-		if (seq != NOSEQ)
-			printf(" seq %" PRIu64, seq);
-		fputs(": ", stdout);
-	}
-	put_escaped(stdout, msg, strlen(msg));
-	putchar('\n');
+	o->problem(o->ctx, &(struct verify_problem){.level = error ? VERIFY_ERROR : VERIFY_WARNING,
+						    .kind = kind,
+						    .file = file,
+						    .offset = off == NOOFF ? VERIFY_NONE : off,
+						    .seq = seq,
+						    .run = w->prob_run,
+						    .message = msg});
 }
 
 /* ---- chain helpers ------------------------------------------------------------------------ */
@@ -650,10 +586,27 @@ static void deliver(struct walk *w)
 	for (size_t i = 0; i < w->npend && v->deliver && v->fn; i++) {
 		const struct pend *p = &w->pend[i];
 
+		if (!v->sum->any)
+			v->sum->first_seq = p->seq;
+		v->sum->any = true;
+		v->sum->last_seq = p->seq;
 		if (v->fn(v->ctx, w->buf + p->off, p->len, p->seq, p->hash))
 			v->fn = NULL; /* the reader is done (a closed pipe) */
 	}
 	w->npend = 0;
+}
+
+/* An epoch key whose seal verified, once, for the summary. */
+static void note_key(struct verify_summary *sum, const unsigned char key[32])
+{
+	char id[65];
+
+	key_id(key, id);
+	for (size_t i = 0; i < sum->nepoch_keys; i++)
+		if (!strcmp(sum->epoch_keys[i], id))
+			return;
+	if (sum->nepoch_keys < VERIFY_KEYS_MAX)
+		memcpy(sum->epoch_keys[sum->nepoch_keys++], id, sizeof(id));
 }
 
 /* The seal's signature over everything in the line but the signature itself. */
@@ -769,8 +722,10 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 			problem(w, true, "epoch", w->cur, NULL, off, seq,
 				"the root certificate of epoch %" PRIu64 " does not verify", e);
 		} else {
+			bool sig_ok = seal_sig_ok(v, l, len, key);
+
 			te = epoch_of(&v->s, sec);
-			if (!seal_sig_ok(v, l, len, key))
+			if (!sig_ok)
 				problem(w, true, "bad_signature", w->cur, NULL, off, seq,
 					"the seal's signature does not verify");
 			else if (te != e)
@@ -784,6 +739,8 @@ static void check_seal(struct walk *w, const char *l, size_t len, size_t off, ui
 					"epoch %" PRIu64 " after epoch %" PRIu64
 					": an expired (erased) epoch key used later",
 					e, w->last_epoch);
+			if (sig_ok)
+				note_key(v->sum, key); /* a key the log was checked with */
 		}
 		check_lateness(w, time, tns);
 	}
@@ -957,6 +914,7 @@ static void runs_report(struct walk *w)
 
 		if (r->ended)
 			continue;
+		w->prob_run = r->id;
 		if (r->by[0])
 			problem(w, false, "interrupted", r->seg, NULL, r->off, r->seq,
 				"run %s interrupted: it never reached run_end (runseal was killed; "
@@ -967,6 +925,7 @@ static void runs_report(struct walk *w)
 				"run %s interrupted: it never reached run_end (runseal was killed, "
 				"or the run is still going)",
 				r->id);
+		w->prob_run = NULL;
 	}
 }
 
@@ -1235,8 +1194,9 @@ static void process_segment(struct walk *w, size_t i)
 				NOSEQ,
 				"the segment ends without a seal and no recovery entry names it "
 				"(entries or the seal were cut off)");
-	memmove(w->crash, w->crash + ncrash_before,
-		(w->ncrash - ncrash_before) * sizeof(*w->crash));
+	if (w->crash)
+		memmove(w->crash, w->crash + ncrash_before,
+			(w->ncrash - ncrash_before) * sizeof(*w->crash));
 	w->ncrash -= ncrash_before;
 	if (!w->seg_sealed && !sg->z)
 		check_cadence(w);
@@ -1302,8 +1262,7 @@ static int list_dir(struct walk *w)
 	size_t cap = 0, k = 0;
 
 	if (!d) {
-		if (!w->v->o->quiet)
-			fprintf(stderr, "runseal: %s: %s\n", w->dir, strerror(errno));
+		snprintf(w->v->sum->err, sizeof(w->v->sum->err), "%s: %s", w->dir, strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(d))) {
@@ -1532,26 +1491,32 @@ static int walk_dir(struct walk *w)
  * ended epoch still on disk, which lets anyone with root re-sign that epoch's records. */
 static void warn_stale_key(struct ver *v, const char *kd)
 {
-	char path[PATH_MAX], err[KEYS_ERRLEN];
+	char path[PATH_MAX], err[KEYS_ERRLEN], msg[PATH_MAX + 256];
 	struct epoch_schedule s;
 	uint64_t at, due;
 
 	snprintf(path, sizeof(path), "%s/epoch.key", kd);
-	if (v->o->quiet || access(path, F_OK) < 0 || keys_key_epoch(kd, &at, err, sizeof(err)) < 0)
+	if (!v->o->problem || access(path, F_OK) < 0 ||
+	    keys_key_epoch(kd, &at, err, sizeof(err)) < 0)
 		return;
 	snprintf(path, sizeof(path), "%s/epochs.pub", kd);
 	if (keys_load_schedule(path, v->root, &s, err, sizeof(err)) < 0)
 		return;
 	due = keys_epoch_due(&s, (uint64_t)time(NULL));
 	keys_free_schedule(&s);
-	if (due > at)
-		fprintf(stderr,
-			"runseal: warning: %s/epoch.key is at epoch %" PRIu64
-			" but the clock is in "
-			"epoch %" PRIu64 ": the seeds of ended epochs are still on disk, so their "
-			"records could be re-signed; run `runseal keys tick` and install its timer "
-			"(`make install`)\n",
-			kd, at, due);
+	if (due <= at)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "%s/epoch.key is at epoch %" PRIu64 " but the clock is in epoch %" PRIu64
+		 ": the seeds of ended epochs are still on disk, so their records could be "
+		 "re-signed; run `runseal keys tick` and install its timer (`make install`)",
+		 kd, at, due);
+	v->o->problem(v->o->ctx, &(struct verify_problem){.level = VERIFY_NOTE,
+							  .kind = "stale_key",
+							  .file = path,
+							  .offset = VERIFY_NONE,
+							  .seq = VERIFY_NONE,
+							  .message = msg});
 }
 
 static int load_keys(struct ver *v)
@@ -1565,18 +1530,18 @@ static int load_keys(struct ver *v)
 	else
 		snprintf(path, sizeof(path), "%s/root.pub", kd);
 	if (keys_load_root_pub(path, v->host, v->root, err, sizeof(err)) < 0) {
-		if (!o->quiet)
-			fprintf(stderr, "runseal: %s\n", err);
+		snprintf(v->sum->err, sizeof(v->sum->err), "%s", err);
 		return -1;
 	}
 	hex(v->host, 16, v->host_hex);
 	key_id(v->root, v->root_id);
+	snprintf(v->sum->root_key, sizeof(v->sum->root_key), "%s", v->root_id);
+	snprintf(v->sum->host_id, sizeof(v->sum->host_id), "%s", v->host_hex);
 	snprintf(path, sizeof(path), "%s/epochs.pub", kd);
 	if (access(path, R_OK) < 0) {
-		if (!o->quiet)
-			fprintf(stderr,
-				"runseal: %s: %s (give --key-dir, the directory of epochs.pub)\n",
-				path, strerror(errno));
+		snprintf(v->sum->err, sizeof(v->sum->err),
+			 "%s: %s (give --key-dir, the directory of epochs.pub)", path,
+			 strerror(errno));
 		return -1;
 	}
 	warn_stale_key(v, kd);
@@ -1593,12 +1558,15 @@ static int load_keys(struct ver *v)
 	return 0;
 }
 
-int verify_log(const struct verify_opts *o, verify_entry_fn fn, void *ctx)
+int verify_log(const struct verify_opts *o, struct verify_summary *out)
 {
-	struct ver v = {.o = o, .fn = fn, .ctx = ctx, .deliver = true};
+	struct verify_summary local = {0}, *sum = out ? out : &local;
+	struct ver v = {.o = o, .fn = o->entry, .ctx = o->ctx, .deliver = true, .sum = sum};
 	struct walk *reps = NULL;
 	struct walk w = {0};
 	int rc = 0;
+
+	memset(sum, 0, sizeof(*sum));
 
 	if (load_keys(&v) < 0)
 		return 2;
@@ -1612,8 +1580,7 @@ int verify_log(const struct verify_opts *o, verify_entry_fn fn, void *ctx)
 		goto out;
 	}
 	if (!v.have_sched && !v.keys_bad) {
-		if (!o->quiet)
-			fprintf(stderr, "runseal: %s\n", v.sched_err);
+		snprintf(v.sum->err, sizeof(v.sum->err), "%s", v.sched_err);
 		rc = 2;
 		goto out;
 	}
@@ -1654,30 +1621,14 @@ int verify_log(const struct verify_opts *o, verify_entry_fn fn, void *ctx)
 			"verify with --replica DIR (--strict requires one)");
 	if (v.errors)
 		rc = 1;
-	if (!o->quiet) {
-		if (o->json) {
-			printf("{\"result\":\"%s\",\"errors\":%lu,\"warnings\":%lu,\"entries\":"
-			       "%" PRIu64 ",\"segments\":%" PRIu64 ",\"seals\":%" PRIu64,
-			       rc ? "failed" : "ok", v.errors, v.warnings, w.entries, w.segments,
-			       w.seals);
-			if (w.have_seal)
-				printf(",\"last_seal_seq\":%" PRIu64 ",\"last_seal_time\":\"%s\"",
-				       w.last_seal_seq, w.last_seal_time);
-			printf("}\n");
-		} else if (rc) {
-			printf("FAILED: %lu errors, %lu warnings\n", v.errors, v.warnings);
-		} else {
-			printf("ok: %" PRIu64 " entries, %" PRIu64 " segments, %" PRIu64 " seals",
-			       w.entries, w.segments, w.seals);
-			if (w.have_seal)
-				printf(", last seal seq %" PRIu64 " at %s", w.last_seal_seq,
-				       w.last_seal_time);
-			if (v.warnings)
-				printf(" (%lu warnings)", v.warnings);
-			putchar('\n');
-		}
-		fflush(stdout);
-	}
+	sum->errors = v.errors;
+	sum->warnings = v.warnings;
+	sum->entries = w.entries;
+	sum->segments = w.segments;
+	sum->seals = w.seals;
+	sum->have_seal = w.have_seal;
+	sum->last_seal_seq = w.last_seal_seq;
+	snprintf(sum->last_seal_time, sizeof(sum->last_seal_time), "%s", w.last_seal_time);
 out:
 	for (size_t i = 0; reps && i < o->nreplicas; i++)
 		walk_free(&reps[i]);
@@ -1685,509 +1636,5 @@ out:
 	walk_free(&w);
 	free(v.cert);
 	keys_free_schedule(&v.s);
-	return rc;
-}
-
-/* ---- runseal verify ------------------------------------------------------------------------ */
-
-static const char usage_verify[] =
-    "usage: runseal verify [LOGDIR] [--pub FILE] [--key-dir DIR] [--replica DIR]...\n"
-    "                      [--json] [--strict] [-q]\n"
-    "\n"
-    "Checks the sealed log in LOGDIR (default " LOG_DIR_DEFAULT ") with public\n"
-    "keys only: the hash chain of every entry, every segment's seal, its epoch key\n"
-    "and certificate, that no record was sealed late (forward security), and HEAD.\n"
-    "\n"
-    "options:\n"
-    "      --pub FILE      root.pub to trust (default KEYDIR/root.pub); keep a copy\n"
-    "                      off the host\n"
-    "      --key-dir DIR   where epochs.pub is (default " KEYS_DIR_DEFAULT ")\n"
-    "      --replica DIR   verify this replica too and compare HEADs (repeatable)\n"
-    "      --json          problems and the summary as JSON Lines\n"
-    "      --strict        warnings (loss, recovery, worm, unsealed tail, no replica...)\n"
-    "                      fail too\n"
-    "  -q, --quiet         print nothing; the exit status tells\n"
-    "  -h, --help          show this help\n"
-    "\n"
-    "A problem is one line, LEVEL: KIND: FILE offset N seq S: MESSAGE. Errors:\n"
-    "modified, deleted, inserted, reordered, truncated, missing_segment, wrong_host,\n"
-    "wrong_key, bad_signature, epoch, late_record, future_record, head_mismatch,\n"
-    "head_missing, rollback, malformed. Warnings: loss, recovery, worm,\n"
-    "unsealed_tail, head_stale, no_replica, unexpected.\n"
-    "\n"
-    "exit status: 0 verified, 1 problems found, 2 usage error, unreadable log or keys\n";
-
-static const char usage_show[] =
-    "usage: runseal show [LOGDIR] [--run ID] [--json] [--pub FILE] [--key-dir DIR]\n"
-    "\n"
-    "Verifies the log in LOGDIR (default " LOG_DIR_DEFAULT ") as `runseal\n"
-    "verify` does, then prints its entries, one line each: TIME  STEP  KIND  summary.\n"
-    "\n"
-    "options:\n"
-    "      --run ID        only the records of run ID (no log entries)\n"
-    "      --json          entries as JSON Lines, each starting with its seq and its\n"
-    "                      own hash: {\"seq\":N,\"hash\":\"...\",...}\n"
-    "      --pub FILE      root.pub to trust (default KEYDIR/root.pub)\n"
-    "      --key-dir DIR   where epochs.pub is (default " KEYS_DIR_DEFAULT ")\n"
-    "  -h, --help          show this help\n"
-    "\n"
-    "Only verified entries are printed, in log order: those whose chain and segment\n"
-    "seal check out, and the chained entries of a segment not sealed yet. When the\n"
-    "log has a problem, the entries before it are printed, a note goes to stderr and\n"
-    "the exit status is 1; `runseal verify` lists the problems.\n"
-    "\n"
-    "exit status: 0 verified, 1 problems found, 2 usage error, unreadable log or keys\n";
-
-enum { OPT_PUB = 256, OPT_KEYDIR, OPT_REPLICA, OPT_JSON, OPT_STRICT, OPT_RUN };
-
-int verify_cmd(int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"pub", required_argument, NULL, OPT_PUB},
-	    {"key-dir", required_argument, NULL, OPT_KEYDIR},
-	    {"replica", required_argument, NULL, OPT_REPLICA},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"strict", no_argument, NULL, OPT_STRICT},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	struct verify_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
-	const char **reps = NULL;
-	int c, rc;
-
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_PUB:
-			o.pub = optarg;
-			break;
-		case OPT_KEYDIR:
-			o.key_dir = optarg;
-			break;
-		case OPT_REPLICA:
-			reps = xrealloc(reps, (o.nreplicas + 1) * sizeof(*reps));
-			reps[o.nreplicas++] = optarg;
-			break;
-		case OPT_JSON:
-			o.json = true;
-			break;
-		case OPT_STRICT:
-			o.strict = true;
-			break;
-		case 'q':
-			o.quiet = true;
-			break;
-		case 'h':
-			fputs(usage_verify, stdout);
-			free(reps);
-			return 0;
-		default:
-			fputs(usage_verify, stderr);
-			free(reps);
-			return 2;
-		}
-	}
-	if (argc - optind > 1) {
-		fputs(usage_verify, stderr);
-		free(reps);
-		return 2;
-	}
-	if (optind < argc)
-		o.log_dir = argv[optind];
-	o.replicas = reps;
-	rc = verify_log(&o, NULL, NULL);
-	free(reps);
-	return rc;
-}
-
-/* ---- runseal show ------------------------------------------------------------------------- */
-
-struct show {
-	const char *run;
-	bool json;
-	struct jbuf b;
-	bool broken;	       /* stdout failed */
-	struct run_seen *runs; /* for the runs that never ended (issue 8) */
-	size_t nruns, capruns;
-};
-
-/* show's own note of run_start and run_end: the same as verify's, without a walk. */
-static void show_note_run(struct show *sh, const char *kind, const char *run)
-{
-	struct walk w = {.runs = sh->runs, .nruns = sh->nruns, .capruns = sh->capruns};
-	struct run_seen *r;
-
-	if (!strcmp(kind, "run_start")) {
-		if (w.nruns == w.capruns) {
-			w.capruns = w.capruns ? w.capruns * 2 : 64;
-			w.runs = xrealloc(w.runs, w.capruns * sizeof(*w.runs));
-		}
-		r = &w.runs[w.nruns++];
-		memset(r, 0, sizeof(*r));
-		/* Printed later as is: only the characters of a run id pass. */
-		for (size_t i = 0; i < sizeof(r->id) - 1 && run[i]; i++)
-			r->id[i] = isalnum((unsigned char)run[i]) || run[i] == '-' ? run[i] : '?';
-	} else if (!strcmp(kind, "run_end") && (r = run_find(&w, run))) {
-		r->ended = true;
-	}
-	sh->runs = w.runs;
-	sh->nruns = w.nruns;
-	sh->capruns = w.capruns;
-}
-
-/* After the entries: a run without its run_end is said to be interrupted. */
-static void show_interrupted(struct show *sh)
-{
-	for (size_t i = 0; i < sh->nruns; i++) {
-		if (sh->runs[i].ended)
-			continue;
-		if (sh->json)
-			printf("{\"kind\":\"interrupted\",\"run\":\"%s\"}\n", sh->runs[i].id);
-		else
-			printf(
-			    "-  -  interrupted  run %s never reached run_end (runseal was killed, "
-			    "or the run is still going)\n",
-			    sh->runs[i].id);
-	}
-}
-
-/* The span of a top-level value of a line already known to be well-formed JSON. */
-static bool top_value(const char *l, size_t len, const char *key, size_t *vs, size_t *ve)
-{
-	size_t klen = strlen(key), i = 1;
-
-	while (i < len && l[i] == '"') {
-		size_t ks = i + 1, ke;
-		int depth = 0;
-		bool in_str = false;
-
-		for (i = ks; i < len && l[i] != '"'; i++)
-			if (l[i] == '\\')
-				i++;
-		ke = i;
-		i += 2; /* '"' ':' (runseal writes no whitespace) */
-		if (i >= len)
-			return false;
-		*vs = i;
-		for (; i < len; i++) {
-			char c = l[i];
-
-			if (in_str) {
-				if (c == '\\')
-					i++;
-				else if (c == '"')
-					in_str = false;
-				continue;
-			}
-			if (c == '"')
-				in_str = true;
-			else if (c == '{' || c == '[')
-				depth++;
-			else if ((c == '}' || c == ']') && depth)
-				depth--;
-			else if ((c == ',' || c == '}') && !depth)
-				break;
-		}
-		*ve = i;
-		if (ke - ks == klen && !memcmp(l + ks, key, klen))
-			return true;
-		i++;
-	}
-	return false;
-}
-
-/* A JSON string's bytes, decoded by the same parser as everything else. */
-static void put_jstr(struct jbuf *out, const char *raw, size_t n)
-{
-	char *tmp = xmalloc(n + 8), *dec = xmalloc(n + 1);
-
-	memcpy(tmp, "{\"v\":", 5);
-	memcpy(tmp + 5, raw, n);
-	tmp[n + 5] = '}';
-	if (entry_get_str(tmp, n + 6, "v", dec, n + 1) == 0) {
-		for (size_t i = 0; dec[i]; i++) {
-			unsigned char c = (unsigned char)dec[i];
-
-			if (c >= 0x20 && c < 0x7f && c != '\\') {
-				jb_putc(out, (char)c);
-			} else {
-				char t[8];
-
-				jb_raw(out, t, (size_t)snprintf(t, sizeof(t), "\\x%02x", c));
-			}
-		}
-	}
-	free(tmp);
-	free(dec);
-}
-
-/* A field as text: strings decoded and escaped, arrays of strings joined by sep, other
- * values as written. */
-static bool put_field(struct jbuf *out, const char *l, size_t len, const char *key, const char *sep)
-{
-	size_t vs, ve;
-
-	if (!top_value(l, len, key, &vs, &ve))
-		return false;
-	if (l[vs] == '"') {
-		put_jstr(out, l + vs, ve - vs);
-	} else if (l[vs] == '[') {
-		size_t i = vs + 1;
-		bool first = true;
-
-		while (i < ve && l[i] == '"') {
-			size_t s = i;
-
-			for (i++; i < ve && l[i] != '"'; i++)
-				if (l[i] == '\\')
-					i++;
-			if (!first)
-				jb_raw(out, sep, strlen(sep));
-			first = false;
-			put_jstr(out, l + s, i + 1 - s);
-			i += 2; /* '"' ',' */
-		}
-	} else {
-		jb_raw(out, l + vs, ve - vs);
-	}
-	return true;
-}
-
-static void put_lit(struct jbuf *b, const char *s)
-{
-	jb_raw(b, s, strlen(s));
-}
-
-static void summary(struct jbuf *b, const char *l, size_t len, const char *kind)
-{
-	size_t m = b->len;
-
-	if (!strcmp(kind, "exec") || !strcmp(kind, "step_start")) {
-		put_field(b, l, len, "argv", " ");
-	} else if (!strcmp(kind, "open")) {
-		put_field(b, l, len, "path", "");
-		put_lit(b, " [");
-		put_field(b, l, len, "flags", ",");
-		put_lit(b, "]");
-		if (top_value(l, len, "fd", &(size_t){0}, &(size_t){0})) {
-			put_lit(b, " fd ");
-			put_field(b, l, len, "fd", "");
-		}
-	} else if (!strcmp(kind, "connect")) {
-		if (!put_field(b, l, len, "addr", "")) {
-			put_field(b, l, len, "path", "");
-		} else {
-			put_lit(b, ":");
-			put_field(b, l, len, "port", "");
-		}
-	} else if (!strcmp(kind, "fork")) {
-		put_lit(b, "child ");
-		put_field(b, l, len, "child_pid", "");
-	} else if (!strcmp(kind, "exit")) {
-		put_lit(b, "exit_code ");
-		put_field(b, l, len, "exit_code", "");
-	} else if (!strcmp(kind, "step_end") || !strcmp(kind, "run_end")) {
-		put_field(b, l, len, "status", "");
-		if (!strcmp(kind, "step_end")) {
-			put_lit(b, " exit_code ");
-			put_field(b, l, len, "exit_code", "");
-		}
-	} else if (!strcmp(kind, "run_start")) {
-		put_field(b, l, len, "runbook_name", "");
-		put_lit(b, " ");
-		put_field(b, l, len, "runbook", "");
-	} else if (!strcmp(kind, "loss")) {
-		put_field(b, l, len, "count", "");
-		put_lit(b, " events lost");
-		if (top_value(l, len, "reason", &(size_t){0}, &(size_t){0})) {
-			put_lit(b, " (");
-			put_field(b, l, len, "reason", "");
-			put_lit(b, ")");
-		}
-	} else if (!strcmp(kind, "run_interrupted")) {
-		put_lit(b, "run ");
-		put_field(b, l, len, "interrupted_run", "");
-		put_lit(b, " was interrupted");
-	} else if (!strcmp(kind, "bpf") || !strcmp(kind, "ptrace") || !strcmp(kind, "signal") ||
-		   !strcmp(kind, "process_vm") || !strcmp(kind, "pidfd_getfd") ||
-		   !strcmp(kind, "perf_event_open") || !strcmp(kind, "memfd_create") ||
-		   !strcmp(kind, "module_load")) {
-		/* Self-protection records: what was asked, and of whom. */
-		static const char *const keys[][2] = {{"cmd", ""},	    {"request", ""},
-						      {"syscall", ""},	    {"signal", ""},
-						      {"name", ""},	    {"map_id", "map "},
-						      {"prog_id", "prog "}, {"link_id", "link "},
-						      {"owner", "of "},	    {"target_pid", "pid "},
-						      {"target", "of "}};
-
-		for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
-			size_t m0 = b->len;
-
-			if (m0 > m)
-				put_lit(b, " ");
-			put_lit(b, keys[i][1]);
-			if (!put_field(b, l, len, keys[i][0], ""))
-				b->len = m0;
-		}
-	} else if (!strcmp(kind, "genesis")) {
-		put_lit(b, "host ");
-		put_field(b, l, len, "hostname", "");
-		put_lit(b, " ");
-		put_field(b, l, len, "host_id", "");
-	} else if (!strcmp(kind, "segment")) {
-		put_lit(b, "segment ");
-		put_field(b, l, len, "segment", "");
-	} else if (!strcmp(kind, "seal")) {
-		put_lit(b, "segment ");
-		put_field(b, l, len, "segment", "");
-		put_lit(b, " sealed (");
-		put_field(b, l, len, "reason", "");
-		put_lit(b, ") epoch ");
-		put_field(b, l, len, "epoch", "");
-	} else if (!strcmp(kind, "recovery")) {
-		put_field(b, l, len, "file", "");
-		put_lit(b, " recovered: ");
-		put_field(b, l, len, "valid_bytes", "");
-		put_lit(b, " valid, ");
-		put_field(b, l, len, "torn_bytes", "");
-		put_lit(b, " torn bytes");
-	}
-	/* Failures of kernel events: the errno name. */
-	if (strcmp(kind, "step_end") && strcmp(kind, "run_end")) {
-		size_t vs, ve;
-
-		if (top_value(l, len, "error", &vs, &ve) && l[vs] == '"') {
-			put_lit(b, b->len > m ? " = " : "= ");
-			put_jstr(b, l + vs, ve - vs);
-		}
-	}
-}
-
-static int show_entry(void *ctx, const char *line, size_t len, uint64_t seq,
-		      const unsigned char hash[32])
-{
-	struct show *sh = ctx;
-	unsigned char prev[32];
-	char kind[32], run[64];
-	bool logent;
-	uint64_t s;
-	long p;
-
-	p = entry_prefix(line, len, &s, prev);
-	if (p < 0 || !entry_is_json(line, len) ||
-	    entry_get_str(line, len, "kind", kind, sizeof(kind)))
-		return 0;
-	logent = !strcmp(kind, "genesis") || !strcmp(kind, "segment") || !strcmp(kind, "seal") ||
-		 !strcmp(kind, "recovery");
-	if (sh->run &&
-	    (logent || entry_get_str(line, len, "run", run, sizeof(run)) || strcmp(run, sh->run)))
-		return 0;
-	if ((!strcmp(kind, "run_start") || !strcmp(kind, "run_end")) &&
-	    !entry_get_str(line, len, "run", run, sizeof(run)))
-		show_note_run(sh, kind, run);
-	sh->b.len = 0;
-	if (sh->json) {
-		char pre[128], hx[65];
-
-		hex(hash, 32, hx);
-		jb_raw(&sh->b, pre,
-		       (size_t)snprintf(pre, sizeof(pre), "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",",
-					seq, hx));
-		jb_raw(&sh->b, line + p, len - (size_t)p);
-	} else {
-		put_field(&sh->b, line, len, "time", "");
-		put_lit(&sh->b, "  ");
-		if (!put_field(&sh->b, line, len, "step", ""))
-			put_lit(&sh->b, "-");
-		put_lit(&sh->b, "  ");
-		for (const char *c = kind; *c; c++)
-			jb_putc(&sh->b, (*c >= 0x20 && *c < 0x7f) ? *c : '?');
-		put_lit(&sh->b, "  ");
-		summary(&sh->b, line, len, kind);
-	}
-	jb_putc(&sh->b, '\n');
-	if (fwrite(sh->b.p, 1, sh->b.len, stdout) != sh->b.len) {
-		sh->broken = true;
-		return 1;
-	}
-	return 0;
-}
-
-int show_cmd(int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"run", required_argument, NULL, OPT_RUN},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"pub", required_argument, NULL, OPT_PUB},
-	    {"key-dir", required_argument, NULL, OPT_KEYDIR},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	struct verify_opts o = {
-	    .log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT, .quiet = true};
-	struct show sh = {0};
-	int c, rc;
-
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_RUN:
-			sh.run = optarg;
-			break;
-		case OPT_JSON:
-			sh.json = true;
-			break;
-		case OPT_PUB:
-			o.pub = optarg;
-			break;
-		case OPT_KEYDIR:
-			o.key_dir = optarg;
-			break;
-		case 'h':
-			fputs(usage_show, stdout);
-			return 0;
-		default:
-			fputs(usage_show, stderr);
-			return 2;
-		}
-	}
-	if (argc - optind > 1) {
-		fputs(usage_show, stderr);
-		return 2;
-	}
-	if (optind < argc)
-		o.log_dir = argv[optind];
-	/* Quiet verification prints nothing; errors of the key files and the directory do
-	 * need saying, so check them here first. */
-	{
-		char path[PATH_MAX];
-
-		if (access(o.log_dir, R_OK | X_OK) < 0) {
-			fprintf(stderr, "runseal: %s: %s\n", o.log_dir, strerror(errno));
-			return 2;
-		}
-		snprintf(path, sizeof(path), "%s/epochs.pub", o.key_dir);
-		if (access(o.pub ? o.pub : path, R_OK) < 0 || access(path, R_OK) < 0) {
-			fprintf(stderr, "runseal: %s: %s\n", access(path, R_OK) ? path : o.pub,
-				strerror(errno));
-			return 2;
-		}
-	}
-	rc = verify_log(&o, show_entry, &sh);
-	if (!sh.broken)
-		show_interrupted(&sh);
-	fflush(stdout);
-	free(sh.runs);
-	jb_free(&sh.b);
-	if (rc == 2)
-		fprintf(stderr, "runseal: cannot verify %s: run `runseal verify` for the reason\n",
-			o.log_dir);
-	else if (rc)
-		fprintf(
-		    stderr,
-		    "runseal: %s did not verify: only the entries before the first problem were "
-		    "shown; `runseal verify` lists the problems\n",
-		    o.log_dir);
 	return rc;
 }

@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RUNSEAL = os.path.join(ROOT, "runseal")
+RUNSEAL = os.environ.get("RUNSEAL", os.path.join(ROOT, "runseal"))  # make check-sanitize
 ACTIONS = os.path.join(ROOT, "build", "actions")
 DEMO = os.path.join(ROOT, "scripts", "demo-service")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -893,6 +894,91 @@ steps:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+ENC_SECRET = "p@ss w/rd>>?-Sup3r"
+
+
+def secret_encodings(v):
+    """The forms of v a step may print: alone, and the base64 characters only v's bits fix
+    when it starts at byte 1 or 2 of a longer stream."""
+    import base64
+    import urllib.parse as up
+    b = v.encode()
+    forms = {base64.b64encode(b).decode(), base64.urlsafe_b64encode(b).decode(),
+             b.hex(), b.hex().upper(), up.quote(v), up.quote(v, safe=""), up.quote_plus(v),
+             re.sub("%..", lambda m: m.group(0).lower(), up.quote(v, safe=""))}
+    for k in (1, 2):
+        e = base64.b64encode(b"A" * k + b + b"xyz").decode()
+        forms.add(e[(8 * k + 5) // 6:8 * (k + len(b)) // 6])
+    return {f.rstrip("=") for f in forms}
+
+
+def sealed_texts():
+    """Every entry of the shared sealed log, JSON-decoded and re-encoded without escapes."""
+    import zlib
+    log = os.path.join(SEAL_TMP, "log")
+    for f in sorted(os.listdir(log)):
+        if not f.startswith("seg-"):
+            continue
+        data = open(os.path.join(log, f), "rb").read()
+        if f.endswith(".z"):
+            data = zlib.decompress(data)
+        for line in data.splitlines():
+            yield json.dumps(json.loads(line), ensure_ascii=False)
+
+
+@test
+def secret_encodings_never_reach_a_record():
+    """A step prints the secret as base64 (alone and inside longer streams), base64url, hex
+    in both cases and URL-encoded, on stdout and stderr and in an argv: no record has any."""
+    import base64
+    tmp = tempfile.mkdtemp(prefix="runseal-enc-")
+    try:
+        pf = os.path.join(tmp, "token")
+        with open(pf, "w") as f:
+            f.write(ENC_SECRET + "\n")
+        b64 = base64.b64encode(ENC_SECRET.encode()).decode()
+        rb = f"""name: encodings
+params:
+  token: {{required: true, secret: true}}
+steps:
+  - name: encode
+    run: |
+      t="{{{{token}}}}"
+      for out in 1 2; do
+        {{
+          printf '%s' "$t" | base64 -w0; echo
+          printf '%s' "$t" | basenc --base64url -w0; echo
+          printf '%s' "$t" | od -An -tx1 | tr -d ' \\n'; echo
+          printf '%s' "$t" | od -An -tx1 | tr -d ' \\n' | tr a-f A-F; echo
+          for p in A AA; do printf '%s%s%s' "$p" "$t" xyz | base64 -w0; echo; done
+          /usr/bin/python3 -c 'import re, sys, urllib.parse as u; t = sys.argv[1]; print(u.quote(t), u.quote(t, safe=""), u.quote_plus(t), re.sub("%..", lambda m: m.group(0).lower(), u.quote(t, safe="")))' "$t"
+        }} >&$out
+      done
+  - name: argv
+    argv: [/bin/echo, "Authorization: Basic {b64}"]
+"""
+        with open(os.path.join(tmp, "rb.yaml"), "w") as f:
+            f.write(rb)
+        ev = os.path.join(tmp, "ev.jsonl")
+        rc, out, err = runseal(["run", "-q", "--events", ev, "-P", f"token={pf}",
+                                os.path.join(tmp, "rb.yaml")])
+        check(rc == 0, f"rc {rc}: {err[-400:]}")
+        recs = load(ev)
+        end = one(recs, "step_end", "encode")
+        check(end["stdout_bytes"] > 200 and end["stderr_bytes"] > 200, "the step printed little")
+        check(end["stdout_tail"].count("[REDACTED:token]") >= 8, end["stdout_tail"])
+        texts = [json.dumps(r, ensure_ascii=False) for r in recs]
+        sealed = list(sealed_texts())
+        check(any("[REDACTED:token]" in t and "stdout_tail" in t for t in sealed),
+              "the sealed log has no redacted tail of this run")
+        for form in secret_encodings(ENC_SECRET) | {ENC_SECRET}:
+            for where, ts in (("--events", texts), ("the sealed log", sealed)):
+                leaked = [t for t in ts if form in t]
+                check(not leaked, f"{form!r} in {where}: {leaked[:1]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @test
 def invalid_runbook_refused_before_anything_runs():
     tmp = tempfile.mkdtemp(prefix="runseal-bad-")
@@ -916,6 +1002,41 @@ steps:
         check(rc == 2 and 'param "n"' in err, f"rc {rc} {err!r}")
         rc, out, err = runseal(["run", "-q", os.path.join(tmp, "missing.yaml")])
         check(rc == 2 and "missing.yaml" in err, f"rc {rc} {err!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def hostile_runbooks_refused_fast():
+    """Each refused at load with file:line, in well under a second, before any step runs."""
+    tmp = tempfile.mkdtemp(prefix="runseal-hostile-")
+    try:
+        marker = os.path.join(tmp, "ran")
+        first = f"  - name: first\n    run: touch {marker}\n"
+        cases = {
+            "timeout": ("name: t\nsteps:\n" + first + "  - name: b\n    run: true\n"
+                        "    timeout: 2e16\n", 7, "must be at most 31536000 seconds"),
+            "deep": ("name: d\nsteps:\n" + first + "  - name: b\n    run: true\n    env: " +
+                     "[" * 100000 + "]" * 100000 + "\n", 7, "nested deeper than 16 levels"),
+            "aliases": ("a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+                        "name: a\nsteps:\n" + first, 2, "aliases are not supported"),
+            "name": ("name: " + "n" * 1000000 + "\nsteps:\n" + first, 1,
+                     "invalid runbook name"),
+            "tag": ("name: t\nsteps:\n" + first + "  - name: b\n    run: !vault true\n", 6,
+                    "YAML tags are not supported"),
+            "run_as": ("name: u\nsteps:\n" + first + "  - name: b\n    run: true\n"
+                       "    run_as: no-such-user-rs\n", 7, "no user \"no-such-user-rs\""),
+        }
+        for name, (yaml_text, line, want) in cases.items():
+            start = time.monotonic()
+            rc, out, err, recs = run_runbook(tmp, yaml_text, name=f"{name}.yaml")
+            secs = time.monotonic() - start
+            check(rc == 2, f"{name}: rc {rc}: {err[-300:]}")
+            check(f"{name}.yaml:{line}: " in err and want in err, f"{name}: {err[-300:]!r}")
+            check(len(err) < 1000, f"{name}: {len(err)} bytes of error")
+            check(secs < 2, f"{name}: refused after {secs:.1f} s")
+            check(not os.path.exists(marker), f"{name}: a step ran")
+            check(not recs, f"{name}: records written")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -18,7 +18,7 @@ import time
 import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RUNSEAL = os.path.join(ROOT, "runseal")
+RUNSEAL = os.environ.get("RUNSEAL", os.path.join(ROOT, "runseal"))  # make check-sanitize
 FORGE = os.path.join(ROOT, "build", "forge")
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "redact.h"
 
 /* Redacts a NUL-terminated s and checks the result, NULL meaning "nothing matched". */
@@ -226,6 +228,74 @@ static void test_env_custom(void **state)
 	assert_false(redact_env_name(r, "GITHUB_TOKEN"));
 }
 
+#define PW "p@ss w/rd>>?"
+
+/* Each common encoding of a secret is redacted as the secret itself. */
+static void test_encodings(void **state)
+{
+	static const char *const enc[] = {
+	    "7040737320772f72643e3e3f", /* hex */
+	    "7040737320772F72643E3E3F", /* HEX */
+	    "cEBzcyB3L3JkPj4/",		/* base64 */
+	    "cEBzcyB3L3JkPj4_",		/* base64url */
+	    "p%40ss%20w%2Frd%3E%3E%3F", /* encodeURIComponent */
+	    "p%40ss%20w%2frd%3e%3e%3f", /* lower-case escapes */
+	    "p%40ss%20w/rd%3E%3E%3F",	/* urllib.parse.quote */
+	    "p%40ss+w%2Frd%3E%3E%3F",	/* form encoding */
+	};
+	struct redactor *r = *state;
+	char in[128], want[128];
+
+	assert_int_equal(redact_add_secret(r, "pw", PW), 0);
+	for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
+		snprintf(in, sizeof(in), "x=%s&y", enc[i]);
+		check(r, in, false, "x=[REDACTED:pw]&y");
+		/* A cut-off encoding at the end of a truncated string is hidden too. */
+		snprintf(in, sizeof(in), "tail %.8s", enc[i]);
+		check(r, in, true, "tail [REDACTED:pw]");
+	}
+	snprintf(want, sizeof(want), "Authorization: Basic [REDACTED:pw]");
+	check(r, "Authorization: Basic cEBzcyB3L3JkPj4/", false, want);
+}
+
+/* Inside a longer base64 stream the secret starts at byte 0, 1 or 2 of a 3-byte group; the
+ * characters that only its bits determine are redacted in each case, in both alphabets. */
+static void test_base64_embedded(void **state)
+{
+	struct redactor *r = *state;
+	const size_t len = strlen(PW);
+
+	assert_int_equal(redact_add_secret(r, "pw", PW), 0);
+	for (size_t k = 0; k < 3; k++)
+		for (int url = 0; url < 2; url++) {
+			unsigned char in[64];
+			char b64[128], want[160];
+			size_t n = k + len + 3, first = (8 * k + 5) / 6, last = 8 * (k + len) / 6;
+
+			memcpy(in, "AB", k);
+			memcpy(in + k, PW "xyz", len + 3);
+			EVP_EncodeBlock((unsigned char *)b64, in, (int)n);
+			for (char *c = b64; url && *c; c++)
+				*c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+			snprintf(want, sizeof(want), "%.*s[REDACTED:pw]%s", (int)first, b64,
+				 b64 + last);
+			check(r, b64, false, want);
+		}
+}
+
+/* Encodings shorter than 6 characters would hide innocent text: a 2-byte secret's hex is
+ * left alone (the secret itself is still redacted). */
+static void test_short_encodings_skipped(void **state)
+{
+	struct redactor *r = *state;
+
+	assert_int_equal(redact_add_secret(r, "s", "ab"), 0);
+	check(r, "0x6162", false, NULL);
+	check(r, "ab", false, "[REDACTED:s]");
+	assert_int_equal(redact_add_secret(r, "t", "abc"), 0);
+	check(r, "616263", false, "[REDACTED:t]");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +314,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_many_secrets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_env_default, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_env_custom, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_encodings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_base64_embedded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_short_encodings_skipped, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runbook.h"
@@ -353,6 +354,27 @@ static const struct ecase ecases[] = {
      "name: a\n" STEP1 "rollback:\n  - name: r\n    run: x\n    on_failure: rollback\n", 8,
      "step \"r\": \"on_failure\" must be abort or continue (in rollback)"},
     {"run_as_bad", OPT("run_as: \"bad user\""), 5, "invalid user name"},
+    {"run_as_unknown", OPT("run_as: no-such-user-rs"), 5,
+     "step \"s\": \"run_as\": no user \"no-such-user-rs\" on this host"},
+    {"timeout_too_long", OPT("timeout: 2e16"), 5,
+     "step \"s\": \"timeout\" must be at most 31536000 seconds (365 days), got \"2e16\""},
+    {"retry_delay_too_long", OPT("retry_delay: 31536001"), 5, "\"retry_delay\" must be at most"},
+    {"top_timeout_too_long", "name: a\ntimeout: 1e10\n" STEP1, 2, "\"timeout\" must be at most"},
+    {"runbook_name_too_long",
+     "name: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n" STEP1, 1,
+     "invalid runbook name \"xxxx"},
+    {"tag_custom", "name: a\ndescription: !vault abc\n" STEP1, 2, "YAML tags are not supported"},
+    {"tag_standard", "name: !!str a\n" STEP1, 1, "YAML tags are not supported"},
+    {"tag_on_mapping", "name: a\nparams: !p {}\n" STEP1, 2, "YAML tags are not supported"},
+    {"tag_on_sequence", "name: a\nsteps: !s\n  - name: s\n    run: x\n", 2,
+     "YAML tags are not supported"},
+    {"alias_bomb",
+     "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nname: a\n" STEP1,
+     2, "aliases are not supported"},
+    {"nested_17", "name: a\ndescription: [[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]\n" STEP1, 2,
+     "nested deeper than 16 levels"},
+    {"two_documents", "name: a\n" STEP1 "---\nname: b\n", 5, "only one YAML document"},
     {"env_not_mapping", OPT("env: [A]"), 5, "\"env\" must be a mapping"},
     {"env_bad_name", OPT("env: {1BAD: x}"), 5, "env: invalid variable name \"1BAD\""},
     {"env_dash_name", OPT("env: {A-B: x}"), 5, "invalid variable name \"A-B\""},
@@ -431,6 +453,69 @@ static void test_error_case(void **state)
 	assert_null(rb.name); /* nothing partial is left */
 	assert_int_equal(rb.nsteps, 0);
 	free(path);
+}
+
+/* Returns the error of loading data as a runbook (which must fail), timing the load. */
+static void load_fails(const char *name, const char *data, size_t len, char *err, double *secs)
+{
+	struct timespec t0, t1;
+	struct runbook rb;
+	char *path = write_fixture(name, data, len);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(runbook_load(path, &rb, err, RB_ERRLEN), -1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	free(path);
+}
+
+/* 100k levels took libyaml over a minute (its scanner is quadratic in depth): refused at
+ * the 17th level, at once. */
+static void test_deep_nesting_refused_fast(void **state)
+{
+	const size_t depth = 100000;
+	static const char head[] = "name: a\nsteps: ";
+	size_t len = sizeof(head) - 1 + 2 * depth + 1;
+	char *y = malloc(len), err[RB_ERRLEN] = "";
+	double secs;
+
+	(void)state;
+	assert_non_null(y);
+	memcpy(y, head, sizeof(head) - 1);
+	memset(y + sizeof(head) - 1, '[', depth);
+	memset(y + sizeof(head) - 1 + depth, ']', depth);
+	y[len - 1] = '\n';
+	load_fails("deep.yaml", y, len, err, &secs);
+	assert_contains(err, "deep.yaml:2: nested deeper than 16 levels");
+	assert_true(secs < 1.0);
+	/* Block style nests as deep through indentation. */
+	char *b = y;
+	size_t o = (size_t)sprintf(b, "name: a\nsteps:\n");
+	for (int i = 0; i < 200; i++)
+		o += (size_t)sprintf(b + o, "%*s-\n", i, "");
+	load_fails("deep-block.yaml", b, o, err, &secs);
+	assert_contains(err, "nested deeper than 16 levels");
+	free(y);
+}
+
+/* Names are bounded (64 characters): a 1 MB name is refused, not carried into every record. */
+static void test_huge_name_refused(void **state)
+{
+	const size_t n = 1000000;
+	static const char tail[] = "\n" STEP1;
+	char *y = malloc(6 + n + sizeof(tail)), err[RB_ERRLEN] = "";
+	double secs;
+
+	(void)state;
+	assert_non_null(y);
+	memcpy(y, "name: ", 6);
+	memset(y + 6, 'n', n);
+	memcpy(y + 6 + n, tail, sizeof(tail));
+	load_fails("huge-name.yaml", y, strlen(y), err, &secs);
+	assert_contains(err, "huge-name.yaml:1: invalid runbook name \"nnnn");
+	assert_contains(err, "1 to 64 chars");
+	assert_true(strlen(err) < 400);
+	free(y);
 }
 
 static void test_secret_default_not_in_error(void **state)
@@ -997,6 +1082,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_full_steps, full_setup, full_teardown),
 	    cmocka_unit_test_setup_teardown(test_full_rollback_identity, full_setup, full_teardown),
 	    cmocka_unit_test(test_secret_default_not_in_error),
+	    cmocka_unit_test(test_deep_nesting_refused_fast),
+	    cmocka_unit_test(test_huge_name_refused),
 	    cmocka_unit_test(test_file_errors),
 	    cmocka_unit_test(test_file_size_limit),
 	    cmocka_unit_test_setup_teardown(test_bind_defaults, full_setup, full_teardown),

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cmds.h"
 #include "json.h"
 #include "keys.h"
 #include "logfmt.h"
@@ -384,28 +385,54 @@ static size_t find_seq(const char *buf, size_t len, uint64_t seq, size_t *llen)
 /* ---- running the verifier ------------------------------------------------------------------- */
 
 struct prob {
-	char level[16], kind[32], file[256];
+	char level[16], kind[32], file[256], run[64], message[1024];
 	uint64_t seq, off;
 };
 
 static struct prob probs[2048];
-static size_t nprobs;
+static size_t nprobs, nnotes;
+static struct verify_summary sum;
 static char *out_text;
 
-/* Runs verify_log with its stdout captured; JSON problems are parsed into probs. */
-static int run_opts(struct verify_opts *o, verify_entry_fn fn, void *ctx)
+/* The verifier's problems, as it hands them over. */
+static void take_problem(void *ctx, const struct verify_problem *p)
+{
+	struct prob *q = &probs[nprobs];
+
+	(void)ctx;
+	assert_non_null(p->kind);
+	assert_non_null(p->file);
+	assert_non_null(p->message);
+	if (p->level == VERIFY_NOTE) {
+		nnotes++;
+		return;
+	}
+	assert_true(p->level == VERIFY_ERROR || p->level == VERIFY_WARNING);
+	snprintf(q->level, sizeof(q->level), "%s", p->level == VERIFY_ERROR ? "error" : "warning");
+	snprintf(q->kind, sizeof(q->kind), "%s", p->kind);
+	snprintf(q->file, sizeof(q->file), "%s", p->file);
+	snprintf(q->run, sizeof(q->run), "%s", p->run ? p->run : "");
+	snprintf(q->message, sizeof(q->message), "%s", p->message);
+	q->seq = p->seq;
+	q->off = p->offset;
+	if (nprobs < 2047)
+		nprobs++;
+}
+
+/* Runs f with stdout captured into out_text. */
+static int capture(int (*f)(void *), void *arg)
 {
 	char tmpl[] = "/tmp/test_verify.out.XXXXXX";
 	int fd = mkstemp(tmpl), saved, rc;
 	char *buf, err[256];
-	size_t len, off = 0;
+	size_t len;
 
 	assert_true(fd >= 0);
 	fflush(stdout);
 	saved = dup(1);
 	dup2(fd, 1);
 	close(fd);
-	rc = verify_log(o, fn, ctx);
+	rc = f(arg);
 	fflush(stdout);
 	dup2(saved, 1);
 	close(saved);
@@ -413,33 +440,62 @@ static int run_opts(struct verify_opts *o, verify_entry_fn fn, void *ctx)
 	unlink(tmpl);
 	free(out_text);
 	out_text = buf;
-	nprobs = 0;
-	while (o->json && off < len) {
-		char *nl = memchr(buf + off, '\n', len - off);
-		size_t l = (size_t)(nl - (buf + off));
-		struct prob *p = &probs[nprobs];
-
-		assert_non_null(nl);
-		assert_true(entry_is_json(buf + off, l));
-		if (!entry_get_str(buf + off, l, "kind", p->kind, sizeof(p->kind)) &&
-		    !entry_get_str(buf + off, l, "level", p->level, sizeof(p->level))) {
-			if (entry_get_str(buf + off, l, "file", p->file, sizeof(p->file)))
-				p->file[0] = '\0';
-			if (entry_get_u64(buf + off, l, "seq", &p->seq))
-				p->seq = UINT64_MAX;
-			if (entry_get_u64(buf + off, l, "offset", &p->off))
-				p->off = UINT64_MAX;
-			if (nprobs < 2047)
-				nprobs++;
-		}
-		off += l + 1;
-	}
 	return rc;
+}
+
+static int call_verify(void *o)
+{
+	return verify_log(o, &sum);
+}
+
+/* Runs verify_log with the problems collected into probs; the rules never print. */
+static int run_opts(struct verify_opts *o, verify_entry_fn fn, void *ctx)
+{
+	int rc;
+
+	nprobs = nnotes = 0;
+	o->problem = take_problem;
+	o->entry = fn;
+	o->ctx = ctx;
+	rc = capture(call_verify, o);
+	assert_int_equal(strlen(out_text), 0);
+	assert_int_equal(rc == 2, sum.err[0] != '\0');
+	return rc;
+}
+
+struct cmd {
+	int (*fn)(int argc, char **argv);
+	int argc;
+	char **argv;
+};
+
+static int call_cmd(void *arg)
+{
+	struct cmd *c = arg;
+
+	return c->fn(c->argc, c->argv);
+}
+
+/* A command's output, from a fresh argv (getopt permutes it). */
+#define RUN_CMD(fn_, ...)                                                                          \
+	({                                                                                         \
+		char *a_[] = {__VA_ARGS__, NULL};                                                  \
+		struct cmd c_ = {fn_, (int)(sizeof(a_) / sizeof(a_[0])) - 1, a_};                  \
+		capture(call_cmd, &c_);                                                            \
+	})
+
+/* Whether a problem's message holds s. */
+static bool said(const char *s)
+{
+	for (size_t i = 0; i < nprobs; i++)
+		if (strstr(probs[i].message, s))
+			return true;
+	return false;
 }
 
 static int run(struct tl *t, const char *pub)
 {
-	struct verify_opts o = {.log_dir = t->log, .key_dir = t->keys, .pub = pub, .json = true};
+	struct verify_opts o = {.log_dir = t->log, .key_dir = t->keys, .pub = pub};
 
 	return run_opts(&o, NULL, NULL);
 }
@@ -522,19 +578,34 @@ static void test_good(void **state)
 	tl_init(&t);
 	tl_standard(&t, 3);
 	tl_write(&t, t.log, 3, true);
-	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true};
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
 	assert_int_equal(run_opts(&o, collect, &s), 0);
 	assert_int_equal(count_errors(), 0);
 	assert_false(s.bad);
 	assert_int_equal(s.next, 20);
-	/* Text mode summary. */
-	o.json = false;
-	assert_int_equal(run_opts(&o, NULL, NULL), 0);
+	/* The summary: counts, the seq range delivered, the keys it was checked with. */
+	assert_int_equal(sum.entries, 20);
+	assert_int_equal(sum.segments, 3);
+	assert_int_equal(sum.seals, 3);
+	assert_true(sum.have_seal);
+	assert_int_equal(sum.last_seal_seq, 19);
+	assert_true(sum.any);
+	assert_int_equal(sum.first_seq, 0);
+	assert_int_equal(sum.last_seq, 19);
+	assert_int_equal(sum.errors, 0);
+	assert_int_equal(sum.warnings, nprobs);
+	assert_int_equal(strlen(sum.root_key), 64);
+	assert_int_equal(sum.nepoch_keys, 1); /* the three seals of one epoch */
+	assert_int_equal(strlen(sum.epoch_keys[0]), 64);
+	/* The command's text summary. */
+	assert_int_equal(RUN_CMD(verify_cmd, "verify", t.log, "--key-dir", t.keys), 0);
 	assert_non_null(strstr(out_text, "ok: 20 entries, 3 segments, 3 seals, last seal seq 19"));
-	/* With --strict the (worm) warnings of a test directory fail it. */
+	/* With --strict the (worm) warnings of a test directory fail it; -q prints nothing. */
 	o.strict = true;
-	o.quiet = true;
 	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_int_equal(sum.errors, nprobs);
+	assert_int_equal(
+	    RUN_CMD(verify_cmd, "verify", t.log, "--key-dir", t.keys, "--strict", "-q"), 1);
 	assert_int_equal(strlen(out_text), 0);
 	tl_free(&t);
 }
@@ -551,7 +622,7 @@ static void test_unsealed_tail(void **state)
 	tl_open(&t, 4);
 	tl_rec(&t, "/etc/active");
 	tl_write(&t, t.log, 4, true);
-	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true};
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
 	assert_int_equal(run_opts(&o, collect, &s), 0);
 	assert_int_equal(count_errors(), 0);
 	assert_non_null(find("unsealed_tail"));
@@ -762,7 +833,7 @@ static void test_wrong_pub(void **state)
 	assert_non_null(find("wrong_key"));
 	assert_non_null(find("wrong_host"));
 	/* ... or a whole other key set. */
-	o = (struct verify_opts){.log_dir = t.log, .key_dir = other, .pub = pub, .json = true};
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = other, .pub = pub};
 	assert_int_equal(run_opts(&o, NULL, NULL), 1);
 	assert_int_equal(count_errors(), 2);
 	assert_non_null(find("wrong_key"));
@@ -952,7 +1023,7 @@ static void test_head(void **state)
 	rep = xasprintf("%s/replica", t.base);
 	reps[0] = rep;
 	o = (struct verify_opts){
-	    .log_dir = t.log, .key_dir = t.keys, .json = true, .replicas = reps, .nreplicas = 1};
+	    .log_dir = t.log, .key_dir = t.keys, .replicas = reps, .nreplicas = 1};
 	/* A replica that missed the last seal: HEADs differ. */
 	tl_write(&t, t.log, 3, true);
 	tl_write(&t, rep, 2, true);
@@ -998,7 +1069,7 @@ static void test_head(void **state)
 	tl_write(&t, t.log, 3, true);
 	assert_int_equal(run(&t, NULL), 0);
 	assert_non_null(find("no_replica"));
-	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true, .strict = true};
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .strict = true};
 	assert_int_equal(run_opts(&o, NULL, NULL), 1); /* (the worm warnings fail too) */
 	assert_non_null(find("no_replica"));
 	assert_string_equal(find("no_replica")->level, "error");
@@ -1045,7 +1116,7 @@ static void test_recovery(void **state)
 	char *rep = xasprintf("%s/replica", t.base), *rp;
 	const char *reps[1] = {rep};
 	struct verify_opts o = {
-	    .log_dir = t.log, .key_dir = t.keys, .json = true, .replicas = reps, .nreplicas = 1};
+	    .log_dir = t.log, .key_dir = t.keys, .replicas = reps, .nreplicas = 1};
 
 	tl_write(&t, rep, 3, true);
 	rp = seg_path(rep, 2, false);
@@ -1089,15 +1160,18 @@ static void test_io_errors(void **state)
 	tl_init(&t);
 	tl_standard(&t, 1);
 	tl_write(&t, t.log, 1, true);
-	o = (struct verify_opts){.log_dir = "/nonexistent/log", .key_dir = t.keys, .quiet = true};
-	assert_int_equal(verify_log(&o, NULL, NULL), 2);
-	o = (struct verify_opts){.log_dir = t.log, .key_dir = "/nonexistent/keys", .quiet = true};
-	assert_int_equal(verify_log(&o, NULL, NULL), 2);
+	o = (struct verify_opts){.log_dir = "/nonexistent/log", .key_dir = t.keys};
+	assert_int_equal(run_opts(&o, NULL, NULL), 2);
+	assert_non_null(strstr(sum.err, "/nonexistent/log"));
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = "/nonexistent/keys"};
+	assert_int_equal(run_opts(&o, NULL, NULL), 2);
+	assert_non_null(strstr(sum.err, "/nonexistent/keys"));
 	p = xasprintf("%s/epochs.pub", t.keys);
 	unlink(p);
 	free(p);
-	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .quiet = true};
-	assert_int_equal(verify_log(&o, NULL, NULL), 2);
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
+	assert_int_equal(run_opts(&o, NULL, NULL), 2);
+	assert_non_null(strstr(sum.err, "epochs.pub"));
 	tl_free(&t);
 }
 
@@ -1118,18 +1192,31 @@ static void test_hostile(void **state)
 	free(p);
 	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
 	assert_int_equal(run_opts(&o, NULL, NULL), 0);
+	/* The rules give the name as it is; the command escapes it. */
+	assert_non_null(find("unexpected"));
+	assert_string_equal(find("unexpected")->file, "evil\x1b[31m\nerror: fake");
+	assert_int_equal(RUN_CMD(verify_cmd, "verify", t.log, "--key-dir", t.keys), 0);
 	assert_null(strchr(out_text, '\x1b'));
 	assert_non_null(strstr(out_text, "evil\\x1b[31m\\x0aerror: fake"));
-	/* 3000 garbage lines in a second segment. */
+	/* 3000 garbage lines in a second segment: every one to the callback, the first 1000
+	 * listed by the command. */
 	for (int i = 0; i < 3000; i++)
 		jb_raw(&b, "garbage\n", 8);
 	p = seg_path(t.log, 2, false);
 	put_file(p, b.p, b.len);
 	free(p);
 	jb_free(&b);
-	o.json = true;
 	assert_int_equal(run_opts(&o, NULL, NULL), 1);
-	assert_true(nprobs <= 1002);
+	assert_true(sum.errors >= 3000);
+	assert_true(nprobs > 2000);
+	assert_int_equal(RUN_CMD(verify_cmd, "verify", t.log, "--key-dir", t.keys, "--json"), 1);
+	{
+		size_t lines = 0;
+
+		for (const char *c = out_text; *c; c++)
+			lines += *c == '\n';
+		assert_int_equal(lines, 1000 + 1 + 1); /* problems, the limit note, the summary */
+	}
 	assert_non_null(strstr(out_text, "\"kind\":\"limit\""));
 	tl_free(&t);
 }
@@ -1148,6 +1235,7 @@ static void test_show(void **state)
 	tl_open(&t, 1);
 	tl_rec(&t, "/tmp/\\u001b]0;pwned\\u0007"); /* as the record stream escapes it */
 	tl_rec(&t, "/etc/passwd");
+	tl_rec(&t, "/tmp/caf\xc3\xa9\\udcff"); /* UTF-8, and the byte 0xff as encoded */
 	tl_seal(&t);
 	tl_write(&t, t.log, 1, true);
 #define ARGS(...)                                                                                  \
@@ -1176,7 +1264,7 @@ static void test_show(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(segment_read(tmpl, &out, &len, err, sizeof(err)), 0);
 	unlink(tmpl);
-	/* JSON: 5 entries with their own hash; --run: the 2 records; text: 5 lines. */
+	/* JSON: 6 entries with their own hash; --run: the 3 records; text: 6 lines. */
 	entry_hash(t.line[0], strlen(t.line[0]), h);
 	hex(h, 32, hx);
 	char *first = xasprintf("{\"seq\":0,\"hash\":\"%s\",\"kind\":\"genesis\"", hx);
@@ -1187,9 +1275,11 @@ static void test_show(void **state)
 
 	for (size_t i = 0; i < len; i++)
 		lines += out[i] == '\n';
-	assert_int_equal(lines, 5 + 2 + 5);
+	assert_int_equal(lines, 6 + 3 + 6);
 	assert_null(memchr(out, '\x1b', len));
 	assert_non_null(strstr(out, "/tmp/\\x1b]0;pwned\\x07 [read,cloexec] fd 3"));
+	/* The one terminal escaper: printable UTF-8 as is, an invalid byte as \xNN. */
+	assert_non_null(strstr(out, "  s1  open  /tmp/caf\xc3\xa9\\xff [read,cloexec] fd 3\n"));
 	free(out);
 	tl_free(&t);
 }
@@ -1218,11 +1308,12 @@ static int vcheck(void *ctx, const char *line, size_t len, uint64_t seq,
 
 static void test_vector(void **state)
 {
+	struct vexp x = {0};
 	struct verify_opts o = {.log_dir = "tests/vectors/log",
 				.key_dir = "tests/vectors",
 				.pub = "tests/vectors/root.pub",
-				.quiet = true};
-	struct vexp x = {0};
+				.entry = vcheck,
+				.ctx = &x};
 	char line[256];
 	FILE *f = fopen("tests/vectors/expected.txt", "re");
 
@@ -1240,7 +1331,7 @@ static void test_vector(void **state)
 	}
 	fclose(f);
 	assert_true(x.n > 0);
-	assert_int_equal(verify_log(&o, vcheck, &x), 0);
+	assert_int_equal(verify_log(&o, NULL), 0);
 	assert_false(x.bad);
 	assert_int_equal(x.seen, x.n);
 }
@@ -1287,7 +1378,7 @@ static void test_vector_cases(void **state)
 	assert_non_null(d);
 	while ((de = readdir(d))) {
 		char kd[512], pub[600], log[600], exp[600], want[256] = "", got[512], line[256];
-		struct verify_opts o = {.json = true};
+		struct verify_opts o = {0};
 		FILE *f;
 
 		if (de->d_name[0] == '.')
@@ -1353,15 +1444,16 @@ static void test_interrupted(void **state)
 	tl_run(&t, "run_end", RUN_B, ",\"status\":\"ok\"");
 	tl_seal(&t);
 	tl_write(&t, t.log, 1, true);
-	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .json = true};
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
 	assert_int_equal(run_opts(&o, NULL, NULL), 0);
 	p = find("interrupted");
 	assert_non_null(p);
 	assert_string_equal(p->level, "warning");
 	assert_int_equal(p->seq, 2); /* at A's run_start */
-	assert_non_null(strstr(out_text, RUN_A " interrupted"));
-	assert_non_null(strstr(out_text, "run " RUN_B " recorded the interruption"));
-	assert_null(strstr(out_text, RUN_B " interrupted"));
+	assert_string_equal(p->run, RUN_A);
+	assert_non_null(strstr(p->message, RUN_A " interrupted"));
+	assert_non_null(strstr(p->message, "run " RUN_B " recorded the interruption"));
+	assert_false(said(RUN_B " interrupted"));
 	o.strict = true;
 	assert_int_equal(run_opts(&o, NULL, NULL), 1);
 	p = find("interrupted");

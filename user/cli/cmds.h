@@ -2,6 +2,9 @@
 #ifndef RUNSEAL_CLI_CMDS_H
 #define RUNSEAL_CLI_CMDS_H
 
+/* `runseal verify` of a log directory (cli/verify.c) and `runseal show` (cli/show.c). */
+int verify_cmd(int argc, char **argv);
+int show_cmd(int argc, char **argv);
 int runs_cmd(int argc, char **argv);
 int report_cmd(int argc, char **argv);
 int replay_cmd(int argc, char **argv);
