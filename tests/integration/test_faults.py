@@ -6,6 +6,7 @@ Prints one line per test and "faults: N passed, M failed".
 """
 import json
 import os
+import signal
 import re
 import resource
 import shutil
@@ -263,8 +264,9 @@ def remove_run_cgroups(log, keys):
 def kill9_at_random_moments_loses_no_sealed_record():
     """runseal killed with SIGKILL at random moments of a busy run (exec storms, checkpoint
     seals every second, a replica), then started again: every entry a seal covered before a
-    kill is still there byte for byte, and after recovery the log and its replica verify and
-    the replica holds every sealed entry."""
+    kill is still there byte for byte, no step process of a killed run keeps running, and
+    after recovery the log and its replica verify, the replica holds every sealed entry and
+    no cgroup of a killed run is left."""
     import random
     env = Env()
     seed = int(os.environ.get("RUNSEAL_FAULT_SEED") or time.time_ns() % 1000000)
@@ -272,20 +274,38 @@ def kill9_at_random_moments_loses_no_sealed_record():
     seed_note = f"(RUNSEAL_FAULT_SEED={seed} replays the kill times)"
     rep = os.path.join(env.tmp, "replica")
     rb = os.path.join(env.tmp, "busy.yaml")
-    # The step stops by itself once runseal is gone: nothing of a killed run keeps running.
+    # The storm would outlive a dead runseal by minutes: its guard must kill it. The marker
+    # is in the shell's argv, so its processes can be found.
+    marker = f"RSFAULT{seed}x{os.getpid()}"
     with open(rb, "w") as f:
-        f.write("""name: busy
+        f.write(f"""name: busy
+params:
+  rounds:
+    type: int
+    default: 20000
 steps:
   - name: quick
     run: echo start
   - name: storm
     run: |
+      # {marker}
       n=0
-      while [ $n -lt 150 ] && kill -0 $PPID 2>/dev/null; do
+      while [ $n -lt {{{{rounds}}}} ]; do
         for i in 1 2 3 4 5 6 7 8; do cat /etc/hostname > /dev/null; done
         n=$((n + 1))
       done
 """)
+
+    def survivors():
+        found = []
+        for d in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(d))
+            except (OSError, ValueError):
+                pass
+        return found
     args = [RUNSEAL, "run", "-q", "--key-dir", env.keys, "--log-dir", env.log, "--replica",
             rep, "--checkpoint", "1", rb]
     before = {}
@@ -296,12 +316,17 @@ steps:
             p.kill()
             err = p.communicate(timeout=60)[1].decode(errors="replace")
             check(p.returncode in (-9, 0), f"kill {i}: rc {p.returncode}: {err[-400:]}")
+            deadline = time.monotonic() + 10
+            while survivors() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            check(not survivors(), f"after kill {i}: step processes {survivors()} of the "
+                  f"killed run still run {seed_note}")
             now = sealed_entries(env.log)
             lost = [s for s, line in before.items() if now.get(s) != line]
             check(not lost, f"after kill {i}: sealed entries lost or changed: {lost[:5]} "
                   f"{seed_note}")
             before = now
-        p = subprocess.run(args, capture_output=True, timeout=120)
+        p = subprocess.run(args + ["-p", "rounds=100"], capture_output=True, timeout=120)
         check(p.returncode == 0, f"run after the kills: rc {p.returncode}: "
               f"{p.stderr.decode(errors='replace')[-600:]}")
         after = sealed_entries(env.log)
@@ -314,7 +339,15 @@ steps:
         replica = sealed_entries(rep)
         check(replica == after, f"the replica differs from the log: {len(replica)} sealed "
               f"entries, the log {len(after)} {seed_note}")
+        # Each start removed the cgroups of the run killed before it.
+        rc, out, err = rs(["show", env.log, "--key-dir", env.keys, "--json"])
+        left = [json.loads(l).get("cgroup") for l in out.splitlines()
+                if '"kind":"run_start"' in l]
+        left = [cg for cg in left if cg and os.path.isdir(cg)]
+        check(not left, f"cgroups of killed runs left: {left} {seed_note}")
     finally:
+        for pid in survivors():
+            os.kill(pid, signal.SIGKILL)
         if os.path.isdir(env.log):
             remove_run_cgroups(env.log, env.keys)
         env.close()
