@@ -22,6 +22,24 @@ bool cli_log_opt(struct cli_log *l, int c, const char *arg)
 	return true;
 }
 
+int cli_getopt(int argc, char **argv, const char *sopts, const struct option *lopts,
+	       const char *usage, struct cli_log *l, int *stop)
+{
+	int c;
+
+	*stop = -1;
+	while ((c = getopt_long(argc, argv, sopts, lopts, NULL)) != -1) {
+		if (cli_log_opt(l, c, optarg))
+			continue;
+		if (c != 'h' && c != '?' && c != ':')
+			return c;
+		fputs(usage, c == 'h' ? stdout : stderr);
+		*stop = c == 'h' ? 0 : 2;
+		return -1;
+	}
+	return -1;
+}
+
 static struct lr_opts opts_of(const struct cli_log *l)
 {
 	return (struct lr_opts){
@@ -113,6 +131,19 @@ void cli_close_run(struct cli_run *cr)
 	lr_close(cr->r);
 	runs_free(&cr->runs);
 	*cr = (struct cli_run){0};
+}
+
+int cli_pick_other(struct cli_run *cr, const char *arg, const char *what)
+{
+	char err[512];
+
+	cr->osum[0] = runs_find(&cr->runs, arg, err, sizeof(err));
+	if (!cr->osum[0]) {
+		fprintf(stderr, "runseal: %s%s\n", what, err);
+		return 2;
+	}
+	cr->nother = 1;
+	return 0;
 }
 
 int cli_write(const char *path, const char *data, size_t len)

@@ -3,6 +3,7 @@
 #ifndef RUNSEAL_CLI_COMMON_H
 #define RUNSEAL_CLI_COMMON_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -29,6 +30,13 @@ struct cli_log {
 /* Takes --pub/--key-dir; returns true when c was one of them. */
 bool cli_log_opt(struct cli_log *l, int c, const char *arg);
 
+/* getopt_long for a command that reads a log: takes --pub/--key-dir into l itself and
+ * returns the command's own options one by one, then -1. At -1 *stop is -1 when the
+ * options are all read, 0 after -h (usage on stdout) and 2 after a bad option (usage on
+ * stderr): the command returns *stop then. The caller resets optind before the first call. */
+int cli_getopt(int argc, char **argv, const char *sopts, const struct option *lopts,
+	       const char *usage, struct cli_log *l, int *stop);
+
 #define CLI_OTHERS_MAX 100
 
 /* One run, read and modelled, and the other runs a command compares it with. */
@@ -53,6 +61,9 @@ int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg);
 int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
 		  void *ctx);
 void cli_close_run(struct cli_run *cr);
+/* A cli_others_fn's common case: run arg is the one other run; on an unknown run prints
+ * "runseal: WHAT<why>" and returns 2. */
+int cli_pick_other(struct cli_run *cr, const char *arg, const char *what);
 /* Writes data to path ("-" or NULL: stdout) through a temporary file and rename, mode 0600:
  * a report or bundle holds what the root-only log holds. */
 int cli_write(const char *path, const char *data, size_t len);

@@ -99,7 +99,6 @@ struct pick {
 static int pick_others(struct cli_run *cr, void *ctx)
 {
 	const struct pick *p = ctx;
-	char err[512];
 
 	if (p->nbase) {
 		cr->nother = runs_before(&cr->runs, cr->sum, cr->osum, (size_t)p->nbase);
@@ -111,13 +110,7 @@ static int pick_others(struct cli_run *cr, void *ctx)
 		}
 		return 0;
 	}
-	cr->osum[0] = runs_find(&cr->runs, p->a, err, sizeof(err));
-	if (!cr->osum[0]) {
-		fprintf(stderr, "runseal: %s\n", err);
-		return 2;
-	}
-	cr->nother = 1;
-	return 0;
+	return cli_pick_other(cr, p->a, "");
 }
 
 int diff_cmd(int argc, char **argv)
@@ -133,13 +126,11 @@ int diff_cmd(int argc, char **argv)
 	struct diff d = {0};
 	bool json = false;
 	long nbase = 0;
-	int c, rc, want;
+	int c, rc, want, stop;
 	char *end;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (cli_log_opt(&l, c, optarg))
-			continue;
+	while ((c = cli_getopt(argc, argv, "h", opts, usage, &l, &stop)) != -1) {
 		if (c == 'j') {
 			json = true;
 		} else if (c == 'n') {
@@ -150,14 +141,10 @@ int diff_cmd(int argc, char **argv)
 					optarg, BASELINES_MAX);
 				return 2;
 			}
-		} else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fputs(usage, stderr);
-			return 2;
 		}
 	}
+	if (stop >= 0)
+		return stop;
 	want = nbase ? 1 : 2;
 	if (argc - optind < want || argc - optind > want + 1) {
 		fputs(usage, stderr);

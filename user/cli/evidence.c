@@ -322,22 +322,16 @@ int evidence_cmd(int argc, char **argv)
 	uint64_t last = 0;
 	char *gz = NULL;
 	size_t len;
-	int c, rc;
+	int c, rc, stop;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		if (cli_log_opt(&l, c, optarg))
-			continue;
+	while ((c = cli_getopt(argc, argv, "o:h", opts, usage, &l, &stop)) != -1) {
 		if (c == 'o') {
 			out = optarg;
-		} else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fputs(usage, stderr);
-			return 2;
 		}
 	}
+	if (stop >= 0)
+		return stop;
 	if (!out || argc - optind < 1 || argc - optind > 2) {
 		fprintf(stderr, "%s%s", out ? "" : "runseal: evidence needs -o BUNDLE.tar.gz\n",
 			usage);

@@ -96,12 +96,10 @@ int export_cmd(int argc, char **argv)
 	struct lr_opts o;
 	struct logread *r;
 	char err[1024], id[48], *end;
-	int c, rc, fd;
+	int c, rc, fd, stop;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
-		if (cli_log_opt(&l, c, optarg))
-			continue;
+	while ((c = cli_getopt(argc, argv, "f:h", opts, usage, &l, &stop)) != -1) {
 		if (c == 'f') {
 			fmt = optarg;
 		} else if (c == 'r') {
@@ -114,14 +112,10 @@ int export_cmd(int argc, char **argv)
 				return 2;
 			}
 			x.has_since = true;
-		} else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fputs(usage, stderr);
-			return 2;
 		}
 	}
+	if (stop >= 0)
+		return stop;
 	if (fmt)
 		x.fmt = !strcmp(fmt, "ocsf")	? EXPORT_OCSF
 			: !strcmp(fmt, "ecs")	? EXPORT_ECS

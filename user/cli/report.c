@@ -33,15 +33,7 @@ static const char usage[] =
 /* --baseline RUN: read with the run itself. */
 static int pick_baseline(struct cli_run *cr, void *ctx)
 {
-	char err[512];
-
-	cr->osum[0] = runs_find(&cr->runs, ctx, err, sizeof(err));
-	if (!cr->osum[0]) {
-		fprintf(stderr, "runseal: --baseline: %s\n", err);
-		return 2;
-	}
-	cr->nother = 1;
-	return 0;
+	return cli_pick_other(cr, ctx, "--baseline: ");
 }
 
 int report_cmd(int argc, char **argv)
@@ -56,26 +48,20 @@ int report_cmd(int argc, char **argv)
 	struct jbuf b = {0};
 	struct doc d;
 	struct diff df = {0};
-	int c, rc;
+	int c, rc, stop;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
-		if (cli_log_opt(&l, c, optarg))
-			continue;
+	while ((c = cli_getopt(argc, argv, "f:o:h", opts, usage, &l, &stop)) != -1) {
 		if (c == 'f') {
 			fmt = optarg;
 		} else if (c == 'o') {
 			out = optarg;
 		} else if (c == 'b') {
 			base = optarg;
-		} else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fputs(usage, stderr);
-			return 2;
 		}
 	}
+	if (stop >= 0)
+		return stop;
 	if (argc - optind < 1 || argc - optind > 2 ||
 	    (strcmp(fmt, "md") && strcmp(fmt, "html") && strcmp(fmt, "json"))) {
 		fprintf(stderr, "%s%s",

@@ -125,22 +125,16 @@ int runs_cmd(int argc, char **argv)
 	struct jbuf b = {0};
 	bool json = false;
 	char err[1024];
-	int c, rc;
+	int c, rc, stop;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (cli_log_opt(&l, c, optarg))
-			continue;
+	while ((c = cli_getopt(argc, argv, "h", opts, usage, &l, &stop)) != -1) {
 		if (c == 'j') {
 			json = true;
-		} else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fputs(usage, stderr);
-			return 2;
 		}
 	}
+	if (stop >= 0)
+		return stop;
 	if (argc - optind > 1) {
 		fputs(usage, stderr);
 		return 2;
