@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "guard.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -300,22 +301,6 @@ void guard_stop(struct guard *g)
 
 /* ---- recovery at the next start ------------------------------------------------------ */
 
-static size_t cgroup_procs(const char *cg, pid_t *pids, size_t max)
-{
-	char path[PATH_MAX + 16];
-	size_t n = 0;
-	long p;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
-	f = fopen(path, "re");
-	while (f && n < max && fscanf(f, "%ld", &p) == 1)
-		pids[n++] = (pid_t)p;
-	if (f)
-		fclose(f);
-	return n;
-}
-
 /* Kills and removes the run's cgroup and its step cgroups, noting the processes. */
 static void recover_cgroup(struct crashed *cr)
 {
@@ -331,7 +316,7 @@ static void recover_cgroup(struct crashed *cr)
 		snprintf(sub, sizeof(sub), "%s/%s", cr->cgroup, de->d_name);
 		size_t first = cr->nkilled;
 		cr->nkilled +=
-		    cgroup_procs(sub, cr->killed + cr->nkilled, GUARD_KILLED_MAX - cr->nkilled);
+		    cgroup_pids(sub, cr->killed + cr->nkilled, GUARD_KILLED_MAX - cr->nkilled);
 		/* Step cgroups are named SEQ-NAME. */
 		for (size_t i = first; i < cr->nkilled; i++)
 			cr->steps[i] = (unsigned)atoi(de->d_name);
@@ -341,7 +326,7 @@ static void recover_cgroup(struct crashed *cr)
 		pid_t left[1];
 
 		rewinddir(d);
-		size_t n = cgroup_procs(cr->cgroup, left, 1);
+		size_t n = cgroup_pids(cr->cgroup, left, 1);
 		while ((de = readdir(d)))
 			if (de->d_type == DT_DIR && de->d_name[0] != '.') {
 				snprintf(sub, sizeof(sub), "%s/%s", cr->cgroup, de->d_name);

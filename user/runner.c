@@ -135,24 +135,6 @@ static bool run_stopped(const struct run *r)
 	return r->interrupted || r->log_failed || r->error[0];
 }
 
-/* UUIDv7: time-ordered, so run ids sort by start time. */
-static int make_run_id(char out[40])
-{
-	unsigned char u[16];
-	uint64_t ms = real() / 1000000;
-
-	if (getrandom(u, sizeof(u), 0) != sizeof(u))
-		return -1;
-	for (int i = 0; i < 6; i++)
-		u[i] = (unsigned char)(ms >> (40 - 8 * i));
-	u[6] = (u[6] & 0x0f) | 0x70;
-	u[8] = (u[8] & 0x3f) | 0x80;
-	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-		 u[13], u[14], u[15]);
-	return 0;
-}
-
 static int write_file(const char *path, const char *s)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -239,22 +221,6 @@ static void cgroup_init(struct run *r)
 		warn("cgroup %s (steps run without their own cgroup)", r->cg_run);
 		r->cg_mnt[0] = r->cg_run[0] = '\0';
 	}
-}
-
-static size_t cgroup_pids(const char *cg, pid_t *pids, size_t max)
-{
-	char path[PATH_MAX + 16];
-	size_t n = 0;
-	long p;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
-	f = fopen(path, "re");
-	while (f && n < max && fscanf(f, "%ld", &p) == 1)
-		pids[n++] = (pid_t)p;
-	if (f)
-		fclose(f);
-	return n;
 }
 
 /* Kills a step's whole tree: cgroup.kill reaches processes that left the process group. */
@@ -1241,7 +1207,7 @@ static int setup_runbook(struct run *r)
 		fprintf(stderr, "runseal: %s\n", e);
 		return -1;
 	}
-	if (make_run_id(r->id) < 0) {
+	if (uuid7(r->id) < 0) {
 		warn("getrandom");
 		return -1;
 	}

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <limits.h>
+#include <sys/random.h>
 
 #include "util.h"
 
@@ -99,4 +101,38 @@ void hex(const unsigned char *in, size_t n, char *out)
 		out[2 * i + 1] = digits[in[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+int uuid7(char out[UUID_LEN])
+{
+	unsigned char u[16];
+	uint64_t ms = now_ns(CLOCK_REALTIME) / 1000000;
+
+	if (getrandom(u, sizeof(u), 0) != sizeof(u))
+		return -1;
+	for (int i = 0; i < 6; i++)
+		u[i] = (unsigned char)(ms >> (40 - 8 * i));
+	u[6] = (u[6] & 0x0f) | 0x70;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	snprintf(out, UUID_LEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+		 u[15]);
+	return 0;
+}
+
+size_t cgroup_pids(const char *cg, pid_t *pids, size_t max)
+{
+	char path[PATH_MAX + 16];
+	size_t n = 0;
+	long p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	f = fopen(path, "re");
+	while (f && n < max && fscanf(f, "%ld", &p) == 1)
+		pids[n++] = (pid_t)p;
+	if (f)
+		fclose(f);
+	return n;
 }

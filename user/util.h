@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <err.h>
+#include <sys/types.h>
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -17,5 +18,12 @@ uint64_t now_ns(int clock);
 #define TIME_LEN 32
 void fmt_time(uint64_t realtime_ns, char buf[TIME_LEN]);
 void hex(const unsigned char *in, size_t n, char *out); /* out: 2n + 1 bytes */
+
+/* A UUIDv7 (time-ordered, so run ids sort by start time), 36 characters and NUL. Returns
+ * -1 when the kernel has no randomness to give. */
+#define UUID_LEN 37
+int uuid7(char out[UUID_LEN]);
+/* The pids in cgroup cg (its cgroup.procs), at most max; 0 when it cannot be read. */
+size_t cgroup_pids(const char *cg, pid_t *pids, size_t max);
 
 #endif

@@ -83,25 +83,6 @@ static int seterr(char *err, size_t errlen, int rc, const char *fmt, const char 
 	return rc;
 }
 
-/* UUIDv7, as the runner makes them: time-ordered, so run ids sort by start time. */
-static int make_id(char out[ENGINE_ID_LEN])
-{
-	unsigned char u[16];
-	uint64_t ms = real() / 1000000;
-
-	if (getrandom(u, sizeof(u), 0) != sizeof(u))
-		return -1;
-	for (int i = 0; i < 6; i++)
-		u[i] = (unsigned char)(ms >> (40 - 8 * i));
-	u[6] = (u[6] & 0x0f) | 0x70;
-	u[8] = (u[8] & 0x3f) | 0x80;
-	snprintf(out, ENGINE_ID_LEN,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
-		 u[15]);
-	return 0;
-}
-
 /* ---- the run table ---------------------------------------------------------------------- */
 
 static const char *names(void *ctx, uint32_t run, uint32_t step, const char **step_name)
@@ -381,7 +362,7 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 	}
 	r = &e->runs[e->next_no % ENGINE_RUNS_MAX];
 	free_run(r);
-	if (make_id(r->id) < 0)
+	if (uuid7(r->id) < 0)
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "getrandom failed");
 	r->no = e->next_no++;
 	r->open = true;
