@@ -2,13 +2,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,24 +26,8 @@
 _Static_assert(RS_KIND_MAX <= sizeof(((struct collector *)0)->drops) / sizeof(uint64_t),
 	       "collector.drops has a slot per event kind");
 
-#define TRACEFS "/sys/kernel/tracing"
-
 static const char *const syscall_names[] = {"openat", "openat2", "open", "creat",
 					    "open_by_handle_at"};
-
-/* libbpf attaches tracepoints through tracefs, which these hosts may leave unmounted. */
-static int ensure_tracefs(void)
-{
-	if (access(TRACEFS "/events", F_OK) == 0 ||
-	    access("/sys/kernel/debug/tracing/events", F_OK) == 0)
-		return 0;
-	mkdir(TRACEFS, 0700);
-	if (mount("tracefs", TRACEFS, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-		warn("cannot mount tracefs at " TRACEFS " (needed to attach tracepoints)");
-		return -1;
-	}
-	return 0;
-}
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -1302,25 +1284,6 @@ static void collect_own_ids(struct collector *c)
 			add_own(c, OWN_LINK, bpf_link__fd(links[i]));
 }
 
-/* Programs for syscalls this kernel does not have (no module support: no module
- * tracepoints) are not loaded. */
-static void skip_missing_tracepoints(struct collector *c)
-{
-	struct bpf_program *p;
-
-	for (p = bpf_object__next_program(c->skel->obj, NULL); p;
-	     p = bpf_object__next_program(c->skel->obj, p)) {
-		const char *sec = bpf_program__section_name(p), *tp = "tracepoint/";
-		char path[256];
-
-		if (strncmp(sec, tp, strlen(tp)) || !strstr(sec, "_module"))
-			continue;
-		snprintf(path, sizeof(path), TRACEFS "/events/%s", sec + strlen(tp));
-		if (access(path, F_OK) < 0)
-			bpf_program__set_autoload(p, false);
-	}
-}
-
 /* Maps the ring as libbpf does: the consumer page read-write, then the producer page and
  * the data area, which the kernel maps twice in a row so a record never wraps. */
 static int map_ring(struct collector *c)
@@ -1600,8 +1563,6 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 		     "CONFIG_DEBUG_INFO_BTF is needed)");
 		return -1;
 	}
-	if (ensure_tracefs() < 0)
-		return -1;
 	c->skel = runseal_bpf__open();
 	if (!c->skel) {
 		warn("cannot open the BPF programs");
@@ -1612,7 +1573,6 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	c->skel->rodata->floor_only = floor;
 	c->skel->rodata->runner_tgid = (uint32_t)getpid();
 	c->own_pids[0] = getpid();
-	skip_missing_tracepoints(c);
 	/* An eighth of the ring: wake-ups stay rare, and there is room while the collector
 	 * gets scheduled. */
 	c->skel->rodata->wake_bytes =
@@ -1636,46 +1596,9 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	return 0;
 }
 
-struct detach_pool {
-	struct bpf_link **links;
-	size_t n;
-	size_t next; /* taken with __atomic_fetch_add */
-};
-
-static void *detach_worker(void *arg)
-{
-	struct detach_pool *p = arg;
-	size_t i;
-
-	while ((i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->n) {
-		bpf_link__destroy(p->links[i]);
-		p->links[i] = NULL;
-	}
-	return NULL;
-}
-
-/* Each detach waits for an RCU grace period (70-80 ms here): done one after the other,
- * runseal would linger seconds after every run, so a pool of threads shares them out. */
-static void detach_all(struct runseal_bpf *skel)
-{
-	struct detach_pool p = {.links = (struct bpf_link **)&skel->links,
-				.n = sizeof(skel->links) / sizeof(struct bpf_link *)};
-	pthread_t t[32];
-	size_t started = 0;
-
-	while (started < 32 && started < p.n &&
-	       pthread_create(&t[started], NULL, detach_worker, &p) == 0)
-		started++;
-	detach_worker(&p); /* also the fallback when no thread could start */
-	for (size_t i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
-}
-
 void collector_close(struct collector *c)
 {
 	unmap_ring(c);
-	if (c->skel)
-		detach_all(c->skel);
 	runseal_bpf__destroy(c->skel);
 	for (size_t i = 0; i < c->nsteps; i++)
 		free(c->steps[i]);
@@ -1706,7 +1629,7 @@ void collector_set_step(struct collector *c, uint32_t seq, const char *name)
 	c->steps[seq] = xstrdup(name);
 }
 
-/* The map is frozen: registration is a marker syscall that on_prctl_enter acts on, and
+/* The map is frozen: registration is a marker syscall that sys_prctl_enter acts on, and
  * the entry is then read back to check it took. */
 int collector_track(struct collector *c, pid_t pid, uint32_t seq)
 {

@@ -151,7 +151,9 @@ def detaching_runseal_programs_is_refused_and_recorded():
     out = stdout_of(recs, "blind")
     check(out.startswith("detachlinks: 0 of "), f"a link was detached: {out}")
     tried = int(out.split()[3])
-    check(tried >= 10, f"the helper found only {tried} links of the runner: {out}")
+    # One link per program: sys_enter, sys_exit, exec, fork, exit, two route lookups and two
+    # io_uring tracepoints.
+    check(tried >= 9, f"the helper found only {tried} links of the runner: {out}")
     d = of(recs, "bpf", "blind", cmd="BPF_LINK_DETACH", owner="runseal")
     check(len(d) == tried and all(r["link_id"] > 0 for r in d), f"{len(d)} of {tried}: {d[:2]}")
     one(recs, "open", "blind", path=marker)
