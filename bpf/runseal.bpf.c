@@ -111,14 +111,51 @@ struct {
 	__type(value, struct exec_args);
 } exec_args SEC(".maps");
 
+/* The runner's tgid: the only process whose RS_MARK_TRACK calls register a pid. The tracked
+ * map is frozen once loaded, so no bpf() caller, root steps included, can write it. */
+const volatile __u32 runner_tgid = 0;
+/* Set by `runseal run`, which pins the links: when its runner and its guard are both killed,
+ * the programs stay attached and stop the run's processes instead of letting them go on
+ * unseen (docs/SECURITY.md). */
+const volatile bool fail_closed = false;
+
+/* Slot 0 is nonzero once the runner has exited. A map, frozen like the others: a global
+ * variable would be mapped writable into user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} runner_gone SEC(".maps");
+
+#define SIGKILL 9
+
+/* A tracked process whose runner is gone: nothing reads what it does any more. It is killed
+ * at its next recorded syscall, exec or fork; a syscall already entered still completes, and
+ * its event still goes to the ring, which the next start reads. */
+static __always_inline void stop_orphan(void)
+{
+	u32 zero = 0, *gone;
+
+	if (!fail_closed)
+		return;
+	gone = bpf_map_lookup_elem(&runner_gone, &zero);
+	if (gone && *gone)
+		bpf_send_signal(SIGKILL);
+}
+
 static __always_inline struct rs_track *current_track(void)
 {
+	struct rs_track *t;
 	u32 tgid;
 
 	if (floor_only)
 		return NULL;
 	tgid = bpf_get_current_pid_tgid() >> 32;
-	return bpf_map_lookup_elem(&tracked, &tgid);
+	t = bpf_map_lookup_elem(&tracked, &tgid);
+	if (t)
+		stop_orphan();
+	return t;
 }
 
 static __always_inline void *get_scratch(void)
@@ -514,6 +551,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	t = bpf_map_lookup_elem(&tracked, &ptgid);
 	if (!t)
 		return 0;
+	stop_orphan();
 	/* A child that cannot be tracked would vanish from the record: count it as lost. */
 	if (bpf_map_update_elem(&tracked, &cpid, t, BPF_ANY))
 		count_drop(RS_FORK);
@@ -537,6 +575,11 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	if (floor_only)
 		return 0;
 	tgid = p->tgid;
+	if (fail_closed && tgid == runner_tgid && !BPF_CORE_READ(p, signal, live.counter)) {
+		u32 zero = 0, one = 1;
+
+		bpf_map_update_elem(&runner_gone, &zero, &one, BPF_ANY);
+	}
 	t = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!t)
 		return 0;
@@ -757,10 +800,6 @@ out:
 }
 
 /* ---- self-protection (issue 8) ------------------------------------------------------- */
-
-/* The runner's tgid: the only process whose RS_MARK_TRACK calls register a pid. The tracked
- * map is frozen once loaded, so no bpf() caller, root steps included, can write it. */
-const volatile __u32 runner_tgid = 0;
 
 static __always_inline int sys_prctl_enter(const struct pt_regs *regs)
 {

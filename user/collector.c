@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1548,7 +1550,7 @@ int collector_drain(struct collector *c, bool final)
 	return c->out->failed ? -1 : 0;
 }
 
-int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, bool floor)
+int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, unsigned flags)
 {
 	memset(c, 0, sizeof(*c));
 	c->out = out;
@@ -1570,7 +1572,8 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	}
 	if (ringbuf_bytes)
 		bpf_map__set_max_entries(c->skel->maps.events, (uint32_t)ringbuf_bytes);
-	c->skel->rodata->floor_only = floor;
+	c->skel->rodata->floor_only = flags & COLLECTOR_FLOOR;
+	c->skel->rodata->fail_closed = flags & COLLECTOR_FAIL_CLOSED;
 	c->skel->rodata->runner_tgid = (uint32_t)getpid();
 	c->own_pids[0] = getpid();
 	/* An eighth of the ring: wake-ups stay rare, and there is room while the collector
@@ -1611,6 +1614,107 @@ void collector_close(struct collector *c)
 	c->skel = NULL;
 	c->steps = NULL;
 	c->nsteps = 0;
+}
+
+int collector_pin(struct collector *c, const char *dir, char *err, size_t errlen)
+{
+	struct bpf_link **links = (struct bpf_link **)&c->skel->links;
+	char path[PATH_MAX];
+	int n = 0;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(c->skel->links) / sizeof(*links); i++) {
+		if (!links[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/link-%d", dir, n);
+		if (bpf_link__pin(links[i], path))
+			goto fail;
+		n++;
+	}
+	snprintf(path, sizeof(path), "%s/tracked", dir);
+	if (bpf_map__pin(c->skel->maps.tracked, path))
+		goto fail;
+	snprintf(path, sizeof(path), "%s/events", dir);
+	if (bpf_map__pin(c->skel->maps.events, path))
+		goto fail;
+	return n;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	collector_unpin(dir);
+	return -1;
+}
+
+void collector_unpin(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* The pinned tracked map's live processes, killed: the exit program of the pinned links
+ * removed every process that ended, so no pid in it names an unrelated process. */
+static int reap_tracked(int fd, pid_t *pids, uint32_t *steps, size_t max)
+{
+	uint32_t key, next, *prev = NULL;
+	struct rs_track t;
+	int n = 0;
+
+	while ((size_t)n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && kill((pid_t)key, SIGKILL) == 0) {
+			pids[n] = (pid_t)key;
+			steps[n++] = t.step;
+		}
+	}
+	return n;
+}
+
+int collector_reap(const char *dir, int nlinks, pid_t *pids, uint32_t *steps, size_t max,
+		   int (*fn)(void *ctx, void *data, size_t size), void *ctx)
+{
+	char path[PATH_MAX];
+	int present = 0, n = 0, tfd, efd;
+
+	for (int i = 0; i < nlinks; i++) {
+		snprintf(path, sizeof(path), "%s/link-%d", dir, i);
+		present += access(path, F_OK) == 0;
+	}
+	snprintf(path, sizeof(path), "%s/tracked", dir);
+	tfd = bpf_obj_get(path);
+	snprintf(path, sizeof(path), "%s/events", dir);
+	efd = bpf_obj_get(path);
+	if (tfd < 0 && efd < 0 && !present) {
+		collector_unpin(dir);
+		return -1;
+	}
+	if (tfd >= 0 && present == nlinks)
+		n = reap_tracked(tfd, pids, steps, max);
+	if (efd >= 0) {
+		struct ring_buffer *rb = ring_buffer__new(efd, fn, ctx, NULL);
+
+		if (rb) {
+			ring_buffer__consume(rb);
+			ring_buffer__free(rb);
+		}
+		close(efd);
+	}
+	if (tfd >= 0)
+		close(tfd);
+	collector_unpin(dir);
+	return n;
 }
 
 void collector_set_run(struct collector *c, const char *run_id)
