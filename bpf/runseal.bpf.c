@@ -1163,7 +1163,10 @@ static __always_inline int sys_memfd_create_enter(const struct pt_regs *regs)
 #define NR_connect	     42
 #define NR_accept	     43
 #define NR_sendto	     44
+#define NR_recvfrom	     45
 #define NR_sendmsg	     46
+#define NR_recvmsg	     47
+#define NR_bind		     49
 #define NR_listen	     50
 #define NR_execve	     59
 #define NR_kill		     62
@@ -1476,7 +1479,7 @@ out:
 
 #define MSG_FASTOPEN 0x20000000
 #define SOCK_STREAM  1
-#define MMSG_MAX     8 /* sendmmsg entries looked at */
+#define MMSG_MAX     1024 /* sendmmsg entries looked at: the kernel's UIO_MAXIOV */
 
 /* Destinations already recorded, per process: a datagram stream to one peer is one record,
  * not one per datagram. Eviction only repeats a record, it never hides one. */
@@ -1502,6 +1505,7 @@ struct net_call {
 	const void *sa; /* caller's sockaddr, or NULL */
 	u32 salen;
 	bool dedupe;
+	bool peer_from_sa; /* the peer is sa, the sender the kernel wrote back (recvfrom) */
 	const struct rs_endpoint *route; /* the kernel's destination, when it routed one */
 };
 
@@ -1525,26 +1529,32 @@ static __always_inline void net_emit(const struct net_call *c)
 	BOUND(len, 0x7f);
 	if (c->sa && len && bpf_probe_read_user(e->sockaddr, len, c->sa) == 0)
 		e->addrlen = c->salen;
+	/* inet peers keyed the same however they were learned: the one the kernel routed,
+	 * else the sockaddr; others by their bytes. */
+	struct rs_endpoint ep = {};
+	u16 fam = *(u16 *)e->sockaddr;
+
+	if (c->route && c->route->family) {
+		ep = *c->route;
+	} else if (fam == AF_INET) {
+		ep.family = fam;
+		ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
+		__builtin_memcpy(ep.addr, &e->sockaddr[4], 4);
+	} else if (fam == AF_INET6) {
+		ep.family = fam;
+		ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
+		__builtin_memcpy(ep.addr, &e->sockaddr[8], 16);
+	}
+	/* Local traffic of the host's own services (netlink, unix) is no network peer. */
+	if (c->peer_from_sa && !ep.family)
+		return;
+	/* A stream socket's bind is its listen's business. */
+	if (c->op == RS_NET_BIND && BPF_CORE_READ(sock, type) == SOCK_STREAM)
+		return;
 	if (c->dedupe) {
 		struct dest_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .len = len};
 		u8 one = 1;
 
-		/* inet destinations keyed the same however they were learned: the one the
-		 * kernel routed, else the caller's sockaddr; others by their bytes. */
-		struct rs_endpoint ep = {};
-		u16 fam = *(u16 *)e->sockaddr;
-
-		if (c->route && c->route->family) {
-			ep = *c->route;
-		} else if (fam == AF_INET) {
-			ep.family = fam;
-			ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
-			__builtin_memcpy(ep.addr, &e->sockaddr[4], 4);
-		} else if (fam == AF_INET6) {
-			ep.family = fam;
-			ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
-			__builtin_memcpy(ep.addr, &e->sockaddr[8], 16);
-		}
 		if (ep.family) {
 			key.len = 0xffffffff;
 			__builtin_memcpy(key.sa, &ep, sizeof(ep));
@@ -1564,8 +1574,8 @@ static __always_inline void net_emit(const struct net_call *c)
 	e->msg_flags = c->msg_flags;
 	e->pad = 0;
 	sock_endpoint(sk, false, &e->local);
-	if (c->route && c->route->family)
-		e->remote = *c->route;
+	if ((c->route && c->route->family) || c->peer_from_sa)
+		e->remote = ep;
 	else
 		sock_endpoint(sk, true, &e->remote);
 	submit(e, sizeof(*e), RS_NET);
@@ -1638,6 +1648,12 @@ static __always_inline int net_enter(const struct pt_regs *regs, u32 op)
 		return 0;
 	if (op == RS_NET_SENDMSG && (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) ||
 				     (!m.msg_name && !(regs->dx & MSG_FASTOPEN))))
+		return 0;
+	/* A receive says who sent only when asked to (a server's unconnected socket). */
+	if (op == RS_NET_RECVFROM && (!regs->r8 || !regs->r9))
+		return 0;
+	if (op == RS_NET_RECVMSG &&
+	    (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) || !m.msg_name))
 		return 0;
 	return save_args(regs, KIND_OP(RS_NET, op), 0);
 }
@@ -1714,6 +1730,32 @@ static __always_inline int net_exit(long nr, long ret, bool optional)
 		if (ret < 0) /* a non-blocking server polls with EAGAIN all day */
 			goto out;
 		break;
+	case RS_NET_BIND:
+		c.sa = (const void *)a->a[1];
+		c.salen = a->a[2];
+		break;
+	case RS_NET_RECVFROM: {
+		u32 salen = 0;
+
+		if (ret < 0)
+			goto out;
+		bpf_probe_read_user(&salen, sizeof(salen), (void *)a->a[5]);
+		c.sa = (const void *)a->a[4];
+		c.salen = salen;
+		c.dedupe = c.peer_from_sa = true;
+		break;
+	}
+	case RS_NET_RECVMSG: {
+		struct user_msghdr m = {};
+
+		if (ret < 0)
+			goto out;
+		bpf_probe_read_user(&m, sizeof(m), (void *)a->a[1]);
+		c.sa = m.msg_name;
+		c.salen = m.msg_namelen; /* the kernel wrote back the sender's length */
+		c.dedupe = c.peer_from_sa = true;
+		break;
+	}
 	}
 	if (op == RS_NET_SENDTO || op == RS_NET_SENDMSG) {
 		/* A Fast Open send connects: the socket then holds its destination. */
@@ -2320,6 +2362,12 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		return net_enter(regs, RS_NET_SENDMMSG);
 	case NR_listen:
 		return net_enter(regs, RS_NET_LISTEN);
+	case NR_bind:
+		return net_enter(regs, RS_NET_BIND);
+	case NR_recvfrom:
+		return net_enter(regs, RS_NET_RECVFROM);
+	case NR_recvmsg:
+		return net_enter(regs, RS_NET_RECVMSG);
 	case NR_accept:
 		return net_enter(regs, RS_NET_ACCEPT);
 	case NR_accept4:
@@ -2390,9 +2438,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		return cred_exit(regs->orig_ax, ret);
 	case NR_sendto:
 	case NR_sendmsg:
+	case NR_recvfrom:
+	case NR_recvmsg:
 		return net_exit(regs->orig_ax, ret, true);
 	case NR_sendmmsg:
 	case NR_listen:
+	case NR_bind:
 	case NR_accept:
 	case NR_accept4:
 		return net_exit(regs->orig_ax, ret, false);

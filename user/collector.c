@@ -679,7 +679,8 @@ static int on_cred(struct collector *c, const struct rs_cred *e, size_t size)
 static const char *const net_via[RS_NET_MAX] = {
     [RS_NET_CONNECT] = "connect",   [RS_NET_SENDTO] = "sendto",	    [RS_NET_SENDMSG] = "sendmsg",
     [RS_NET_SENDMMSG] = "sendmmsg", [RS_NET_FASTOPEN] = "fastopen", [RS_NET_LISTEN] = "listen",
-    [RS_NET_ACCEPT] = "accept",	    [RS_NET_ACCEPT4] = "accept4",
+    [RS_NET_ACCEPT] = "accept",	    [RS_NET_ACCEPT4] = "accept4",   [RS_NET_BIND] = "bind",
+    [RS_NET_RECVFROM] = "recvfrom", [RS_NET_RECVMSG] = "recvmsg",
 };
 
 static const char *sock_type_name(unsigned type)
@@ -716,19 +717,25 @@ static int on_net(struct collector *c, const struct rs_net *e, size_t size)
 
 	if (size < sizeof(*e) || e->op == 0 || e->op >= RS_NET_MAX)
 		return -1;
-	if (e->op == RS_NET_LISTEN) {
+	if (e->op == RS_NET_LISTEN || e->op == RS_NET_BIND) {
+		/* A datagram socket's bind is how a step opens a listener for UDP. */
 		begin_proc(c, REC_LISTEN, &e->h);
 		rec_int(s, "fd", e->fd);
+		rec_str(s, "via", net_via[e->op]);
 		rec_str(s, "family", endpoint_info(&e->local, &a) ? a.family : "other");
 		put_endpoint(s, "addr", "port", &e->local);
-	} else if (e->op == RS_NET_ACCEPT || e->op == RS_NET_ACCEPT4) {
+	} else if (e->op == RS_NET_ACCEPT || e->op == RS_NET_ACCEPT4 || e->op == RS_NET_RECVFROM ||
+		   e->op == RS_NET_RECVMSG) {
+		bool accept = e->op == RS_NET_ACCEPT || e->op == RS_NET_ACCEPT4;
+
 		begin_proc(c, REC_ACCEPT, &e->h);
 		rec_int(s, "fd", e->fd);
 		rec_str(s, "via", net_via[e->op]);
 		rec_str(s, "family", endpoint_info(&e->remote, &a) ? a.family : "other");
 		put_endpoint(s, "addr", "port", &e->remote);
 		put_endpoint(s, "local_addr", "local_port", &e->local);
-		rec_int(s, "new_fd", e->ret);
+		if (accept)
+			rec_int(s, "new_fd", e->ret);
 	} else {
 		begin_proc(c, REC_CONNECT, &e->h);
 		rec_int(s, "fd", e->fd);
