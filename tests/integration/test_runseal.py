@@ -28,7 +28,7 @@ KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "
                 "compat_syscall", "pidfd_getfd", "io_uring_result", "mkdir", "mknod"}
 STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
-from harness import Failure, check, run_all, test
+from harness import Failure, check, pids_with, run_all, test
 
 
 SEAL_TMP = tempfile.mkdtemp(prefix="runseal-itest-log-")
@@ -1191,18 +1191,6 @@ steps:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def pids_with(arg):
-    found = []
-    for d in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                if arg.encode() in f.read():
-                    found.append(int(d))
-        except OSError:
-            pass
-    return found
-
-
 def lingering_run(tmp, policy, script):
     rb = os.path.join(tmp, f"{policy}.yaml")
     ev = os.path.join(tmp, f"{policy}.jsonl")
@@ -1246,8 +1234,7 @@ def lingering_processes_killed_waited_for_or_left():
               set(end["lingering"].values()) == {"start"}, f"run_end {end}, alive {left}")
     finally:
         for p in pids_with("linger-"):
-            if p != os.getpid():
-                os.kill(p, signal.SIGKILL)
+            os.kill(p, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
