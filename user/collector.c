@@ -834,6 +834,12 @@ static int on_uring_result(struct collector *c, const struct rs_uring *e)
 	rec_str(s, "op", op);
 	rec_int(s, "user_data", (int64_t)e->user_data);
 	rec_int(s, "fd", e->fd);
+	if (e->peer.family) {
+		struct sockaddr_info a;
+
+		rec_str(s, "family", endpoint_info(&e->peer, &a) ? a.family : "other");
+		put_endpoint(s, "addr", "port", &e->peer);
+	}
 	put_result(s, e->res);
 	return rec_end(s);
 }
