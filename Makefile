@@ -28,6 +28,9 @@ USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c us
 	     user/logfmt.c user/sealer.c user/verify.c user/guard.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
+# The one table of record and entry kinds and their fields (writers and readers).
+USER_SRCS += user/schema.c
+PURE += user/schema.c
 # Reading the log back: the reader, the reports (user/report/) and their commands (user/cli/).
 USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
 	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \

@@ -11,49 +11,6 @@
 #include "logread.h"
 #include "verify.h"
 
-const char *const lr_kind_names[LR_KINDS] = {
-    [LR_OTHER] = "other",
-    [LR_GENESIS] = "genesis",
-    [LR_SEGMENT] = "segment",
-    [LR_SEAL] = "seal",
-    [LR_RECOVERY] = "recovery",
-    [LR_RUN_START] = "run_start",
-    [LR_RUN_END] = "run_end",
-    [LR_STEP_START] = "step_start",
-    [LR_STEP_END] = "step_end",
-    [LR_EXEC] = "exec",
-    [LR_FORK] = "fork",
-    [LR_EXIT] = "exit",
-    [LR_OPEN] = "open",
-    [LR_CONNECT] = "connect",
-    [LR_LOSS] = "loss",
-    [LR_RENAME] = "rename",
-    [LR_UNLINK] = "unlink",
-    [LR_CHMOD] = "chmod",
-    [LR_CHOWN] = "chown",
-    [LR_LINK] = "link",
-    [LR_SYMLINK] = "symlink",
-    [LR_TRUNCATE] = "truncate",
-    [LR_MOUNT] = "mount",
-    [LR_UMOUNT] = "umount",
-    [LR_CRED] = "cred",
-    [LR_LISTEN] = "listen",
-    [LR_ACCEPT] = "accept",
-    [LR_COMPAT_SYSCALL] = "compat_syscall",
-    [LR_MKDIR] = "mkdir",
-    [LR_MKNOD] = "mknod",
-    [LR_BPF] = "bpf",
-    [LR_PERF_EVENT_OPEN] = "perf_event_open",
-    [LR_PTRACE] = "ptrace",
-    [LR_PROCESS_VM] = "process_vm",
-    [LR_PIDFD_GETFD] = "pidfd_getfd",
-    [LR_SIGNAL] = "signal",
-    [LR_MODULE_LOAD] = "module_load",
-    [LR_MEMFD_CREATE] = "memfd_create",
-    [LR_RUN_INTERRUPTED] = "run_interrupted",
-};
-_Static_assert(LR_KINDS <= 64, "replay selects kinds by a 64-bit mask");
-
 struct logread {
 	struct lr_verify v;
 	struct lr_ent **ents;
@@ -161,19 +118,16 @@ static struct lr_ent *ent_parse(struct logread *r, const char *line, size_t len,
 	}
 	e->tok = xmalloc((size_t)e->ntok * sizeof(*e->tok));
 	memcpy(e->tok, r->scratch, (size_t)e->ntok * sizeof(*e->tok));
-	copy_str(e, "kind", e->kind_name, sizeof(e->kind_name));
-	e->kind = LR_OTHER;
-	for (int k = 1; k < LR_KINDS; k++)
-		if (!strcmp(e->kind_name, lr_kind_names[k]))
-			e->kind = (enum lr_kind)k;
-	copy_str(e, "time", e->time, sizeof(e->time));
+	copy_str(e, RF_KIND, e->kind_name, sizeof(e->kind_name));
+	e->kind = rec_kind_of(e->kind_name, strlen(e->kind_name));
+	copy_str(e, RF_TIME, e->time, sizeof(e->time));
 	if (parse_time(e->time, strlen(e->time), &e->time_ns))
 		e->time_ns = 0;
-	copy_str(e, "run", e->run, sizeof(e->run));
-	e->step = lr_str(e, "step", NULL);
-	if (lr_int(e, "pid", &e->pid))
+	copy_str(e, RF_RUN, e->run, sizeof(e->run));
+	e->step = lr_str(e, RF_STEP, NULL);
+	if (lr_int(e, RF_PID, &e->pid))
 		e->pid = -1;
-	if (lr_int(e, "ppid", &e->ppid))
+	if (lr_int(e, RF_PPID, &e->ppid))
 		e->ppid = -1;
 	return e;
 }
@@ -217,7 +171,7 @@ static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 
 	if (!e)
 		return 0;
-	if (e->kind == LR_SEAL)
+	if (e->kind == REC_SEAL)
 		add_seal(&r->v, e);
 	if (r->keep && !r->keep(r->ctx, e)) {
 		ent_free(e);
@@ -383,7 +337,7 @@ int lr_seek_run(struct logread *r, const char *run)
 	for (size_t i = 0; i < r->n; i++) {
 		if (strcmp(r->ents[i]->run, run))
 			continue;
-		if (r->ents[i]->kind == LR_RUN_START) {
+		if (r->ents[i]->kind == REC_RUN_START) {
 			r->pos = i;
 			return 0;
 		}
@@ -434,6 +388,6 @@ void lr_close(struct logread *r)
 
 bool lr_keep_run(void *run_id, const struct lr_ent *e)
 {
-	return e->kind == LR_RECOVERY || e->kind == LR_RUN_INTERRUPTED ||
+	return e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED ||
 	       !strcmp(e->run, (const char *)run_id);
 }

@@ -19,60 +19,14 @@
 #include <stdint.h>
 
 #include "json.h"
+#include "schema.h"
 #include "util.h"
-
-enum lr_kind {
-	LR_OTHER, /* a kind this version does not know: kept, shown generically */
-	LR_GENESIS,
-	LR_SEGMENT,
-	LR_SEAL,
-	LR_RECOVERY,
-	LR_RUN_START,
-	LR_RUN_END,
-	LR_STEP_START,
-	LR_STEP_END,
-	LR_EXEC,
-	LR_FORK,
-	LR_EXIT,
-	LR_OPEN,
-	LR_CONNECT,
-	LR_LOSS,
-	/* file and privilege changes, network beyond connect (docs/RECORDS.md) */
-	LR_RENAME,
-	LR_UNLINK,
-	LR_CHMOD,
-	LR_CHOWN,
-	LR_LINK,
-	LR_SYMLINK,
-	LR_MKDIR,
-	LR_MKNOD,
-	LR_TRUNCATE, /* the last file change (m_file_change) */
-	LR_MOUNT,
-	LR_UMOUNT,
-	LR_CRED,
-	LR_LISTEN,
-	LR_ACCEPT,
-	LR_COMPAT_SYSCALL,
-	/* self-protection: recorded at entry, before the call takes effect */
-	LR_BPF,
-	LR_PERF_EVENT_OPEN,
-	LR_PTRACE,
-	LR_PROCESS_VM,
-	LR_PIDFD_GETFD,
-	LR_SIGNAL,
-	LR_MODULE_LOAD,
-	LR_MEMFD_CREATE,
-	LR_RUN_INTERRUPTED, /* written by the next run about one that never ended */
-	LR_KINDS,	    /* at most 64: replay selects kinds by a 64-bit mask */
-};
-
-extern const char *const lr_kind_names[LR_KINDS];
 
 /* One verified entry. Strings are decoded bytes (hostile: escape them when printing). */
 struct lr_ent {
 	uint64_t seq;
 	unsigned char hash[32];
-	enum lr_kind kind;
+	enum rec_kind kind; /* REC_OTHER for a kind this version does not know */
 	char kind_name[32];
 	uint64_t time_ns;
 	char time[TIME_LEN];

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "logfmt.h"
+#include "schema.h"
 #include "sealer.h"
 #include "util.h"
 
@@ -202,13 +203,17 @@ static void field_u64(struct jbuf *b, const char *k, uint64_t v)
 	jb_u64(b, v);
 }
 
-static void begin_body(struct jbuf *b, const char *kind, char time[TIME_LEN])
+static void begin_body(struct jbuf *b, enum rec_kind kind, char time[TIME_LEN])
 {
+	const char *name = rec_kind_name(kind);
+
 	b->len = 0;
-	jb_raw(b, "{\"kind\":", 8);
-	jb_str(b, kind, strlen(kind));
+	jb_putc(b, '{');
+	jb_str(b, RF_KIND, strlen(RF_KIND));
+	jb_putc(b, ':');
+	jb_str(b, name, strlen(name));
 	fmt_time(now_ns(CLOCK_REALTIME), time);
-	field_str(b, "time", time);
+	field_str(b, RF_TIME, time);
 }
 
 static int put_body(struct sealer *s, struct jbuf *b)
@@ -228,7 +233,7 @@ static int put_genesis(struct sealer *s)
 
 	gethostname(host, sizeof(host) - 1);
 	key_id(s->sched.root_pub, root);
-	begin_body(&b, "genesis", t);
+	begin_body(&b, REC_GENESIS, t);
 	field_str(&b, "format", LOG_FORMAT);
 	field_str(&b, "host_id", s->host_hex);
 	field_str(&b, "hostname", host);
@@ -283,7 +288,7 @@ static int open_segment_entries(struct sealer *s)
 	s->last_seal = now_ns(CLOCK_MONOTONIC);
 	if (s->seq == 0 && put_genesis(s) < 0)
 		return -1;
-	begin_body(&b, "segment", t);
+	begin_body(&b, REC_SEGMENT, t);
 	field_u64(&b, "segment", s->segment);
 	field_str(&b, "host_id", s->host_hex);
 	field_str(&b, "worm", s->worm ? "append-only" : "unavailable");
@@ -291,7 +296,7 @@ static int open_segment_entries(struct sealer *s)
 	if (put_body(s, &b) < 0)
 		return -1;
 	if (s->pending_recovery) {
-		begin_body(&b, "recovery", t);
+		begin_body(&b, REC_RECOVERY, t);
 		jb_raw(&b, s->recovery, strlen(s->recovery));
 		if (put_body(s, &b) < 0)
 			return -1;
@@ -415,7 +420,7 @@ int sealer_seal(struct sealer *s, const char *reason)
 		if ((strcmp(reason, "heartbeat") && strcmp(reason, "start")) || open_segment(s) < 0)
 			return s->failed ? -1 : 0;
 	}
-	begin_body(&b, "seal", t);
+	begin_body(&b, REC_SEAL, t);
 	e = epoch_of(&s->sched, now_ns(CLOCK_REALTIME) / 1000000000ull);
 	if (e == UINT64_MAX) {
 		warnx("%s: no epoch key covers the current time (keys expired, or the clock is "
@@ -579,8 +584,8 @@ static size_t valid_prefix(const char *buf, size_t len, uint64_t *last_seq, unsi
 		    (*n && (seq != expect || memcmp(prev, h, 32))))
 			break;
 		entry_hash(buf + off, l, h);
-		*sealed = entry_get_str(buf + off, l, "kind", kind, sizeof(kind)) == 0 &&
-			  !strcmp(kind, "seal");
+		*sealed = entry_get_str(buf + off, l, RF_KIND, kind, sizeof(kind)) == 0 &&
+			  rec_kind_of(kind, strlen(kind)) == REC_SEAL;
 		expect = seq + 1;
 		*last_seq = seq;
 		memcpy(last, h, 32);

@@ -16,6 +16,7 @@
 #include "json.h"
 #include "keys.h"
 #include "logfmt.h"
+#include "schema.h"
 #include "util.h"
 #include "verify.h"
 
@@ -378,6 +379,25 @@ static bool cert_ok(struct ver *v, uint64_t e)
 
 /* ---- entries ------------------------------------------------------------------------------- */
 
+/* The kinds with rules of their own; every other kind is a record. */
+static enum kind rule_of(enum rec_kind k)
+{
+	switch (k) {
+	case REC_GENESIS:
+		return K_GENESIS;
+	case REC_SEGMENT:
+		return K_SEGMENT;
+	case REC_SEAL:
+		return K_SEAL;
+	case REC_RECOVERY:
+		return K_RECOVERY;
+	case REC_LOSS:
+		return K_LOSS;
+	default:
+		return K_RECORD;
+	}
+}
+
 /* The kind and time of an entry. Records written by runseal start with "kind" and "time"
  * right after the prefix; that fast path avoids a full parse per record. Anything else (an
  * escaped kind, another order) goes through the full, strict parser. */
@@ -398,26 +418,14 @@ static enum kind classify(const char *l, size_t len, size_t p, char time[TIME_LE
 			kind[n] = '\0';
 			memcpy(time, q + sizeof(t) - 1, 30);
 			time[30] = '\0';
-			if (strcmp(kind, "genesis") && strcmp(kind, "segment") &&
-			    strcmp(kind, "seal") && strcmp(kind, "recovery") &&
-			    strcmp(kind, "loss"))
+			if (rule_of(rec_kind_of(kind, n)) == K_RECORD)
 				return K_RECORD;
 		}
 	}
-	if (entry_get_str(l, len, "kind", kind, sizeof(kind)) ||
-	    entry_get_str(l, len, "time", time, TIME_LEN))
+	if (entry_get_str(l, len, RF_KIND, kind, sizeof(kind)) ||
+	    entry_get_str(l, len, RF_TIME, time, TIME_LEN))
 		return K_BAD;
-	if (!strcmp(kind, "genesis"))
-		return K_GENESIS;
-	if (!strcmp(kind, "segment"))
-		return K_SEGMENT;
-	if (!strcmp(kind, "seal"))
-		return K_SEAL;
-	if (!strcmp(kind, "recovery"))
-		return K_RECOVERY;
-	if (!strcmp(kind, "loss"))
-		return K_LOSS;
-	return K_RECORD;
+	return rule_of(rec_kind_of(kind, strlen(kind)));
 }
 
 static void check_genesis(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq)
@@ -883,11 +891,13 @@ static void runs_note(struct walk *w, const char *l, size_t len, size_t off, uin
 {
 	char kind[32], id[64], old[64];
 	struct run_seen *r;
+	enum rec_kind k;
 
-	if (entry_get_str(l, len, "kind", kind, sizeof(kind)) ||
-	    entry_get_str(l, len, "run", id, sizeof(id)))
+	if (entry_get_str(l, len, RF_KIND, kind, sizeof(kind)) ||
+	    entry_get_str(l, len, RF_RUN, id, sizeof(id)))
 		return;
-	if (!strcmp(kind, "run_start")) {
+	k = rec_kind_of(kind, strlen(kind));
+	if (k == REC_RUN_START) {
 		if (w->nruns == w->capruns) {
 			w->capruns = w->capruns ? w->capruns * 2 : 64;
 			w->runs = xrealloc(w->runs, w->capruns * sizeof(*w->runs));
@@ -898,9 +908,9 @@ static void runs_note(struct walk *w, const char *l, size_t len, size_t off, uin
 		r->seg = w->cur;
 		r->off = off;
 		r->seq = seq;
-	} else if (!strcmp(kind, "run_end") && (r = run_find(w, id))) {
+	} else if (k == REC_RUN_END && (r = run_find(w, id))) {
 		r->ended = true;
-	} else if (!strcmp(kind, "run_interrupted") &&
+	} else if (k == REC_RUN_INTERRUPTED &&
 		   !entry_get_str(l, len, "interrupted_run", old, sizeof(old)) &&
 		   (r = run_find(w, old))) {
 		snprintf(r->by, sizeof(r->by), "%s", id);

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from harness import Failure, check, run_all, skip, test  # noqa: E402
+import schema_table  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="runseal-report-")
 KEYS = os.path.join(TMP, "keys")
@@ -65,6 +66,22 @@ def read(log, cmd, *args, want=0):
     rc, out, err = rs([cmd, log, "--key-dir", KEYS] + list(args))
     check(rc == want, f"{cmd} {' '.join(args)}: rc {rc}: {err[-800:]}")
     return out
+
+
+def check_schema(log, label):
+    """Every entry of the log (records and the log's own entries, as sealed) has a kind of
+    user/schema.c's table and only fields the table lists for it."""
+    table = schema_table.load()
+    out = read(log, "show", "--json")
+    kinds = set()
+    for line in out.splitlines():
+        e = json.loads(line)
+        kinds.add(e["kind"])
+        bad = [k for k in schema_table.unknown_fields(e, table) if k != "hash"]
+        check(not bad, f"{label}: {e['kind']} seq {e['seq']}: fields not in the schema: {bad}")
+    check({"genesis", "segment", "seal", "run_start", "exec"} <= kinds,
+          f"{label}: the log lacks kinds: {kinds}")
+    return kinds
 
 
 def write_runbook(tmp, text, name="rb.yaml"):
@@ -229,6 +246,7 @@ def example_runbooks_report_and_replay():
         check(all(r["status"] == "ok" and not r["interrupted"] for r in runs[:-1]),
               f"runs: {runs}")
         check(runs[-1]["verification"] == "ok", f"runs: {runs[-1]}")
+        check_schema(log, "example runbooks")
     finally:
         subprocess.run([DEMO, "stop", "rs-report"], capture_output=True)
         shutil.rmtree("/tmp/runseal-demo/rs-report", ignore_errors=True)
@@ -274,6 +292,7 @@ steps:
 """)
     run_id, recs = run(log, rb, (), tmp)
     kinds = {r["kind"] for r in recs}
+    check_schema(log, "file changes")
     if "rename" not in kinds:
         skip("this build does not capture rename records yet (docs/RECORDS.md)")
     rep = json.loads(read(log, "report", run_id, "--format", "json"))

@@ -51,7 +51,8 @@ static bool keep_chosen(void *ctx, const struct lr_ent *e)
 {
 	const struct cli_run *cr = ctx;
 
-	if (e->kind == LR_RECOVERY || e->kind == LR_RUN_INTERRUPTED || !strcmp(e->run, cr->sum->id))
+	if (e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED ||
+	    !strcmp(e->run, cr->sum->id))
 		return true;
 	for (size_t i = 0; i < cr->nother; i++)
 		if (!strcmp(e->run, cr->osum[i]->id))

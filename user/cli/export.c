@@ -52,7 +52,7 @@ static bool each(void *ctx, const struct lr_ent *e)
 	if (x->broken)
 		return false;
 	if ((x->run && strcmp(e->run, x->run)) || (x->has_since && e->seq <= x->since)) {
-		if (e->kind == LR_GENESIS) /* its host name still counts */
+		if (e->kind == REC_GENESIS) /* its host name still counts */
 			export_entry(&x->b, e, EXPORT_ECS, &x->c);
 		x->b.len = 0;
 		return false;

@@ -103,16 +103,16 @@ static void sets_of_step(struct step_sets *ss, const struct m_step *st)
 		for (size_t k = 0; k < st->procs[p].nev; k++) {
 			const struct lr_ent *e = st->procs[p].ev[k];
 
-			if (e->kind == LR_EXEC && !m_failed(e))
+			if (e->kind == REC_EXEC && !m_failed(e))
 				set_add(&ss->s[S_EXEC], lr_str(e, "path", NULL), true);
-			else if (e->kind == LR_OPEN && !m_failed(e) &&
+			else if (e->kind == REC_OPEN && !m_failed(e) &&
 				 (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC)))
 				set_add(&ss->s[S_WRITE], lr_str(e, "path", NULL), true);
-			else if (m_file_change(e) && !m_failed(e) && e->kind != LR_UNLINK)
+			else if (m_file_change(e) && !m_failed(e) && e->kind != REC_UNLINK)
 				set_add(&ss->s[S_WRITE], lr_str(e, "path", NULL), true);
-			else if (e->kind == LR_CONNECT) /* addresses and ports as they are */
+			else if (e->kind == REC_CONNECT) /* addresses and ports as they are */
 				set_add(&ss->s[S_NET], m_dest(e), lr_get(e, "addr") < 0);
-			else if (e->kind == LR_LISTEN && !m_failed(e))
+			else if (e->kind == REC_LISTEN && !m_failed(e))
 				set_add(&ss->s[S_NET], xasprintf("listen %s", m_dest_tmp(e)),
 					false);
 		}
