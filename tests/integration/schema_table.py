@@ -19,7 +19,7 @@ def _strings(expr, macros):
 def load():
     src = open(os.path.join(ROOT, "user", "schema.c")).read()
     macros = {}
-    for name, expr in re.findall(r'^#define ([A-Z_]+) (".*")$', src, re.M):
+    for name, expr in re.findall(r'^#define ([A-Z_]+)\s+(".*")$', src, re.M):
         macros[name] = _strings(expr, macros)
     scopes = {m[0]: m[1].split() for m in
               re.findall(r'\[(SCOPE_[A-Z]+)\] = "([^"]*)"', src)}
