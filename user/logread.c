@@ -11,12 +11,29 @@
 #include "logread.h"
 #include "verify.h"
 
+/* A segment as verified: the chain link before its first entry and its last entry's hash,
+ * from which lr_select() reads it again. */
+struct lr_seg {
+	uint64_t n, first_seq, last_seq;
+	unsigned char prev[32], last[32];
+};
+
 struct logread {
 	struct lr_verify v;
-	struct lr_ent **ents;
+	struct lr_ent **ents; /* kept, in log order */
 	size_t n, cap, pos;
 	lr_keep_fn keep;
 	void *ctx;
+	struct lr_seg *segs;
+	size_t nsegs;
+	unsigned char last_hash[32]; /* of the last entry verify delivered */
+	struct lr_ent **notes;
+	size_t nnotes;
+	/* the selection lr_next() reads on: ranges, and the next segment to look at */
+	struct lr_range *rg;
+	size_t nrg, next_seg;
+	bool selected;
+	char err[PATH_MAX + 128];
 	bool bundle;
 	char tmp[PATH_MAX]; /* the unpacked bundle, removed on close */
 	char log_dir[PATH_MAX], key_dir[PATH_MAX];
@@ -163,25 +180,69 @@ const struct lr_seal *lr_seal_for(const struct lr_verify *v, uint64_t seq)
 	return NULL;
 }
 
+static void push_ent(struct logread *r, struct lr_ent *e)
+{
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 256;
+		r->ents = xrealloc(r->ents, r->cap * sizeof(*r->ents));
+	}
+	r->ents[r->n++] = e;
+}
+
+/* Segment 1 starts with genesis and then its segment entry, every other with its segment
+ * entry: a new segment number starts a new trusted link. */
+static void index_entry(struct logread *r, const struct lr_ent *e)
+{
+	struct lr_seg *sg = r->nsegs ? &r->segs[r->nsegs - 1] : NULL;
+	int64_t n = 0;
+
+	if (e->kind == REC_GENESIS)
+		n = 1;
+	else if (e->kind == REC_SEGMENT && lr_int(e, "segment", &n))
+		n = 0;
+	if ((n > 0 && (!sg || sg->n != (uint64_t)n)) || !sg) {
+		r->segs = xrealloc(r->segs, (r->nsegs + 1) * sizeof(*r->segs));
+		sg = &r->segs[r->nsegs++];
+		*sg = (struct lr_seg){.n = (uint64_t)(n > 0 ? n : 0), .first_seq = e->seq};
+		memcpy(sg->prev, r->last_hash, 32);
+	}
+	sg->last_seq = e->seq;
+	memcpy(sg->last, e->hash, 32);
+	memcpy(r->last_hash, e->hash, 32);
+}
+
+static bool is_note(const struct lr_ent *e)
+{
+	return e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED || e->kind == REC_GENESIS;
+}
+
 static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 		    const unsigned char hash[32])
 {
 	struct logread *r = ctx;
 	struct lr_ent *e = ent_parse(r, line, len, seq, hash);
 
-	if (!e)
+	if (!e) {
+		/* Not an object runseal writes, but chained: the link still counts. */
+		memcpy(r->last_hash, hash, 32);
+		if (r->nsegs) {
+			r->segs[r->nsegs - 1].last_seq = seq;
+			memcpy(r->segs[r->nsegs - 1].last, hash, 32);
+		}
 		return 0;
+	}
+	index_entry(r, e);
 	if (e->kind == REC_SEAL)
 		add_seal(&r->v, e);
+	if (is_note(e)) {
+		r->notes = xrealloc(r->notes, (r->nnotes + 1) * sizeof(*r->notes));
+		r->notes[r->nnotes++] = ent_parse(r, line, len, seq, hash);
+	}
 	if (r->keep && !r->keep(r->ctx, e)) {
 		ent_free(e);
 		return 0;
 	}
-	if (r->n == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 256;
-		r->ents = xrealloc(r->ents, r->cap * sizeof(*r->ents));
-	}
-	r->ents[r->n++] = e;
+	push_ent(r, e);
 	return 0;
 }
 
@@ -320,9 +381,128 @@ const struct lr_verify *lr_result(const struct logread *r)
 	return &r->v;
 }
 
+static void drop_ents(struct logread *r, size_t from)
+{
+	for (size_t i = from; i < r->n; i++)
+		ent_free(r->ents[i]);
+	r->n = from;
+}
+
+void lr_select(struct logread *r, const struct lr_range *rg, size_t n, lr_keep_fn keep, void *ctx)
+{
+	drop_ents(r, 0);
+	r->pos = 0;
+	free(r->rg);
+	r->rg = xmalloc((n ? n : 1) * sizeof(*rg));
+	memcpy(r->rg, rg, n * sizeof(*rg));
+	r->nrg = n;
+	r->next_seg = 0;
+	r->keep = keep;
+	r->ctx = ctx;
+	r->selected = true;
+	r->err[0] = '\0';
+}
+
+static bool in_ranges(const struct logread *r, uint64_t first, uint64_t last)
+{
+	for (size_t i = 0; i < r->nrg; i++)
+		if (first <= r->rg[i].last && last >= r->rg[i].first)
+			return true;
+	return false;
+}
+
+/* Walks a segment file from sg's trusted link to its verified last entry, keeping the
+ * selected entries; 0 when every line chained and the last one hashed as verified, -1 (and
+ * nothing kept) otherwise. */
+static int walk_seg(struct logread *r, const struct lr_seg *sg, const char *buf, size_t len)
+{
+	unsigned char want[32], prev[32], h[32];
+	uint64_t seq, expect = sg->first_seq;
+	size_t off = 0, n0 = r->n;
+
+	memcpy(want, sg->prev, 32);
+	while (off < len) {
+		const char *l = buf + off, *nl = memchr(l, '\n', len - off);
+		size_t ll = nl ? (size_t)(nl - l) : 0;
+
+		if (!nl || entry_prefix(l, ll, &seq, prev) < 0 || seq != expect ||
+		    memcmp(prev, want, 32))
+			break;
+		entry_hash(l, ll, h);
+		if (seq == sg->last_seq && memcmp(h, sg->last, 32))
+			break;
+		if (in_ranges(r, seq, seq)) {
+			struct lr_ent *e = ent_parse(r, l, ll, seq, h);
+
+			if (e && (!r->keep || r->keep(r->ctx, e)))
+				push_ent(r, e);
+			else
+				ent_free(e);
+		}
+		if (seq == sg->last_seq)
+			return 0;
+		memcpy(want, h, 32);
+		expect++;
+		off += ll + 1;
+	}
+	drop_ents(r, n0);
+	return -1;
+}
+
+/* Reads the segment again: sealed segments are compressed once sealed, so it may have
+ * become seg-N.log.z since it was verified as seg-N.log. */
+static int read_seg(struct logread *r, const struct lr_seg *sg)
+{
+	static const char *const ext[] = {".log.z", ".log"};
+	char path[PATH_MAX + 40], e[256];
+
+	for (size_t i = 0; i < 2; i++) {
+		char *buf;
+		size_t len;
+		int rc;
+
+		snprintf(path, sizeof(path), "%s/seg-%016llu%s", r->log_dir,
+			 (unsigned long long)sg->n, ext[i]);
+		if (segment_read(path, &buf, &len, e, sizeof(e)) < 0)
+			continue;
+		rc = walk_seg(r, sg, buf, len);
+		free(buf);
+		if (!rc)
+			return 0;
+	}
+	snprintf(r->err, sizeof(r->err),
+		 "%s: segment %llu changed or went after it was verified (read the log again)",
+		 r->log_dir, (unsigned long long)sg->n);
+	return -1;
+}
+
+/* Reads the next selected segment: 1, 0 when there is none left, -1 on an error. */
+static int read_next(struct logread *r)
+{
+	if (!r->selected || r->err[0])
+		return r->err[0] ? -1 : 0;
+	for (; r->next_seg < r->nsegs; r->next_seg++) {
+		const struct lr_seg *sg = &r->segs[r->next_seg];
+
+		if (!in_ranges(r, sg->first_seq, sg->last_seq))
+			continue;
+		r->next_seg++;
+		return read_seg(r, sg) < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
 const struct lr_ent *lr_next(struct logread *r)
 {
-	return r->pos < r->n ? r->ents[r->pos++] : NULL;
+	while (r->pos >= r->n)
+		if (read_next(r) <= 0)
+			return NULL;
+	return r->ents[r->pos++];
+}
+
+const char *lr_error(const struct logread *r)
+{
+	return r->err[0] ? r->err : NULL;
 }
 
 void lr_rewind(struct logread *r)
@@ -332,22 +512,32 @@ void lr_rewind(struct logread *r)
 
 int lr_seek_run(struct logread *r, const char *run)
 {
-	size_t first = SIZE_MAX;
+	size_t first = SIZE_MAX, i = 0;
 
-	for (size_t i = 0; i < r->n; i++) {
-		if (strcmp(r->ents[i]->run, run))
-			continue;
-		if (r->ents[i]->kind == REC_RUN_START) {
-			r->pos = i;
-			return 0;
+	for (;;) {
+		for (; i < r->n; i++) {
+			if (strcmp(r->ents[i]->run, run))
+				continue;
+			if (r->ents[i]->kind == REC_RUN_START) {
+				r->pos = i;
+				return 0;
+			}
+			if (first == SIZE_MAX)
+				first = i;
 		}
-		if (first == SIZE_MAX)
-			first = i;
+		if (read_next(r) <= 0)
+			break;
 	}
 	if (first == SIZE_MAX)
 		return -1;
 	r->pos = first;
 	return 0;
+}
+
+const struct lr_ent *const *lr_notes(const struct logread *r, size_t *n)
+{
+	*n = r->nnotes;
+	return (const struct lr_ent *const *)r->notes;
 }
 
 bool lr_is_bundle(const struct logread *r)
@@ -369,9 +559,13 @@ void lr_close(struct logread *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++)
-		ent_free(r->ents[i]);
+	drop_ents(r, 0);
 	free(r->ents);
+	for (size_t i = 0; i < r->nnotes; i++)
+		ent_free(r->notes[i]);
+	free(r->notes);
+	free(r->segs);
+	free(r->rg);
 	for (size_t i = 0; i < r->v.nprob; i++) {
 		free(r->v.prob[i].level);
 		free(r->v.prob[i].kind);
@@ -384,10 +578,4 @@ void lr_close(struct logread *r)
 	if (r->bundle && r->tmp[0])
 		bundle_remove(r->tmp);
 	free(r);
-}
-
-bool lr_keep_run(void *run_id, const struct lr_ent *e)
-{
-	return e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED ||
-	       !strcmp(e->run, (const char *)run_id);
 }

@@ -521,6 +521,58 @@ def diff_extra_command_file_port():
 
 # ---- replay filters, pacing and colour ---------------------------------------------------
 
+def segment_opens(log, cmd, *args):
+    """How often each segment file of log was opened (successfully) by a read command."""
+    trace = os.path.join(TMP, f"strace-{random.getrandbits(32):08x}")
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", trace,
+                        RUNSEAL, cmd, log, "--key-dir", KEYS] + list(args),
+                       capture_output=True, timeout=120)
+    check(p.returncode in (0, 1), f"{cmd}: rc {p.returncode}: {p.stderr[-500:]}")
+    opens = {}
+    with open(trace) as f:
+        for line in f:
+            m = re.search(r'"[^"]*/(seg-\d{16})\.log(?:\.z)?".* = (-?\d+)', line)
+            if m and int(m.group(2)) >= 0:
+                opens[m.group(1)] = opens.get(m.group(1), 0) + 1
+    os.unlink(trace)
+    return opens
+
+
+def segments_of(log, runs):
+    """The segments that hold records of the runs (from the seals' seq ranges)."""
+    seals = [json.loads(x) for x in read(log, "show", "--json").splitlines()]
+    seals = [e for e in seals if e["kind"] == "seal"]
+    want = set()
+    for r in runs:
+        for e in seals:
+            if e["first_seq"] <= r["last_seq"] and e["seq"] >= r["first_seq"]:
+                want.add("seg-%016d" % e["segment"])
+    return want
+
+
+@test
+def report_and_diff_verify_the_log_once():
+    """The log is verified once (every segment read once); then only the segments holding
+    the runs' records are read again, from the links that verification trusted."""
+    if not shutil.which("strace"):
+        skip("strace is not installed")
+    log, ids, _, _ = diff_log()
+    runs = {r["run"]: r for r in
+            (json.loads(x) for x in read(log, "runs", "--json").splitlines()) if "run" in r}
+    every = {f[:20] for f in os.listdir(log) if f.startswith("seg-")}
+    check(len(every) >= 4, f"{len(every)} segments: a run per segment expected")
+    once = segment_opens(log, "verify")  # what one verification opens (data, then flags)
+    check(set(once) == every, f"verify opened {once}")
+    for cmd, args, chosen in (("report", [ids[1]], [ids[1]]),
+                              ("diff", [ids[0], ids[3]], [ids[0], ids[3]]),
+                              ("replay", [ids[2]], [ids[2]])):
+        opens = segment_opens(log, cmd, *args)
+        again = segments_of(log, [runs[i] for i in chosen])
+        check(again and again < every, f"{cmd}: segments of the runs: {again}")
+        want = {seg: once[seg] + (seg in again) for seg in every}
+        check(opens == want, f"{cmd}: segment opens {opens}, expected {want}")
+
+
 def replay_json(log, run_id, *args):
     lines = [json.loads(x) for x in read(log, "replay", run_id, "--json", *args).splitlines()]
     check(lines and "verification" in lines[-1], "replay --json without its verification")

@@ -22,6 +22,7 @@
 #include "json.h"
 #include "keys.h"
 #include "logfmt.h"
+#include "logread.h"
 #include "util.h"
 #include "verify.h"
 
@@ -1462,6 +1463,95 @@ static void test_interrupted(void **state)
 	tl_free(&t);
 }
 
+/* ---- logread: one verification, then the selected segments from their trusted links ---- */
+
+/* The seqs lr_next() gives, each checked against the line the log holds. */
+static size_t reread(struct tl *t, struct logread *r, uint64_t *seqs, size_t max)
+{
+	const struct lr_ent *e;
+	unsigned char h[32];
+	size_t n = 0;
+
+	while ((e = lr_next(r)) && n < max) {
+		entry_hash(t->line[e->seq], strlen(t->line[e->seq]), h);
+		assert_memory_equal(e->hash, h, 32);
+		assert_int_equal(e->len, strlen(t->line[e->seq]));
+		seqs[n++] = e->seq;
+	}
+	return n;
+}
+
+static void test_logread_reread(void **state)
+{
+	struct tl t;
+	struct logread *r;
+	struct lr_opts o = {0};
+	char err[512], *p, *q, *plain, *bad;
+	size_t len, n, pl;
+	uint64_t s[32];
+	unsigned char *z;
+	bool isz;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	o.path = t.log;
+	o.key_dir = t.keys;
+	assert_int_equal(lr_open(&r, &o, err, sizeof(err)), 0);
+	assert_int_equal(lr_result(r)->rc, 0);
+	/* What the verification kept (everything: keep is NULL). */
+	assert_int_equal(reread(&t, r, s, 32), 20);
+	/* Seqs 8-12 only (segment 2), then 3 and 16-17 (segments 1 and 3, not 2). */
+	lr_select(r, (struct lr_range[]){{8, 12}}, 1, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 5);
+	assert_int_equal(s[0], 8);
+	assert_int_equal(s[4], 12);
+	lr_select(r, (struct lr_range[]){{3, 3}, {16, 17}}, 2, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 3);
+	assert_int_equal(s[0], 3);
+	assert_int_equal(s[1], 16);
+	assert_int_equal(s[2], 17);
+	assert_null(lr_error(r));
+	/* Seeking reads on to the run's first record. */
+	lr_select(r, (struct lr_range[]){{0, 19}}, 1, NULL, NULL);
+	assert_int_equal(lr_seek_run(r, "0190aaaa-0000-7000-8000-000000000001"), 0);
+	assert_int_equal(lr_next(r)->seq, 2);
+	assert_int_equal(lr_seek_run(r, "0190aaaa-0000-7000-8000-00000000ffff"), -1);
+	/* Segment 3 stored plain instead of compressed: the same bytes, still read. */
+	seg_load(t.log, 3, &plain, &pl, &isz);
+	assert_true(isz);
+	p = seg_path(t.log, 3, true);
+	q = seg_path(t.log, 3, false);
+	assert_int_equal(unlink(p), 0);
+	put_file(q, plain, pl);
+	lr_select(r, (struct lr_range[]){{14, 19}}, 1, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 6);
+	/* One byte of segment 2 changed after the verification: segment 1 is given, then the
+	 * error, and nothing of segment 2. */
+	free(plain);
+	seg_load(t.log, 2, &plain, &pl, &isz);
+	bad = strstr(plain, "/etc/file-6");
+	assert_non_null(bad);
+	bad[10] = 'X';
+	free(p);
+	p = seg_path(t.log, 2, true);
+	assert_int_equal(z_deflate(plain, pl, &z, &len), 0);
+	put_file(p, z, len);
+	free(z);
+	lr_select(r, (struct lr_range[]){{0, 19}}, 1, NULL, NULL);
+	n = reread(&t, r, s, 32);
+	assert_int_equal(n, 7);
+	assert_int_equal(s[6], 6);
+	assert_non_null(lr_error(r));
+	assert_non_null(strstr(lr_error(r), "segment 2 changed"));
+	free(plain);
+	free(p);
+	free(q);
+	lr_close(r);
+	tl_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1488,6 +1578,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_show, teardown),
 	    cmocka_unit_test_teardown(test_vector, teardown),
 	    cmocka_unit_test_teardown(test_interrupted, teardown),
+	    cmocka_unit_test_teardown(test_logread_reread, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -55,8 +55,9 @@ struct cli_run {
 typedef int (*cli_others_fn)(struct cli_run *cr, void *ctx);
 
 /* Verifies the log, finds run arg and builds its model; prints the error and returns 2.
- * The log is read twice: once for the list of runs, once for the records of the run and
- * of the others, which pick (NULL: none) chose from that list. */
+ * The log is verified once, while its runs are listed; then only the segments that hold
+ * the records of the run and of the others (which pick, NULL: none, chose from that list)
+ * are read again, from the links that verification trusted. */
 int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg);
 int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
 		  void *ctx);

@@ -300,6 +300,30 @@ static void recoveries(struct m_run *m, uint64_t last_seq)
 	m->nrecov = k;
 }
 
+/* The log's recoveries, and what the next start found of this run (run_interrupted:
+ * another run's record about this one, or about another). */
+static void notes(struct m_run *m, const struct logread *r, const char *id)
+{
+	size_t n;
+	const struct lr_ent *const *note = lr_notes(r, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct lr_ent *e = note[i];
+		char *of;
+
+		if (e->kind == REC_RECOVERY) {
+			take(m, e);
+			continue;
+		}
+		if (e->kind != REC_RUN_INTERRUPTED)
+			continue;
+		of = lr_str(e, "interrupted_run", NULL);
+		if (of && !strcmp(of, id))
+			m->found = e;
+		free(of);
+	}
+}
+
 int model_build(struct m_run *m, struct logread *r, const char *id, char *err, size_t errlen)
 {
 	const struct lr_ent *e;
@@ -313,29 +337,22 @@ int model_build(struct m_run *m, struct logread *r, const char *id, char *err, s
 	if (lr_seek_run(r, id) < 0)
 		lr_rewind(r);
 	while ((e = lr_next(r))) {
-		if (e->kind == REC_RECOVERY) {
-			take(m, e);
-			continue;
-		}
-		if (e->kind == REC_RUN_INTERRUPTED) {
-			char *of = lr_str(e, "interrupted_run", NULL);
-
-			if (of && !strcmp(of, id))
-				m->found = e;
-			free(of);
-			continue; /* another run's record about this one, or about another */
-		}
-		if (strcmp(e->run, id))
+		/* the log's notes, below, whatever the selection held */
+		if (e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED || strcmp(e->run, id))
 			continue;
 		seen++;
 		last_seq = e->seq;
 		take(m, e);
 	}
-	if (!seen) {
-		snprintf(err, errlen, "run %s: no verified record of it in the log", id);
+	if (lr_error(r) || !seen) {
+		if (lr_error(r))
+			snprintf(err, errlen, "%s", lr_error(r));
+		else
+			snprintf(err, errlen, "run %s: no verified record of it in the log", id);
 		model_free(m);
 		return -1;
 	}
+	notes(m, r, id);
 	recoveries(m, last_seq);
 	if (m->end) {
 		m->status = lr_str(m->end, "status", NULL);
