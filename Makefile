@@ -117,7 +117,7 @@ $(B)/runseal.1: runseal scripts/mkman
 FUZZ_SECONDS ?= 60
 FUZZ_CC      := $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf
 FUZZ_TARGETS := segment runbook head keys
-FUZZ_VERIFY  := user/logfmt.c user/verify.c user/keys.c user/util.c user/json.c
+FUZZ_VERIFY  := user/logfmt.c user/verify.c user/keys.c user/util.c user/json.c user/schema.c
 $(B)/fuzz_segment: tests/fuzz/fuzz_segment.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)
 	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto -lz
 $(B)/fuzz_head: tests/fuzz/fuzz_head.c user/sealer.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)
