@@ -31,6 +31,8 @@ PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/log
 # The one table of record and entry kinds and their fields (writers and readers).
 USER_SRCS += user/schema.c
 PURE += user/schema.c
+# The SHA-256 of each executed file, for exec records (called by the collector).
+USER_SRCS += user/digest.c
 # Reading the log back: the reader, the reports (user/report/) and their commands (user/cli/).
 USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
 	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \
@@ -101,6 +103,9 @@ $(B)/test_verify: $(B)/test_verify.o $(B)/verify.o $(B)/cli/verify.o $(B)/cli/sh
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS) -larchive
 
 # The report escapers and normalisation live under user/report/.
+$(B)/test_digest: $(B)/test_digest.o $(B)/digest.o $(B)/record.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
 $(B)/test_render: $(B)/test_render.o $(B)/report/escape.o $(B)/report/normalize.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 

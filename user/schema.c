@@ -33,7 +33,7 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
 		      "stderr_tail lingering processes closed_by_uid closed_by_gid "
 		      "closed_by_pid gid"},
     [REC_EXEC] = {"exec", SCOPE_PROC, 0,
-		  "filename path argv argc argv_bytes argv_truncated cwd" RESULT},
+		  "filename path sha256 argv argc argv_bytes argv_truncated cwd" RESULT},
     [REC_FORK] = {"fork", SCOPE_PROC, 0, "child_pid"},
     [REC_EXIT] = {"exit", SCOPE_PROC, 0, "exit_code signal core_dumped"},
     [REC_OPEN] = {"open", SCOPE_PROC, 0,

@@ -519,6 +519,60 @@ def diff_extra_command_file_port():
           f"report --baseline: {rows}")
 
 
+@test
+def exec_digests_in_report_and_diff():
+    """Each exec carries the SHA-256 of the file it ran, shown in the reports; the same path
+    running another file in a later run is an anomaly in diff."""
+    import hashlib
+    tmp = tempfile.mkdtemp(prefix="rs-dig-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    tool = os.path.join(tmp, "tool")
+    shutil.copy("/bin/true", tool)
+    rb = write_runbook(tmp, f"""name: digests
+steps:
+  - name: run-tool
+    run: "{tool}; {tool} again; /bin/echo done"
+""")
+
+    def sha(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    first = sha(tool)
+    ids = []
+    for i in range(3):
+        if i == 2:  # replaced as installers do: a new file renamed over the old one
+            shutil.copy("/bin/false", tool + ".new")
+            os.rename(tool + ".new", tool)
+        rid, recs = run(log, rb, (), tmp)
+        ids.append(rid)
+        execs = [r for r in recs if r["kind"] == "exec" and r.get("path") == tool]
+        check(len(execs) == 2 and all(r["sha256"] == sha(tool) for r in execs),
+              f"run {i}: exec records of the tool: {execs}, file sha256 {sha(tool)}")
+        echo = [r for r in recs if r["kind"] == "exec" and r.get("path") == "/usr/bin/echo"]
+        check(echo and echo[0]["sha256"] == sha("/usr/bin/echo"), f"echo: {echo}")
+    second = sha(tool)
+    check(first != second, "the replacement has the same digest")
+    rep = json.loads(read(log, "report", ids[2], "--format", "json"))
+    rows = next(s for s in rep["sections"] if s["id"] == "executables")["tables"][0]["rows"]
+    mine = [r for r in rows if r["path"] == tool]
+    check(len(mine) == 1 and mine[0]["sha256"] == second and mine[0]["times"] == "2",
+          f"report executables: {rows}")
+    for fmt in ("md", "html"):
+        out = read(log, "report", ids[2], "--format", fmt)
+        check(second in out and first not in out, f"{fmt} report: digest of {tool}")
+    out = read(log, "diff", ids[0], ids[1], "--json")
+    check(json.loads(out.splitlines()[-1])["differences"] == 0, f"routine diff: {out}")
+    out = read(log, "diff", ids[1], ids[2], "--json", want=1)
+    items = [json.loads(x) for x in out.splitlines()][:-1]
+    want = [{"step": "run-tool", "what": "executable digest",
+             "detail": f"{tool}: sha256 {second} (the other run: sha256 {first})",
+             "side": "b"}]
+    check(items == want, f"diff of the replaced tool: {items}")
+    out = read(log, "diff", ids[2], "--baseline-runs", "2", "--json", want=1)
+    check([json.loads(x) for x in out.splitlines()][:-1] == want, f"--baseline-runs: {out}")
+
+
 # ---- replay filters, pacing and colour ---------------------------------------------------
 
 def segment_opens(log, cmd, *args):

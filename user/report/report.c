@@ -49,6 +49,17 @@ static char *raw_or(const struct lr_ent *e, const char *key, const char *dflt)
 	return xasprintf("%.*s", (int)k->n, k->s);
 }
 
+/* An exec's sha256: the digest, "not known" (null: the file could not be read) or "not
+ * recorded" (a log older than the field). */
+static char *exe_digest_of(const struct lr_ent *e)
+{
+	char *d = lr_str(e, "sha256", NULL);
+
+	if (d)
+		return d;
+	return xstrdup(lr_get(e, "sha256") < 0 ? "not recorded" : "not known");
+}
+
 static void fmt_ms(char *b, size_t n, int64_t ms)
 {
 	if (ms < 0)
@@ -771,8 +782,10 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 	} else if (e->kind == REC_EXEC && !m_failed(e)) {
 		a = lr_str(e, "path", NULL);
 		b = m_argv(e);
-		agg_row(&r->exe,
-			(const char *const[]){a ? a : "?", st->name, "not recorded", "", b});
+		c = exe_digest_of(e);
+		agg_row(&r->exe, (const char *const[]){a ? a : "?", st->name, c, "", b});
+		free(c);
+		c = NULL;
 		if (!lr_int(e, "uid", &uid) && !lr_int(e, "euid", &euid) && uid != euid) {
 			c = xasprintf("exec with uid %lld, euid %lld (set-user-id program)",
 				      (long long)uid, (long long)euid);
@@ -833,9 +846,11 @@ static void reviewers(struct doc *d, const struct m_run *m)
 		       (const char *const[]){"destination", "step", "result", "times", NULL}, 3, 3);
 	r.exe = mk_agg(
 	    d, "executables", "Executables",
-	    "Every program executed (path resolved in the kernel). Digests are not "
-	    "recorded by this version.",
-	    (const char *const[]){"path", "step", "digest", "times", "argv (first)", NULL}, 2, 3);
+	    "Every program executed (path resolved in the kernel), with the SHA-256 of the "
+	    "file it ran, read when the exec was recorded (\"not known\": it could not be "
+	    "read; \"not recorded\": a log of a runseal that did not record digests). A "
+	    "path with two digests was changed during the run.",
+	    (const char *const[]){"path", "step", "sha256", "times", "argv (first)", NULL}, 3, 3);
 	r.priv = mk_agg(d, "privilege", "Privilege changes",
 			"Execs whose effective uid differs from the real one, credential changes "
 			"(set*id, capset), set-id bits set on files, mounts, and steps run as "
