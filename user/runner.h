@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sealer.h"
+
 struct run_opts {
 	const char *runbook;
 	char **params; /* "name=value" */
@@ -27,6 +29,7 @@ struct run_opts {
 	bool quiet;
 	const char *const *triggers; /* --trigger NAME=VALUE, into run_start's trigger */
 	size_t ntriggers;
+	sealer_notice_fn log_notice; /* what the sealer has to say; NULL: dropped */
 };
 
 /* Exit status of `runseal run`. */

@@ -181,3 +181,10 @@ void cli_note_verify(const struct lr_verify *v, const char *path)
 			"problem are used; `runseal verify` lists the problems\n",
 			path, v->errors);
 }
+
+void cli_notice(void *ctx, enum sealer_level level, const char *msg)
+{
+	(void)ctx;
+	(void)level; /* both read "runseal: ...", as before */
+	fprintf(stderr, "runseal: %s\n", msg);
+}
