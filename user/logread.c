@@ -26,7 +26,6 @@ struct logread {
 	void *ctx;
 	struct lr_seg *segs;
 	size_t nsegs;
-	unsigned char last_hash[32]; /* of the last entry verify delivered */
 	struct lr_ent **notes;
 	size_t nnotes;
 	/* the selection lr_next() reads on: ranges, and the next segment to look at */
@@ -116,9 +115,8 @@ static struct lr_ent *ent_parse(struct logread *r, const char *line, size_t len,
 	e->seq = seq;
 	memcpy(e->hash, hash, 32);
 	{
-		unsigned char prev[32];
 		uint64_t s;
-		long off = entry_prefix(e->line, len, &s, prev);
+		long off = entry_prefix(e->line, len, &s, e->prev);
 
 		e->body = off > 0 ? (size_t)off : 1;
 	}
@@ -204,11 +202,12 @@ static void index_entry(struct logread *r, const struct lr_ent *e)
 		r->segs = xrealloc(r->segs, (r->nsegs + 1) * sizeof(*r->segs));
 		sg = &r->segs[r->nsegs++];
 		*sg = (struct lr_seg){.n = (uint64_t)(n > 0 ? n : 0), .first_seq = e->seq};
-		memcpy(sg->prev, r->last_hash, 32);
+		/* verify checked it: the link to the log's entry before, or to an anchored
+		 * log's ANCHOR seal */
+		memcpy(sg->prev, e->prev, 32);
 	}
 	sg->last_seq = e->seq;
 	memcpy(sg->last, e->hash, 32);
-	memcpy(r->last_hash, e->hash, 32);
 }
 
 static bool is_note(const struct lr_ent *e)
@@ -224,7 +223,6 @@ static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 
 	if (!e) {
 		/* Not an object runseal writes, but chained: the link still counts. */
-		memcpy(r->last_hash, hash, 32);
 		if (r->nsegs) {
 			r->segs[r->nsegs - 1].last_seq = seq;
 			memcpy(r->segs[r->nsegs - 1].last, hash, 32);
@@ -366,6 +364,7 @@ int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t err
 	vo.log_dir = r->log_dir;
 	vo.key_dir = r->key_dir;
 	vo.pub = o->pub;
+	vo.allow_anchor = r->bundle; /* trimmed to its run, from a trusted seal */
 	if (run_verify(r, &vo, err, errlen) < 0) {
 		lr_close(r);
 		return -1;
@@ -531,6 +530,14 @@ int lr_seek_run(struct logread *r, const char *run)
 	if (first == SIZE_MAX)
 		return -1;
 	r->pos = first;
+	return 0;
+}
+
+uint64_t lr_segment_of(const struct logread *r, uint64_t seq)
+{
+	for (size_t i = 0; i < r->nsegs; i++)
+		if (r->segs[i].first_seq <= seq && seq <= r->segs[i].last_seq)
+			return r->segs[i].n;
 	return 0;
 }
 

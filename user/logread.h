@@ -30,7 +30,8 @@
 struct lr_ent {
 	uint64_t seq;
 	unsigned char hash[32];
-	enum rec_kind kind; /* REC_OTHER for a kind this version does not know */
+	unsigned char prev[32]; /* its prev field: verified to be the hash before it */
+	enum rec_kind kind;	/* REC_OTHER for a kind this version does not know */
 	char kind_name[32];
 	uint64_t time_ns;
 	char time[TIME_LEN];
@@ -132,6 +133,8 @@ void lr_rewind(struct logread *r);
  * verification whatever was selected: few (one per crash or killed run), and they concern
  * runs they are far from in the log. Valid until lr_close(). */
 const struct lr_ent *const *lr_notes(const struct logread *r, size_t *n);
+/* The number of the segment that holds verified entry seq, or 0. */
+uint64_t lr_segment_of(const struct logread *r, uint64_t seq);
 /* Whether the path is an evidence bundle rather than a log directory, and where its
  * unpacked log and keys are (valid while r is open). */
 bool lr_is_bundle(const struct logread *r);

@@ -1281,7 +1281,8 @@ static int list_dir(struct walk *w)
 
 		/* LOCK: the writer's lock file (docs/FORMAT.md), no evidence. */
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, "HEAD") || !strcmp(de->d_name, "LOCK"))
+		    !strcmp(de->d_name, "HEAD") || !strcmp(de->d_name, "LOCK") ||
+		    (w->primary && w->v->o->allow_anchor && !strcmp(de->d_name, "ANCHOR")))
 			continue;
 		if (!seg_name(de->d_name, &n, &z)) {
 			problem(w, false, "unexpected", SIZE_MAX, de->d_name, NOOFF, NOSEQ,
@@ -1418,12 +1419,79 @@ static void walk_free(struct walk *w)
 }
 
 /* Verifies one directory; -1 when it cannot be read at all. */
+/* The seal an anchored log starts after (docs/FORMAT.md, "Anchored logs"): checked as a
+ * seal, signature and certificate, it stands for everything before it. Returns the first
+ * segment number the directory must hold, or 1 when there is no ANCHOR. */
+static uint64_t read_anchor(struct walk *w)
+{
+	struct ver *v = w->v;
+	char path[PATH_MAX], err[PATH_MAX + 128], *l = NULL, time[TIME_LEN], kh[80], lh[80];
+	unsigned char prev[32], key[32], last[32];
+	uint64_t seq, n, first, count, e, tns;
+	size_t len = 0;
+	long p;
+	struct recent me = {.seg = SIZE_MAX, .off = NOOFF};
+
+	snprintf(path, sizeof(path), "%s/ANCHOR", w->dir);
+	if (!w->primary || !v->o->allow_anchor || access(path, F_OK) < 0)
+		return 1;
+	if (segment_read(path, &l, &len, err, sizeof(err)) < 0 || !len || l[len - 1] != '\n' ||
+	    memchr(l, '\n', len - 1) || (p = entry_prefix(l, len - 1, &seq, prev)) < 0 ||
+	    classify(l, len - 1, (size_t)p, time) != K_SEAL ||
+	    parse_time(time, strlen(time), &tns) < 0 || !entry_is_json(l, len - 1) ||
+	    entry_get_u64(l, len - 1, "segment", &n) ||
+	    entry_get_u64(l, len - 1, "first_seq", &first) ||
+	    entry_get_u64(l, len - 1, "count", &count) || entry_get_u64(l, len - 1, "epoch", &e) ||
+	    entry_get_str(l, len - 1, "last_hash", lh, sizeof(lh)) ||
+	    entry_get_str(l, len - 1, "epoch_key", kh, sizeof(kh)) ||
+	    unhex(lh, strlen(lh), last, 32) || unhex(kh, strlen(kh), key, 32) ||
+	    seq != first + count || memcmp(last, prev, 32) || !n) {
+		problem(w, true, "malformed", SIZE_MAX, "ANCHOR", NOOFF, NOSEQ,
+			"ANCHOR is not one seal line");
+		free(l);
+		return 1;
+	}
+	len--;
+	if (v->have_sched && !v->keys_bad &&
+	    (e >= v->s.n || memcmp(key, v->s.pub[e], 32) || !cert_ok(v, e) ||
+	     !seal_sig_ok(v, l, len, key) || epoch_of(&v->s, tns / 1000000000ull) != e)) {
+		problem(w, true, "bad_signature", SIZE_MAX, "ANCHOR", NOOFF, seq,
+			"ANCHOR (seq %" PRIu64 ") is not a seal signed in its epoch by the "
+			"certified key of that epoch: it cannot be trusted",
+			seq);
+		free(l);
+		return n + 1;
+	}
+	note_key(v->sum, key);
+	/* The chain goes on from the anchor as from any seal. */
+	entry_hash(l, len, me.hash);
+	me.seq = seq;
+	ring_push(w, &me);
+	w->started = true;
+	w->max_seq = seq;
+	w->have_genesis = true;
+	w->have_seal = true;
+	w->last_epoch = e;
+	w->last_seal_seq = seq;
+	w->last_seal_ns = tns;
+	snprintf(w->last_seal_time, sizeof(w->last_seal_time), "%s", time);
+	w->seal_line = xrealloc(w->seal_line, len + 1);
+	memcpy(w->seal_line, l, len + 1);
+	w->seal_len = w->seal_cap = len + 1;
+	v->sum->anchored = true;
+	v->sum->anchor_seq = seq;
+	v->sum->anchor_segment = n;
+	free(l);
+	return n + 1;
+}
+
 static int walk_dir(struct walk *w)
 {
-	uint64_t expect = 1;
+	uint64_t expect;
 
 	if (list_dir(w) < 0)
 		return -1;
+	expect = read_anchor(w);
 	if (!w->nsegs)
 		problem(w, true, "missing_segment", SIZE_MAX, "seg-0000000000000001.log.z", NOOFF,
 			0, "the log has no segments");
@@ -1443,6 +1511,11 @@ static int walk_dir(struct walk *w)
 			w->gap_at = i;
 			w->resync = true;
 			w->ncrash = 0;
+		} else if (n < expect) {
+			problem(w, true, "malformed", i, NULL, NOOFF, NOSEQ,
+				"the segment is not after the ANCHOR seal (of segment %" PRIu64 ")",
+				expect - 1);
+			w->resync = true;
 		} else if (n != expect) {
 			problem(w, true, "missing_segment", i, NULL, NOOFF, NOSEQ,
 				"seg-%016" PRIu64 " to seg-%016" PRIu64

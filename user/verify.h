@@ -43,7 +43,11 @@ struct verify_opts {
 	const char *key_dir; /* where epochs.pub is; default KEYS_DIR_DEFAULT */
 	const char *const *replicas;
 	size_t nreplicas;
-	bool strict;		   /* warnings count as errors */
+	bool strict; /* warnings count as errors */
+	/* Accept a log that starts after a trusted link: a file ANCHOR in the directory holding
+	 * the seal line of the segment before its first one (docs/FORMAT.md, "Anchored
+	 * logs"), as an evidence bundle trimmed to a run has. */
+	bool allow_anchor;
 	verify_problem_fn problem; /* NULL: problems are only counted */
 	verify_entry_fn entry;	   /* NULL: entries are not delivered */
 	void *ctx;		   /* for both */
@@ -64,6 +68,8 @@ struct verify_summary {
 	/* The key ids of the epoch keys whose seals verified (the first VERIFY_KEYS_MAX). */
 	char epoch_keys[VERIFY_KEYS_MAX][65];
 	size_t nepoch_keys;
+	bool anchored; /* checked from an ANCHOR seal: anchor_seq, of segment anchor_segment */
+	uint64_t anchor_seq, anchor_segment;
 	char err[512]; /* why, when verify_log returned 2 */
 };
 

@@ -750,6 +750,68 @@ def evidence_bundle_verifies_alone_and_detects_any_change():
           "unpacked bundles left behind")
 
 
+def last_line(log, seg):
+    """The last line of a segment file of log (its seal when it is sealed)."""
+    import zlib
+    path = os.path.join(log, seg + ".log.z")
+    data = (zlib.decompress(open(path, "rb").read()) if os.path.exists(path)
+            else open(os.path.join(log, seg + ".log"), "rb").read())
+    return data.splitlines(keepends=True)[-1]
+
+
+@test
+def evidence_bundle_trimmed_to_its_run():
+    """A bundle holds only the segments of its run, and ANCHOR: the seal before them, from
+    which the chain is checked. Any other seal there, a changed one, or none, fails."""
+    log, ids, tmp, _ = diff_log()
+    runs = {r["run"]: r for r in
+            (json.loads(x) for x in read(log, "runs", "--json").splitlines()) if "run" in r}
+    bundle = os.path.join(tmp, "trimmed.tar.gz")
+    rc, out, err = rs(["evidence", log, ids[2], "--key-dir", KEYS, "-o", bundle])
+    check(rc == 0, f"evidence rc {rc}: {err}")
+    names = subprocess.run(["tar", "tzf", bundle], capture_output=True, text=True,
+                           check=True).stdout.split()
+    segs = sorted(n[4:24] for n in names if n.startswith("log/seg-"))
+    want = sorted(segments_of(log, [runs[ids[2]]]))
+    check(segs == want and "seg-0000000000000001" not in segs,
+          f"bundle segments {segs}, the run's {want}")
+    check("log/ANCHOR" in names, f"no ANCHOR: {names}")
+    away = tempfile.mkdtemp(prefix="rs-trim-", dir=TMP)
+    subprocess.run(["tar", "xzf", bundle, "-C", away], check=True)
+    before = "seg-%016d" % (int(segs[0][4:]) - 1)
+    anchor = open(os.path.join(away, "log", "ANCHOR"), "rb").read()
+    check(anchor == last_line(log, before) and b'"kind":"seal"' in anchor,
+          f"ANCHOR is not the seal of {before}: {anchor[:200]}")
+    shutil.copy(bundle, os.path.join(away, "b.tar.gz"))
+    rc, out, err = rs(["verify", "b.tar.gz"], cwd=away)
+    check(rc == 0 and "from the ANCHOR seal" in out, f"bundle verify rc {rc}: {out} {err}")
+    d = os.path.join(away, "log")
+    keys = ["--key-dir", os.path.join(away, "keys")]
+
+    def verify_dir(*extra):
+        return rs(["verify", d, "--anchored"] + keys + list(extra))
+
+    rc, out, err = verify_dir()
+    check(rc == 0, f"the unpacked log with --anchored: rc {rc}: {out}")
+    rc, out, err = rs(["verify", d] + keys)
+    check(rc == 1 and "missing_segment" in out, f"without --anchored: rc {rc}: {out}")
+    earlier = last_line(log, "seg-%016d" % (int(segs[0][4:]) - 2))
+    i = anchor.index(b'"sig":"') + 7
+    flipped = anchor[:i] + (b"1" if anchor[i:i + 1] == b"0" else b"0") + anchor[i + 1:]
+    for label, content in (("an earlier genuine seal", earlier),
+                           ("a changed signature", flipped),
+                           ("another reason", anchor.replace(b'"reason":"run_end"',
+                                                             b'"reason":"size"'))):
+        check(content != anchor, f"{label}: the same ANCHOR")
+        with open(os.path.join(d, "ANCHOR"), "wb") as f:
+            f.write(content)
+        rc, out, err = verify_dir()
+        check(rc == 1, f"ANCHOR with {label} verified: {out}")
+    os.unlink(os.path.join(d, "ANCHOR"))
+    rc, out, err = verify_dir()
+    check(rc == 1, f"a trimmed log without ANCHOR verified: {out}")
+
+
 # ---- export ---------------------------------------------------------------------------------
 
 def has_path(obj, path):
@@ -966,6 +1028,65 @@ def killed_run_shows_no_run_end_and_its_recovery():
     nxt = json.loads(read(log, "report", "last", "--format", "json"))
     rec = next(s for s in nxt["sections"] if s["id"] == "recoveries")["tables"][0]["rows"]
     check(rec == [], f"the next run's report claims the recovery: {rec}")
+
+
+@test
+def evidence_of_a_run_after_a_crash():
+    """A run whose segment follows a crashed one: the bundle takes the crashed segment too
+    (its recovery entry carries the chain) and anchors at the seal before it."""
+    import time
+    tmp = tempfile.mkdtemp(prefix="rs-evcrash-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    ok = write_runbook(tmp, "name: ok\nsteps:\n  - name: one\n    run: /bin/true\n", "ok.yaml")
+    run(log, ok, (), tmp)
+    slow = write_runbook(tmp, "name: slow\nsteps:\n  - name: wait\n    run: exec sleep 30\n")
+    ev = os.path.join(tmp, "ev.jsonl")
+    p = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", KEYS, "--log-dir", log,
+                          "--events", ev, slow], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    step_pid = None
+    try:
+        for _ in range(100):
+            starts = [r for r in (load(ev) if os.path.exists(ev) else [])
+                      if r["kind"] == "step_start"]
+            if starts:
+                step_pid = starts[0]["pid"]
+                break
+            time.sleep(0.05)
+        check(step_pid, "the step did not start")
+        p.kill()
+        p.wait(timeout=30)
+    finally:
+        if step_pid:
+            try:
+                os.kill(step_pid, 9)
+            except ProcessLookupError:
+                pass
+    for _ in range(40):
+        rc, out, err = rs(["run", "-q", "--key-dir", KEYS, "--log-dir", log, ok])
+        if "log in use" not in err:
+            break
+        time.sleep(0.25)
+    check(rc == 0, f"the run after the crash: rc {rc}: {err[-400:]}")
+    killed = load(ev)[0]["run"]
+    # seg 1: the first run, sealed; seg 2: the killed run, crashed; seg 3: the next start's
+    # recovery and seal; seg 4: the last run.
+    for run_id, want, anchored_at in ((killed, [2, 3, 4], 1), ("last", [4], 3)):
+        bundle = os.path.join(tmp, f"b-{anchored_at}.tar.gz")
+        rc, out, err = rs(["evidence", log, run_id, "--key-dir", KEYS, "-o", bundle])
+        check(rc == 0, f"evidence {run_id} rc {rc}: {err}")
+        names = subprocess.run(["tar", "tzf", bundle], capture_output=True, text=True,
+                               check=True).stdout.split()
+        segs = sorted(int(n[8:24]) for n in names if n.startswith("log/seg-"))
+        check(segs == want and "log/ANCHOR" in names, f"bundle of {run_id}: {names}")
+        away = tempfile.mkdtemp(prefix="rs-evcrash-away-", dir=TMP)
+        shutil.copy(bundle, os.path.join(away, "b.tar.gz"))
+        rc, out, err = rs(["verify", "b.tar.gz"], cwd=away)
+        check(rc == 0 and f"from the ANCHOR seal of segment {anchored_at} " in out,
+              f"bundle of {run_id}: verify rc {rc}: {out} {err}")
+        rep = json.loads(rs(["report", os.path.join(away, "b.tar.gz"), run_id, "--format",
+                             "json"])[1])
+        check(rep["verified"] is True, f"report from the bundle of {run_id}")
 
 
 def main():

@@ -1463,6 +1463,54 @@ static void test_interrupted(void **state)
 	tl_free(&t);
 }
 
+/* An anchored log: segments 2-3 and ANCHOR, the seal of segment 1. */
+static void test_anchored(void **state)
+{
+	struct tl t;
+	struct seen s;
+	struct verify_opts o;
+	char *p, *a;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	p = seg_path(t.log, 1, true);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	p = xasprintf("%s/ANCHOR", t.log);
+	a = xasprintf("%s\n", t.line[6]);
+	put_file(p, a, strlen(a));
+	/* Accepted: the chain from the anchor, entries 7-19 delivered. */
+	s = (struct seen){&t, 7, false};
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .allow_anchor = true};
+	assert_int_equal(run_opts(&o, collect, &s), 0);
+	assert_false(s.bad);
+	assert_int_equal(s.next, 20);
+	assert_true(sum.anchored);
+	assert_int_equal(sum.anchor_seq, 6);
+	assert_int_equal(sum.anchor_segment, 1);
+	assert_int_equal(sum.first_seq, 7);
+	/* Not asked for: segment 1 is missing. */
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_false(sum.anchored);
+	/* Another seal (segment 2's, in the log itself), or a record: refused. */
+	free(a);
+	a = xasprintf("%s\n", t.line[13]);
+	put_file(p, a, strlen(a));
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .allow_anchor = true};
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	free(a);
+	a = xasprintf("%s\n", t.line[5]);
+	put_file(p, a, strlen(a));
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_false(sum.anchored);
+	free(a);
+	free(p);
+	tl_free(&t);
+}
+
 /* ---- logread: one verification, then the selected segments from their trusted links ---- */
 
 /* The seqs lr_next() gives, each checked against the line the log holds. */
@@ -1579,6 +1627,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_vector, teardown),
 	    cmocka_unit_test_teardown(test_interrupted, teardown),
 	    cmocka_unit_test_teardown(test_logread_reread, teardown),
+	    cmocka_unit_test_teardown(test_anchored, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
