@@ -62,6 +62,9 @@ static const char usage_run[] =
     "  -e, --events FILE           also write every record as JSON Lines (mode 0600);\n"
     "                              '-' for stdout (step output then goes to stderr)\n"
     "      --strict                exit 3 when events were lost (run 'incomplete')\n"
+    "      --lingering leave|kill|wait  processes the steps left running at the end:\n"
+    "                              listed and left (default), killed, or traced until\n"
+    "                              they exit\n"
     "      --redact-env LIST       env-name substrings whose values are redacted\n"
     "                              (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
     "      --ringbuf-size N[K|M]   kernel ring buffer, a power of two from 4K (16M)\n"
@@ -133,6 +136,7 @@ static int cmd_run(int argc, char **argv)
 	    {"no-seal", no_argument, NULL, 'N'},
 	    {"bpf-floor", no_argument, NULL, 'Z'},
 	    {"trigger", required_argument, NULL, 'T'},
+	    {"lingering", required_argument, NULL, 'G'},
 	    {0},
 	};
 	struct run_opts o = {
@@ -157,6 +161,16 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			o.strict = true;
+			break;
+		case 'G':
+			if (!strcmp(optarg, "leave"))
+				o.lingering = LINGER_LEAVE;
+			else if (!strcmp(optarg, "kill"))
+				o.lingering = LINGER_KILL;
+			else if (!strcmp(optarg, "wait"))
+				o.lingering = LINGER_WAIT;
+			else
+				errx(2, "--lingering %s: expected leave, kill or wait", optarg);
 			break;
 		case 'r':
 			o.redact_env = optarg;

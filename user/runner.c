@@ -105,7 +105,8 @@ struct run {
 	uint64_t start;
 	bool interrupted, log_failed, any_failed;
 	size_t steps_run;
-	char error[256]; /* the failure that stopped the run, for its run_end */
+	size_t linger_n, linger_killed; /* --lingering: alive after the last step, killed */
+	char error[256];		/* the failure that stopped the run, for its run_end */
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -1062,8 +1063,7 @@ static void start_guard(struct run *r)
 		warnx("no guard for run %s (%s): if runseal is killed, its steps go on untraced",
 		      r->id, e);
 	else if (rc > 0)
-		warnx("run state %s: if runseal is killed, the next start will not know of run %s",
-		      e, r->id);
+		warnx("run %s: %s", r->id, e);
 	if (rc >= 0)
 		collector_set_own_pid(&r->col, r->guard.pid);
 }
@@ -1119,6 +1119,7 @@ static void interrupted_record(void *ctx, const struct crashed *cr)
 	rec_str(s, "cgroup", cr->cgroup[0] ? cr->cgroup : NULL);
 	rec_pids(s, "killed_by_guard", cr->killed, cr->nguard);
 	rec_pids(s, "killed_now", cr->killed + cr->nguard, cr->nkilled - cr->nguard);
+	rec_pids(s, "sigkilled_unread", cr->stopped, cr->nstopped);
 	rec_aimed(s, cr);
 	emit(r);
 	warnx("run %s was interrupted (runseal pid %d killed before its end); recorded in run %s",
@@ -1150,6 +1151,36 @@ static void rec_tracked_left(struct run *r)
 		rec_str(s, p, steps[i] < r->col.nsteps ? r->col.steps[steps[i]] : "?");
 	}
 	rec_close(s, '}');
+}
+
+/* The steps' processes still alive after the last step, as --lingering says: killed (their
+ * exits recorded, within 2 s), or traced until they exit (an interruption kills them). */
+static void end_lingering(struct run *r)
+{
+	pid_t pids[256];
+	uint32_t steps[256];
+	size_t n = collector_tracked(&r->col, pids, steps, 256);
+	uint64_t until = mono() + 2000000000ull;
+
+	if (r->o->lingering == LINGER_LEAVE || !n)
+		return;
+	r->linger_n = n;
+	if (r->o->lingering == LINGER_WAIT)
+		while (n && !r->interrupted && !r->log_failed) {
+			pause_ms(r, 100);
+			n = collector_tracked(&r->col, pids, steps, 256);
+		}
+	/* The exit program keeps the map current while the programs are attached: no pid
+	 * in it is stale. */
+	for (size_t i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	r->linger_killed = n;
+	while (n && mono() < until) {
+		collector_drain(&r->col, false);
+		usleep(20000);
+		n = collector_tracked(&r->col, pids, steps, 256);
+	}
+	collector_drain(&r->col, false);
 }
 
 /* VmHWM, not ru_maxrss: the latter survives exec and may be the invoker's peak. */
@@ -1192,6 +1223,11 @@ static void run_end_record(struct run *r, const char *status)
 		rec_str(s, "error", "log write failed");
 	rec_int(s, "tamper_attempts", (int64_t)r->col.tamper_attempts);
 	rec_int(s, "guard_restarts", r->guard.restarts);
+	rec_str(s, "lingering_policy", (const char *[]){"leave", "kill", "wait"}[r->o->lingering]);
+	if (r->o->lingering != LINGER_LEAVE) {
+		rec_int(s, "lingered", (int64_t)r->linger_n);
+		rec_int(s, "lingering_killed", (int64_t)r->linger_killed);
+	}
 	rec_tracked_left(r);
 	emit(r);
 }
@@ -1307,7 +1343,8 @@ static int setup(struct run *r)
 {
 	if (setup_runbook(r) < 0 || setup_loop(r) < 0 || setup_sinks(r) < 0)
 		return -1;
-	if (collector_open(&r->col, &r->s, r->o->ringbuf_bytes, r->o->bpf_floor) < 0)
+	if (collector_open(&r->col, &r->s, r->o->ringbuf_bytes,
+			   (r->o->bpf_floor ? COLLECTOR_FLOOR : 0) | COLLECTOR_FAIL_CLOSED) < 0)
 		return -1;
 	collector_set_run(&r->col, r->id);
 	if (ep_add(r, collector_fd(&r->col), TAG_RB) < 0) {
@@ -1387,6 +1424,7 @@ int runner_run(const struct run_opts *o)
 	recover_crashed(&r);
 	if (!r.log_failed)
 		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
+	end_lingering(&r);
 	collector_drain(&r.col, true);
 	if (r.any_failed || run_stopped(&r))
 		status = "failed";

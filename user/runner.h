@@ -9,6 +9,13 @@
 
 #include "sealer.h"
 
+/* What happens at the end of a run to the processes its steps left running. */
+enum lingering {
+	LINGER_LEAVE, /* listed in run_end; they go on, untraced once runseal exits */
+	LINGER_KILL,  /* killed, their exits recorded */
+	LINGER_WAIT,  /* traced until they exit: the run ends after them */
+};
+
 struct run_opts {
 	const char *runbook;
 	char **params; /* "name=value" */
@@ -30,6 +37,7 @@ struct run_opts {
 	const char *const *triggers; /* --trigger NAME=VALUE, into run_start's trigger */
 	size_t ntriggers;
 	sealer_notice_fn log_notice; /* what the sealer has to say; NULL: dropped */
+	enum lingering lingering;    /* the run's processes still alive after its last step */
 };
 
 /* Exit status of `runseal run`. */

@@ -22,7 +22,8 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
 		       "detached"},
     [REC_RUN_END] = {"run_end", SCOPE_RUN, 0,
 		     "status steps events lost duration_ms runseal_cpu_ms runseal_maxrss_kb "
-		     "interrupted error tamper_attempts guard_restarts lingering closed_by_uid "
+		     "interrupted error tamper_attempts guard_restarts lingering_policy lingered "
+		     "lingering_killed lingering closed_by_uid "
 		     "closed_by_gid closed_by_pid"},
     [REC_STEP_START] = {"step_start", SCOPE_STEP, 0,
 			"step_seq attempt mode argv argv_truncated cwd run_as timeout_ms env "
@@ -58,7 +59,7 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
     [REC_MEMFD_CREATE] = {"memfd_create", SCOPE_PROC, RK_GUARD, "name flags"},
     [REC_RUN_INTERRUPTED] = {"run_interrupted", SCOPE_RUN, 0,
 			     "interrupted_run runseal_pid cgroup killed_by_guard killed_now "
-			     "unread_events aimed_at_runseal"},
+			     "sigkilled_unread unread_events aimed_at_runseal"},
     [REC_RENAME] = {"rename", SCOPE_PROC, RK_FILE_CHANGE,
 		    "syscall old_path old_path_arg path path_arg flags" RESULT VIA_URING},
     [REC_UNLINK] = {"unlink", SCOPE_PROC, RK_FILE_CHANGE,
@@ -81,7 +82,7 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
 		  "req_sgid req_fsuid req_fsgid req_cap_effective req_cap_permitted "
 		  "req_cap_inheritable new_uid new_euid new_suid new_fsuid new_gid new_egid "
 		  "new_sgid new_fsgid cap_effective cap_permitted cap_inheritable" RESULT},
-    [REC_LISTEN] = {"listen", SCOPE_PROC, RK_NET, "fd family addr port sock_type" RESULT},
+    [REC_LISTEN] = {"listen", SCOPE_PROC, RK_NET, "via fd family addr port sock_type" RESULT},
     [REC_ACCEPT] = {"accept", SCOPE_PROC, RK_NET,
 		    "fd via family addr port local_addr local_port new_fd sock_type" RESULT
 		    " user_data sq_thread"},

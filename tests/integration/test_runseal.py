@@ -9,6 +9,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "
                 "compat_syscall", "pidfd_getfd", "io_uring_result", "mkdir", "mknod"}
 STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
-from harness import Failure, check, run_all, test
+from harness import Failure, check, pids_with, run_all, test
 
 
 SEAL_TMP = tempfile.mkdtemp(prefix="runseal-itest-log-")
@@ -167,6 +168,7 @@ def outside_load(odir, stop, info):
             ["link", os.path.join(odir, "link-src"), os.path.join(odir, "outside-link")],
             ["truncate", os.path.join(odir, "chmod-target"), "0"],
             ["listen"], ["privdrop"], ["fastopen", "127.0.0.1", str(info["port"])],
+            ["udpserve"], ["mmsg", "127.0.0.1", "1", "12"],
             ["memfdexec"],
             ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
     n = 0
@@ -471,6 +473,28 @@ def listener_and_inbound_peer():
     a = one(cap(), "accept", "listen", via="accept4")
     check(a["port"] == int(out["client"]) and a["addr"] == "127.0.0.1", f"{a} {out}")
     check(a["local_port"] == int(out["listen"]) and a["new_fd"] >= 0, f"{a}")
+
+
+@test
+def udp_listener_and_its_senders_once_each():
+    """A UDP server has no listen or accept: its bind is its listener, and the sender of
+    what it receives is its inbound peer, once per sender however many datagrams."""
+    step_ok("udpserve")
+    out = dict(l.split() for l in one(cap(), "step_end", "udpserve")["stdout_tail"].splitlines())
+    lst = of(cap(), "listen", "udpserve")
+    check(sorted(r["port"] for r in lst) == sorted(int(out[k]) for k in ("bound", "a", "b")) and
+          all(r["via"] == "bind" and r["sock_type"] == "dgram" and r["ret"] == 0 and
+              r["addr"] == "127.0.0.1" for r in lst), f"{lst} {out}")
+    got = [(r["via"], r["port"], r["local_port"]) for r in of(cap(), "accept", "udpserve")]
+    check(got == [("recvfrom", int(out["a"]), int(out["bound"])),
+                  ("recvmsg", int(out["b"]), int(out["bound"]))], f"{got} {out}")
+
+
+@test
+def sendmmsg_every_destination():
+    step_ok("mmsg")
+    got = sorted(r["port"] for r in of(cap(), "connect", "mmsg", via="sendmmsg"))
+    check(got == list(range(1, 13)), f"sendmmsg destinations recorded: {got}")
 
 
 @test
@@ -1164,6 +1188,53 @@ steps:
         raw = opens[0]["path"].encode("utf-8", "surrogateescape")
         check(raw == bad, f"bytes not recovered: {raw!r}")
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lingering_run(tmp, policy, script):
+    rb = os.path.join(tmp, f"{policy}.yaml")
+    ev = os.path.join(tmp, f"{policy}.jsonl")
+    with open(rb, "w") as f:
+        f.write(f"name: linger\nsteps:\n  - name: start\n    run: {json.dumps(script)}\n")
+    t0 = time.monotonic()
+    rc, out, err = runseal(["run", "-q", "--events", ev, "--lingering", policy, rb])
+    check(rc == 0, f"--lingering {policy}: rc {rc} {err[-400:]}")
+    recs = load(ev)
+    return recs, recs[-1], time.monotonic() - t0
+
+
+@test
+def lingering_processes_killed_waited_for_or_left():
+    """What a step leaves running is the run's: --lingering kill ends it (its exits
+    recorded), wait traces it until it exits, leave (the default) lists it."""
+    tmp = tempfile.mkdtemp(prefix="runseal-linger-")
+    late = os.path.join(tmp, "late")
+    rc, out, err = runseal(["run", "--lingering", "sometimes", "runbooks/deploy-patch.yaml"])
+    check(rc == 2 and "--lingering sometimes: expected leave, kill or wait" in err, err)
+    bg = "(sleep 1; touch %s; sleep 28) >/dev/null 2>&1 & # linger-%s"
+    try:
+        recs, end, _ = lingering_run(tmp, "kill", bg % (late, "kill"))
+        check(end["lingering_policy"] == "kill" and end["lingering_killed"] >= 2 and
+              end["lingering"] == {}, f"run_end {end}")
+        killed = [r for r in of(recs, "exit", "start") if r["signal"] == 9]
+        check(len(killed) == end["lingering_killed"], f"exits {of(recs, 'exit')}")
+        time.sleep(1.5)
+        check(not os.path.exists(late) and not pids_with("linger-kill"),
+              "a killed process went on")
+        recs, end, took = lingering_run(tmp, "wait", "(sleep 1; touch %s) & # linger-wait" % late)
+        check(os.path.exists(late) and took >= 1, f"the run ended before its processes: {took}")
+        check(end["lingering_policy"] == "wait" and end["lingered"] >= 1 and
+              end["lingering_killed"] == 0 and end["lingering"] == {}, f"run_end {end}")
+        touch = one(recs, "exec", "start", path="/usr/bin/touch")
+        check(touch["time"] > one(recs, "step_end", "start")["time"], f"{touch}")
+        recs, end, _ = lingering_run(tmp, "leave", bg % (late + "2", "leave"))
+        left = pids_with("linger-leave")
+        check(end["lingering_policy"] == "leave" and left and
+              set(map(str, left)) <= set(end["lingering"]) and
+              set(end["lingering"].values()) == {"start"}, f"run_end {end}, alive {left}")
+    finally:
+        for p in pids_with("linger-"):
+            os.kill(p, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
