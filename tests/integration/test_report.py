@@ -561,6 +561,18 @@ steps:
     for fmt in ("md", "html"):
         out = read(log, "report", ids[2], "--format", fmt)
         check(second in out and first not in out, f"{fmt} report: digest of {tool}")
+    ocsf = [json.loads(x) for x in read(log, "export", "--run", ids[2], "--format",
+                                        "ocsf").splitlines()]
+    launch = [e["process"]["file"] for e in ocsf if e["class_uid"] == 1007 and
+              e["activity_id"] == 1 and e["process"].get("file", {}).get("path") == tool]
+    check(len(launch) == 2 and all(f["hashes"] == [{"algorithm_id": 3, "algorithm": "SHA-256",
+                                                     "value": second}] for f in launch),
+          f"OCSF launches of the tool: {launch}")
+    ecs = [json.loads(x) for x in read(log, "export", "--run", ids[2], "--format",
+                                       "ecs").splitlines()]
+    check(any(d.get("process", {}).get("executable") == tool and
+              d["process"].get("hash") == {"sha256": second} for d in ecs),
+          "ECS: no process.hash.sha256 for the tool")
     out = read(log, "diff", ids[0], ids[1], "--json")
     check(json.loads(out.splitlines()[-1])["differences"] == 0, f"routine diff: {out}")
     out = read(log, "diff", ids[1], ids[2], "--json", want=1)

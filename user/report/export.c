@@ -79,6 +79,15 @@ static void ocsf_process(struct jbuf *b, const struct lr_ent *e, bool with_file)
 		kstr(b, "path", path);
 		kstr(b, "name", basename_of(path));
 		kint(b, "type_id", 1);
+		if (lr_get(e, "sha256") >= 0 && e->tok[lr_get(e, "sha256")].type == J_STR) {
+			/* OCSF Fingerprint: algorithm_id 3 is SHA-256 */
+			key(b, "hashes");
+			jb_raw(b, "[{", 2);
+			kint(b, "algorithm_id", 3);
+			kstr(b, "algorithm", "SHA-256");
+			kcopy(b, "value", e, "sha256");
+			jb_raw(b, "}]", 2);
+		}
 		kclose(b);
 	}
 	kopen(b, "user");
@@ -340,6 +349,11 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 		if (e->kind == REC_EXEC) {
 			kcopy(b, "args", e, "argv");
 			kcopy(b, "working_directory", e, "cwd");
+			if (lr_get(e, "sha256") >= 0 && e->tok[lr_get(e, "sha256")].type == J_STR) {
+				kopen(b, "hash");
+				kcopy(b, "sha256", e, "sha256");
+				kclose(b);
+			}
 		}
 		kcopy(b, "exit_code", e, "exit_code");
 		kopen(b, "parent");
