@@ -1449,6 +1449,7 @@ static uint64_t read_anchor(struct walk *w)
 		problem(w, true, "malformed", SIZE_MAX, "ANCHOR", NOOFF, NOSEQ,
 			"ANCHOR is not one seal line");
 		free(l);
+		w->resync = true; /* what follows is checked as after a missing segment */
 		return 1;
 	}
 	len--;
@@ -1460,6 +1461,7 @@ static uint64_t read_anchor(struct walk *w)
 			"certified key of that epoch: it cannot be trusted",
 			seq);
 		free(l);
+		w->resync = true; /* what follows is checked as after a missing segment */
 		return n + 1;
 	}
 	note_key(v->sum, key);
