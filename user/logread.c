@@ -18,6 +18,13 @@ struct lr_seg {
 	unsigned char prev[32], last[32];
 };
 
+/* A verified line waiting in a stream's queue: its bytes are in the reader's arena. */
+struct lr_raw {
+	size_t off, len;
+	uint64_t seq;
+	unsigned char hash[32];
+};
+
 struct logread {
 	struct lr_verify v;
 	struct lr_ent **ents; /* kept, in log order */
@@ -33,6 +40,16 @@ struct logread {
 	size_t nrg, next_seg;
 	bool selected;
 	char err[PATH_MAX + 128];
+	/* lr_stream: the verification walked a segment at a time, the segment's verified
+	 * lines queued raw (arena, q) and parsed one by one as lr_next() gives them */
+	struct verify_walk *vw;
+	struct verify_opts vo;
+	struct verify_summary sum;
+	char pub[PATH_MAX];
+	struct jbuf arena;
+	struct lr_raw *q;
+	size_t qn, qcap, qpos;
+	struct lr_ent *cur; /* the entry lr_next() gave last, freed at the next call */
 	bool bundle;
 	char tmp[PATH_MAX]; /* the unpacked bundle, removed on close */
 	char log_dir[PATH_MAX], key_dir[PATH_MAX];
@@ -215,6 +232,33 @@ static bool is_note(const struct lr_ent *e)
 	return e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED || e->kind == REC_GENESIS;
 }
 
+/* What the reader notes of every verified entry (segment links, seals, the log's notes);
+ * then whether the caller keeps it. false: e was freed. */
+static bool take(struct logread *r, struct lr_ent *e)
+{
+	index_entry(r, e);
+	if (e->kind == REC_SEAL)
+		add_seal(&r->v, e);
+	if (is_note(e)) {
+		r->notes = xrealloc(r->notes, (r->nnotes + 1) * sizeof(*r->notes));
+		r->notes[r->nnotes++] = ent_parse(r, e->line, e->len, e->seq, e->hash);
+	}
+	if (r->keep && !r->keep(r->ctx, e)) {
+		ent_free(e);
+		return false;
+	}
+	return true;
+}
+
+/* An entry that is no object runseal writes, but chained: its link still counts. */
+static void take_unparsed(struct logread *r, uint64_t seq, const unsigned char hash[32])
+{
+	if (r->nsegs) {
+		r->segs[r->nsegs - 1].last_seq = seq;
+		memcpy(r->segs[r->nsegs - 1].last, hash, 32);
+	}
+}
+
 static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 		    const unsigned char hash[32])
 {
@@ -222,25 +266,28 @@ static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 	struct lr_ent *e = ent_parse(r, line, len, seq, hash);
 
 	if (!e) {
-		/* Not an object runseal writes, but chained: the link still counts. */
-		if (r->nsegs) {
-			r->segs[r->nsegs - 1].last_seq = seq;
-			memcpy(r->segs[r->nsegs - 1].last, hash, 32);
-		}
+		take_unparsed(r, seq, hash);
 		return 0;
 	}
-	index_entry(r, e);
-	if (e->kind == REC_SEAL)
-		add_seal(&r->v, e);
-	if (is_note(e)) {
-		r->notes = xrealloc(r->notes, (r->nnotes + 1) * sizeof(*r->notes));
-		r->notes[r->nnotes++] = ent_parse(r, line, len, seq, hash);
-	}
-	if (r->keep && !r->keep(r->ctx, e)) {
-		ent_free(e);
+	if (!take(r, e))
 		return 0;
-	}
 	push_ent(r, e);
+	return 0;
+}
+
+/* A stream's verified line, queued as it is: parsed when lr_next() comes to it. */
+static int on_stream_entry(void *ctx, const char *line, size_t len, uint64_t seq,
+			   const unsigned char hash[32])
+{
+	struct logread *r = ctx;
+
+	if (r->qn == r->qcap) {
+		r->qcap = r->qcap ? r->qcap * 2 : 1024;
+		r->q = xrealloc(r->q, r->qcap * sizeof(*r->q));
+	}
+	r->q[r->qn] = (struct lr_raw){.off = r->arena.len, .len = len, .seq = seq};
+	memcpy(r->q[r->qn++].hash, hash, 32);
+	jb_raw(&r->arena, line, len);
 	return 0;
 }
 
@@ -265,26 +312,29 @@ static void on_problem(void *ctx, const struct verify_problem *vp)
 	p->seq = vp->seq == VERIFY_NONE ? -1 : (int64_t)vp->seq;
 }
 
-static int run_verify(struct logread *r, struct verify_opts *vo, char *err, size_t errlen)
-{
-	struct verify_summary sum;
+static void bundle_result(struct logread *r, const char *pub);
 
-	vo->problem = on_problem;
-	vo->entry = on_entry;
-	vo->ctx = r;
-	r->v.rc = verify_log(vo, &sum);
-	if (r->v.rc == 2) {
-		snprintf(err, errlen, "%s", *sum.err ? sum.err : "the log could not be verified");
+/* The verification's outcome (rc as verify_log returns it) into the reader's result;
+ * -1 with the reason in err when the log could not be verified. */
+static int verified(struct logread *r, int rc, char *err, size_t errlen)
+{
+	const struct verify_summary *sum = &r->sum;
+
+	r->v.rc = rc;
+	if (rc == 2) {
+		snprintf(err, errlen, "%s", *sum->err ? sum->err : "the log could not be verified");
 		return -1;
 	}
-	r->v.entries = sum.entries;
-	r->v.segments = sum.segments;
-	r->v.seals = sum.seals;
-	r->v.errors = sum.errors;
-	r->v.warnings = sum.warnings;
-	r->v.any = sum.any;
-	r->v.first_seq = sum.first_seq;
-	r->v.last_seq = sum.last_seq;
+	r->v.entries = sum->entries;
+	r->v.segments = sum->segments;
+	r->v.seals = sum->seals;
+	r->v.errors = sum->errors;
+	r->v.warnings = sum->warnings;
+	r->v.any = sum->any;
+	r->v.first_seq = sum->first_seq;
+	r->v.last_seq = sum->last_seq;
+	if (r->bundle)
+		bundle_result(r, r->pub[0] ? r->pub : NULL);
 	return 0;
 }
 
@@ -326,25 +376,25 @@ static void bundle_result(struct logread *r, const char *pub)
 		snprintf(r->v.pub_path, sizeof(r->v.pub_path), "keys/root.pub in the bundle");
 }
 
-int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
+/* The log (a directory, or a bundle unpacked) and the keys to trust: a reader ready to
+ * verify. NULL with a message in err. */
+static struct logread *prepare(const struct lr_opts *o, char *err, size_t errlen)
 {
 	struct logread *r = xcalloc(1, sizeof(*r));
-	struct verify_opts vo = {0};
 	char pub[PATH_MAX];
 	struct stat st;
 
-	*out = NULL;
 	r->keep = o->keep;
 	r->ctx = o->ctx;
 	if (stat(o->path, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", o->path, strerror(errno));
 		free(r);
-		return -1;
+		return NULL;
 	}
 	if (S_ISREG(st.st_mode)) {
 		if (bundle_unpack(o->path, r->tmp, sizeof(r->tmp), err, errlen) < 0) {
 			lr_close(r);
-			return -1;
+			return NULL;
 		}
 		r->bundle = true;
 		snprintf(r->log_dir, sizeof(r->log_dir), "%s/log", r->tmp);
@@ -359,22 +409,86 @@ int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t err
 	snprintf(pub, sizeof(pub), "%s/root.pub", r->key_dir);
 	if (trust(r, o->pub ? o->pub : pub, err, errlen) < 0) {
 		lr_close(r);
-		return -1;
+		return NULL;
 	}
-	vo.log_dir = r->log_dir;
-	vo.key_dir = r->key_dir;
-	vo.pub = o->pub;
-	vo.allow_anchor = r->bundle; /* trimmed to its run, from a trusted seal */
-	if (run_verify(r, &vo, err, errlen) < 0) {
+	if (o->pub)
+		snprintf(r->pub, sizeof(r->pub), "%s", o->pub);
+	r->vo = (struct verify_opts){.log_dir = r->log_dir,
+				     .key_dir = r->key_dir,
+				     .pub = r->pub[0] ? r->pub : NULL,
+				     /* trimmed to its run, from a trusted seal */
+				     .allow_anchor = r->bundle,
+				     .problem = on_problem,
+				     .entry = on_entry,
+				     .ctx = r};
+	return r;
+}
+
+int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
+{
+	struct logread *r = prepare(o, err, errlen);
+
+	*out = NULL;
+	if (!r)
+		return -1;
+	if (verified(r, verify_log(&r->vo, &r->sum), err, errlen) < 0) {
 		lr_close(r);
 		return -1;
 	}
-	if (r->bundle)
-		bundle_result(r, o->pub);
 	*out = r;
 	return 0;
 }
 
+int lr_stream(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
+{
+	struct logread *r = prepare(o, err, errlen);
+
+	*out = NULL;
+	if (!r)
+		return -1;
+	r->vo.entry = on_stream_entry;
+	if (verify_begin(&r->vw, &r->vo, &r->sum) < 0) {
+		verified(r, verify_end(r->vw), err, errlen);
+		r->vw = NULL;
+		lr_close(r);
+		return -1;
+	}
+	*out = r;
+	return 0;
+}
+
+/* A stream's next verified entry, parsed: the queue first, then the next segment the
+ * verification walks; NULL at the end of the log (the result is then final). */
+static const struct lr_ent *stream_next(struct logread *r)
+{
+	char e[512];
+
+	ent_free(r->cur);
+	r->cur = NULL;
+	for (;;) {
+		while (r->qpos >= r->qn) {
+			r->qn = r->qpos = 0;
+			r->arena.len = 0;
+			if (!r->vw)
+				return NULL;
+			if (verify_step(r->vw) > 0)
+				continue;
+			if (verified(r, verify_end(r->vw), e, sizeof(e)) < 0)
+				snprintf(r->err, sizeof(r->err), "%s", e);
+			r->vw = NULL;
+			return NULL;
+		}
+		const struct lr_raw *q = &r->q[r->qpos++];
+		struct lr_ent *x = ent_parse(r, r->arena.p + q->off, q->len, q->seq, q->hash);
+
+		if (!x) {
+			take_unparsed(r, q->seq, q->hash);
+			continue;
+		}
+		if (take(r, x))
+			return r->cur = x;
+	}
+}
 const struct lr_verify *lr_result(const struct logread *r)
 {
 	return &r->v;
@@ -493,6 +607,8 @@ static int read_next(struct logread *r)
 
 const struct lr_ent *lr_next(struct logread *r)
 {
+	if (r->vw || r->cur)
+		return stream_next(r);
 	while (r->pos >= r->n)
 		if (read_next(r) <= 0)
 			return NULL;
@@ -566,6 +682,10 @@ void lr_close(struct logread *r)
 {
 	if (!r)
 		return;
+	verify_abort(r->vw); /* a stream closed before its end */
+	ent_free(r->cur);
+	free(r->q);
+	jb_free(&r->arena);
 	drop_ents(r, 0);
 	free(r->ents);
 	for (size_t i = 0; i < r->nnotes; i++)

@@ -6,6 +6,9 @@
  * each and keep none), and the reader notes, per segment, the chain link before its first
  * verified entry and the hash of its last one: the trusted links.
  *
+ * lr_stream() is the same verification pulled one segment at a time, for readers that
+ * write as they read (show, export).
+ *
  * lr_select() then makes the reader a pull iterator over only the segments that hold the
  * seqs asked for (the records of one run, or a few): lr_next() reads them one at a time,
  * from the trusted link before each, and checks that every line chains to the next and that
@@ -106,6 +109,12 @@ struct logread;
  * such directory, unreadable keys). The entries o->keep kept are what lr_next() gives until
  * lr_select() is called. */
 int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen);
+/* The same, pulled: nothing is verified yet; each lr_next() gives the next verified entry
+ * that o->keep keeps, the verification walking one segment further when the ones before
+ * are used up (memory: one segment's lines and one parsed entry). The entry stays valid
+ * until the next lr_next(). lr_result() is final once lr_next() gave NULL (lr_error():
+ * the log could not be verified after all); lr_select() works after that. */
+int lr_stream(struct logread **out, const struct lr_opts *o, char *err, size_t errlen);
 const struct lr_verify *lr_result(const struct logread *r);
 
 /* A seq range, both ends included. */

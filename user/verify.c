@@ -118,6 +118,7 @@ struct walk {
 	size_t len;
 
 	/* chain */
+	uint64_t expect; /* the number of the next segment */
 	bool started, resync, after_malformed, after_crash;
 	uint64_t gap_seg; /* replica: a missing segment a recovery entry may explain, or 0 */
 	size_t gap_at;
@@ -1487,49 +1488,58 @@ static uint64_t read_anchor(struct walk *w)
 	return n + 1;
 }
 
-static int walk_dir(struct walk *w)
+/* Lists the directory and reads its ANCHOR: the walk of its segments can begin. */
+static int walk_start(struct walk *w)
 {
-	uint64_t expect;
-
 	if (list_dir(w) < 0)
 		return -1;
-	expect = read_anchor(w);
+	w->expect = read_anchor(w);
 	if (!w->nsegs)
 		problem(w, true, "missing_segment", SIZE_MAX, "seg-0000000000000001.log.z", NOOFF,
 			0, "the log has no segments");
-	for (size_t i = 0; i < w->nsegs; i++) {
-		uint64_t n = w->segs[i].n;
+	return 0;
+}
 
-		w->missing_before = false;
-		if (w->gap_seg) {
-			problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
-				"seg-%016" PRIu64 " (.log or .log.z) is missing before this one",
-				w->gap_seg);
-			w->gap_seg = 0;
-		}
-		if (n == expect + 1 && !w->primary) {
-			/* Decided by the recovery entry of this segment, if it has one. */
-			w->gap_seg = expect;
-			w->gap_at = i;
-			w->resync = true;
-			w->ncrash = 0;
-		} else if (n < expect) {
-			problem(w, true, "malformed", i, NULL, NOOFF, NOSEQ,
-				"the segment is not after the ANCHOR seal (of segment %" PRIu64 ")",
-				expect - 1);
-			w->resync = true;
-		} else if (n != expect) {
-			problem(w, true, "missing_segment", i, NULL, NOOFF, NOSEQ,
-				"seg-%016" PRIu64 " to seg-%016" PRIu64
-				" (.log or .log.z) are missing before this one",
-				expect, n - 1);
-			w->resync = true;
-			w->ncrash = 0;
-			w->missing_before = true;
-		}
-		process_segment(w, i);
-		expect = n + 1;
+/* Checks segment i (in order), after the segment numbers before it. */
+static void walk_segment(struct walk *w, size_t i)
+{
+	uint64_t n = w->segs[i].n;
+
+	w->missing_before = false;
+	if (w->gap_seg) {
+		problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
+			"seg-%016" PRIu64 " (.log or .log.z) is missing before this one",
+			w->gap_seg);
+		w->gap_seg = 0;
 	}
+	if (n == w->expect + 1 && !w->primary) {
+		/* Decided by the recovery entry of this segment, if it has one. */
+		w->gap_seg = w->expect;
+		w->gap_at = i;
+		w->resync = true;
+		w->ncrash = 0;
+	} else if (n < w->expect) {
+		problem(w, true, "malformed", i, NULL, NOOFF, NOSEQ,
+			"the segment is not after the ANCHOR seal (of segment %" PRIu64 ")",
+			w->expect - 1);
+		w->resync = true;
+	} else if (n != w->expect) {
+		problem(w, true, "missing_segment", i, NULL, NOOFF, NOSEQ,
+			"seg-%016" PRIu64 " to seg-%016" PRIu64
+			" (.log or .log.z) are missing before this one",
+			w->expect, n - 1);
+		w->resync = true;
+		w->ncrash = 0;
+		w->missing_before = true;
+	}
+	process_segment(w, i);
+	w->expect = n + 1;
+}
+
+/* What only the whole directory tells: missing segments at the end, crashes no recovery
+ * named, the unsealed tail, inode flags, runs that never ended, HEAD. */
+static void walk_finish(struct walk *w)
+{
 	flush_break(w);
 	if (w->gap_seg)
 		problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
@@ -1567,6 +1577,16 @@ static int walk_dir(struct walk *w)
 	if (w->primary)
 		runs_report(w);
 	check_head(w);
+}
+
+/* Verifies one directory; -1 when it cannot be read at all. */
+static int walk_dir(struct walk *w)
+{
+	if (walk_start(w) < 0)
+		return -1;
+	for (size_t i = 0; i < w->nsegs; i++)
+		walk_segment(w, i);
+	walk_finish(w);
 	return 0;
 }
 
@@ -1643,29 +1663,63 @@ static int load_keys(struct ver *v)
 	return 0;
 }
 
-int verify_log(const struct verify_opts *o, struct verify_summary *out)
+struct verify_walk {
+	struct ver v;
+	struct walk w;
+	struct verify_summary local;
+	size_t next; /* the primary's next segment */
+	int rc;	     /* 2 once the log cannot be verified */
+	bool keys;   /* loaded: to be freed */
+};
+
+int verify_begin(struct verify_walk **out, const struct verify_opts *o, struct verify_summary *sum)
 {
-	struct verify_summary local = {0}, *sum = out ? out : &local;
-	struct ver v = {.o = o, .fn = o->entry, .ctx = o->ctx, .deliver = true, .sum = sum};
-	struct walk *reps = NULL;
-	struct walk w = {0};
-	int rc = 0;
+	struct verify_walk *vw = xcalloc(1, sizeof(*vw));
 
+	*out = vw;
+	if (!sum)
+		sum = &vw->local;
 	memset(sum, 0, sizeof(*sum));
-
-	if (load_keys(&v) < 0)
-		return 2;
-	w = (struct walk){.v = &v,
-			  .dir = o->log_dir ? o->log_dir : LOG_DIR_DEFAULT,
-			  .label = "",
-			  .primary = true,
-			  .cur = SIZE_MAX};
-	if (walk_dir(&w) < 0) {
-		rc = 2;
-		goto out;
+	vw->v = (struct ver){.o = o, .fn = o->entry, .ctx = o->ctx, .deliver = true, .sum = sum};
+	vw->w = (struct walk){.v = &vw->v,
+			      .dir = o->log_dir ? o->log_dir : LOG_DIR_DEFAULT,
+			      .label = "",
+			      .primary = true,
+			      .cur = SIZE_MAX};
+	if (load_keys(&vw->v) < 0) {
+		vw->rc = 2;
+		return -1;
 	}
-	if (!v.have_sched && !v.keys_bad) {
-		snprintf(v.sum->err, sizeof(v.sum->err), "%s", v.sched_err);
+	vw->keys = true;
+	if (walk_start(&vw->w) < 0)
+		vw->rc = 2;
+	return vw->rc ? -1 : 0;
+}
+
+int verify_step(struct verify_walk *vw)
+{
+	if (vw->rc || vw->next >= vw->w.nsegs)
+		return 0;
+	walk_segment(&vw->w, vw->next++);
+	return 1;
+}
+
+int verify_end(struct verify_walk *vw)
+{
+	struct ver *const v = &vw->v;
+	const struct verify_opts *o = v->o;
+	struct verify_summary *sum = v->sum;
+	struct walk *reps = NULL;
+	struct walk *const w = &vw->w;
+	int rc = vw->rc;
+
+	if (rc)
+		goto out;
+	while (verify_step(vw) > 0)
+		;
+	walk_finish(w);
+	if (!v->have_sched && !v->keys_bad) {
+		snprintf(v->sum->err, sizeof(v->sum->err), "%s", v->sched_err);
 		rc = 2;
 		goto out;
 	}
@@ -1674,7 +1728,7 @@ int verify_log(const struct verify_opts *o, struct verify_summary *out)
 		struct walk *r = &reps[i];
 		char *label = xasprintf("%s/", o->replicas[i]);
 
-		*r = (struct walk){.v = &v, .dir = o->replicas[i], .label = label, .cur = SIZE_MAX};
+		*r = (struct walk){.v = v, .dir = o->replicas[i], .label = label, .cur = SIZE_MAX};
 		if (walk_dir(r) < 0) {
 			free(label);
 			rc = 2;
@@ -1682,15 +1736,15 @@ int verify_log(const struct verify_opts *o, struct verify_summary *out)
 		}
 		/* The replica's HEAD against the log's: ahead means the log lost seals. */
 		if (r->have_head && r->head_parsed &&
-		    (!w.have_seal || r->head_seq > w.last_seal_seq))
+		    (!w->have_seal || r->head_seq > w->last_seal_seq))
 			problem(r, true, "rollback", SIZE_MAX, "HEAD", NOOFF, r->head_seq,
 				"the replica's HEAD is at seq %" PRIu64
 				", the log's last seal at %s: "
 				"the log was rolled back or truncated",
-				r->head_seq, w.have_seal ? "an earlier seq" : "none");
-		else if (r->have_head != w.have_head ||
-			 (r->have_head && (r->head_len != w.head_len ||
-					   (r->head_len && memcmp(r->head, w.head, r->head_len)))))
+				r->head_seq, w->have_seal ? "an earlier seq" : "none");
+		else if (r->have_head != w->have_head ||
+			 (r->have_head && (r->head_len != w->head_len ||
+					   (r->head_len && memcmp(r->head, w->head, r->head_len)))))
 			problem(r, true, "head_mismatch", SIZE_MAX, "HEAD", NOOFF,
 				r->head_parsed ? r->head_seq : NOSEQ,
 				"the replica's HEAD differs from the log's HEAD");
@@ -1699,27 +1753,48 @@ int verify_log(const struct verify_opts *o, struct verify_summary *out)
 	}
 	/* A log alone cannot show that its newest segments went together with HEAD: say so,
 	 * rather than let "ok" claim it. */
-	if (!o->nreplicas && w.have_seal)
-		problem(&w, false, "no_replica", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+	if (!o->nreplicas && w->have_seal)
+		problem(w, false, "no_replica", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
 			"no replica was given: HEAD has no independent copy, so the deletion of "
 			"the newest segments together with HEAD (a rollback) cannot be detected; "
 			"verify with --replica DIR (--strict requires one)");
-	if (v.errors)
+	if (v->errors)
 		rc = 1;
-	sum->errors = v.errors;
-	sum->warnings = v.warnings;
-	sum->entries = w.entries;
-	sum->segments = w.segments;
-	sum->seals = w.seals;
-	sum->have_seal = w.have_seal;
-	sum->last_seal_seq = w.last_seal_seq;
-	snprintf(sum->last_seal_time, sizeof(sum->last_seal_time), "%s", w.last_seal_time);
+	sum->errors = v->errors;
+	sum->warnings = v->warnings;
+	sum->entries = w->entries;
+	sum->segments = w->segments;
+	sum->seals = w->seals;
+	sum->have_seal = w->have_seal;
+	sum->last_seal_seq = w->last_seal_seq;
+	snprintf(sum->last_seal_time, sizeof(sum->last_seal_time), "%s", w->last_seal_time);
 out:
 	for (size_t i = 0; reps && i < o->nreplicas; i++)
 		walk_free(&reps[i]);
 	free(reps);
-	walk_free(&w);
-	free(v.cert);
-	keys_free_schedule(&v.s);
+	walk_free(w);
+	free(v->cert);
+	if (vw->keys)
+		keys_free_schedule(&v->s);
+	free(vw);
 	return rc;
+}
+
+void verify_abort(struct verify_walk *vw)
+{
+	if (!vw)
+		return;
+	walk_free(&vw->w);
+	free(vw->v.cert);
+	if (vw->keys)
+		keys_free_schedule(&vw->v.s);
+	free(vw);
+}
+
+int verify_log(const struct verify_opts *o, struct verify_summary *sum)
+{
+	struct verify_walk *vw;
+
+	verify_begin(&vw, o, sum);
+	return verify_end(vw);
 }

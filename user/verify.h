@@ -78,4 +78,17 @@ struct verify_summary {
  * NULL. */
 int verify_log(const struct verify_opts *o, struct verify_summary *sum);
 
+/* The same, a segment at a time, for a reader that pulls: verify_begin loads the keys and
+ * lists the log (-1 when that failed: verify_end then returns 2); each verify_step checks
+ * the next segment of the log and hands its verified entries to o->entry before it
+ * returns, 1 while there was one, 0 after the last; verify_end checks what only the whole
+ * log tells (HEAD, the replicas, runs that never ended), fills sum, frees the walk and
+ * returns what verify_log returns. o and sum must outlive the walk. */
+struct verify_walk;
+int verify_begin(struct verify_walk **vw, const struct verify_opts *o, struct verify_summary *sum);
+int verify_step(struct verify_walk *vw);
+int verify_end(struct verify_walk *vw);
+/* Frees a walk that is not finished (a reader that stopped early). */
+void verify_abort(struct verify_walk *vw);
+
 #endif

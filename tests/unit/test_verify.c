@@ -1531,6 +1531,53 @@ static size_t reread(struct tl *t, struct logread *r, uint64_t *seqs, size_t max
 	return n;
 }
 
+/* lr_stream: the same entries, pulled as the verification walks; the result at the end. */
+static void test_logread_stream(void **state)
+{
+	struct tl t;
+	struct logread *r;
+	struct lr_opts o = {0};
+	const struct lr_ent *e;
+	char err[512];
+	uint64_t s[32];
+	size_t n = 0;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	o.path = t.log;
+	o.key_dir = t.keys;
+	assert_int_equal(lr_stream(&r, &o, err, sizeof(err)), 0);
+	assert_int_equal(lr_result(r)->entries, 0); /* nothing verified yet */
+	while ((e = lr_next(r))) {
+		unsigned char h[32];
+
+		entry_hash(t.line[e->seq], strlen(t.line[e->seq]), h);
+		assert_memory_equal(e->hash, h, 32);
+		s[n++] = e->seq;
+	}
+	assert_int_equal(n, 20);
+	assert_int_equal(s[19], 19);
+	assert_null(lr_error(r));
+	assert_int_equal(lr_result(r)->rc, 0);
+	assert_int_equal(lr_result(r)->entries, 20);
+	assert_int_equal(lr_result(r)->nseal, 3);
+	/* The segment links were noted on the way: a selection reads again. */
+	lr_select(r, (struct lr_range[]){{8, 12}}, 1, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 5);
+	lr_close(r);
+	/* Closed half-way (a reader that had enough): nothing leaks (the sanitizer build). */
+	assert_int_equal(lr_stream(&r, &o, err, sizeof(err)), 0);
+	assert_non_null(lr_next(r));
+	lr_close(r);
+	/* No such log: the error at once. */
+	o.path = "/nonexistent/log";
+	assert_int_equal(lr_stream(&r, &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/log"));
+	tl_free(&t);
+}
+
 static void test_logread_reread(void **state)
 {
 	struct tl t;
@@ -1629,6 +1676,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_vector, teardown),
 	    cmocka_unit_test_teardown(test_interrupted, teardown),
 	    cmocka_unit_test_teardown(test_logread_reread, teardown),
+	    cmocka_unit_test_teardown(test_logread_stream, teardown),
 	    cmocka_unit_test_teardown(test_anchored, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);

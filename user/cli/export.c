@@ -45,7 +45,7 @@ struct ex {
 	bool broken;
 };
 
-/* Writes as entries verify: nothing is kept, however long the log. */
+/* Writes one entry (or takes the genesis's host name): nothing is kept. */
 static bool each(void *ctx, const struct lr_ent *e)
 {
 	struct ex *x = ctx;
@@ -105,6 +105,26 @@ static int export_run(struct ex *x, const struct lr_opts *o, const char *arg, st
 	return 0;
 }
 
+/* The whole log, pulled as it verifies: nothing is kept, however long the log. */
+static int export_all(struct ex *x, const struct lr_opts *o, struct logread **r)
+{
+	const struct lr_ent *e;
+	char err[1024];
+
+	if (lr_stream(r, o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return -1;
+	}
+	while (!x->broken && (e = lr_next(*r)))
+		each(x, e);
+	if (lr_error(*r)) {
+		fprintf(stderr, "runseal: %s\n", lr_error(*r));
+		lr_close(*r);
+		return -1;
+	}
+	return 0;
+}
+
 int export_cmd(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -116,7 +136,7 @@ int export_cmd(int argc, char **argv)
 	const char *fmt = NULL, *run = NULL;
 	struct lr_opts o;
 	struct logread *r;
-	char err[1024], *end;
+	char *end;
 	int c, rc, fd, stop;
 
 	optind = 0;
@@ -156,12 +176,9 @@ int export_cmd(int argc, char **argv)
 		fprintf(stderr, "runseal: stdout: %s\n", strerror(errno));
 		return 2;
 	}
-	o = (struct lr_opts){
-	    .path = l.path, .pub = l.pub, .key_dir = l.key_dir, .keep = each, .ctx = &x};
+	o = (struct lr_opts){.path = l.path, .pub = l.pub, .key_dir = l.key_dir};
 	jb_raw(&x.b, "", 0);
-	if (run ? export_run(&x, &o, run, &r) < 0 : lr_open(&r, &o, err, sizeof(err)) < 0) {
-		if (!run)
-			fprintf(stderr, "runseal: %s\n", err);
+	if (run ? export_run(&x, &o, run, &r) < 0 : export_all(&x, &o, &r) < 0) {
 		fclose(x.out);
 		jb_free(&x.b);
 		return 2;

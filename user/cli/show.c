@@ -329,7 +329,7 @@ int show_cmd(int argc, char **argv)
 	    {0},
 	};
 	struct show sh = {0};
-	struct lr_opts lo = {.path = LOG_DIR_DEFAULT, .keep = show_entry, .ctx = &sh};
+	struct lr_opts lo = {.path = LOG_DIR_DEFAULT};
 	struct logread *r;
 	char err[1024];
 	int c, rc;
@@ -363,17 +363,28 @@ int show_cmd(int argc, char **argv)
 	}
 	if (optind < argc)
 		lo.path = argv[optind];
-	if (lr_open(&r, &lo, err, sizeof(err)) < 0) {
+	/* Pulled as it verifies: one segment in memory, however long the log. */
+	if (lr_stream(&r, &lo, err, sizeof(err)) < 0) {
+		r = NULL;
+	} else {
+		const struct lr_ent *e;
+
+		while (!sh.broken && (e = lr_next(r)))
+			show_entry(&sh, e);
+		if (lr_error(r))
+			snprintf(err, sizeof(err), "%s", lr_error(r));
+	}
+	if (!r || lr_error(r)) {
 		sh.tmp.len = 0;
 		esc_term(&sh.tmp, err, strlen(err));
 		fprintf(stderr, "runseal: %.*s\n", (int)sh.tmp.len, sh.tmp.p);
 		rc = 2;
 	} else {
 		rc = lr_result(r)->rc;
-		lr_close(r);
 		if (!sh.broken)
 			show_interrupted(&sh);
 	}
+	lr_close(r);
 	fflush(stdout);
 	free(sh.runs);
 	jb_free(&sh.b);
