@@ -14,6 +14,7 @@
 #include "util.h"
 #include "verify.h"
 #include "cli/cmds.h"
+#include "cli/common.h"
 
 static const char usage_main[] =
     "usage: runseal COMMAND [OPTIONS]\n"
@@ -138,7 +139,8 @@ static int cmd_run(int argc, char **argv)
 	    {"lingering", required_argument, NULL, 'G'},
 	    {0},
 	};
-	struct run_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
+	struct run_opts o = {
+	    .log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT, .log_notice = cli_notice};
 	const char **replicas = NULL, **triggers = NULL;
 	char *end;
 	unsigned long long sz;

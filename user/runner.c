@@ -1309,6 +1309,7 @@ static int setup_sinks(struct run *r)
 		    .fsync_record = o->fsync_record,
 		    .keep_going = o->log_keep_going,
 		    .checkpoint_s = o->checkpoint_s,
+		    .notice = o->log_notice,
 		};
 		char serr[1024];
 

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sealer.h"
+
 /* What happens at the end of a run to the processes its steps left running. */
 enum lingering {
 	LINGER_LEAVE, /* listed in run_end; they go on, untraced once runseal exits */
@@ -34,7 +36,8 @@ struct run_opts {
 	bool quiet;
 	const char *const *triggers; /* --trigger NAME=VALUE, into run_start's trigger */
 	size_t ntriggers;
-	enum lingering lingering; /* the run's processes still alive after its last step */
+	sealer_notice_fn log_notice; /* what the sealer has to say; NULL: dropped */
+	enum lingering lingering;    /* the run's processes still alive after its last step */
 };
 
 /* Exit status of `runseal run`. */

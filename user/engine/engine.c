@@ -274,6 +274,7 @@ int engine_open(struct engine **out, const struct engine_opts *o, char *err, siz
 	    .nreplicas = o->nreplicas,
 	    .fsync_record = o->fsync_record,
 	    .checkpoint_s = o->checkpoint_s,
+	    .notice = o->log_notice,
 	};
 
 	e->o = *o;

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sealer.h"
+
 #define ENGINE_ID_LEN	    40
 #define ENGINE_RUNS_MAX	    1024  /* open runs at once; closed ones stay named until reused */
 #define ENGINE_RUNS_PER_UID 256	  /* open runs of one user other than root */
@@ -27,6 +29,7 @@ struct engine_opts {
 	size_t ringbuf_bytes;
 	unsigned checkpoint_s;
 	bool fsync_record;
+	sealer_notice_fn log_notice; /* what the sealer has to say; NULL: dropped */
 };
 
 /* Who asked: from SO_PEERCRED, never from the client's word. */
