@@ -87,7 +87,8 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
 		    "fd via family addr port local_addr local_port new_fd sock_type" RESULT
 		    " user_data sq_thread"},
     [REC_COMPAT_SYSCALL] = {"compat_syscall", SCOPE_PROC, 0, "abi nr name first path_arg args"},
-    [REC_IO_URING_RESULT] = {"io_uring_result", SCOPE_PROC, 0, "op user_data fd" RESULT},
+    [REC_IO_URING_RESULT] = {"io_uring_result", SCOPE_PROC, 0,
+			     "op user_data fd family addr port" RESULT},
     [REC_MKDIR] = {"mkdir", SCOPE_PROC, RK_FILE_CHANGE,
 		   "syscall path path_arg mode setuid setgid" RESULT VIA_URING},
     [REC_MKNOD] = {"mknod", SCOPE_PROC, RK_FILE_CHANGE,
