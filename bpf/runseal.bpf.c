@@ -1227,6 +1227,20 @@ static __always_inline int sys_memfd_create_enter(const struct pt_regs *regs)
 #define NR_bpf		     321
 #define NR_execveat	     322
 #define NR_pidfd_send_signal 424
+#define NR_utime	     132
+#define NR_pivot_root	     155
+#define NR_chroot	     161
+#define NR_setxattr	     188
+#define NR_lsetxattr	     189
+#define NR_fsetxattr	     190
+#define NR_removexattr	     197
+#define NR_lremovexattr	     198
+#define NR_fremovexattr	     199
+#define NR_utimes	     235
+#define NR_futimesat	     261
+#define NR_unshare	     272
+#define NR_utimensat	     280
+#define NR_setns	     308
 #define NR_open_tree	     428
 #define NR_move_mount	     429
 #define NR_openat2	     437
@@ -1415,6 +1429,12 @@ static __always_inline int fsop_exit(long nr, long ret)
 		e->fd = arg_of(a, fd_i);
 		e->slot[0].flags = RS_PS_PRESENT;
 		off = put_slot_base(&e->slot[0], off, task, e->fd, true);
+		/* A namespace file has no name to walk: its inode names the namespace. */
+		if (e->op == RS_OP_SETNS) {
+			struct file *nsf = fd_file(task, e->fd);
+
+			e->num[0] = BPF_CORE_READ(nsf, f_inode, i_ino);
+		}
 	} else {
 		off = put_slot(e, 0, off, a, NIB(d, 0), NIB(d, 1), d & DESC_RAW0, task);
 	}
@@ -2353,6 +2373,48 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	case NR_mknodat:
 		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_MKNODAT),
 				 DESC(0, 1, NA, NA, NA, 2, 3, NA, NA));
+	case NR_setxattr:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_SETXATTR),
+				 DESC(NA, 0, NA, NA, NA, 3, NA, 4, 1));
+	case NR_lsetxattr:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LSETXATTR),
+				 DESC(NA, 0, NA, NA, NA, 3, NA, 4, 1));
+	case NR_fsetxattr:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FSETXATTR),
+				 DESC(NA, NA, NA, NA, 0, 3, NA, 4, 1));
+	case NR_removexattr:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_REMOVEXATTR),
+				 DESC(NA, 0, NA, NA, NA, NA, NA, NA, 1));
+	case NR_lremovexattr:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_LREMOVEXATTR),
+				 DESC(NA, 0, NA, NA, NA, NA, NA, NA, 1));
+	case NR_fremovexattr:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FREMOVEXATTR),
+				 DESC(NA, NA, NA, NA, 0, NA, NA, NA, 1));
+	case NR_utimensat:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UTIMENSAT),
+				 DESC(0, 1, NA, NA, NA, 2, NA, 3, NA));
+	case NR_futimesat:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_FUTIMESAT),
+				 DESC(0, 1, NA, NA, NA, 2, NA, NA, NA));
+	case NR_utimes:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UTIMES),
+				 DESC(NA, 0, NA, NA, NA, 1, NA, NA, NA));
+	case NR_utime:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UTIME),
+				 DESC(NA, 0, NA, NA, NA, 1, NA, NA, NA));
+	case NR_chroot:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_CHROOT),
+				 DESC(NA, 0, NA, NA, NA, NA, NA, NA, NA));
+	case NR_pivot_root:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_PIVOT_ROOT),
+				 DESC(NA, 0, NA, 1, NA, NA, NA, NA, NA));
+	case NR_unshare:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_UNSHARE),
+				 DESC(NA, NA, NA, NA, NA, NA, NA, 0, NA));
+	case NR_setns:
+		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_SETNS),
+				 DESC(NA, NA, NA, NA, 0, NA, NA, 1, NA));
 	case NR_setuid:
 		return save_args(regs, KIND_OP(RS_CRED, RS_CR_SETUID), 1);
 	case NR_setgid:
@@ -2442,6 +2504,20 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_mknod:
 	case NR_mknodat:
 	case NR_open_tree:
+	case NR_utime:
+	case NR_pivot_root:
+	case NR_chroot:
+	case NR_setxattr:
+	case NR_lsetxattr:
+	case NR_fsetxattr:
+	case NR_removexattr:
+	case NR_lremovexattr:
+	case NR_fremovexattr:
+	case NR_utimes:
+	case NR_futimesat:
+	case NR_unshare:
+	case NR_utimensat:
+	case NR_setns:
 		return fsop_exit(regs->orig_ax, ret);
 	case NR_setuid:
 	case NR_setgid:

@@ -466,6 +466,7 @@ struct fsop_info {
 	const char *key[2]; /* record field of path slot 0 and 1 */
 	const char *num[2]; /* "mode", "owner", "group", "length", or NULL */
 	bool has_flags;
+	const char *str_key; /* the raw string's field, "fstype" when NULL */
 };
 
 static const struct fsop_info fsop_infos[RS_OP_FSOP_MAX] = {
@@ -497,7 +498,62 @@ static const struct fsop_info fsop_infos[RS_OP_FSOP_MAX] = {
     [RS_OP_MKDIRAT] = {"mkdirat", REC_MKDIR, {"path", NULL}, {"mode", NULL}, false},
     [RS_OP_MKNOD] = {"mknod", REC_MKNOD, {"path", NULL}, {"mode", "dev"}, false},
     [RS_OP_MKNODAT] = {"mknodat", REC_MKNOD, {"path", NULL}, {"mode", "dev"}, false},
+    [RS_OP_SETXATTR] = {"setxattr", REC_XATTR, {"path", NULL}, {"size", NULL}, true, "name"},
+    [RS_OP_LSETXATTR] = {"lsetxattr", REC_XATTR, {"path", NULL}, {"size", NULL}, true, "name"},
+    [RS_OP_FSETXATTR] = {"fsetxattr", REC_XATTR, {"path", NULL}, {"size", NULL}, true, "name"},
+    [RS_OP_REMOVEXATTR] = {"removexattr", REC_XATTR, {"path", NULL}, {0}, false, "name"},
+    [RS_OP_LREMOVEXATTR] = {"lremovexattr", REC_XATTR, {"path", NULL}, {0}, false, "name"},
+    [RS_OP_FREMOVEXATTR] = {"fremovexattr", REC_XATTR, {"path", NULL}, {0}, false, "name"},
+    [RS_OP_UTIMENSAT] = {"utimensat", REC_UTIMES, {"path", NULL}, {"times", NULL}, true},
+    [RS_OP_FUTIMESAT] = {"futimesat", REC_UTIMES, {"path", NULL}, {"times", NULL}, false},
+    [RS_OP_UTIMES] = {"utimes", REC_UTIMES, {"path", NULL}, {"times", NULL}, false},
+    [RS_OP_UTIME] = {"utime", REC_UTIMES, {"path", NULL}, {"times", NULL}, false},
+    [RS_OP_CHROOT] = {"chroot", REC_CHROOT, {"path", NULL}, {0}, false},
+    [RS_OP_PIVOT_ROOT] = {"pivot_root", REC_CHROOT, {"path", "put_old"}, {0}, false},
+    [RS_OP_UNSHARE] = {"unshare", REC_NAMESPACE, {NULL, NULL}, {0}, false},
+    [RS_OP_SETNS] = {"setns", REC_NAMESPACE, {NULL, NULL}, {"ns_inode", NULL}, false},
 };
+
+/* CLONE_NEW* bits (linux/sched.h), by the names /proc/PID/ns uses. */
+static const struct {
+	uint64_t bit;
+	const char *name;
+} ns_bits[] = {
+    {0x00020000, "mnt"},  {0x02000000, "cgroup"}, {0x04000000, "uts"}, {0x08000000, "ipc"},
+    {0x10000000, "user"}, {0x20000000, "pid"},	  {0x40000000, "net"}, {0x00000080, "time"},
+};
+
+/* unshare's flags: the namespaces by name; other bits (CLONE_FILES, CLONE_FS...) in hex. */
+static void put_ns_flags(struct stream *s, uint64_t v)
+{
+	rec_open(s, "flags", '[');
+	for (size_t i = 0; i < sizeof(ns_bits) / sizeof(*ns_bits); i++)
+		if (v & ns_bits[i].bit) {
+			rec_item(s, ns_bits[i].name, strlen(ns_bits[i].name), false);
+			v &= ~ns_bits[i].bit;
+		}
+	if (v) {
+		char bits[24];
+		int n = snprintf(bits, sizeof(bits), "0x%llx", (unsigned long long)v);
+
+		rec_item(s, bits, (size_t)n, false);
+	}
+	rec_close(s, ']');
+}
+
+/* setns's nstype: one namespace's name, or null for 0 (any). */
+static void put_nstype(struct stream *s, uint64_t v)
+{
+	for (size_t i = 0; i < sizeof(ns_bits) / sizeof(*ns_bits); i++)
+		if (v == ns_bits[i].bit) {
+			rec_str(s, "nstype", ns_bits[i].name);
+			return;
+		}
+	if (v)
+		rec_int(s, "nstype", (int64_t)v);
+	else
+		rec_null(s, "nstype");
+}
 
 /* Field names of a slot: "path", "path_arg", "path_truncated", "path_detached". */
 static void put_fs_slot(struct stream *s, const char *key, const struct rs_pslot *ps,
@@ -548,8 +604,11 @@ static void put_fs_num(struct stream *s, const char *key, uint64_t v)
 		rec_str(s, "mode", mode);
 		rec_bool(s, "setuid", v & S_ISUID);
 		rec_bool(s, "setgid", v & S_ISGID);
-	} else if (!strcmp(key, "length")) {
+	} else if (!strcmp(key, "length") || !strcmp(key, "size") || !strcmp(key, "ns_inode")) {
 		rec_int(s, key, (int64_t)v);
+	} else if (!strcmp(key, "times")) {
+		/* No times: set to now, as touch does; given times can date a file back. */
+		rec_str(s, key, v ? "given" : "now");
 	} else if ((uint32_t)v == UINT32_MAX) {
 		rec_null(s, key); /* -1: left unchanged */
 	} else {
@@ -599,7 +658,11 @@ static int on_fsop(struct collector *c, const struct rs_fsop *e, size_t size)
 			put_fs_slot(s, fi->key[i], &e->slot[i], p[i], b[i],
 				    !strcmp(fi->key[i], "target") || !strcmp(fi->key[i], "source"));
 	if (e->str_len)
-		rec_strn(s, "fstype", str, e->str_len, false);
+		rec_strn(s, fi->str_key ? fi->str_key : "fstype", str, e->str_len, false);
+	if (e->op == RS_OP_UNSHARE)
+		put_ns_flags(s, e->aflags);
+	if (e->op == RS_OP_SETNS)
+		put_nstype(s, e->aflags);
 	if (e->op == RS_OP_MKNOD || e->op == RS_OP_MKNODAT)
 		rec_str(s, "type", node_type((unsigned)e->num[0]));
 	put_fs_num(s, fi->num[0], e->num[0]);

@@ -49,6 +49,10 @@ enum rec_kind {
 	REC_IO_URING_RESULT,
 	REC_MKDIR,
 	REC_MKNOD,
+	REC_XATTR,
+	REC_UTIMES,
+	REC_CHROOT,
+	REC_NAMESPACE,
 	REC_ATTACH,  /* daemon: a process put under a run's step */
 	REC_REFUSED, /* daemon: a request refused, and who asked */
 	REC_DAEMON,  /* daemon: start, reload, stop */

@@ -34,6 +34,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +74,11 @@ static void usage(void)
 		"  tmpfile DIR NAME       O_TMPFILE in DIR, then linkat(AT_EMPTY_PATH) as NAME\n"
 		"  tmpfileproc DIR NAME   O_TMPFILE in DIR, then linkat(/proc/self/fd/N) as NAME\n"
 		"  truncate PATH LEN      truncate(2) PATH to LEN bytes\n"
+		"  xattr PATH             create PATH; set user.runseal and (by fd) user.fd,\n"
+		"                         remove both\n"
+		"  utimes PATH            utimensat to now, to 2001-09-09, futimens to 2001\n"
+		"  chroot DIR             a child chroots into DIR; pivot_root of missing dirs\n"
+		"  unshare                a child unshares uts; setns into our own uts namespace\n"
 		"  mkdirs DIR             mkdir DIR/newdir, mkdirat newdir2, mknod DIR/fifo,\n"
 		"                         mknodat null2 (char 1:3)\n"
 		"  mount DIR              tmpfs on DIR/a, open_tree clone, move_mount to DIR/b,\n"
@@ -747,6 +754,95 @@ static int do_truncate(int argc, char **argv)
 		usage();
 	if (truncate(argv[0], parse_num(argv[1], "length", 0, 1 << 30)) < 0)
 		fail("truncate", argv[0]);
+	return 0;
+}
+
+static int do_xattr(int argc, char **argv)
+{
+	int fd;
+
+	if (argc != 1)
+		usage();
+	fd = open(argv[0], O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || setxattr(argv[0], "user.runseal", "1", 1, 0) < 0)
+		fail("setxattr", argv[0]);
+	if (fsetxattr(fd, "user.fd", "22", 2, XATTR_CREATE) < 0)
+		fail("fsetxattr", argv[0]);
+	if (removexattr(argv[0], "user.runseal") < 0 || fremovexattr(fd, "user.fd") < 0)
+		fail("removexattr", argv[0]);
+	close(fd);
+	return 0;
+}
+
+static int do_utimes(int argc, char **argv)
+{
+	const struct timespec back[2] = {{1000000000, 0}, {1000000000, 0}};
+	int fd;
+
+	if (argc != 1)
+		usage();
+	if (utimensat(AT_FDCWD, argv[0], NULL, 0) < 0 ||
+	    utimensat(AT_FDCWD, argv[0], back, AT_SYMLINK_NOFOLLOW) < 0)
+		fail("utimensat", argv[0]);
+	fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || futimens(fd, back) < 0)
+		fail("futimens", argv[0]);
+	close(fd);
+	return 0;
+}
+
+/* In a child, so that this process keeps its root and namespaces. */
+static int in_child(int (*fn)(const char *), const char *arg)
+{
+	int st;
+	pid_t p = fork();
+
+	if (p < 0)
+		fail("fork for", arg);
+	if (p == 0)
+		_exit(fn(arg) < 0 ? 1 : 0);
+	if (waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+		return -1;
+	return 0;
+}
+
+static int chroot_to(const char *dir)
+{
+	return chroot(dir);
+}
+
+static int unshare_uts(const char *unused)
+{
+	(void)unused;
+	return unshare(CLONE_NEWUTS);
+}
+
+static int do_chroot(int argc, char **argv)
+{
+	if (argc != 1)
+		usage();
+	if (in_child(chroot_to, argv[0]) < 0)
+		fail("chroot", argv[0]);
+	errno = 0;
+	if (syscall(SYS_pivot_root, "/nonexistent-new-root", "/nonexistent-old") == 0 ||
+	    errno != ENOENT)
+		fail("pivot_root (expected ENOENT)", "/nonexistent-new-root");
+	return 0;
+}
+
+static int do_unshare(int argc, char **argv)
+{
+	int fd;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	if (in_child(unshare_uts, "uts") < 0)
+		fail("unshare", "CLONE_NEWUTS");
+	fd = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWUTS) < 0)
+		fail("setns", "/proc/self/ns/uts");
+	close(fd);
 	return 0;
 }
 
@@ -1595,6 +1691,10 @@ static const struct {
     {"connectrace", do_connectrace},
     {"udp", do_udp},
     {"udpserve", do_udpserve},
+    {"xattr", do_xattr},
+    {"utimes", do_utimes},
+    {"chroot", do_chroot},
+    {"unshare", do_unshare},
     {"mmsg", do_mmsg},
     {"fastopen", do_fastopen},
     {"udprace", do_udprace},

@@ -25,7 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "chmod", "chown",
                 "link", "symlink", "truncate", "mount", "umount", "cred", "listen", "accept",
-                "compat_syscall", "pidfd_getfd", "io_uring_result", "mkdir", "mknod"}
+                "compat_syscall", "pidfd_getfd", "io_uring_result", "mkdir", "mknod", "xattr",
+                "utimes", "chroot", "namespace"}
 STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
 from harness import Failure, check, pids_with, run_all, test
@@ -169,6 +170,8 @@ def outside_load(odir, stop, info):
             ["truncate", os.path.join(odir, "chmod-target"), "0"],
             ["listen"], ["privdrop"], ["fastopen", "127.0.0.1", str(info["port"])],
             ["udpserve"], ["mmsg", "127.0.0.1", "1", "12"],
+            ["xattr", os.path.join(odir, "outside-xattr")],
+            ["utimes", os.path.join(odir, "outside-xattr")], ["chroot", odir], ["unshare"],
             ["memfdexec"],
             ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
     n = 0
@@ -203,7 +206,7 @@ def disk_state(d):
     for name in ("sub/renamed.conf", "sub/ra2-new", "sub/ra2-old", "sub/doomed", "sub/doomed.d",
                  "chmod-target", "chown-target", "link-src", "link-new", "link-new.sym",
                  "sub/from-tmpfile", "sub/from-tmpfile-proc", "trunc-target", "mk/newdir",
-                 "mk/newdir2", "mk/fifo", "mk/null2", "u-dir2", "u-sym", "u-link"):
+                 "mk/newdir2", "mk/fifo", "mk/null2", "u-dir2", "u-sym", "u-link", "xattr-target"):
         p = os.path.join(d, name)
         st[name] = os.lstat(p) if os.path.lexists(p) else None
     st["link-new.sym -> "] = os.readlink(os.path.join(d, "link-new.sym")) \
@@ -488,6 +491,36 @@ def udp_listener_and_its_senders_once_each():
     got = [(r["via"], r["port"], r["local_port"]) for r in of(cap(), "accept", "udpserve")]
     check(got == [("recvfrom", int(out["a"]), int(out["bound"])),
                   ("recvmsg", int(out["b"]), int(out["bound"]))], f"{got} {out}")
+
+
+@test
+def xattr_times_root_and_namespace_changes():
+    """Changes the classic calls do not show: extended attributes (file capabilities live
+    there), timestamps set back (a way to hide a change), a new root, new namespaces."""
+    target = f"{Capture.dir}/xattr-target"
+    for st in ("xattr", "utimes", "chroot", "unshare"):
+        step_ok(st)
+    got = [(r["syscall"], r["path"], r["name"], r["ret"]) for r in of(cap(), "xattr", "xattr")]
+    check(got == [("setxattr", target, "user.runseal", 0), ("fsetxattr", target, "user.fd", 0),
+                  ("removexattr", target, "user.runseal", 0),
+                  ("fremovexattr", target, "user.fd", 0)], f"{got}")
+    f = one(cap(), "xattr", "xattr", syscall="fsetxattr")
+    check(f["size"] == 2 and f["flags"] == 1 and f["fd"] >= 0 and "path_arg" not in f, f"{f}")
+    got = [(r["syscall"], r["path"], r["times"]) for r in of(cap(), "utimes", "utimes")]
+    check(got == [("utimensat", target, "now"), ("utimensat", target, "given"),
+                  ("utimensat", target, "given")], f"{got}")
+    check(Capture.disk["xattr-target"].st_mtime == 1000000000, "the times were not set back")
+    c = one(cap(), "chroot", "chroot", syscall="chroot")
+    check(c["path"] == f"{Capture.dir}/sub" and c["ret"] == 0, f"{c}")
+    p = one(cap(), "chroot", "chroot", syscall="pivot_root")
+    check((p["path"], p["put_old"], p["error"]) ==
+          ("/nonexistent-new-root", "/nonexistent-old", "ENOENT"), f"{p}")
+    u = one(cap(), "namespace", "unshare", syscall="unshare")
+    check(u["flags"] == ["uts"] and u["ret"] == 0 and u["pid"] != one(
+        cap(), "step_start", "unshare")["pid"], f"{u}")
+    s = one(cap(), "namespace", "unshare", syscall="setns")
+    check(s["nstype"] == "uts" and s["ret"] == 0 and
+          s["ns_inode"] == os.stat("/proc/self/ns/uts").st_ino, f"{s}")
 
 
 @test

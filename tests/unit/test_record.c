@@ -314,6 +314,10 @@ static void test_every_kind_name(void **state)
 	    "io_uring_result",
 	    "mkdir",
 	    "mknod",
+	    "xattr",
+	    "utimes",
+	    "chroot",
+	    "namespace",
 	    /* the daemon: */
 	    "attach",
 	    "refused",

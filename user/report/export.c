@@ -165,6 +165,9 @@ static int fs_activity(enum rec_kind k)
 	case REC_MKDIR:
 	case REC_MKNOD:
 		return 1;
+	case REC_XATTR:
+	case REC_UTIMES:
+		return 6; /* Set Attributes */
 	case REC_MOUNT:
 		return 12;
 	case REC_UMOUNT:
@@ -230,6 +233,8 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 	case REC_MKDIR:
 	case REC_MKNOD:
 	case REC_TRUNCATE:
+	case REC_XATTR:
+	case REC_UTIMES:
 	case REC_MOUNT:
 	case REC_UMOUNT:
 		ocsf_common(b, e, 1001, 1, fs_activity(e->kind), c);
@@ -300,7 +305,8 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 	    [REC_CHMOD] = "file",      [REC_CHOWN] = "file",	     [REC_LINK] = "file",
 	    [REC_SYMLINK] = "file",    [REC_MKDIR] = "file",	     [REC_MKNOD] = "file",
 	    [REC_TRUNCATE] = "file",   [REC_MOUNT] = "file",	     [REC_UMOUNT] = "file",
-	    [REC_CRED] = "iam",	       [REC_LISTEN] = "network",     [REC_ACCEPT] = "network"};
+	    [REC_CRED] = "iam",	       [REC_LISTEN] = "network",     [REC_ACCEPT] = "network",
+	    [REC_XATTR] = "file",      [REC_UTIMES] = "file"};
 	static const char *const type[REC_KIND_MAX] = {
 	    [REC_EXEC] = "start",	[REC_FORK] = "start",	      [REC_EXIT] = "end",
 	    [REC_OPEN] = "access",	[REC_CONNECT] = "connection", [REC_RUN_START] = "start",
@@ -309,7 +315,8 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 	    [REC_CHMOD] = "change",	[REC_CHOWN] = "change",	      [REC_LINK] = "creation",
 	    [REC_SYMLINK] = "creation", [REC_MKDIR] = "creation",     [REC_MKNOD] = "creation",
 	    [REC_TRUNCATE] = "change",	[REC_MOUNT] = "change",	      [REC_UMOUNT] = "change",
-	    [REC_CRED] = "change",	[REC_LISTEN] = "start",	      [REC_ACCEPT] = "connection"};
+	    [REC_CRED] = "change",	[REC_LISTEN] = "start",	      [REC_ACCEPT] = "connection",
+	    [REC_XATTR] = "change",	[REC_UTIMES] = "change"};
 	char h[65];
 
 	if (!cat[e->kind])

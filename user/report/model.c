@@ -216,6 +216,8 @@ static void count(struct m_step *s, const struct lr_ent *e)
 	case REC_MKDIR:
 	case REC_MKNOD:
 	case REC_TRUNCATE:
+	case REC_XATTR:
+	case REC_UTIMES:
 		s->nwrite++;
 		break;
 	case REC_FORK:

@@ -463,6 +463,17 @@ static char *change_detail(const struct lr_ent *e)
 		a = raw_or(e, "length", "?");
 		s = xasprintf("truncated to %s bytes", a);
 		break;
+	case REC_XATTR:
+		a = lr_str(e, "name", NULL);
+		b = raw_or(e, "syscall", "");
+		s = xasprintf("extended attribute %s %s", a ? a : "?",
+			      strstr(b, "remove") ? "removed" : "set");
+		break;
+	case REC_UTIMES:
+		a = raw_or(e, "times", "?");
+		s = xstrdup(!strcmp(a, "now") ? "times set to now"
+					      : "times set as given (a file can be dated back)");
+		break;
 	default:
 		s = xstrdup(e->kind_name);
 	}
@@ -756,6 +767,10 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		if (e->kind == REC_CHMOD && (lr_true(e, "setuid") || lr_true(e, "setgid")))
 			agg_row(&r->priv, (const char *const[]){"set-id bit set on a file",
 								st->name, a ? a : "?", ""});
+		if (e->kind == REC_XATTR && (c = lr_str(e, "name", NULL)) &&
+		    !strcmp(c, "security.capability"))
+			agg_row(&r->priv, (const char *const[]){"file capabilities changed",
+								st->name, a ? a : "?", ""});
 	} else if (e->kind == REC_CONNECT || e->kind == REC_LISTEN || e->kind == REC_ACCEPT) {
 		a = net_cell(e);
 		b = result_of(e);
@@ -770,6 +785,22 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		free(nu);
 		free(ne);
 		free(ce);
+	} else if ((e->kind == REC_CHROOT || e->kind == REC_NAMESPACE) && !m_failed(e)) {
+		char *sc = raw_or(e, "syscall", "?"), *fl = raw_or(e, "flags", "");
+
+		if (!*fl) { /* setns: the one namespace it enters */
+			free(fl);
+			fl = raw_or(e, "nstype", "");
+		}
+		a = lr_str(e, "path", NULL);
+		c = e->kind == REC_CHROOT ? xasprintf("%s %s", sc, a ? a : "?")
+					  : xasprintf("%s %s", sc, *fl ? fl : "");
+		agg_row(&r->priv,
+			(const char *const[]){e->kind == REC_CHROOT ? "root directory changed"
+								    : "namespaces changed",
+					      st->name, c, ""});
+		free(sc);
+		free(fl);
 	} else if ((e->kind == REC_MOUNT || e->kind == REC_UMOUNT) && !m_failed(e)) {
 		char *src = raw_or(e, "source", ""), *fs = raw_or(e, "fstype", "");
 
