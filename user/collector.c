@@ -1372,6 +1372,12 @@ int collector_untrack(struct collector *c, pid_t pid)
 
 size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size_t max)
 {
+	return collector_run_tracked(c, 1, pids, steps, max);
+}
+
+size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uint32_t *steps,
+			     size_t max)
+{
 	int fd = bpf_map__fd(c->skel->maps.tracked);
 	uint32_t key, next, *prev = NULL;
 	struct rs_track t;
@@ -1381,7 +1387,7 @@ size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size
 		key = next;
 		prev = &key;
 		/* Only processes still alive: an exit removes the entry, a pid never lingers. */
-		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && t.run == 1 &&
+		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && t.run == run &&
 		    (kill((pid_t)key, 0) == 0 || errno == EPERM)) {
 			pids[n] = (pid_t)key;
 			steps[n++] = t.step;

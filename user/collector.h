@@ -70,6 +70,9 @@ int collector_untrack(struct collector *c, pid_t pid);
 /* Lists up to max live processes of the current run from the kernel's tracked map, with
  * their step sequence numbers; returns how many. */
 size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size_t max);
+/* The same for any run number (the daemon's runs). */
+size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uint32_t *steps,
+			     size_t max);
 /* Names another process of runseal's own (the guard), for the target of signals. */
 void collector_set_own_pid(struct collector *c, pid_t pid);
 /* The run must not be called complete: events were lost or the ring was tampered with. */

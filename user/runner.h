@@ -27,6 +27,8 @@ struct run_opts {
 	bool quiet;
 	const char *const *triggers; /* --trigger NAME=VALUE, into run_start's trigger */
 	size_t ntriggers;
+	enum { RUN_AUTO, RUN_EMBEDDED, RUN_DAEMON } tracer; /* who traces and seals */
+	const char *socket;				    /* the daemon's, NULL for the default */
 };
 
 /* Exit status of `runseal run`. */

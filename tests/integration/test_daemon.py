@@ -1040,6 +1040,202 @@ def daemon_under_the_units_capability_set_traces():
         d.close()
 
 
+# ---- runseal run through the daemon --------------------------------------------------------
+
+BOTH_WAYS = """\
+name: both-ways
+params:
+  token:
+    secret: true
+steps:
+  - name: write
+    run: "echo hello {{token}}; cat /etc/hostname > /dev/null; echo oops >&2"
+  - name: as-nobody
+    run_as: nobody
+    argv: ["/usr/bin/id", "-u"]
+  - name: slow
+    timeout: 0.5
+    on_failure: continue
+    run: "sleep 5"
+  - name: fails
+    run: "exit 3"
+    on_failure: continue
+"""
+# Fields that differ between any two runs: times, process and run ids, sequence numbers, and
+# what runseal itself cost; given_by is the daemon's own (who gave the run its records).
+VARYING = {"time", "run", "seq", "hash", "pid", "ppid", "tid", "child_pid", "runseal_pid",
+           "duration_ms", "runseal_cpu_ms", "runseal_maxrss_kb", "given_by"}
+
+
+def comparable(recs, run):
+    """The run's records without what varies, and its events as a multiset per step: the
+    exits of a killed tree come in either order."""
+    mine = [r for r in recs if r.get("run") == run and r["kind"] != "attach"]
+    pids = sorted({r[k] for r in mine for k in ("pid", "ppid", "child_pid", "runseal_pid")
+                   if isinstance(r.get(k), int)}, reverse=True)
+
+    def norm(v):
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items() if k not in VARYING and
+                    not (k.isdigit() and int(k) in pids)}
+        if isinstance(v, list):
+            return [norm(x) for x in v if not (isinstance(x, str) and x.isdigit() and
+                                               int(x) in pids)]
+        if isinstance(v, str):
+            v = v.replace(run, "RUN")
+            for p in pids:
+                v = v.replace(f"/{p}/", "/PID/")
+        return v
+
+    frame_kinds = ("run_start", "step_start", "step_end", "run_end")
+    frame = [norm(r) for r in mine if r["kind"] in frame_kinds]
+    events = {}
+    for r in mine:
+        if r["kind"] not in frame_kinds:
+            events.setdefault(r.get("step_seq", r.get("step")), []).append(
+                json.dumps(norm(r), sort_keys=True))
+    return frame, {k: sorted(v) for k, v in events.items()}
+
+
+@test
+def run_through_the_daemon_writes_the_records_run_writes_alone():
+    d = Daemon()
+    try:
+        rb = os.path.join(d.tmp, "both.yaml")
+        with open(rb, "w") as f:
+            f.write(BOTH_WAYS)
+        elog = os.path.join(d.tmp, "embedded-log")
+        rc_e, out_e, err_e = d.rs(["run", "--no-daemon", "-q", "--log-dir", elog, "--key-dir",
+                                   d.keys, "-p", "token=s3cr3tvalue", rb])
+        rc_d, out_d, err_d = d.rs(["run", "--daemon", "-q", "-p", "token=s3cr3tvalue", rb])
+        check(rc_e == 1 and rc_d == rc_e, f"exit status embedded {rc_e} daemon {rc_d}: {err_d}")
+        check(out_d == out_e and "hello s3cr3tvalue" in out_d, f"stdout {out_e!r} {out_d!r}")
+        d.stop()
+        drecs = d.records()
+        p = subprocess.run([RUNSEAL, "show", elog, "--key-dir", d.keys, "--json"],
+                           capture_output=True, timeout=120)
+        check(p.returncode == 0, f"show embedded: {p.stderr.decode()}")
+        erecs = [json.loads(line) for line in p.stdout.decode().splitlines() if line]
+        for top in (d.log, elog):
+            for dirpath, _, files in os.walk(top):
+                for name in files:
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        check(b"s3cr3tvalue" not in f.read(), f"secret in {name}")
+        drun, erun = one_run(drecs, "both-ways"), one_run(erecs, "both-ways")
+        dstart = by_kind(drecs, "run_start", drun)[0]
+        check(dstart["given_by"]["uid"] == 0 and dstart["params"]["token"] ==
+              "[REDACTED:token]", f"daemon run_start {dstart}")
+        dframe, devents = comparable(drecs, drun)
+        eframe, eevents = comparable(erecs, erun)
+        check(len(dframe) == len(eframe) == 10, f"frames {len(dframe)} {len(eframe)}")
+        for a, b in zip(eframe, dframe):
+            diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+            check(not diff, f"{a['kind']} differs (embedded, daemon): {diff}")
+        check(devents.keys() == eevents.keys(), f"steps {devents.keys()} {eevents.keys()}")
+        for step in eevents:
+            check(devents[step] == eevents[step],
+                  f"events of step {step} differ: "
+                  f"{set(eevents[step]) ^ set(devents[step])}")
+        ends = {s["step"]: s for s in by_kind(drecs, "step_end", drun)}
+        check(ends["slow"]["status"] == "timeout" and ends["fails"]["exit_code"] == 3,
+              f"step ends {ends}")
+        nobody = [r for r in by_kind(drecs, "exec", drun) if r["step"] == "as-nobody"]
+        check(nobody and nobody[0]["uid"] == NOBODY, f"run_as exec {nobody}")
+        check(len(by_kind(drecs, "attach", drun)) == 4, "one attach per step")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def run_picks_the_daemon_when_one_answers():
+    d = Daemon()
+    try:
+        rb = os.path.join(d.tmp, "auto.yaml")
+        with open(rb, "w") as f:
+            f.write("name: auto\nsteps:\n  - name: one\n    run: \"true\"\n")
+        rc, out, err = d.rs(["run", "-q", rb])  # RUNSEAL_SOCKET names the daemon
+        check(rc == 0, f"auto run: {rc} {err}")
+        rc, out, err = d.rs(["run", "--daemon", "--log-dir", "/tmp/x", rb])
+        check(rc == 2 and "--log-dir" in err, f"--daemon with --log-dir: {rc} {err}")
+        rc, out, err = d.rs(["run", "--daemon", "--socket", os.path.join(d.tmp, "none"), rb])
+        check(rc == 2 and "no runseal daemon" in err, f"--daemon, none: {rc} {err}")
+        # A runner killed mid-step: the daemon closes its step and run as abandoned.
+        with open(rb, "w") as f:
+            f.write("name: killed\nsteps:\n  - name: long\n    run: \"sleep 30\"\n")
+        p = subprocess.Popen([RUNSEAL, "run", "-q", rb], env=d.env)
+        time.sleep(1.5)
+        p.kill()
+        p.wait()
+        d.stop()
+        recs = d.records()
+        one_run(recs, "auto")
+        killed = one_run(recs, "killed")
+        for st in by_kind(recs, "step_start", killed):  # the step's own process group
+            try:
+                os.killpg(st["pid"], signal.SIGKILL)
+            except OSError:
+                pass
+        check(by_kind(recs, "step_end", killed)[0]["status"] == "abandoned",
+              f"killed runner's step {by_kind(recs, 'step_end', killed)}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def records_of_a_run_are_checked_by_the_daemon():
+    d = Daemon()
+    try:
+        s = connect(d)
+        call(s, op="hello")
+        run = call(s, op="begin", runbook="hand", records=True)["run"]
+        t = "2026-12-01T23:57:33.288043803Z"
+        r = call(s, op="record", run=run, data='{"kind":"step_start","time":"%s","run":"%s",'
+                 '"step":"a","step_seq":1}' % (t, run))
+        check(r["error"] == "out_of_order", f"step before run_start: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start","time":"%s","run":"other"}' % t)
+        check(r["error"] == "bad_request", f"another run's id: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"exec","time":"%s","run":"%s"}' % (t, run))
+        check(r["error"] == "bad_request", f"an event kind: {r}")
+        r = call(s, op="record", run=run, data='{"seq":1,"kind":"run_start"}')
+        check(r["error"] == "bad_request", f"chain fields: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start",\n"time":"x"}')
+        check(r["error"] == "bad_request", f"a newline: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start","time":"x","run":"%s"}' % run)
+        check(r["error"] == "bad_request", f"a bad time: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start",'
+                 '"time":"2026-12-01T23:57:33.288043803Z",', more=True)
+        check(r["ok"], f"first piece: {r}")
+        r = call(s, op="record", run=run, data='"run":"%s","runbook_name":"hand"}' % run)
+        check(r["ok"], f"last piece: {r}")
+        r = call(s, op="step", run=run, name="x")
+        check(r["error"] == "out_of_order", f"step op on a records run: {r}")
+        r = call(s, op="stats", run=run)
+        check(r["ok"] and r["events"] == 0 and r["tracked"] == {}, f"stats {r}")
+        s.close()
+        # A group member who is not root may not write records.
+        p = subprocess.run(as_user([sys.executable, "-c", (
+            "import socket,struct,json,sys\n"
+            "s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])\n"
+            "def call(**m):\n"
+            " b=json.dumps(dict(v=1,**m)).encode();s.sendall(struct.pack('>I',len(b))+b)\n"
+            " n=struct.unpack('>I',s.recv(4))[0];return json.loads(s.recv(n))\n"
+            "call(op='hello')\n"
+            "print(call(op='begin',runbook='x',records=True)['error'])\n"), d.sock],
+            NOBODY, [group_gid()]), capture_output=True, timeout=30)
+        check(p.stdout.decode().strip() == "denied", f"non-root records: {p.stdout} {p.stderr}")
+        d.stop()
+        recs = d.records()
+        start = by_kind(recs, "run_start", run)
+        check(len(start) == 1 and start[0]["given_by"]["uid"] == 0, f"run_start {start}")
+        end = by_kind(recs, "run_end", run)
+        check(len(end) == 1 and end[0]["status"] == "abandoned", f"client left: {end}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
 @test
 def usage_errors_are_clear():
     rc, out, err = run([RUNSEAL, "daemon", "--group", "no such group!"], os.environ)

@@ -9,7 +9,8 @@ const char *const proto_op_names[] = {
     [OP_HELLO] = "hello",	[OP_BEGIN] = "begin",
     [OP_STEP] = "step",		[OP_ATTACH] = "attach",
     [OP_STEP_END] = "step_end", [OP_END] = "end",
-    [OP_STATUS] = "status",	NULL,
+    [OP_STATUS] = "status",	[OP_RECORD] = "record",
+    [OP_STATS] = "stats",	NULL,
 };
 
 long proto_frame(const unsigned char *buf, size_t len)
@@ -424,9 +425,9 @@ static int op_of(const struct proto_msg *m, struct proto_req *r, char *err, size
 
 static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, size_t errlen)
 {
-	const struct proto_val *v, *t;
-	bool needs_run =
-	    r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END || r->op == OP_END;
+	const struct proto_val *v, *t, *rec, *more, *data;
+	bool needs_run = r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END ||
+			 r->op == OP_END || r->op == OP_RECORD || r->op == OP_STATS;
 	bool needs_step = r->op == OP_ATTACH || r->op == OP_STEP_END;
 
 	if (name_field(m, "client", false, &r->client, err, errlen) < 0 ||
@@ -440,10 +441,18 @@ static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, 
 	    strings_field(m, "argv", PV_ARR, &r->argv, err, errlen) < 0 ||
 	    strings_field(m, "trigger", PV_OBJ, &r->trigger, err, errlen) < 0 ||
 	    want(m, "detached", PV_BOOL, false, &v, err, errlen) < 0 ||
-	    want(m, "argv_truncated", PV_BOOL, false, &t, err, errlen) < 0)
+	    want(m, "argv_truncated", PV_BOOL, false, &t, err, errlen) < 0 ||
+	    want(m, "records", PV_BOOL, false, &rec, err, errlen) < 0 ||
+	    want(m, "more", PV_BOOL, false, &more, err, errlen) < 0 ||
+	    want(m, "data", PV_STR, r->op == OP_RECORD, &data, err, errlen) < 0)
 		return -1;
 	r->detached = v && v->b;
 	r->argv_truncated = t && t->b;
+	r->records = rec && rec->b;
+	r->more = more && more->b;
+	r->data = data ? data->s : NULL;
+	r->ndata = data ? data->n : 0;
+
 	return 0;
 }
 
@@ -507,6 +516,12 @@ void pe_str(struct jbuf *b, const char *k, const char *v)
 		jb_str(b, v, strlen(v));
 	else
 		jb_raw(b, "null", 4);
+}
+
+void pe_strn(struct jbuf *b, const char *k, const char *v, size_t n)
+{
+	key(b, k);
+	jb_str(b, v, n);
 }
 
 void pe_int(struct jbuf *b, const char *k, int64_t v)

@@ -54,6 +54,7 @@ struct client {
 	size_t nruns;
 	struct ostep steps[CLIENT_STEPS]; /* steps abandoned when this connection ends */
 	size_t nsteps;
+	struct jbuf rec; /* a record arriving in pieces (op record) */
 };
 
 struct server {
@@ -300,6 +301,7 @@ static void client_free(struct server *sv, struct client *c)
 	pause_listening(sv, false);
 	free(c->in);
 	jb_free(&c->out);
+	jb_free(&c->rec);
 	free(c);
 }
 
@@ -407,6 +409,15 @@ static void on_begin(struct server *sv, struct client *c, const struct proto_req
 	char id[ENGINE_ID_LEN], err[ENGINE_ERRLEN];
 	int rc;
 
+	/* A run's own records are the client's word: only root's is taken. */
+	if (r->records && c->peer.uid != 0) {
+		reply_error(c, r->id, "denied", "only root may write a run's records");
+		return;
+	}
+	if (r->records && r->detached) {
+		reply_error(c, r->id, "bad_request", "a run with records is not detached");
+		return;
+	}
 	if (!r->detached && c->nruns == CLIENT_RUNS) {
 		reply_error(c, r->id, "limit", "this connection holds too many runs open");
 		return;
@@ -416,8 +427,10 @@ static void on_begin(struct server *sv, struct client *c, const struct proto_req
 
 		kv[n++] = (struct engine_kv){it->key, it->v.s};
 	}
-	rc = engine_run_open(sv->e, r->runbook, r->client, kv, n, r->detached, &c->peer, id, err,
-			     sizeof(err));
+	rc = engine_run_open(sv->e, r->runbook, r->client, kv, n,
+			     (r->detached ? ENGINE_DETACHED : 0u) |
+				 (r->records ? ENGINE_RECORDS : 0u),
+			     &c->peer, id, err, sizeof(err));
 	if (rc) {
 		engine_failed(c, r, rc, err);
 		return;
@@ -546,6 +559,83 @@ static void on_end(struct server *sv, struct client *c, const struct proto_req *
 	pe_end(&c->out, start_ok(c, r));
 }
 
+/* The connection's bookkeeping follows the records: a step opened by step_start ends as
+ * abandoned if the connection goes first, and the run with it. */
+static void follow_record(struct client *c, const char *run, const char *line, size_t n)
+{
+	int64_t seq = -1;
+	const char *k = strstr(line, "\"step_seq\":");
+
+	(void)n;
+	if (k)
+		seq = strtoll(k + 11, NULL, 10);
+	if (!strncmp(line, "{\"kind\":\"step_start\"", 20) && seq > 0 && c->nsteps < CLIENT_STEPS) {
+		snprintf(c->steps[c->nsteps].run, ENGINE_ID_LEN, "%s", run);
+		c->steps[c->nsteps++].seq = (uint32_t)seq;
+	} else if (!strncmp(line, "{\"kind\":\"step_end\"", 18) && seq > 0) {
+		forget_step(c, run, (uint32_t)seq);
+	} else if (!strncmp(line, "{\"kind\":\"run_end\"", 17)) {
+		forget_run(c, run);
+	}
+}
+
+static void on_record(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	char err[ENGINE_ERRLEN];
+	int rc;
+
+	if (c->peer.uid != 0) {
+		reply_error(c, r->id, "denied", "only root may write a run's records");
+		return;
+	}
+	if (c->rec.len + r->ndata > ENGINE_RECORD_MAX) {
+		c->rec.len = 0;
+		reply_error(c, r->id, "limit", "a record may be at most 1 MiB");
+		return;
+	}
+	jb_raw(&c->rec, r->data, r->ndata);
+	if (r->more) {
+		pe_end(&c->out, start_ok(c, r));
+		return;
+	}
+	jb_putc(&c->rec, '\0');
+	rc = engine_record(sv->e, r->run, c->rec.p, c->rec.len - 1, &c->peer, err, sizeof(err));
+	if (rc == 0)
+		follow_record(c, r->run, c->rec.p, c->rec.len - 1);
+	c->rec.len = 0;
+	if (rc) {
+		engine_failed(c, r, rc, err);
+		return;
+	}
+	pe_end(&c->out, start_ok(c, r));
+}
+
+static void on_stats(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	struct engine_run_stats st;
+	char err[ENGINE_ERRLEN], keys[256][16], vals[256][16];
+	int rc = engine_run_stats(sv->e, r->run, &c->peer, &st, err, sizeof(err));
+	size_t s;
+
+	if (rc) {
+		engine_failed(c, r, rc, err);
+		return;
+	}
+	s = start_ok(c, r);
+	pe_int(&c->out, "events", (int64_t)st.events);
+	pe_int(&c->out, "lost", (int64_t)st.lost);
+	pe_int(&c->out, "tamper_attempts", (int64_t)st.tamper_attempts);
+	/* pid: step number, of the run's processes still alive and traced */
+	pe_obj(&c->out, "tracked");
+	for (size_t i = 0; i < st.ntracked; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "%d", (int)st.pids[i]);
+		snprintf(vals[i], sizeof(vals[i]), "%u", st.steps[i]);
+		pe_str(&c->out, keys[i], vals[i]);
+	}
+	pe_obj_end(&c->out);
+	pe_end(&c->out, s);
+}
+
 static void on_status(struct server *sv, struct client *c, const struct proto_req *r)
 {
 	struct engine_status st;
@@ -626,6 +716,12 @@ static void dispatch(struct server *sv, struct client *c, const struct proto_req
 		break;
 	case OP_STATUS:
 		on_status(sv, c, r);
+		break;
+	case OP_RECORD:
+		on_record(sv, c, r);
+		break;
+	case OP_STATS:
+		on_stats(sv, c, r);
 		break;
 	}
 }

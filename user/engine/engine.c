@@ -16,6 +16,8 @@
 
 #include "collector.h"
 #include "engine.h"
+#include "json.h"
+#include "logfmt.h"
 #include "record.h"
 #include "redact.h"
 #include "sealer.h"
@@ -36,9 +38,11 @@ struct erun {
 	bool open;
 	bool detached;
 	bool abandoned; /* its client left: ends once its processes have */
+	bool records;	/* its client writes its records (ENGINE_RECORDS) */
+	bool started;	/* its run_start is in the log */
 	char id[ENGINE_ID_LEN];
 	uid_t owner;
-	uint64_t start, lost_at_start, events;
+	uint64_t start, lost_at_start, tamper_at_start, events;
 	struct estep *steps; /* by seq, [0] unused */
 	uint32_t nsteps;
 };
@@ -57,10 +61,21 @@ struct engine {
 	uint64_t last_seal_ns;
 	uint64_t rate[60]; /* events counted at each of the last 60 ticks */
 	unsigned ticks;
+	struct jtok *tok; /* for checking the records clients write */
+	struct jbuf line, stamped;
 };
 
-static const char *const codes[] = {"",	     "internal",       "no_such_run", "not_owner",
-				    "limit", "already_traced", "process_gone"};
+#define RECORD_TOKENS 16384
+
+static const char *const codes[] = {"",
+				    "internal",
+				    "no_such_run",
+				    "not_owner",
+				    "limit",
+				    "already_traced",
+				    "process_gone",
+				    "bad_request",
+				    "out_of_order"};
 
 const char *engine_code(int rc)
 {
@@ -278,6 +293,7 @@ int engine_open(struct engine **out, const struct engine_opts *o, char *err, siz
 
 	e->o = *o;
 	e->start = mono();
+	e->tok = xcalloc(RECORD_TOKENS, sizeof(*e->tok));
 	e->next_no = 1;
 	redact_init(&e->red);
 	stream_init(&e->s, &e->red);
@@ -341,7 +357,7 @@ int engine_tick(struct engine *e)
 }
 
 int engine_run_open(struct engine *e, const char *runbook, const char *client,
-		    const struct engine_kv *trigger, size_t ntrigger, bool detached,
+		    const struct engine_kv *trigger, size_t ntrigger, unsigned flags,
 		    const struct engine_peer *p, char id[ENGINE_ID_LEN], char *err, size_t errlen)
 {
 	struct erun *r;
@@ -366,15 +382,21 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "getrandom failed");
 	r->no = e->next_no++;
 	r->open = true;
-	r->detached = detached;
+	r->detached = flags & ENGINE_DETACHED;
+	r->records = flags & ENGINE_RECORDS;
 	r->owner = p->uid;
 	r->start = mono();
 	r->lost_at_start = e->col.lost;
+	r->tamper_at_start = e->col.tamper_attempts;
 	r->nsteps = 1;
 	r->steps = xcalloc(1, sizeof(*r->steps));
 	e->runs_open++;
 	e->runs_total++;
 	memcpy(id, r->id, ENGINE_ID_LEN);
+	/* Its client writes the run_start (engine_record). */
+	if (r->records)
+		return 0;
+	r->started = true;
 	if (run_start_record(e, r, runbook, client, trigger, ntrigger, p) < 0) {
 		/* No run_start in the log: the run never opened. */
 		r->open = false;
@@ -394,6 +416,9 @@ int engine_step_open(struct engine *e, const char *run, const char *name, const 
 
 	if (rc)
 		return rc;
+	if (r->records)
+		return seterr(err, errlen, ENGINE_EORDER,
+			      "run %s writes its own records: its steps open with step_start", run);
 	if (r->nsteps >= ENGINE_STEPS_MAX)
 		return seterr(err, errlen, ENGINE_ELIMIT, "run %s has too many steps", run);
 	r->steps = xrealloc(r->steps, (r->nsteps + 1) * sizeof(*r->steps));
@@ -481,6 +506,9 @@ int engine_step_close(struct engine *e, const char *run, uint32_t seq, const cha
 
 	if (rc)
 		return rc;
+	if (r->records && p)
+		return seterr(err, errlen, ENGINE_EORDER,
+			      "run %s writes its own records: its steps end with step_end", run);
 	if (!open_step(r, seq, err, errlen))
 		return ENGINE_ENORUN;
 	/* What the step's processes did comes before its end. */
@@ -501,6 +529,15 @@ int engine_run_close(struct engine *e, const char *run, const char *status,
 
 	if (rc)
 		return rc;
+	if (r->records && p)
+		return seterr(err, errlen, ENGINE_EORDER,
+			      "run %s writes its own records: it ends with run_end", run);
+	if (!p && r->records && !r->started) {
+		/* Its client left before its first record: nothing of it is in the log. */
+		r->open = false;
+		e->runs_open--;
+		return 0;
+	}
 	if (!p) {
 		/* Its client left: the run stays until its processes end. */
 		r->abandoned = true;
@@ -521,6 +558,221 @@ int engine_run_close(struct engine *e, const char *run, const char *status,
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
 	}
 	e->last_seal_ns = real();
+	return 0;
+}
+
+/* ---- records a client writes (runseal run) ----------------------------------------------- */
+
+/* A string member of the record as bytes in e->line, or NULL. */
+static const char *member_str(struct engine *e, const char *key)
+{
+	int i = json_get(e->tok, 0, key);
+
+	e->line.len = 0;
+	if (i < 0 || json_unstr(&e->tok[i], &e->line) < 0)
+		return NULL;
+	jb_putc(&e->line, '\0');
+	return e->line.p;
+}
+
+static int64_t member_int(struct engine *e, const char *key)
+{
+	int i = json_get(e->tok, 0, key);
+	int64_t v;
+
+	return i >= 0 && json_int(&e->tok[i], &v) == 0 ? v : -1;
+}
+
+static bool first_key_is(const struct jtok *t, unsigned at, const char *key)
+{
+	return t[0].count > at / 2 && t[at].type == J_STR && t[at].n == strlen(key) &&
+	       !memcmp(t[at].s, key, t[at].n);
+}
+
+/* The line is one JSON object shaped as rec_begin makes them, of one of the four kinds a
+ * runner writes, for this run; the chain's own fields are the sealer's to add. */
+static int record_kind(struct engine *e, const struct erun *r, const char *line, size_t n,
+		       enum rec_kind *kind, char *err, size_t errlen)
+{
+	static const enum rec_kind own[] = {REC_RUN_START, REC_STEP_START, REC_STEP_END,
+					    REC_RUN_END};
+	const char *k;
+	uint64_t ns;
+	int nt;
+
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20)
+			return seterr(err, errlen, ENGINE_EBAD, "%s",
+				      "the record holds a control byte (one line, no newline)");
+	nt = json_scan(line, n, e->tok, RECORD_TOKENS);
+	if (nt < 1 || e->tok[0].type != J_OBJ || !entry_is_json(line, n))
+		return seterr(err, errlen, ENGINE_EBAD, "%s", "the record is not one JSON object");
+	if (!first_key_is(e->tok, 1, "kind") || json_get(e->tok, 0, "seq") >= 0 ||
+	    json_get(e->tok, 0, "prev") >= 0 || json_get(e->tok, 0, "sig") >= 0)
+		return seterr(err, errlen, ENGINE_EBAD, "%s",
+			      "the record must start with \"kind\" and hold no seq, prev or sig");
+	if (!first_key_is(e->tok, 3, "time") || !first_key_is(e->tok, 5, "run") ||
+	    e->tok[4].type != J_STR || e->tok[4].n != 30 || !(k = member_str(e, "time")) ||
+	    strlen(k) != 30 || parse_time(k, 30, &ns) < 0)
+		return seterr(err, errlen, ENGINE_EBAD, "%s",
+			      "the record must start with kind, time (RFC 3339, ns, UTC) and run");
+	if (!(k = member_str(e, "run")) || strcmp(k, r->id))
+		return seterr(err, errlen, ENGINE_EBAD, "the record's \"run\" is not %s", r->id);
+	k = member_str(e, "kind");
+	for (size_t i = 0; k && i < sizeof(own) / sizeof(own[0]); i++)
+		if (!strcmp(k, rec_kind_names[own[i]])) {
+			*kind = own[i];
+			return 0;
+		}
+	return seterr(err, errlen, ENGINE_EBAD, "%s",
+		      "a client writes run_start, step_start, step_end and run_end only");
+}
+
+/* Straight to the sinks: the line is whole already (rec_* would build a new one). */
+static int put_line(struct engine *e, enum rec_kind kind, int step, const char *line, size_t n)
+{
+	struct rec_view v;
+
+	e->line.len = 0;
+	jb_raw(&e->line, line, n);
+	jb_putc(&e->line, '\n');
+	v = (struct rec_view){kind, step, e->line.p, e->line.len};
+	for (size_t i = 0; i < e->s.nsinks && !e->log_failed; i++)
+		if (e->s.sinks[i].write(e->s.sinks[i].ctx, &v) < 0)
+			e->log_failed = true;
+	e->s.count[kind]++;
+	return e->log_failed ? ENGINE_EFAIL : 0;
+}
+
+/* run_start, with who gave it as the kernel says (the record's own uid fields are the
+ * client's word). */
+static int put_run_start(struct engine *e, struct erun *r, const char *line, size_t n,
+			 const struct engine_peer *p)
+{
+	char by[128], *buf;
+	int len = snprintf(by, sizeof(by), ",\"given_by\":{\"uid\":%u,\"gid\":%u,\"pid\":%d}}",
+			   (unsigned)p->uid, (unsigned)p->gid, (int)p->pid);
+	int rc;
+
+	buf = xmalloc(n + (size_t)len);
+	memcpy(buf, line, n - 1); /* without its closing brace */
+	memcpy(buf + n - 1, by, (size_t)len);
+	rc = put_line(e, REC_RUN_START, -1, buf, n - 1 + (size_t)len);
+	free(buf);
+	if (rc == 0)
+		r->started = true;
+	return rc;
+}
+
+static int put_step_start(struct engine *e, struct erun *r, int64_t seq, const char *line, size_t n,
+			  char *err, size_t errlen)
+{
+	const char *name = member_str(e, "step");
+
+	if (!name || !*name)
+		return seterr(err, errlen, ENGINE_EBAD, "%s", "step_start has no \"step\" name");
+	if (seq != (int64_t)r->nsteps) {
+		snprintf(err, errlen, "the next step of run %s is number %u", r->id, r->nsteps);
+		return ENGINE_EORDER;
+	}
+	if (r->nsteps >= ENGINE_STEPS_MAX)
+		return seterr(err, errlen, ENGINE_ELIMIT, "run %s has too many steps", r->id);
+	r->steps = xrealloc(r->steps, (r->nsteps + 1) * sizeof(*r->steps));
+	r->steps[r->nsteps++] =
+	    (struct estep){.name = xstrdup(name), .open = true, .start = mono()};
+	return put_line(e, REC_STEP_START, (int)seq, line, n);
+}
+
+static int put_run_end(struct engine *e, struct erun *r, const char *line, size_t n)
+{
+	collector_drain(&e->col, true);
+	for (uint32_t i = 1; i < r->nsteps; i++)
+		if (r->steps[i].open && step_end_record(e, r, i, "abandoned", -1, 0, NULL) < 0)
+			return ENGINE_EFAIL;
+	collector_run_pids(&e->col, r->no, true);
+	r->open = false;
+	e->runs_open--;
+	if (put_line(e, REC_RUN_END, -1, line, n) < 0 || sealer_seal(&e->seal, "run_end") < 0) {
+		e->log_failed = true;
+		return ENGINE_EFAIL;
+	}
+	e->last_seal_ns = real();
+	return 0;
+}
+
+int engine_record(struct engine *e, const char *run, const char *line, size_t n,
+		  const struct engine_peer *p, char *err, size_t errlen)
+{
+	enum rec_kind kind = REC_RUN_START;
+	struct erun *r;
+	int64_t seq;
+	int rc = lookup(e, run, p, &r, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!r->records)
+		return seterr(err, errlen, ENGINE_EORDER,
+			      "run %s was not opened with \"records\": true", run);
+	if ((rc = record_kind(e, r, line, n, &kind, err, errlen)))
+		return rc;
+	/* The time is the daemon's: when it wrote the record, in the chain's order. */
+	{
+		size_t at = (size_t)(e->tok[4].s - line);
+		char t[TIME_LEN];
+
+		e->stamped.len = 0;
+		jb_raw(&e->stamped, line, n);
+		fmt_time(real(), t);
+		memcpy(e->stamped.p + at, t, 30);
+		line = e->stamped.p;
+	}
+	if ((kind == REC_RUN_START) == r->started)
+		return seterr(err, errlen, ENGINE_EORDER, "%s",
+			      r->started ? "run_start was written already"
+					 : "run_start must come first");
+	seq = member_int(e, "step_seq");
+	switch (kind) {
+	case REC_RUN_START:
+		rc = put_run_start(e, r, line, n, p);
+		break;
+	case REC_STEP_START:
+		rc = put_step_start(e, r, seq, line, n, err, errlen);
+		break;
+	case REC_STEP_END:
+		if (seq < 1 || !open_step(r, (uint32_t)seq, err, errlen))
+			return seterr(err, errlen, ENGINE_ENORUN, "run %s has no such open step",
+				      run);
+		/* What the step's processes did comes before its end. */
+		collector_drain(&e->col, true);
+		r->steps[seq].open = false;
+		rc = put_line(e, REC_STEP_END, (int)seq, line, n);
+		break;
+	default:
+		rc = put_run_end(e, r, line, n);
+		break;
+	}
+	if (rc == ENGINE_EFAIL)
+		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	return rc;
+}
+
+int engine_run_stats(struct engine *e, const char *run, const struct engine_peer *p,
+		     struct engine_run_stats *st, char *err, size_t errlen)
+{
+	struct erun *r;
+	int rc = lookup(e, run, p, &r, err, errlen);
+
+	if (rc)
+		return rc;
+	if (collector_drain(&e->col, true) < 0)
+		e->log_failed = true;
+	memset(st, 0, sizeof(*st));
+	st->events = r->events;
+	st->lost = e->col.lost - r->lost_at_start;
+	st->tamper_attempts = r->tamper_at_start <= e->col.tamper_attempts
+				  ? e->col.tamper_attempts - r->tamper_at_start
+				  : 0;
+	st->ntracked = collector_run_tracked(&e->col, r->no, st->pids, st->steps, 256);
 	return 0;
 }
 
@@ -655,5 +907,8 @@ void engine_close(struct engine *e)
 		free_run(&e->runs[i]);
 	stream_free(&e->s);
 	redact_free(&e->red);
+	free(e->tok);
+	jb_free(&e->line);
+	jb_free(&e->stamped);
 	free(e);
 }

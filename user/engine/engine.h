@@ -65,6 +65,21 @@ enum {
 	ENGINE_ELIMIT = -4,   /* too many runs or steps */
 	ENGINE_ETRACKED = -5, /* the process is traced already (by a run) */
 	ENGINE_EGONE = -6,    /* the process exited before it was registered */
+	ENGINE_EBAD = -7,     /* a record that is not one of the run's own, or malformed */
+	ENGINE_EORDER = -8,   /* a record out of its place (a step before run_start) */
+};
+
+/* engine_run_open's flags. */
+#define ENGINE_DETACHED	  1u	     /* stays open when its client leaves */
+#define ENGINE_RECORDS	  2u	     /* the client writes the run's own records (runseal run) */
+#define ENGINE_RECORD_MAX (1u << 20) /* bytes of one record a client writes */
+
+/* What the daemon saw of a run so far, for the records its client writes. */
+struct engine_run_stats {
+	uint64_t events, lost, tamper_attempts;
+	size_t ntracked; /* live processes of the run in the kernel's table */
+	pid_t pids[256];
+	uint32_t steps[256];
 };
 const char *engine_code(int rc); /* "no_such_run", ... for the protocol */
 
@@ -77,8 +92,18 @@ int engine_poll(struct engine *e);
 int engine_tick(struct engine *e);
 
 int engine_run_open(struct engine *e, const char *runbook, const char *client,
-		    const struct engine_kv *trigger, size_t ntrigger, bool detached,
+		    const struct engine_kv *trigger, size_t ntrigger, unsigned flags,
 		    const struct engine_peer *p, char id[ENGINE_ID_LEN], char *err, size_t errlen);
+/* One record of a run opened with ENGINE_RECORDS, as its client (runseal run) built it:
+ * run_start first, then step_start, step_end, and run_end, which closes the run and seals.
+ * The line is checked (one JSON object, kind, time and run first, the run's id, the step
+ * numbers in order) and written as given, with the kernel's word for who gave it added to
+ * run_start. The step's events come between its step_start and step_end as for any run. */
+int engine_record(struct engine *e, const char *run, const char *line, size_t n,
+		  const struct engine_peer *p, char *err, size_t errlen);
+/* Drains the ring, then says what the run's processes did so far. */
+int engine_run_stats(struct engine *e, const char *run, const struct engine_peer *p,
+		     struct engine_run_stats *st, char *err, size_t errlen);
 int engine_step_open(struct engine *e, const char *run, const char *name, const char *const *argv,
 		     size_t argc, bool argv_truncated, const struct engine_peer *p, uint32_t *seq,
 		     char *err, size_t errlen);
