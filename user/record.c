@@ -49,6 +49,7 @@ const char *const rec_kind_names[REC_KIND_MAX] = {
     [REC_ATTACH] = "attach",
     [REC_REFUSED] = "refused",
     [REC_DAEMON] = "daemon",
+    [REC_GAP] = "gap",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)

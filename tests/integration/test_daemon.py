@@ -666,8 +666,9 @@ def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
         d2 = Daemon(tmp=d.tmp)
         rc, out, err = d2.rs(["exec", "--runbook", "after", "--", "true"])
         check(rc == 0, f"exec after restart: {err}")
+        # The run open at the stop is back (its processes, none here, re-registered).
         rc, out, err = d2.rs(["end", run])
-        check(rc == 1 and "no_such_run" in err, f"run of the old daemon: {rc} {err}")
+        check(rc == 0, f"end of the run left open by the old daemon: {rc} {err}")
         d2.stop()
         rc, out = d.verify()
         check(rc == 0, f"chain across the restart does not verify: {out}")
@@ -675,7 +676,65 @@ def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
         starts = [r for r in by_kind(recs, "daemon") if r["event"] == "start"]
         check(len(starts) == 2, f"daemon start records {starts}")
         check(one_run(recs, "after"), "run after restart")
+        gap = by_kind(recs, "gap", run)
+        check(len(gap) == 1 and gap[0]["reregistered"] == {}, f"gap record {gap}")
+        check([r["status"] for r in by_kind(recs, "run_end", run)] == ["ok"], "run_end")
     finally:
+        d.close()
+
+
+@test
+def restart_mid_step_reregisters_the_steps_processes():
+    d = Daemon()
+    d2 = None
+    try:
+        rc, run, err = d.rs(["begin", "restart-me"])
+        run = run.strip()
+        check(rc == 0, f"begin: {err}")
+        marks = os.path.join(d.tmp, "marks")
+        os.mkdir(marks)
+        # A long step that keeps opening files, one name per tick, through the restart.
+        script = (f"i=0; while [ $i -lt 50 ]; do i=$((i+1)); : > {marks}/tick-$i; "
+                  "cat /etc/hostname >/dev/null; sleep 0.1; done")
+        p = subprocess.Popen([RUNSEAL, "exec", "--run", run, "--step", "loop", "--", "sh",
+                              "-c", script], env=d.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(marks, "tick-5")):
+            check(time.monotonic() < deadline and p.poll() is None, "the step did not start")
+            time.sleep(0.05)
+        check(d.stop() == 0, f"SIGTERM: {d.stderr()}")
+        d2 = Daemon(tmp=d.tmp)
+        check(p.poll() is None, "the step ended before the restart completed")
+        p.wait(60)
+        rc, out, err = d2.rs(["end", run])
+        check(rc == 0, f"end after the restart: {rc} {err}")
+        d2.stop()
+        recs = d2.records()
+        gap = by_kind(recs, "gap", run)
+        check(len(gap) == 1, f"gap records {gap}")
+        gap = gap[0]
+        check(gap["from"] < gap["to"] and "restarted" in gap["reason"], f"gap {gap}")
+        sh = by_kind(recs, "attach", run)[0]["pid"]
+        check(gap["reregistered"].get(str(sh)) == "loop", f"sh {sh} not re-registered: {gap}")
+        ticks = {}
+        for r in by_kind(recs, "open", run):
+            if "/tick-" in (r.get("path") or ""):
+                ticks[int(r["path"].rsplit("-", 1)[1])] = r
+        check(all(r["step"] == "loop" for r in ticks.values()), "ticks attributed to loop")
+        after = [n for n, r in ticks.items() if r["time"] > gap["to"]]
+        check(1 in ticks and 50 in ticks and after, f"ticks recorded {sorted(ticks)}")
+        # What the step did between stop and start is the gap: no tick of it is recorded.
+        inside = [n for n, r in ticks.items() if gap["from"] < r["time"] < gap["to"]]
+        check(not inside, f"ticks dated inside the gap {inside}")
+        sleeps = [r for r in by_kind(recs, "exec", run) if r.get("filename") == "/usr/bin/sleep"
+                  and r["time"] > gap["to"]]
+        check(sleeps and all(r["step"] == "loop" for r in sleeps), "children after the restart")
+        rc, out = d.verify()
+        check(rc == 0, f"chain across the restart does not verify: {out}")
+    finally:
+        if d2:
+            d2.close()
         d.close()
 
 

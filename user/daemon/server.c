@@ -971,6 +971,17 @@ static void loop(struct server *sv)
 	}
 }
 
+/* Runs left open by the daemon before this one: their processes traced again. */
+static void resume(struct engine *e)
+{
+	size_t n = 0;
+
+	if (engine_resume(e, &n) < 0)
+		warnx("runs open at the last stop: the state could not be read or recorded");
+	if (n)
+		warnx("%zu runs open at the last stop resumed (a gap record in each)", n);
+}
+
 int server_run(struct engine *e, struct daemon_conf *conf, const char *conf_file,
 	       const struct daemon_conf *flags, char *err, size_t errlen)
 {
@@ -997,6 +1008,7 @@ int server_run(struct engine *e, struct daemon_conf *conf, const char *conf_file
 
 		snprintf(detail, sizeof(detail), "socket=%s group=%s", conf->socket, conf->group);
 		engine_note(e, "start", detail);
+		resume(e);
 		warnx("listening on %s (group %s)", conf->socket, conf->group);
 		loop(sv);
 	}

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -17,6 +19,7 @@
 #include "collector.h"
 #include "engine.h"
 #include "json.h"
+#include "keys.h"
 #include "logfmt.h"
 #include "record.h"
 #include "redact.h"
@@ -353,6 +356,8 @@ int engine_tick(struct engine *e)
 	e->rate[e->ticks++ % 60] = e->col.events;
 	if (reap_abandoned(e) < 0 || sealer_tick(&e->seal) < 0)
 		e->log_failed = true;
+	/* For a restart after a crash as well: at most a second old. */
+	engine_save_state(e);
 	return e->log_failed ? ENGINE_EFAIL : 0;
 }
 
@@ -886,10 +891,262 @@ void engine_status(struct engine *e, struct engine_status *st)
 	st->log_failed = e->log_failed || e->seal.failed;
 }
 
+/* ---- surviving a restart ---------------------------------------------------------------- */
+
+/* The run table as it was at the last tick or the stop, in /run (gone at a reboot, when no
+ * process of a run survives either), named after the log directory like the guard's state:
+ *   runseal-daemon-state 1 REALTIME_NS
+ *   run ID OWNER DETACHED RECORDS START_MONO EVENTS NSTEPS
+ *   step SEQ OPEN HEXNAME
+ *   pid PID STARTTIME STEP
+ * The kernel's table of traced processes dies with the daemon's programs; what was in it
+ * is written here, with each process's start time, so that no reused pid is taken. */
+static int state_path(const struct engine *e, char *out, size_t n)
+{
+	struct stat st;
+
+	if (stat(e->o.log_dir, &st) < 0)
+		return -1;
+	snprintf(out, n, ENGINE_STATE_DIR "/%llx-%llx", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	return 0;
+}
+
+static void save_run(FILE *f, struct engine *e, const struct erun *r)
+{
+	static pid_t pids[ENGINE_STATE_PIDS];
+	static uint32_t steps[ENGINE_STATE_PIDS];
+	size_t n = collector_run_tracked(&e->col, r->no, pids, steps, ENGINE_STATE_PIDS);
+	char name[2 * ENGINE_NAME_MAX + 1];
+
+	fprintf(f, "run %s %u %d %d %llu %llu %u\n", r->id, (unsigned)r->owner, r->detached,
+		r->records, (unsigned long long)r->start, (unsigned long long)r->events, r->nsteps);
+	for (uint32_t i = 1; i < r->nsteps; i++) {
+		size_t len = strlen(r->steps[i].name);
+
+		len = len > ENGINE_NAME_MAX ? ENGINE_NAME_MAX : len;
+		hex((const unsigned char *)r->steps[i].name, len, name);
+		fprintf(f, "step %u %d %s\n", i, r->steps[i].open, name);
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned long long t;
+
+		if (proc_stat(pids[i], NULL, &t) == 0)
+			fprintf(f, "pid %d %llu %u\n", (int)pids[i], t, steps[i]);
+	}
+}
+
+int engine_save_state(struct engine *e)
+{
+	char path[128], tmp[160];
+	FILE *f;
+
+	if (state_path(e, path, sizeof(path)) < 0)
+		return -1;
+	if (!e->runs_open) {
+		unlink(path);
+		return 0;
+	}
+	mkdir("/run/runseal", 0700);
+	mkdir(ENGINE_STATE_DIR, 0700);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "we")))
+		return -1;
+	fprintf(f, "runseal-daemon-state 1 %llu\n", (unsigned long long)real());
+	for (size_t i = 0; i < ENGINE_RUNS_MAX; i++)
+		if (e->runs[i].open && e->runs[i].started)
+			save_run(f, e, &e->runs[i]);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* A run of the state file, back in the table under a new number (the kernel's table is
+ * new), its client gone: it ends as abandoned once its processes have, unless detached. */
+static struct erun *resume_run(struct engine *e, const char *id, unsigned owner, int detached,
+			       int records, unsigned long long start, unsigned long long events)
+{
+	struct erun *r;
+	uint32_t tries = 0;
+
+	while (e->runs[e->next_no % ENGINE_RUNS_MAX].open || !e->next_no)
+		if (e->next_no++, ++tries > ENGINE_RUNS_MAX)
+			return NULL;
+	r = &e->runs[e->next_no % ENGINE_RUNS_MAX];
+	free_run(r);
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->no = e->next_no++;
+	r->open = r->started = true;
+	r->detached = detached;
+	r->records = records;
+	r->abandoned = !detached;
+	r->owner = owner;
+	r->start = start;
+	r->events = events;
+	r->lost_at_start = e->col.lost;
+	r->tamper_at_start = e->col.tamper_attempts;
+	r->nsteps = 1;
+	r->steps = xcalloc(1, sizeof(*r->steps));
+	e->runs_open++;
+	e->runs_total++;
+	return r;
+}
+
+static void resume_step(struct erun *r, uint32_t seq, int open, const char *hexname)
+{
+	unsigned char name[ENGINE_NAME_MAX + 1] = "";
+	size_t n = strlen(hexname) / 2;
+
+	if (seq != r->nsteps || seq >= ENGINE_STEPS_MAX || n > ENGINE_NAME_MAX ||
+	    unhex(hexname, strlen(hexname), name, n) < 0)
+		return;
+	name[n] = '\0';
+	r->steps = xrealloc(r->steps, (r->nsteps + 1) * sizeof(*r->steps));
+	r->steps[r->nsteps++] =
+	    (struct estep){.name = xstrdup((char *)name), .open = open, .start = mono()};
+}
+
+struct resumed {
+	struct erun *run;
+	pid_t pids[ENGINE_STATE_PIDS]; /* re-registered */
+	uint32_t steps[ENGINE_STATE_PIDS];
+	size_t n, gone, born;
+};
+
+/* A process of the state, if it is still the same one (same start time). */
+static void resume_pid(struct engine *e, struct resumed *rs, pid_t pid, unsigned long long t,
+		       uint32_t seq)
+{
+	unsigned long long now;
+
+	if (rs->n == ENGINE_STATE_PIDS || proc_stat(pid, NULL, &now) < 0 || now != t ||
+	    collector_track_run(&e->col, pid, rs->run->no, seq) < 0) {
+		rs->gone++;
+		return;
+	}
+	rs->pids[rs->n] = pid;
+	rs->steps[rs->n++] = seq;
+}
+
+/* Processes born while no one traced: descendants of a re-registered process, found by
+ * their parents in /proc, registered under their ancestor's step. */
+static void resume_children(struct engine *e, struct resumed *rs, size_t nrs)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name), p = pid;
+		uint32_t run, seq;
+
+		if (pid <= 0 || collector_run_of(&e->col, pid, &run, &seq) == 0)
+			continue;
+		for (int depth = 0; depth < 64 && p > 1 && proc_stat(p, &p, NULL) == 0; depth++)
+			if (collector_run_of(&e->col, p, &run, &seq) == 0) {
+				for (size_t i = 0; i < nrs; i++)
+					if (rs[i].run->no == run && rs[i].n < ENGINE_STATE_PIDS &&
+					    collector_track_run(&e->col, pid, run, seq) == 0) {
+						rs[i].pids[rs[i].n] = pid;
+						rs[i].steps[rs[i].n++] = seq;
+						rs[i].born++;
+					}
+				break;
+			}
+	}
+	if (d)
+		closedir(d);
+}
+
+static int gap_record(struct engine *e, const struct resumed *rs, uint64_t from)
+{
+	struct stream *s = &e->s;
+	char t[TIME_LEN];
+
+	rec_begin(s, REC_GAP, real(), rs->run->id, -1);
+	fmt_time(from, t);
+	rec_str(s, "from", t);
+	fmt_time(real(), t);
+	rec_str(s, "to", t);
+	rec_str(s, "reason",
+		"daemon restarted: what the run's processes did in between was not "
+		"traced");
+	rec_open(s, "reregistered", '{');
+	for (size_t i = 0; i < rs->n; i++) {
+		char pid[16];
+
+		snprintf(pid, sizeof(pid), "%d", (int)rs->pids[i]);
+		rec_str(s, pid, rs->run->steps[rs->steps[i]].name);
+	}
+	rec_close(s, '}');
+	rec_int(s, "born_untraced", (int64_t)rs->born);
+	rec_int(s, "gone", (int64_t)rs->gone);
+	return emit(e);
+}
+
+static void resume_line(struct engine *e, const char *line, struct resumed *rs, size_t *nrs)
+{
+	char id[ENGINE_ID_LEN], name[2 * ENGINE_NAME_MAX + 2];
+	unsigned owner, seq, nsteps;
+	unsigned long long start, events, t;
+	int det, recs, open, pid;
+	struct resumed *cur = *nrs ? &rs[*nrs - 1] : NULL;
+
+	if (sscanf(line, "run %39s %u %d %d %llu %llu %u", id, &owner, &det, &recs, &start, &events,
+		   &nsteps) == 7 &&
+	    *nrs < ENGINE_RUNS_MAX && !find(e, id)) {
+		memset(&rs[*nrs], 0, sizeof(rs[*nrs]));
+		if ((rs[*nrs].run = resume_run(e, id, owner, det, recs, start, events)))
+			(*nrs)++;
+	} else if (cur && sscanf(line, "step %u %d %513s", &seq, &open, name) == 3) {
+		resume_step(cur->run, seq, open, name);
+	} else if (cur && sscanf(line, "pid %d %llu %u", &pid, &t, &seq) == 3 &&
+		   seq < cur->run->nsteps) {
+		resume_pid(e, cur, pid, t, seq);
+	}
+}
+
+int engine_resume(struct engine *e, size_t *resumed)
+{
+	struct resumed *rs;
+	char path[128], line[1024];
+	unsigned long long from = 0;
+	size_t nrs = 0;
+	FILE *f;
+	int rc = 0;
+
+	*resumed = 0;
+	if (state_path(e, path, sizeof(path)) < 0 || !(f = fopen(path, "re")))
+		return 0;
+	if (!fgets(line, sizeof(line), f) ||
+	    sscanf(line, "runseal-daemon-state 1 %llu", &from) != 1) {
+		fclose(f);
+		return ENGINE_EBAD;
+	}
+	rs = xcalloc(ENGINE_RUNS_MAX, sizeof(*rs)); /* pages touched only as runs are read */
+	while (fgets(line, sizeof(line), f))
+		resume_line(e, line, rs, &nrs);
+	fclose(f);
+	resume_children(e, rs, nrs);
+	for (size_t i = 0; i < nrs; i++)
+		if (gap_record(e, &rs[i], from) < 0)
+			rc = ENGINE_EFAIL;
+	*resumed = nrs;
+	free(rs);
+	/* Runs whose processes all ended in the gap end now, as abandoned. */
+	return rc ? rc : reap_abandoned(e);
+}
+
 int engine_shutdown(struct engine *e)
 {
 	collector_drain(&e->col, true);
-	if (engine_note(e, "stop", "stopped by a signal: open runs stay open in the log") < 0 ||
+	/* Before the programs go: the tracked processes are read from the kernel's table. */
+	engine_save_state(e);
+	if (engine_note(e, "stop",
+			"stopped by a signal: open runs stay open in the log, and a restart "
+			"re-registers their processes (a gap record says what was not traced)") <
+		0 ||
 	    sealer_seal(&e->seal, "shutdown") < 0)
 		return ENGINE_EFAIL;
 	return 0;

@@ -131,6 +131,16 @@ void engine_status(struct engine *e, struct engine_status *st);
 uint64_t engine_runs_open(const struct engine *e);
 /* Ids of open runs, for the stop record; returns how many were written to ids. */
 size_t engine_open_runs(struct engine *e, const char **ids, size_t max);
+/* The run table and the live traced processes of each run, for a restart; written at each
+ * tick while runs are open, and at the stop. Returns 0, or -1 when it cannot be written. */
+#define ENGINE_STATE_DIR  "/run/runseal/daemon"
+#define ENGINE_STATE_PIDS 1024 /* processes of one run carried over a restart */
+#define ENGINE_NAME_MAX	  256  /* bytes of a step name kept over a restart */
+int engine_save_state(struct engine *e);
+/* At start: the runs open at the last stop (or crash) back in the table, their processes
+ * still alive (same pid and start time) and those they forked meanwhile re-registered,
+ * and a gap record in each run saying from when to when nothing was traced. */
+int engine_resume(struct engine *e, size_t *resumed);
 /* Records the stop with the runs still open, drains and seals. */
 int engine_shutdown(struct engine *e);
 void engine_close(struct engine *e);
