@@ -318,6 +318,7 @@ static void test_every_kind_name(void **state)
 	    "attach",
 	    "refused",
 	    "daemon",
+	    "gap",
 	};
 	struct fixture *f = *state;
 
