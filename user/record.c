@@ -50,6 +50,7 @@ const char *const rec_kind_names[REC_KIND_MAX] = {
     [REC_REFUSED] = "refused",
     [REC_DAEMON] = "daemon",
     [REC_GAP] = "gap",
+    [REC_READ] = "read",
 };
 
 void stream_init(struct stream *s, const struct redactor *r)

@@ -1296,6 +1296,47 @@ def records_of_a_run_are_checked_by_the_daemon():
 
 
 @test
+def reading_the_log_is_recorded_with_the_readers_identity():
+    d = Daemon()
+    try:
+        check(d.rs(["exec", "--runbook", "readme", "--", "true"])[0] == 0, "exec")
+        recs = d.records()
+        run = one_run(recs, "readme")
+        logs = ["--key-dir", d.keys]
+        bundle = os.path.join(d.tmp, "ev.tar.gz")
+        for args in (["show", d.log, "--run", run] + logs,
+                     ["report", d.log, run, "-o", os.path.join(d.tmp, "r.md")] + logs,
+                     ["replay", d.log, run] + logs,
+                     ["export", d.log, "--run", run, "--format", "jsonl"] + logs,
+                     ["evidence", d.log, run, "-o", bundle] + logs):
+            rc, out, err = d.rs(args)
+            check(rc == 0, f"{args[0]}: rc {rc}: {err[-500:]}")
+            check("not recorded" not in err, f"{args[0]} with a daemon: {err}")
+        # A member who is not root: the daemon records the uid the kernel gives, whatever
+        # the log's file modes then let the reader see.
+        d.rs(["show", d.log, "--run", run] + logs, user=NOBODY, groups=[group_gid()])
+        # Someone the socket keeps out is told the read is not recorded.
+        rc, out, err = d.rs(["show", d.log, "--run", run] + logs, user=NOBODY)
+        check("not recorded" in err, f"outsider's show: {rc} {err}")
+        d.stop()
+        reads = by_kind(d.records(), "read")
+        cmds = [(r["command"], r["uid"]) for r in reads if r["runs"] == [run]]
+        want = [("show", 0), ("report", 0), ("replay", 0), ("export", 0), ("evidence", 0),
+                ("show", NOBODY)]
+        check(cmds == want, f"read records {cmds}")
+        for r in reads:
+            check(r["log"] == os.path.realpath(d.log) and r["comm"] == "runseal" and
+                  r["pid"] > 0 and r["all_runs"] is False, f"read record {r}")
+        # Without a daemon the commands still work, and say that the read is not recorded.
+        rc, out, err = d.rs(["show", d.log] + logs)
+        check(rc == 0 and "not recorded" in err and "no runseal daemon" in err,
+              f"show without a daemon: {rc} {err[-300:]}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
 def usage_errors_are_clear():
     rc, out, err = run([RUNSEAL, "daemon", "--group", "no such group!"], os.environ)
     check(rc == 2 and "group" in err, f"bad group flag: {rc} {err}")

@@ -319,6 +319,7 @@ static void test_every_kind_name(void **state)
 	    "refused",
 	    "daemon",
 	    "gap",
+	    "read",
 	};
 	struct fixture *f = *state;
 

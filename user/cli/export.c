@@ -131,6 +131,7 @@ int export_cmd(int argc, char **argv)
 	if (run && find_run(&l, run, id))
 		return 2;
 	x.run = run ? id : NULL;
+	cli_note_read("export", l.path, (const char *const[]){id}, run ? 1 : 0);
 	signal(SIGPIPE, SIG_IGN); /* a closed pipe ends the export as an error, cleanly */
 	fd = dup(1);
 	x.out = fd < 0 ? NULL : fdopen(fd, "w");

@@ -6,11 +6,17 @@
 #include "proto.h"
 
 const char *const proto_op_names[] = {
-    [OP_HELLO] = "hello",	[OP_BEGIN] = "begin",
-    [OP_STEP] = "step",		[OP_ATTACH] = "attach",
-    [OP_STEP_END] = "step_end", [OP_END] = "end",
-    [OP_STATUS] = "status",	[OP_RECORD] = "record",
-    [OP_STATS] = "stats",	NULL,
+    [OP_HELLO] = "hello",
+    [OP_BEGIN] = "begin",
+    [OP_STEP] = "step",
+    [OP_ATTACH] = "attach",
+    [OP_STEP_END] = "step_end",
+    [OP_END] = "end",
+    [OP_STATUS] = "status",
+    [OP_RECORD] = "record",
+    [OP_STATS] = "stats",
+    [OP_READ] = "read",
+    NULL,
 };
 
 long proto_frame(const unsigned char *buf, size_t len)
@@ -425,7 +431,7 @@ static int op_of(const struct proto_msg *m, struct proto_req *r, char *err, size
 
 static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, size_t errlen)
 {
-	const struct proto_val *v, *t, *rec, *more, *data;
+	const struct proto_val *v, *t, *rec, *more, *data, *log;
 	bool needs_run = r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END ||
 			 r->op == OP_END || r->op == OP_RECORD || r->op == OP_STATS;
 	bool needs_step = r->op == OP_ATTACH || r->op == OP_STEP_END;
@@ -444,8 +450,16 @@ static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, 
 	    want(m, "argv_truncated", PV_BOOL, false, &t, err, errlen) < 0 ||
 	    want(m, "records", PV_BOOL, false, &rec, err, errlen) < 0 ||
 	    want(m, "more", PV_BOOL, false, &more, err, errlen) < 0 ||
-	    want(m, "data", PV_STR, r->op == OP_RECORD, &data, err, errlen) < 0)
+	    want(m, "data", PV_STR, r->op == OP_RECORD, &data, err, errlen) < 0 ||
+	    name_field(m, "command", r->op == OP_READ, &r->command, err, errlen) < 0 ||
+	    want(m, "log", PV_STR, false, &log, err, errlen) < 0 ||
+	    strings_field(m, "runs", PV_ARR, &r->runs, err, errlen) < 0)
 		return -1;
+	if (log && (log->n == 0 || log->n > 4096)) {
+		snprintf(err, errlen, "%s", "field \"log\" must be 1 to 4096 bytes");
+		return -1;
+	}
+	r->log = log ? log->s : NULL;
 	r->detached = v && v->b;
 	r->argv_truncated = t && t->b;
 	r->records = rec && rec->b;

@@ -54,6 +54,7 @@ enum proto_op {
 	OP_STATUS,
 	OP_RECORD, /* runseal run: a piece of one of the run's own records */
 	OP_STATS,  /* runseal run: what the daemon saw of a run so far */
+	OP_READ,   /* a reader of the log (show, report...): who read which runs */
 };
 
 /* A request with its fields checked: types, lengths, which are required for its op. */
@@ -71,6 +72,9 @@ struct proto_req {
 	bool more;	     /* record: more pieces of this record follow */
 	const char *data;    /* record: a piece of a record line */
 	size_t ndata;
+	const char *command;		 /* read: the command that read the log */
+	const char *log;		 /* read: the log (or bundle) it read */
+	const struct proto_val *runs;	 /* read: the runs it read (PV_ARR; none: all) */
 	int64_t step;			 /* -1 when absent */
 	int64_t exit_code;		 /* -1 when absent */
 	int64_t signal;			 /* 0 when absent */

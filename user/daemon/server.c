@@ -679,6 +679,20 @@ static void on_status(struct server *sv, struct client *c, const struct proto_re
 	pe_end(&c->out, s);
 }
 
+static void on_read(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	const char *runs[PROTO_ITEMS_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; r->runs && i < r->runs->count; i++)
+		runs[n++] = r->msg->items[r->runs->first + i].v.s;
+	if (engine_read(sv->e, r->command, r->log, runs, n, &c->peer) < 0) {
+		reply_error(c, r->id, "internal", "the log cannot be written");
+		return;
+	}
+	pe_end(&c->out, start_ok(c, r));
+}
+
 static void dispatch(struct server *sv, struct client *c, const struct proto_req *r)
 {
 	if (r->op != OP_HELLO && !c->hello) {
@@ -686,7 +700,7 @@ static void dispatch(struct server *sv, struct client *c, const struct proto_req
 		return;
 	}
 	if (r->op != OP_HELLO && !c->member) {
-		refuse(sv, c, r, r->runbook ? r->runbook : r->run);
+		refuse(sv, c, r, r->runbook ? r->runbook : r->run ? r->run : r->log);
 		return;
 	}
 	if (r->status && !status_ok(r->status)) {
@@ -722,6 +736,9 @@ static void dispatch(struct server *sv, struct client *c, const struct proto_req
 		break;
 	case OP_STATS:
 		on_stats(sv, c, r);
+		break;
+	case OP_READ:
+		on_read(sv, c, r);
 		break;
 	}
 }

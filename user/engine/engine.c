@@ -797,6 +797,24 @@ int engine_refused(struct engine *e, const char *op, const char *reason, const c
 	return emit(e);
 }
 
+int engine_read(struct engine *e, const char *command, const char *log, const char *const *runs,
+		size_t nruns, const struct engine_peer *p)
+{
+	struct stream *s = &e->s;
+
+	rec_begin(s, REC_READ, real(), NULL, -1);
+	rec_str(s, "command", command);
+	rec_str(s, "log", log);
+	rec_bool(s, "all_runs", nruns == 0);
+	rec_open(s, "runs", '[');
+	for (size_t i = 0; i < nruns; i++)
+		rec_item(s, runs[i], strlen(runs[i]), false);
+	rec_close(s, ']');
+	rec_peer(s, "", p);
+	rec_proc(s, p->pid);
+	return emit(e);
+}
+
 int engine_note(struct engine *e, const char *event, const char *detail)
 {
 	struct stream *s = &e->s;

@@ -125,6 +125,10 @@ int engine_run_close(struct engine *e, const char *run, const char *status,
  * for a count of refusals not recorded one by one). */
 int engine_refused(struct engine *e, const char *op, const char *reason, const char *what,
 		   const struct engine_peer *p);
+/* A read of a log (PCI DSS 10.2.1.3: access to audit trails is itself logged): which
+ * command read which log and runs (none: all of it), and who, as the kernel says. */
+int engine_read(struct engine *e, const char *command, const char *log, const char *const *runs,
+		size_t nruns, const struct engine_peer *p);
 /* A daemon life event (start, reload, stop) with one detail string (may be NULL). */
 int engine_note(struct engine *e, const char *event, const char *detail);
 void engine_status(struct engine *e, struct engine_status *st);
