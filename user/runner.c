@@ -149,6 +149,14 @@ static bool run_stopped(const struct run *r)
 
 /* ---- the tracer: embedded, or the daemon's ------------------------------------------ */
 
+/* The collector's warnings, as runseal run says everything else: on stderr. */
+static void say_warning(void *ctx, const char *msg)
+{
+	const struct run *r = ctx;
+
+	warnx("run %s: %s", r->id, msg);
+}
+
 static int drain(struct run *r, bool final)
 {
 	/* The daemon drains its ring itself before each step_end and run_end it writes. */
@@ -1455,6 +1463,7 @@ static int setup(struct run *r)
 	if (collector_open(&r->col, &r->s, r->o->ringbuf_bytes, r->o->bpf_floor) < 0)
 		return -1;
 	collector_set_run(&r->col, r->id);
+	collector_set_warn(&r->col, say_warning, r);
 	if (ep_add(r, collector_fd(&r->col), TAG_RB) < 0) {
 		warn("epoll_ctl");
 		return -1;

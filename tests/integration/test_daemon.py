@@ -1337,6 +1337,41 @@ def reading_the_log_is_recorded_with_the_readers_identity():
 
 
 @test
+def entry_moved_to_another_run_is_detected_and_undone():
+    """A BPF program of a step's own can write the frozen tracked map: moving its entry to
+    another run with the same step number must be seen (the shadow is run-aware)."""
+    attack = os.path.join(ROOT, "build", "attack")
+    if not os.path.exists(attack):
+        skip("build/attack is missing (make tests)")
+    d = Daemon()
+    try:
+        ra = d.rs(["begin", "victim"])[1].strip()  # run number 1 of this daemon
+        rb = d.rs(["begin", "liar"])[1].strip()    # run number 2
+        check(d.rs(["exec", "--run", ra, "--step", "one", "--", "true"])[0] == 0, "exec A")
+        marker = os.path.join(d.tmp, "after-move")
+        env = dict(d.env, RUNSEAL_ATTACK_OWNER=str(d.p.pid))
+        p = subprocess.run([RUNSEAL, "exec", "--run", rb, "--step", "one", "--", attack,
+                            "progmove", "1", "1", marker], env=env, capture_output=True,
+                           timeout=60)
+        check(b"progmove: ok" in p.stdout, f"the program did not move the entry: {p.stdout} "
+              f"{p.stderr}")
+        for run in (ra, rb):
+            check(d.rs(["end", run])[0] == 0, "end")
+        d.stop()
+        recs = d.records()
+        pid = by_kind(recs, "attach", rb)[0]["pid"]
+        t = [r for r in by_kind(recs, "loss") if r.get("reason") == "tamper" and
+             r.get("tracked_pid") == pid]
+        check(len(t) == 1 and t[0]["tracked"] == "rewritten" and t[0]["run"] == rb and
+              t[0]["found_run"] == ra and t[0]["expected_step"] == "one", f"loss {t}")
+        opens = [r for r in by_kind(recs, "open") if r.get("path") == marker]
+        check(opens and all(r["run"] == rb for r in opens), f"marker open {opens}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
 def usage_errors_are_clear():
     rc, out, err = run([RUNSEAL, "daemon", "--group", "no such group!"], os.environ)
     check(rc == 2 and "group" in err, f"bad group flag: {rc} {err}")

@@ -64,6 +64,13 @@ static const struct option daemon_opts[] = {
     {0},
 };
 
+/* The engine's warnings, to stderr (the journal under systemd). */
+static void say_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	warnx("%s", msg);
+}
+
 int daemon_cmd(int argc, char **argv)
 {
 	struct daemon_conf flags, conf;
@@ -108,6 +115,7 @@ int daemon_cmd(int argc, char **argv)
 	    .nreplicas = conf.nreplicas,
 	    .ringbuf_bytes = conf.ringbuf_bytes,
 	    .checkpoint_s = conf.checkpoint_s,
+	    .warn = say_warning,
 	};
 	if (geteuid() != 0) {
 		fputs("runseal daemon: needs root (it loads BPF programs and writes the sealed "

@@ -313,6 +313,7 @@ int engine_open(struct engine **out, const struct engine_opts *o, char *err, siz
 	}
 	e->col_open = true;
 	collector_set_names(&e->col, names, e);
+	collector_set_warn(&e->col, o->warn, o->warn_ctx);
 	/* libbpf reads the CPU count from a file once and keeps it: now, while descriptors
 	 * are free, not when a thousand clients hold them. */
 	libbpf_num_possible_cpus();

@@ -27,6 +27,8 @@ struct engine_opts {
 	size_t ringbuf_bytes;
 	unsigned checkpoint_s;
 	bool fsync_record;
+	void (*warn)(void *ctx, const char *msg); /* the collector's warnings (NULL: none) */
+	void *warn_ctx;
 };
 
 /* Who asked: from SO_PEERCRED, never from the client's word. */
