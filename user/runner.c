@@ -194,30 +194,55 @@ static void seen(struct run *r)
 	}
 }
 
-/* The daemon sink: each record goes to the daemon, in pieces that fit a frame (escaped,
- * a piece at most doubles), cut at UTF-8 boundaries; it is in the log before the reply. */
+/* Sends data as op's "data" in pieces that fit a frame (escaped, a piece at most doubles;
+ * a secret's bytes may take six each), cut at UTF-8 boundaries; 0 once all are answered. */
+static int send_pieces(struct run *r, const char *op, const char *name, const char *data, size_t n)
+{
+	size_t off = 0, max = name ? 2000 : 6000;
+
+	do {
+		size_t k = n - off > max ? max : n - off;
+
+		while (off + k < n && k && ((unsigned char)data[off + k] & 0xC0) == 0x80)
+			k--;
+		rsc_begin(&r->dc, op);
+		pe_str(&r->dc.req, "run", r->id);
+		if (name)
+			pe_str(&r->dc.req, "name", name);
+		pe_strn(&r->dc.req, "data", data + off, k);
+		pe_bool(&r->dc.req, "more", off + k < n);
+		if (rsc_call(&r->dc) < 0)
+			return -1;
+		off += k;
+	} while (off < n);
+	return 0;
+}
+
+/* The daemon sink: each record goes to the daemon; it is in the log before the reply. */
 static int daemon_sink(void *ctx, const struct rec_view *v)
 {
 	struct run *r = ctx;
-	size_t n = v->len - 1, off = 0;
 
-	do {
-		size_t k = n - off > 6000 ? 6000 : n - off;
+	if (send_pieces(r, "record", NULL, v->line, v->len - 1) < 0) {
+		warnx("the daemon refused a %s record: %s: %s", rec_kind_names[v->kind], r->dc.code,
+		      r->dc.err);
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
 
-		while (off + k < n && k && ((unsigned char)v->line[off + k] & 0xC0) == 0x80)
-			k--;
-		rsc_begin(&r->dc, "record");
-		pe_str(&r->dc.req, "run", r->id);
-		pe_strn(&r->dc.req, "data", v->line + off, k);
-		pe_bool(&r->dc.req, "more", off + k < n);
-		if (rsc_call(&r->dc) < 0) {
-			warnx("the daemon refused a %s record: %s: %s", rec_kind_names[v->kind],
-			      r->dc.code, r->dc.err);
-			errno = EIO;
+/* The daemon redacts the run's events with the same secrets as the records runseal run
+ * writes itself (a step's process may put a secret in its argv). */
+static int send_secrets(struct run *r)
+{
+	for (size_t i = 0; i < r->b.n; i++)
+		if (r->b.secret[i] && send_pieces(r, "secret", r->b.names[i], r->b.values[i],
+						  strlen(r->b.values[i])) < 0) {
+			fprintf(stderr, "runseal: the daemon at %s refused secret %s: %s: %s\n",
+				r->socket, r->b.names[i], r->dc.code, r->dc.err);
 			return -1;
 		}
-		off += k;
-	} while (off < n);
 	return 0;
 }
 
@@ -251,7 +276,7 @@ static int choose_tracer(struct run *r)
 	}
 	snprintf(r->id, sizeof(r->id), "%s", rsc_str(&r->dc, "run"));
 	r->via_daemon = true;
-	return 0;
+	return send_secrets(r);
 }
 
 /* In a step's child, before its exec: the child attaches itself, so that the daemon

@@ -1109,6 +1109,8 @@ params:
 steps:
   - name: write
     run: "echo hello {{token}}; cat /etc/hostname > /dev/null; echo oops >&2"
+  - name: secret-in-argv
+    argv: ["/bin/sh", "-c", "sh -c 'true $0' {{token}}"]
   - name: as-nobody
     run_as: nobody
     argv: ["/usr/bin/id", "-u"]
@@ -1186,7 +1188,14 @@ def run_through_the_daemon_writes_the_records_run_writes_alone():
               "[REDACTED:token]", f"daemon run_start {dstart}")
         dframe, devents = comparable(drecs, drun)
         eframe, eevents = comparable(erecs, erun)
-        check(len(dframe) == len(eframe) == 10, f"frames {len(dframe)} {len(eframe)}")
+        check(len(dframe) == len(eframe) == 12, f"frames {len(dframe)} {len(eframe)}")
+        # The secret is in the argv of the step's processes: the daemon redacts their
+        # events with the secret the runner gave it, as runseal run alone does.
+        for recs in (drecs, erecs):
+            check("s3cr3tvalue" not in json.dumps(recs), "the secret is in the records")
+        inner = [r for r in by_kind(drecs, "exec", drun) if r["step"] == "secret-in-argv"
+                 and r["argv"][:2] == ["sh", "-c"]]
+        check(inner and inner[0]["argv"][3] == "[REDACTED:token]", f"inner sh {inner}")
         for a, b in zip(eframe, dframe):
             diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
             check(not diff, f"{a['kind']} differs (embedded, daemon): {diff}")
@@ -1200,7 +1209,7 @@ def run_through_the_daemon_writes_the_records_run_writes_alone():
               f"step ends {ends}")
         nobody = [r for r in by_kind(drecs, "exec", drun) if r["step"] == "as-nobody"]
         check(nobody and nobody[0]["uid"] == NOBODY, f"run_as exec {nobody}")
-        check(len(by_kind(drecs, "attach", drun)) == 4, "one attach per step")
+        check(len(by_kind(drecs, "attach", drun)) == 5, "one attach per step")
         check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
     finally:
         d.close()

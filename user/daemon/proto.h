@@ -55,6 +55,7 @@ enum proto_op {
 	OP_RECORD, /* runseal run: a piece of one of the run's own records */
 	OP_STATS,  /* runseal run: what the daemon saw of a run so far */
 	OP_READ,   /* a reader of the log (show, report...): who read which runs */
+	OP_SECRET, /* runseal run: a secret param, for redacting its run's events */
 };
 
 /* A request with its fields checked: types, lengths, which are required for its op. */

@@ -55,6 +55,7 @@ struct client {
 	struct ostep steps[CLIENT_STEPS]; /* steps abandoned when this connection ends */
 	size_t nsteps;
 	struct jbuf rec; /* a record arriving in pieces (op record) */
+	struct jbuf sec; /* a secret arriving in pieces (op secret) */
 };
 
 struct server {
@@ -302,6 +303,9 @@ static void client_free(struct server *sv, struct client *c)
 	free(c->in);
 	jb_free(&c->out);
 	jb_free(&c->rec);
+	if (c->sec.p)
+		explicit_bzero(c->sec.p, c->sec.cap);
+	jb_free(&c->sec);
 	free(c);
 }
 
@@ -610,6 +614,38 @@ static void on_record(struct server *sv, struct client *c, const struct proto_re
 	pe_end(&c->out, start_ok(c, r));
 }
 
+/* Kept in memory while the run is open, to redact its processes' events; never written. */
+static void on_secret(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	char err[ENGINE_ERRLEN];
+	int rc;
+
+	if (c->peer.uid != 0) {
+		reply_error(c, r->id, "denied", "only root may give a run's secrets");
+		return;
+	}
+	if (c->sec.len + r->ndata > ENGINE_SECRET_MAX) {
+		explicit_bzero(c->sec.p, c->sec.len);
+		c->sec.len = 0;
+		reply_error(c, r->id, "limit", "a secret may be at most 64 KiB");
+		return;
+	}
+	jb_raw(&c->sec, r->data, r->ndata);
+	if (r->more) {
+		pe_end(&c->out, start_ok(c, r));
+		return;
+	}
+	jb_putc(&c->sec, '\0');
+	rc = engine_secret(sv->e, r->run, r->name, c->sec.p, &c->peer, err, sizeof(err));
+	explicit_bzero(c->sec.p, c->sec.len);
+	c->sec.len = 0;
+	if (rc) {
+		engine_failed(c, r, rc, err);
+		return;
+	}
+	pe_end(&c->out, start_ok(c, r));
+}
+
 static void on_stats(struct server *sv, struct client *c, const struct proto_req *r)
 {
 	struct engine_run_stats st;
@@ -739,6 +775,9 @@ static void dispatch(struct server *sv, struct client *c, const struct proto_req
 		break;
 	case OP_READ:
 		on_read(sv, c, r);
+		break;
+	case OP_SECRET:
+		on_secret(sv, c, r);
 		break;
 	}
 }

@@ -40,9 +40,11 @@ struct erun {
 	uint32_t no; /* 0: never used */
 	bool open;
 	bool detached;
-	bool abandoned; /* its client left: ends once its processes have */
-	bool records;	/* its client writes its records (ENGINE_RECORDS) */
-	bool started;	/* its run_start is in the log */
+	bool abandoned;			/* its client left: ends once its processes have */
+	bool records;			/* its client writes its records (ENGINE_RECORDS) */
+	char **sec_names, **sec_values; /* its secret params (engine_secret) */
+	size_t nsec;
+	bool started; /* its run_start is in the log */
 	char id[ENGINE_ID_LEN];
 	uid_t owner;
 	uint64_t start, lost_at_start, tamper_at_start, events;
@@ -146,12 +148,49 @@ static struct estep *open_step(struct erun *r, uint32_t seq, char *err, size_t e
 	return &r->steps[seq];
 }
 
+static void wipe_secrets(struct erun *r)
+{
+	for (size_t i = 0; i < r->nsec; i++) {
+		explicit_bzero(r->sec_values[i], strlen(r->sec_values[i]));
+		free(r->sec_values[i]);
+		free(r->sec_names[i]);
+	}
+	free(r->sec_values);
+	free(r->sec_names);
+	r->sec_values = r->sec_names = NULL;
+	r->nsec = 0;
+}
+
 static void free_run(struct erun *r)
 {
+	wipe_secrets(r);
 	for (uint32_t i = 0; i < r->nsteps; i++)
 		free(r->steps[i].name);
 	free(r->steps);
 	memset(r, 0, sizeof(*r));
+}
+
+/* The one redactor holds the secrets of every open run (redacting one run's secret in
+ * another's records too is harmless); a run's go when it closes. */
+static void rebuild_redactor(struct engine *e)
+{
+	redact_free(&e->red);
+	redact_init(&e->red);
+	for (size_t i = 0; i < ENGINE_RUNS_MAX; i++)
+		for (size_t k = 0; e->runs[i].open && k < e->runs[i].nsec; k++)
+			if (redact_add_secret(&e->red, e->runs[i].sec_names[k],
+					      e->runs[i].sec_values[k]) < 0)
+				errx(2, "out of memory"); /* as xmalloc */
+}
+
+static void run_closed(struct engine *e, struct erun *r)
+{
+	r->open = false;
+	e->runs_open--;
+	if (r->nsec) {
+		wipe_secrets(r);
+		rebuild_redactor(e);
+	}
 }
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -344,8 +383,7 @@ static int reap_abandoned(struct engine *e)
 		if (!r->open || !r->abandoned || collector_run_pids(&e->col, r->no, false))
 			continue;
 		collector_drain(&e->col, true);
-		r->open = false;
-		e->runs_open--;
+		run_closed(e, r);
 		if (run_end_record(e, r, "abandoned", 0, NULL) < 0)
 			return ENGINE_EFAIL;
 	}
@@ -405,8 +443,7 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 	r->started = true;
 	if (run_start_record(e, r, runbook, client, trigger, ntrigger, p) < 0) {
 		/* No run_start in the log: the run never opened. */
-		r->open = false;
-		e->runs_open--;
+		run_closed(e, r);
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
 	}
 	return 0;
@@ -540,8 +577,7 @@ int engine_run_close(struct engine *e, const char *run, const char *status,
 			      "run %s writes its own records: it ends with run_end", run);
 	if (!p && r->records && !r->started) {
 		/* Its client left before its first record: nothing of it is in the log. */
-		r->open = false;
-		e->runs_open--;
+		run_closed(e, r);
 		return 0;
 	}
 	if (!p) {
@@ -556,8 +592,7 @@ int engine_run_close(struct engine *e, const char *run, const char *status,
 	collector_drain(&e->col, true);
 	/* A run's processes are forgotten when it ends: what they do next is no longer its. */
 	lingering = collector_run_pids(&e->col, r->no, true);
-	r->open = false;
-	e->runs_open--;
+	run_closed(e, r);
 	if (run_end_record(e, r, status ? status : "ok", lingering, p) < 0 ||
 	    sealer_seal(&e->seal, "run_end") < 0) {
 		e->log_failed = true;
@@ -696,8 +731,7 @@ static int put_run_end(struct engine *e, struct erun *r, const char *line, size_
 		if (r->steps[i].open && step_end_record(e, r, i, "abandoned", -1, 0, NULL) < 0)
 			return ENGINE_EFAIL;
 	collector_run_pids(&e->col, r->no, true);
-	r->open = false;
-	e->runs_open--;
+	run_closed(e, r);
 	if (put_line(e, REC_RUN_END, -1, line, n) < 0 || sealer_seal(&e->seal, "run_end") < 0) {
 		e->log_failed = true;
 		return ENGINE_EFAIL;
@@ -760,6 +794,30 @@ int engine_record(struct engine *e, const char *run, const char *line, size_t n,
 	if (rc == ENGINE_EFAIL)
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
 	return rc;
+}
+
+int engine_secret(struct engine *e, const char *run, const char *name, const char *value,
+		  const struct engine_peer *p, char *err, size_t errlen)
+{
+	struct erun *r;
+	int rc = lookup(e, run, p, &r, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!r->records)
+		return seterr(err, errlen, ENGINE_EORDER,
+			      "run %s was not opened with \"records\": true", run);
+	if (r->nsec == ENGINE_SECRETS_MAX)
+		return seterr(err, errlen, ENGINE_ELIMIT, "run %s has 64 secrets already", run);
+	if (!*value)
+		return 0; /* nothing to hide */
+	r->sec_names = xrealloc(r->sec_names, (r->nsec + 1) * sizeof(char *));
+	r->sec_values = xrealloc(r->sec_values, (r->nsec + 1) * sizeof(char *));
+	r->sec_names[r->nsec] = xstrdup(name);
+	r->sec_values[r->nsec++] = xstrdup(value);
+	if (redact_add_secret(&e->red, name, value) < 0)
+		errx(2, "out of memory"); /* as xmalloc */
+	return 0;
 }
 
 int engine_run_stats(struct engine *e, const char *run, const struct engine_peer *p,
@@ -914,12 +972,14 @@ void engine_status(struct engine *e, struct engine_status *st)
 
 /* The run table as it was at the last tick or the stop, in /run (gone at a reboot, when no
  * process of a run survives either), named after the log directory like the guard's state:
- *   runseal-daemon-state 1 REALTIME_NS
- *   run ID OWNER DETACHED RECORDS START_MONO EVENTS NSTEPS
+ *   runseal-daemon-state 1 REALTIME_NS SEQ HOST_ID LOG_DIR
+ *   run ID OWNER DETACHED RECORDS START_MONO EVENTS NSTEPS NSECRETS
  *   step SEQ OPEN HEXNAME
  *   pid PID STARTTIME STEP
  * The kernel's table of traced processes dies with the daemon's programs; what was in it
- * is written here, with each process's start time, so that no reused pid is taken. */
+ * is written here, with each process's start time, so that no reused pid is taken. The
+ * first line names the log (its host id, its path, the chain's length then): a state left
+ * by a daemon of another log whose directory had the same inode is not taken. */
 static int state_path(const struct engine *e, char *out, size_t n)
 {
 	struct stat st;
@@ -938,8 +998,9 @@ static void save_run(FILE *f, struct engine *e, const struct erun *r)
 	size_t n = collector_run_tracked(&e->col, r->no, pids, steps, ENGINE_STATE_PIDS);
 	char name[2 * ENGINE_NAME_MAX + 1];
 
-	fprintf(f, "run %s %u %d %d %llu %llu %u\n", r->id, (unsigned)r->owner, r->detached,
-		r->records, (unsigned long long)r->start, (unsigned long long)r->events, r->nsteps);
+	fprintf(f, "run %s %u %d %d %llu %llu %u %zu\n", r->id, (unsigned)r->owner, r->detached,
+		r->records, (unsigned long long)r->start, (unsigned long long)r->events, r->nsteps,
+		r->nsec);
 	for (uint32_t i = 1; i < r->nsteps; i++) {
 		size_t len = strlen(r->steps[i].name);
 
@@ -971,7 +1032,8 @@ int engine_save_state(struct engine *e)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (!(f = fopen(tmp, "we")))
 		return -1;
-	fprintf(f, "runseal-daemon-state 1 %llu\n", (unsigned long long)real());
+	fprintf(f, "runseal-daemon-state 1 %llu %llu %s %s\n", (unsigned long long)real(),
+		(unsigned long long)e->seal.seq, e->seal.host_hex, e->o.log_dir);
 	for (size_t i = 0; i < ENGINE_RUNS_MAX; i++)
 		if (e->runs[i].open && e->runs[i].started)
 			save_run(f, e, &e->runs[i]);
@@ -1029,6 +1091,7 @@ static void resume_step(struct erun *r, uint32_t seq, int open, const char *hexn
 
 struct resumed {
 	struct erun *run;
+	bool secrets; /* the run had secrets: they are not kept, so its processes are not taken */
 	pid_t pids[ENGINE_STATE_PIDS]; /* re-registered */
 	uint32_t steps[ENGINE_STATE_PIDS];
 	size_t n, gone, born;
@@ -1040,8 +1103,8 @@ static void resume_pid(struct engine *e, struct resumed *rs, pid_t pid, unsigned
 {
 	unsigned long long now;
 
-	if (rs->n == ENGINE_STATE_PIDS || proc_stat(pid, NULL, &now) < 0 || now != t ||
-	    collector_track_run(&e->col, pid, rs->run->no, seq) < 0) {
+	if (rs->secrets || rs->n == ENGINE_STATE_PIDS || proc_stat(pid, NULL, &now) < 0 ||
+	    now != t || collector_track_run(&e->col, pid, rs->run->no, seq) < 0) {
 		rs->gone++;
 		return;
 	}
@@ -1101,21 +1164,26 @@ static int gap_record(struct engine *e, const struct resumed *rs, uint64_t from)
 	rec_close(s, '}');
 	rec_int(s, "born_untraced", (int64_t)rs->born);
 	rec_int(s, "gone", (int64_t)rs->gone);
+	if (rs->secrets)
+		rec_str(s, "not_reregistered",
+			"the run's secret params are not kept over a restart: its processes' "
+			"events could not be redacted, so they are not traced");
 	return emit(e);
 }
 
 static void resume_line(struct engine *e, const char *line, struct resumed *rs, size_t *nrs)
 {
 	char id[ENGINE_ID_LEN], name[2 * ENGINE_NAME_MAX + 2];
-	unsigned owner, seq, nsteps;
+	unsigned owner, seq, nsteps, nsec;
 	unsigned long long start, events, t;
 	int det, recs, open, pid;
 	struct resumed *cur = *nrs ? &rs[*nrs - 1] : NULL;
 
-	if (sscanf(line, "run %39s %u %d %d %llu %llu %u", id, &owner, &det, &recs, &start, &events,
-		   &nsteps) == 7 &&
+	if (sscanf(line, "run %39s %u %d %d %llu %llu %u %u", id, &owner, &det, &recs, &start,
+		   &events, &nsteps, &nsec) == 8 &&
 	    *nrs < ENGINE_RUNS_MAX && !find(e, id)) {
 		memset(&rs[*nrs], 0, sizeof(rs[*nrs]));
+		rs[*nrs].secrets = nsec > 0;
 		if ((rs[*nrs].run = resume_run(e, id, owner, det, recs, start, events)))
 			(*nrs)++;
 	} else if (cur && sscanf(line, "step %u %d %513s", &seq, &open, name) == 3) {
@@ -1124,6 +1192,20 @@ static void resume_line(struct engine *e, const char *line, struct resumed *rs, 
 		   seq < cur->run->nsteps) {
 		resume_pid(e, cur, pid, t, seq);
 	}
+}
+
+/* The state's log is this one: same host id and path, and a chain no shorter. */
+static bool state_is_ours(const struct engine *e, char *line, unsigned long long *from)
+{
+	unsigned long long seq;
+	char host[40];
+	int at = 0;
+
+	line[strcspn(line, "\n")] = '\0';
+	return sscanf(line, "runseal-daemon-state 1 %llu %llu %39s %n", from, &seq, host, &at) ==
+		   3 &&
+	       at > 0 && !strcmp(host, e->seal.host_hex) && !strcmp(line + at, e->o.log_dir) &&
+	       seq <= e->seal.seq;
 }
 
 int engine_resume(struct engine *e, size_t *resumed)
@@ -1138,10 +1220,10 @@ int engine_resume(struct engine *e, size_t *resumed)
 	*resumed = 0;
 	if (state_path(e, path, sizeof(path)) < 0 || !(f = fopen(path, "re")))
 		return 0;
-	if (!fgets(line, sizeof(line), f) ||
-	    sscanf(line, "runseal-daemon-state 1 %llu", &from) != 1) {
+	if (!fgets(line, sizeof(line), f) || !state_is_ours(e, line, &from)) {
 		fclose(f);
-		return ENGINE_EBAD;
+		unlink(path);
+		return 0;
 	}
 	rs = xcalloc(ENGINE_RUNS_MAX, sizeof(*rs)); /* pages touched only as runs are read */
 	while (fgets(line, sizeof(line), f))

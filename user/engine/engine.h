@@ -103,6 +103,13 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
  * run_start. The step's events come between its step_start and step_end as for any run. */
 int engine_record(struct engine *e, const char *run, const char *line, size_t n,
 		  const struct engine_peer *p, char *err, size_t errlen);
+/* A secret param of a run opened with ENGINE_RECORDS: every string of every record is
+ * redacted of it (as runseal run alone does) while the run is open; it is wiped when the
+ * run ends and never written anywhere, the state kept for a restart included. */
+#define ENGINE_SECRETS_MAX 64	       /* of one run */
+#define ENGINE_SECRET_MAX  (64u << 10) /* bytes of one */
+int engine_secret(struct engine *e, const char *run, const char *name, const char *value,
+		  const struct engine_peer *p, char *err, size_t errlen);
 /* Drains the ring, then says what the run's processes did so far. */
 int engine_run_stats(struct engine *e, const char *run, const struct engine_peer *p,
 		     struct engine_run_stats *st, char *err, size_t errlen);
