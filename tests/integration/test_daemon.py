@@ -1270,6 +1270,9 @@ def records_of_a_run_are_checked_by_the_daemon():
         check(r["error"] == "bad_request", f"chain fields: {r}")
         r = call(s, op="record", run=run, data='{"kind":"run_start",\n"time":"x"}')
         check(r["error"] == "bad_request", f"a newline: {r}")
+        r = call(s, op="record", run=run,
+                 data='{"kind":"run_start","time":"%s","run":"%s"} ' % (t, run))
+        check(r["error"] == "bad_request", f"a blank after the object: {r}")
         r = call(s, op="record", run=run, data='{"kind":"run_start","time":"x","run":"%s"}' % run)
         check(r["error"] == "bad_request", f"a bad time: {r}")
         r = call(s, op="record", run=run, data='{"kind":"run_start",'

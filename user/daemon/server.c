@@ -565,26 +565,21 @@ static void on_end(struct server *sv, struct client *c, const struct proto_req *
 
 /* The connection's bookkeeping follows the records: a step opened by step_start ends as
  * abandoned if the connection goes first, and the run with it. */
-static void follow_record(struct client *c, const char *run, const char *line, size_t n)
+static void follow_record(struct client *c, const char *run, const struct engine_written *w)
 {
-	int64_t seq = -1;
-	const char *k = strstr(line, "\"step_seq\":");
-
-	(void)n;
-	if (k)
-		seq = strtoll(k + 11, NULL, 10);
-	if (!strncmp(line, "{\"kind\":\"step_start\"", 20) && seq > 0 && c->nsteps < CLIENT_STEPS) {
+	if (w->step_opened && c->nsteps < CLIENT_STEPS) {
 		snprintf(c->steps[c->nsteps].run, ENGINE_ID_LEN, "%s", run);
-		c->steps[c->nsteps++].seq = (uint32_t)seq;
-	} else if (!strncmp(line, "{\"kind\":\"step_end\"", 18) && seq > 0) {
-		forget_step(c, run, (uint32_t)seq);
-	} else if (!strncmp(line, "{\"kind\":\"run_end\"", 17)) {
+		c->steps[c->nsteps++].seq = w->step;
+	} else if (w->step_closed) {
+		forget_step(c, run, w->step);
+	} else if (w->run_closed) {
 		forget_run(c, run);
 	}
 }
 
 static void on_record(struct server *sv, struct client *c, const struct proto_req *r)
 {
+	struct engine_written w;
 	char err[ENGINE_ERRLEN];
 	int rc;
 
@@ -603,9 +598,9 @@ static void on_record(struct server *sv, struct client *c, const struct proto_re
 		return;
 	}
 	jb_putc(&c->rec, '\0');
-	rc = engine_record(sv->e, r->run, c->rec.p, c->rec.len - 1, &c->peer, err, sizeof(err));
+	rc = engine_record(sv->e, r->run, c->rec.p, c->rec.len - 1, &c->peer, &w, err, sizeof(err));
 	if (rc == 0)
-		follow_record(c, r->run, c->rec.p, c->rec.len - 1);
+		follow_record(c, r->run, &w);
 	c->rec.len = 0;
 	if (rc) {
 		engine_failed(c, r, rc, err);

@@ -645,6 +645,10 @@ static int record_kind(struct engine *e, const struct erun *r, const char *line,
 		if ((unsigned char)line[i] < 0x20)
 			return seterr(err, errlen, ENGINE_EBAD, "%s",
 				      "the record holds a control byte (one line, no newline)");
+	/* The sealer splices the body after '{', and run_start's given_by before '}'. */
+	if (n < 2 || line[0] != '{' || line[n - 1] != '}')
+		return seterr(err, errlen, ENGINE_EBAD, "%s",
+			      "the record must be one JSON object, from { to }, no blanks around");
 	nt = json_scan(line, n, e->tok, RECORD_TOKENS);
 	if (nt < 1 || e->tok[0].type != J_OBJ || !entry_is_json(line, n))
 		return seterr(err, errlen, ENGINE_EBAD, "%s", "the record is not one JSON object");
@@ -741,7 +745,7 @@ static int put_run_end(struct engine *e, struct erun *r, const char *line, size_
 }
 
 int engine_record(struct engine *e, const char *run, const char *line, size_t n,
-		  const struct engine_peer *p, char *err, size_t errlen)
+		  const struct engine_peer *p, struct engine_written *w, char *err, size_t errlen)
 {
 	enum rec_kind kind = REC_RUN_START;
 	struct erun *r;
@@ -771,6 +775,8 @@ int engine_record(struct engine *e, const char *run, const char *line, size_t n,
 			      r->started ? "run_start was written already"
 					 : "run_start must come first");
 	seq = member_int(e, "step_seq");
+	*w = (struct engine_written){kind == REC_STEP_START, kind == REC_STEP_END,
+				     kind == REC_RUN_END, seq > 0 ? (uint32_t)seq : 0};
 	switch (kind) {
 	case REC_RUN_START:
 		rc = put_run_start(e, r, line, n, p);

@@ -101,8 +101,12 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
  * The line is checked (one JSON object, kind, time and run first, the run's id, the step
  * numbers in order) and written as given, with the kernel's word for who gave it added to
  * run_start. The step's events come between its step_start and step_end as for any run. */
+struct engine_written {
+	bool step_opened, step_closed, run_closed;
+	uint32_t step;
+};
 int engine_record(struct engine *e, const char *run, const char *line, size_t n,
-		  const struct engine_peer *p, char *err, size_t errlen);
+		  const struct engine_peer *p, struct engine_written *w, char *err, size_t errlen);
 /* A secret param of a run opened with ENGINE_RECORDS: every string of every record is
  * redacted of it (as runseal run alone does) while the run is open; it is wiped when the
  * run ends and never written anywhere, the state kept for a restart included. */
