@@ -3,7 +3,8 @@
  *
  * A process is tracked when its tgid is in the `tracked` map: the runner puts a step's first
  * process there before it execs, and fork inheritance carries the entry to every descendant.
- * For every other process on the host each program costs one hash lookup and returns.
+ * For every other process on the host a program returns after one hash lookup, or before
+ * any for a syscall it does not record.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -110,14 +111,51 @@ struct {
 	__type(value, struct exec_args);
 } exec_args SEC(".maps");
 
+/* The runner's tgid: the only process whose RS_MARK_TRACK calls register a pid. The tracked
+ * map is frozen once loaded, so no bpf() caller, root steps included, can write it. */
+const volatile __u32 runner_tgid = 0;
+/* Set by `runseal run`, which pins the links: when its runner and its guard are both killed,
+ * the programs stay attached and stop the run's processes instead of letting them go on
+ * unseen (docs/SECURITY.md). */
+const volatile bool fail_closed = false;
+
+/* Slot 0 is nonzero once the runner has exited. A map, frozen like the others: a global
+ * variable would be mapped writable into user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} runner_gone SEC(".maps");
+
+#define SIGKILL 9
+
+/* A tracked process whose runner is gone: nothing reads what it does any more. It is killed
+ * at its next recorded syscall, exec or fork; a syscall already entered still completes, and
+ * its event still goes to the ring, which the next start reads. */
+static __always_inline void stop_orphan(void)
+{
+	u32 zero = 0, *gone;
+
+	if (!fail_closed)
+		return;
+	gone = bpf_map_lookup_elem(&runner_gone, &zero);
+	if (gone && *gone)
+		bpf_send_signal(SIGKILL);
+}
+
 static __always_inline struct rs_track *current_track(void)
 {
+	struct rs_track *t;
 	u32 tgid;
 
 	if (floor_only)
 		return NULL;
 	tgid = bpf_get_current_pid_tgid() >> 32;
-	return bpf_map_lookup_elem(&tracked, &tgid);
+	t = bpf_map_lookup_elem(&tracked, &tgid);
+	if (t)
+		stop_orphan();
+	return t;
 }
 
 static __always_inline void *get_scratch(void)
@@ -360,6 +398,26 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	return 0;
 }
 
+/* Argument N of a 64-bit syscall, from the registers the raw sys_enter tracepoint passes:
+ * the x86-64 convention is rdi, rsi, rdx, r10, r8, r9. */
+static __always_inline u64 sys_arg(const struct pt_regs *regs, int n)
+{
+	switch (n) {
+	case 0:
+		return regs->di;
+	case 1:
+		return regs->si;
+	case 2:
+		return regs->dx;
+	case 3:
+		return regs->r10;
+	case 4:
+		return regs->r8;
+	default:
+		return regs->r9;
+	}
+}
+
 static __always_inline int exec_enter(const char *filename, const char *const *argv)
 {
 	u64 id = bpf_get_current_pid_tgid();
@@ -371,16 +429,14 @@ static __always_inline int exec_enter(const char *filename, const char *const *a
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_execve")
-int on_execve_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_execve_enter(const struct pt_regs *regs)
 {
-	return exec_enter((const char *)ctx->args[0], (const char *const *)ctx->args[1]);
+	return exec_enter((const char *)sys_arg(regs, 0), (const char *const *)sys_arg(regs, 1));
 }
 
-SEC("tracepoint/syscalls/sys_enter_execveat")
-int on_execveat_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_execveat_enter(const struct pt_regs *regs)
 {
-	return exec_enter((const char *)ctx->args[1], (const char *const *)ctx->args[2]);
+	return exec_enter((const char *)sys_arg(regs, 1), (const char *const *)sys_arg(regs, 2));
 }
 
 struct argv_walk {
@@ -434,7 +490,7 @@ static __always_inline u32 put_user_argv(u32 base, u32 off, const char *const *a
 
 /* A successful exec is recorded by sched_process_exec from the new image; here only the
  * failures, whose arguments are still in the old, intact address space. */
-static __always_inline int exec_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int exec_exit(long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct task_struct *task;
@@ -449,11 +505,11 @@ static __always_inline int exec_exit(struct trace_event_raw_sys_exit *ctx)
 	a = bpf_map_lookup_elem(&exec_args, &id);
 	if (!a)
 		return 0;
-	if (ctx->ret >= 0 || !(e = get_scratch()))
+	if (ret >= 0 || !(e = get_scratch()))
 		goto out;
 	task = (struct task_struct *)bpf_get_current_task();
 	fill_hdr(&e->h, RS_EXEC, t);
-	e->ret = ctx->ret;
+	e->ret = ret;
 	long n = bpf_probe_read_user_str(e->data, RS_NAME_MAX, a->filename);
 	off = str_len(n, RS_NAME_MAX, &e->h.flags, RS_F_NAME_TRUNC);
 	e->filename_len = off;
@@ -476,18 +532,6 @@ out:
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_execve")
-int on_execve_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return exec_exit(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_execveat")
-int on_execveat_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return exec_exit(ctx);
-}
-
 /* ---- fork and exit ------------------------------------------------------------------- */
 
 SEC("tp_btf/sched_process_fork")
@@ -507,6 +551,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	t = bpf_map_lookup_elem(&tracked, &ptgid);
 	if (!t)
 		return 0;
+	stop_orphan();
 	/* A child that cannot be tracked would vanish from the record: count it as lost. */
 	if (bpf_map_update_elem(&tracked, &cpid, t, BPF_ANY))
 		count_drop(RS_FORK);
@@ -530,6 +575,11 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	if (floor_only)
 		return 0;
 	tgid = p->tgid;
+	if (fail_closed && tgid == runner_tgid && !BPF_CORE_READ(p, signal, live.counter)) {
+		u32 zero = 0, one = 1;
+
+		bpf_map_update_elem(&runner_gone, &zero, &one, BPF_ANY);
+	}
 	t = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!t)
 		return 0;
@@ -560,40 +610,38 @@ static __always_inline int open_enter(u16 sys, s32 dfd, const char *name, u64 fl
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat")
-int on_openat_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_openat_enter(const struct pt_regs *regs)
 {
-	return open_enter(0, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3]);
+	return open_enter(0, sys_arg(regs, 0), (const char *)sys_arg(regs, 1), sys_arg(regs, 2),
+			  sys_arg(regs, 3));
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int on_openat2_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_openat2_enter(const struct pt_regs *regs)
 {
 	struct open_how how = {};
 
 	if (!current_track())
 		return 0;
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	return open_enter(1, ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode);
+	bpf_probe_read_user(&how, sizeof(how), (void *)sys_arg(regs, 2));
+	return open_enter(1, sys_arg(regs, 0), (const char *)sys_arg(regs, 1), how.flags, how.mode);
 }
 
-SEC("tracepoint/syscalls/sys_enter_open")
-int on_open_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_open_enter(const struct pt_regs *regs)
 {
-	return open_enter(2, AT_FDCWD, (const char *)ctx->args[0], ctx->args[1], ctx->args[2]);
+	return open_enter(2, AT_FDCWD, (const char *)sys_arg(regs, 0), sys_arg(regs, 1),
+			  sys_arg(regs, 2));
 }
 
-SEC("tracepoint/syscalls/sys_enter_creat")
-int on_creat_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_creat_enter(const struct pt_regs *regs)
 {
-	return open_enter(3, AT_FDCWD, (const char *)ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC,
-			  ctx->args[1]);
+	return open_enter(3, AT_FDCWD, (const char *)sys_arg(regs, 0), O_CREAT | O_WRONLY | O_TRUNC,
+			  sys_arg(regs, 1));
 }
 
 /* The name is read again at exit, when the syscall has faulted it in. A success is resolved
  * from the opened file's dentries; a failure gets its base directory (cwd or dirfd), which
  * the collector joins with the name. */
-static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int open_exit(long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct task_struct *task;
@@ -617,7 +665,7 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx)
 		goto out;
 	task = (struct task_struct *)bpf_get_current_task();
 	fill_hdr(&e->h, RS_OPEN, t);
-	e->ret = ctx->ret;
+	e->ret = ret;
 	e->flags = a->flags;
 	e->mode = a->mode;
 	e->dfd = a->dfd;
@@ -628,9 +676,9 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx)
 	if (off > RS_NAME_MAX)
 		goto out;
 	res0 = off;
-	if (ctx->ret >= 0) {
+	if (ret >= 0) {
 		e->h.flags |= RS_F_RESOLVED;
-		off = put_file_path(OPEN_BASE, off, fd_file(task, ctx->ret), &depth);
+		off = put_file_path(OPEN_BASE, off, fd_file(task, ret), &depth);
 	} else if (e->data[0] != '/') {
 		e->h.flags |= RS_F_BASE;
 		if (a->dfd == AT_FDCWD)
@@ -646,30 +694,6 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx)
 out:
 	bpf_map_delete_elem(&open_args, &id);
 	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int on_openat_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return open_exit(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int on_openat2_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return open_exit(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_open")
-int on_open_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return open_exit(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_creat")
-int on_creat_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return open_exit(ctx);
 }
 
 /* ---- sockets as the kernel holds them (issue 8) ---------------------------------------- */
@@ -718,12 +742,12 @@ static __always_inline void sock_endpoint(struct sock *sk, bool remote, struct r
 
 /* ---- connect ------------------------------------------------------------------------- */
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_connect_enter(const struct pt_regs *regs)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	struct conn_args a = {
-	    .fd = ctx->args[0], .addr = (const void *)ctx->args[1], .addrlen = ctx->args[2]};
+	struct conn_args a = {.fd = sys_arg(regs, 0),
+			      .addr = (const void *)sys_arg(regs, 1),
+			      .addrlen = sys_arg(regs, 2)};
 
 	if (!current_track())
 		return 0;
@@ -732,8 +756,7 @@ int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int connect_exit(long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct rs_track *t = current_track();
@@ -752,7 +775,7 @@ int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!e)
 		goto out;
 	fill_hdr(&e->h, RS_CONNECT, t);
-	e->ret = ctx->ret;
+	e->ret = ret;
 	e->fd = a->fd;
 	e->addrlen = a->addrlen;
 	e->pad = 0;
@@ -778,27 +801,22 @@ out:
 
 /* ---- self-protection (issue 8) ------------------------------------------------------- */
 
-/* The runner's tgid: the only process whose RS_MARK_TRACK calls register a pid. The tracked
- * map is frozen once loaded, so no bpf() caller, root steps included, can write it. */
-const volatile __u32 runner_tgid = 0;
-
-SEC("tracepoint/syscalls/sys_enter_prctl")
-int on_prctl_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_prctl_enter(const struct pt_regs *regs)
 {
-	u64 opt = ctx->args[0];
+	u64 opt = sys_arg(regs, 0);
 	u32 pid;
 
 	if (opt != RS_MARK_TRACK && opt != RS_MARK_UNTRACK)
 		return 0;
 	if (bpf_get_current_pid_tgid() >> 32 != runner_tgid)
 		return 0;
-	pid = ctx->args[1];
+	pid = sys_arg(regs, 1);
 	if (opt == RS_MARK_UNTRACK) {
 		bpf_map_delete_elem(&tracked, &pid);
 		return 0;
 	}
 	/* A tracked process keeps its step: registration never moves one. */
-	struct rs_track t = {.run = ctx->args[2], .step = ctx->args[3]};
+	struct rs_track t = {.run = sys_arg(regs, 2), .step = sys_arg(regs, 3)};
 	bpf_map_update_elem(&tracked, &pid, &t, BPF_NOEXIST);
 	return 0;
 }
@@ -966,23 +984,21 @@ static __always_inline void guard_bpf_attr(struct rs_guard *e, u32 cmd, const u8
 		guard_bpf_fd(e, (int)w[fdoff]);
 }
 
-SEC("tracepoint/syscalls/sys_enter_bpf")
-int on_bpf_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_bpf_enter(const struct pt_regs *regs)
 {
 	struct rs_track *t = current_track();
 	struct rs_guard *e;
 
 	if (!t || !(e = guard_begin(RS_G_BPF, t)))
 		return 0;
-	e->arg[0] = ctx->args[0];
-	e->arg[1] = ctx->args[2];
-	guard_bpf_attr(e, ctx->args[0], (const u8 *)ctx->args[1], ctx->args[2]);
+	e->arg[0] = sys_arg(regs, 0);
+	e->arg[1] = sys_arg(regs, 2);
+	guard_bpf_attr(e, sys_arg(regs, 0), (const u8 *)sys_arg(regs, 1), sys_arg(regs, 2));
 	guard_submit(e);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_perf_event_open")
-int on_perf_event_open_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_perf_event_open_enter(const struct pt_regs *regs)
 {
 	struct rs_track *t = current_track();
 	struct rs_guard *e;
@@ -993,12 +1009,12 @@ int on_perf_event_open_enter(struct trace_event_raw_sys_enter *ctx)
 
 	if (!t || !(e = guard_begin(RS_G_PERF_EVENT_OPEN, t)))
 		return 0;
-	bpf_probe_read_user(&attr, sizeof(attr), (void *)ctx->args[0]);
+	bpf_probe_read_user(&attr, sizeof(attr), (void *)sys_arg(regs, 0));
 	e->arg[0] = attr.type;
 	e->arg[1] = attr.config;
-	e->arg[2] = ctx->args[2]; /* cpu */
-	e->arg[3] = ctx->args[4]; /* flags */
-	guard_target(e, ctx->args[1]);
+	e->arg[2] = sys_arg(regs, 2); /* cpu */
+	e->arg[3] = sys_arg(regs, 4); /* flags */
+	guard_target(e, sys_arg(regs, 1));
 	guard_submit(e);
 	return 0;
 }
@@ -1019,22 +1035,20 @@ static __always_inline int guard_pid(u32 sys, s32 pid, u64 a0, u64 a1, u64 a2)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_ptrace")
-int on_ptrace_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_ptrace_enter(const struct pt_regs *regs)
 {
-	return guard_pid(RS_G_PTRACE, ctx->args[1], ctx->args[0], ctx->args[2], ctx->args[3]);
+	return guard_pid(RS_G_PTRACE, sys_arg(regs, 1), sys_arg(regs, 0), sys_arg(regs, 2),
+			 sys_arg(regs, 3));
 }
 
-SEC("tracepoint/syscalls/sys_enter_process_vm_writev")
-int on_process_vm_writev_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_process_vm_writev_enter(const struct pt_regs *regs)
 {
-	return guard_pid(RS_G_PROCESS_VM_WRITEV, ctx->args[0], ctx->args[4], 0, 0);
+	return guard_pid(RS_G_PROCESS_VM_WRITEV, sys_arg(regs, 0), sys_arg(regs, 4), 0, 0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_process_vm_readv")
-int on_process_vm_readv_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_process_vm_readv_enter(const struct pt_regs *regs)
 {
-	return guard_pid(RS_G_PROCESS_VM_READV, ctx->args[0], ctx->args[4], 0, 0);
+	return guard_pid(RS_G_PROCESS_VM_READV, sys_arg(regs, 0), sys_arg(regs, 4), 0, 0);
 }
 
 /* A signal is recorded when it may reach a process outside the run: signals within the
@@ -1067,80 +1081,74 @@ static __always_inline int guard_signal(u32 sys, s64 pid, u64 sig, u64 a1)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_kill")
-int on_kill_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_kill_enter(const struct pt_regs *regs)
 {
-	return guard_signal(RS_G_KILL, (s32)ctx->args[0], ctx->args[1], 0);
+	return guard_signal(RS_G_KILL, (s32)sys_arg(regs, 0), sys_arg(regs, 1), 0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_tgkill")
-int on_tgkill_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_tgkill_enter(const struct pt_regs *regs)
 {
-	s32 tgid = ctx->args[0];
+	s32 tgid = sys_arg(regs, 0);
 
-	return guard_signal(RS_G_TGKILL, tgid > 0 ? tgid : -1, ctx->args[2], ctx->args[1]);
+	return guard_signal(RS_G_TGKILL, tgid > 0 ? tgid : -1, sys_arg(regs, 2), sys_arg(regs, 1));
 }
 
-SEC("tracepoint/syscalls/sys_enter_tkill")
-int on_tkill_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_tkill_enter(const struct pt_regs *regs)
 {
-	s32 tid = ctx->args[0];
+	s32 tid = sys_arg(regs, 0);
 
-	return guard_signal(RS_G_TKILL, tid > 0 ? tid : -1, ctx->args[1], 0);
+	return guard_signal(RS_G_TKILL, tid > 0 ? tid : -1, sys_arg(regs, 1), 0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_pidfd_send_signal")
-int on_pidfd_send_signal_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_pidfd_send_signal_enter(const struct pt_regs *regs)
 {
 	s32 pid;
 
 	if (!current_track())
 		return 0;
-	pid = pidfd_pid(ctx->args[0]);
-	return guard_signal(RS_G_PIDFD_SEND_SIGNAL, pid > 0 ? pid : -1, ctx->args[1], ctx->args[0]);
+	pid = pidfd_pid(sys_arg(regs, 0));
+	return guard_signal(RS_G_PIDFD_SEND_SIGNAL, pid > 0 ? pid : -1, sys_arg(regs, 1),
+			    sys_arg(regs, 0));
 }
 
 /* Kernels built without module support have no module tracepoints: the collector does not
  * load these two there (the syscalls fail with ENOSYS). */
-SEC("tracepoint/syscalls/sys_enter_init_module")
-int on_init_module_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_init_module_enter(const struct pt_regs *regs)
 {
 	struct rs_track *t = current_track();
 	struct rs_guard *e;
 
 	if (!t || !(e = guard_begin(RS_G_INIT_MODULE, t)))
 		return 0;
-	e->arg[0] = ctx->args[1]; /* len */
-	guard_name(e, (const void *)ctx->args[2]);
+	e->arg[0] = sys_arg(regs, 1); /* len */
+	guard_name(e, (const void *)sys_arg(regs, 2));
 	guard_submit(e);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_finit_module")
-int on_finit_module_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_finit_module_enter(const struct pt_regs *regs)
 {
 	struct rs_track *t = current_track();
 	struct rs_guard *e;
 
 	if (!t || !(e = guard_begin(RS_G_FINIT_MODULE, t)))
 		return 0;
-	e->arg[0] = ctx->args[0]; /* fd */
-	e->arg[1] = ctx->args[2]; /* flags */
-	guard_name(e, (const void *)ctx->args[1]);
+	e->arg[0] = sys_arg(regs, 0); /* fd */
+	e->arg[1] = sys_arg(regs, 2); /* flags */
+	guard_name(e, (const void *)sys_arg(regs, 1));
 	guard_submit(e);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_memfd_create")
-int on_memfd_create_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int sys_memfd_create_enter(const struct pt_regs *regs)
 {
 	struct rs_track *t = current_track();
 	struct rs_guard *e;
 
 	if (!t || !(e = guard_begin(RS_G_MEMFD_CREATE, t)))
 		return 0;
-	e->arg[0] = ctx->args[1]; /* flags */
-	guard_name(e, (const void *)ctx->args[0]);
+	e->arg[0] = sys_arg(regs, 1); /* flags */
+	guard_name(e, (const void *)sys_arg(regs, 0));
 	guard_submit(e);
 	return 0;
 }
@@ -1151,49 +1159,72 @@ int on_memfd_create_enter(struct trace_event_raw_sys_enter *ctx)
  * The op tells the exit which event; for file changes a descriptor packed into the saved
  * entry tells which argument is which, so one exit function serves them all. */
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl, a stable ABI). */
-#define NR_accept     43
-#define NR_sendto     44
-#define NR_sendmsg    46
-#define NR_listen     50
-#define NR_truncate   76
-#define NR_ftruncate  77
-#define NR_mkdir      83
-#define NR_mknod      133
-#define NR_mkdirat    258
-#define NR_mknodat    259
-#define NR_rename     82
-#define NR_rmdir      84
-#define NR_link	      86
-#define NR_unlink     87
-#define NR_symlink    88
-#define NR_chmod      90
-#define NR_fchmod     91
-#define NR_chown      92
-#define NR_fchown     93
-#define NR_lchown     94
-#define NR_setuid     105
-#define NR_setgid     106
-#define NR_setreuid   113
-#define NR_setregid   114
-#define NR_setresuid  117
-#define NR_setresgid  119
-#define NR_setfsuid   122
-#define NR_setfsgid   123
-#define NR_capset     126
-#define NR_mount      165
-#define NR_umount2    166
-#define NR_fchownat   260
-#define NR_unlinkat   263
-#define NR_renameat   264
-#define NR_linkat     265
-#define NR_symlinkat  266
-#define NR_fchmodat   268
-#define NR_accept4    288
-#define NR_sendmmsg   307
-#define NR_renameat2  316
-#define NR_open_tree  428
-#define NR_move_mount 429
-#define NR_fchmodat2  452
+#define NR_open		     2
+#define NR_connect	     42
+#define NR_accept	     43
+#define NR_sendto	     44
+#define NR_recvfrom	     45
+#define NR_sendmsg	     46
+#define NR_recvmsg	     47
+#define NR_bind		     49
+#define NR_listen	     50
+#define NR_execve	     59
+#define NR_kill		     62
+#define NR_truncate	     76
+#define NR_ftruncate	     77
+#define NR_mkdir	     83
+#define NR_mknod	     133
+#define NR_mkdirat	     258
+#define NR_mknodat	     259
+#define NR_rename	     82
+#define NR_rmdir	     84
+#define NR_creat	     85
+#define NR_link		     86
+#define NR_unlink	     87
+#define NR_symlink	     88
+#define NR_chmod	     90
+#define NR_fchmod	     91
+#define NR_chown	     92
+#define NR_fchown	     93
+#define NR_lchown	     94
+#define NR_ptrace	     101
+#define NR_setuid	     105
+#define NR_setgid	     106
+#define NR_setreuid	     113
+#define NR_setregid	     114
+#define NR_setresuid	     117
+#define NR_setresgid	     119
+#define NR_setfsuid	     122
+#define NR_setfsgid	     123
+#define NR_capset	     126
+#define NR_prctl	     157
+#define NR_mount	     165
+#define NR_umount2	     166
+#define NR_init_module	     175
+#define NR_tkill	     200
+#define NR_tgkill	     234
+#define NR_openat	     257
+#define NR_fchownat	     260
+#define NR_unlinkat	     263
+#define NR_renameat	     264
+#define NR_linkat	     265
+#define NR_symlinkat	     266
+#define NR_fchmodat	     268
+#define NR_accept4	     288
+#define NR_perf_event_open   298
+#define NR_sendmmsg	     307
+#define NR_process_vm_readv  310
+#define NR_process_vm_writev 311
+#define NR_finit_module	     313
+#define NR_renameat2	     316
+#define NR_memfd_create	     319
+#define NR_bpf		     321
+#define NR_execveat	     322
+#define NR_pidfd_send_signal 424
+#define NR_open_tree	     428
+#define NR_move_mount	     429
+#define NR_openat2	     437
+#define NR_fchmodat2	     452
 
 struct sys_args {
 	u64 a[6];
@@ -1448,7 +1479,7 @@ out:
 
 #define MSG_FASTOPEN 0x20000000
 #define SOCK_STREAM  1
-#define MMSG_MAX     8 /* sendmmsg entries looked at */
+#define MMSG_MAX     1024 /* sendmmsg entries looked at: the kernel's UIO_MAXIOV */
 
 /* Destinations already recorded, per process: a datagram stream to one peer is one record,
  * not one per datagram. Eviction only repeats a record, it never hides one. */
@@ -1474,6 +1505,7 @@ struct net_call {
 	const void *sa; /* caller's sockaddr, or NULL */
 	u32 salen;
 	bool dedupe;
+	bool peer_from_sa; /* the peer is sa, the sender the kernel wrote back (recvfrom) */
 	const struct rs_endpoint *route; /* the kernel's destination, when it routed one */
 };
 
@@ -1497,26 +1529,32 @@ static __always_inline void net_emit(const struct net_call *c)
 	BOUND(len, 0x7f);
 	if (c->sa && len && bpf_probe_read_user(e->sockaddr, len, c->sa) == 0)
 		e->addrlen = c->salen;
+	/* inet peers keyed the same however they were learned: the one the kernel routed,
+	 * else the sockaddr; others by their bytes. */
+	struct rs_endpoint ep = {};
+	u16 fam = *(u16 *)e->sockaddr;
+
+	if (c->route && c->route->family) {
+		ep = *c->route;
+	} else if (fam == AF_INET) {
+		ep.family = fam;
+		ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
+		__builtin_memcpy(ep.addr, &e->sockaddr[4], 4);
+	} else if (fam == AF_INET6) {
+		ep.family = fam;
+		ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
+		__builtin_memcpy(ep.addr, &e->sockaddr[8], 16);
+	}
+	/* Local traffic of the host's own services (netlink, unix) is no network peer. */
+	if (c->peer_from_sa && !ep.family)
+		return;
+	/* A stream socket's bind is its listen's business. */
+	if (c->op == RS_NET_BIND && BPF_CORE_READ(sock, type) == SOCK_STREAM)
+		return;
 	if (c->dedupe) {
 		struct dest_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .len = len};
 		u8 one = 1;
 
-		/* inet destinations keyed the same however they were learned: the one the
-		 * kernel routed, else the caller's sockaddr; others by their bytes. */
-		struct rs_endpoint ep = {};
-		u16 fam = *(u16 *)e->sockaddr;
-
-		if (c->route && c->route->family) {
-			ep = *c->route;
-		} else if (fam == AF_INET) {
-			ep.family = fam;
-			ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
-			__builtin_memcpy(ep.addr, &e->sockaddr[4], 4);
-		} else if (fam == AF_INET6) {
-			ep.family = fam;
-			ep.port = bpf_ntohs(*(u16 *)&e->sockaddr[2]);
-			__builtin_memcpy(ep.addr, &e->sockaddr[8], 16);
-		}
 		if (ep.family) {
 			key.len = 0xffffffff;
 			__builtin_memcpy(key.sa, &ep, sizeof(ep));
@@ -1536,8 +1574,8 @@ static __always_inline void net_emit(const struct net_call *c)
 	e->msg_flags = c->msg_flags;
 	e->pad = 0;
 	sock_endpoint(sk, false, &e->local);
-	if (c->route && c->route->family)
-		e->remote = *c->route;
+	if ((c->route && c->route->family) || c->peer_from_sa)
+		e->remote = ep;
 	else
 		sock_endpoint(sk, true, &e->remote);
 	submit(e, sizeof(*e), RS_NET);
@@ -1610,6 +1648,12 @@ static __always_inline int net_enter(const struct pt_regs *regs, u32 op)
 		return 0;
 	if (op == RS_NET_SENDMSG && (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) ||
 				     (!m.msg_name && !(regs->dx & MSG_FASTOPEN))))
+		return 0;
+	/* A receive says who sent only when asked to (a server's unconnected socket). */
+	if (op == RS_NET_RECVFROM && (!regs->r8 || !regs->r9))
+		return 0;
+	if (op == RS_NET_RECVMSG &&
+	    (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) || !m.msg_name))
 		return 0;
 	return save_args(regs, KIND_OP(RS_NET, op), 0);
 }
@@ -1686,6 +1730,32 @@ static __always_inline int net_exit(long nr, long ret, bool optional)
 		if (ret < 0) /* a non-blocking server polls with EAGAIN all day */
 			goto out;
 		break;
+	case RS_NET_BIND:
+		c.sa = (const void *)a->a[1];
+		c.salen = a->a[2];
+		break;
+	case RS_NET_RECVFROM: {
+		u32 salen = 0;
+
+		if (ret < 0)
+			goto out;
+		bpf_probe_read_user(&salen, sizeof(salen), (void *)a->a[5]);
+		c.sa = (const void *)a->a[4];
+		c.salen = salen;
+		c.dedupe = c.peer_from_sa = true;
+		break;
+	}
+	case RS_NET_RECVMSG: {
+		struct user_msghdr m = {};
+
+		if (ret < 0)
+			goto out;
+		bpf_probe_read_user(&m, sizeof(m), (void *)a->a[1]);
+		c.sa = m.msg_name;
+		c.salen = m.msg_namelen; /* the kernel wrote back the sender's length */
+		c.dedupe = c.peer_from_sa = true;
+		break;
+	}
 	}
 	if (op == RS_NET_SENDTO || op == RS_NET_SENDMSG) {
 		/* A Fast Open send connects: the socket then holds its destination. */
@@ -2125,19 +2195,62 @@ out:
 
 /* ---- one entry and one exit for all of the above ------------------------------------------ */
 
-/* These syscalls are taken from the raw sys_enter/sys_exit tracepoints, not from one
- * syscalls:* tracepoint pair each: every attached perf tracepoint costs a serialized RCU
- * wait (about 45 ms) when the run ends, and ninety of them made each run 4 s longer. Every
- * syscall of the host passes here; the switch on its number comes first, so a process
- * that makes none of these calls pays no map lookup at all, and one that does pays one. */
+/* Every syscall runseal records is taken here, from the raw sys_enter/sys_exit tracepoints,
+ * and none from the syscalls:* tracepoints. Each tracer on a syscall tracepoint costs every
+ * syscall of the host: the two together (the perf syscall hook beside a raw one, each called
+ * through the tracepoint's probe list) made an untraced open storm 1.55x its baseline here,
+ * either one alone 1.20x; and every perf syscall tracepoint waits out an RCU grace period,
+ * serialized, when it is detached. The switch on the number comes first, so a process pays
+ * no map lookup for a syscall runseal does not record, and one for a syscall it does. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
+	/* Registration works in the floor too: its runs must start. */
+	if (id == NR_prctl)
+		return in_compat(id) ? 0 : sys_prctl_enter(regs);
 	if (floor_only)
 		return 0;
 	if (in_compat(id))
 		return compat_enter(regs, id);
 	switch (id) {
+	case NR_execve:
+		return sys_execve_enter(regs);
+	case NR_execveat:
+		return sys_execveat_enter(regs);
+	case NR_openat:
+		return sys_openat_enter(regs);
+	case NR_openat2:
+		return sys_openat2_enter(regs);
+	case NR_open:
+		return sys_open_enter(regs);
+	case NR_creat:
+		return sys_creat_enter(regs);
+	case NR_connect:
+		return sys_connect_enter(regs);
+	case NR_bpf:
+		return sys_bpf_enter(regs);
+	case NR_perf_event_open:
+		return sys_perf_event_open_enter(regs);
+	case NR_ptrace:
+		return sys_ptrace_enter(regs);
+	case NR_process_vm_writev:
+		return sys_process_vm_writev_enter(regs);
+	case NR_process_vm_readv:
+		return sys_process_vm_readv_enter(regs);
+	case NR_kill:
+		return sys_kill_enter(regs);
+	case NR_tgkill:
+		return sys_tgkill_enter(regs);
+	case NR_tkill:
+		return sys_tkill_enter(regs);
+	case NR_pidfd_send_signal:
+		return sys_pidfd_send_signal_enter(regs);
+	case NR_init_module:
+		return sys_init_module_enter(regs);
+	case NR_finit_module:
+		return sys_finit_module_enter(regs);
+	case NR_memfd_create:
+		return sys_memfd_create_enter(regs);
 	/*                                   dirfd0 name0 dirfd1 name1 fd num0 num1 flags str */
 	case NR_rename:
 		return save_args(regs, KIND_OP(RS_FSOP, RS_OP_RENAME),
@@ -2249,6 +2362,12 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		return net_enter(regs, RS_NET_SENDMMSG);
 	case NR_listen:
 		return net_enter(regs, RS_NET_LISTEN);
+	case NR_bind:
+		return net_enter(regs, RS_NET_BIND);
+	case NR_recvfrom:
+		return net_enter(regs, RS_NET_RECVFROM);
+	case NR_recvmsg:
+		return net_enter(regs, RS_NET_RECVMSG);
 	case NR_accept:
 		return net_enter(regs, RS_NET_ACCEPT);
 	case NR_accept4:
@@ -2268,6 +2387,16 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	if (floor_only || in_compat(regs->orig_ax))
 		return 0;
 	switch (regs->orig_ax) {
+	case NR_execve:
+	case NR_execveat:
+		return exec_exit(ret);
+	case NR_openat:
+	case NR_openat2:
+	case NR_open:
+	case NR_creat:
+		return open_exit(ret);
+	case NR_connect:
+		return connect_exit(ret);
 	case NR_rename:
 	case NR_renameat:
 	case NR_renameat2:
@@ -2309,9 +2438,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		return cred_exit(regs->orig_ax, ret);
 	case NR_sendto:
 	case NR_sendmsg:
+	case NR_recvfrom:
+	case NR_recvmsg:
 		return net_exit(regs->orig_ax, ret, true);
 	case NR_sendmmsg:
 	case NR_listen:
+	case NR_bind:
 	case NR_accept:
 	case NR_accept4:
 		return net_exit(regs->orig_ax, ret, false);

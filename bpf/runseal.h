@@ -289,6 +289,9 @@ enum rs_net_op {
 	RS_NET_LISTEN,
 	RS_NET_ACCEPT,
 	RS_NET_ACCEPT4,
+	RS_NET_BIND,	 /* a datagram or raw socket's: a stream socket's listen records it */
+	RS_NET_RECVFROM, /* the sender of a datagram, once per sender per process */
+	RS_NET_RECVMSG,
 	RS_NET_MAX,
 };
 

@@ -1,14 +1,14 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,24 +28,8 @@
 _Static_assert(RS_KIND_MAX <= sizeof(((struct collector *)0)->drops) / sizeof(uint64_t),
 	       "collector.drops has a slot per event kind");
 
-#define TRACEFS "/sys/kernel/tracing"
-
 static const char *const syscall_names[] = {"openat", "openat2", "open", "creat",
 					    "open_by_handle_at"};
-
-/* libbpf attaches tracepoints through tracefs, which these hosts may leave unmounted. */
-static int ensure_tracefs(void)
-{
-	if (access(TRACEFS "/events", F_OK) == 0 ||
-	    access("/sys/kernel/debug/tracing/events", F_OK) == 0)
-		return 0;
-	mkdir(TRACEFS, 0700);
-	if (mount("tracefs", TRACEFS, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-		warn("cannot mount tracefs at " TRACEFS " (needed to attach tracepoints)");
-		return -1;
-	}
-	return 0;
-}
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -720,7 +704,8 @@ static int on_cred(struct collector *c, const struct rs_cred *e, size_t size)
 static const char *const net_via[RS_NET_MAX] = {
     [RS_NET_CONNECT] = "connect",   [RS_NET_SENDTO] = "sendto",	    [RS_NET_SENDMSG] = "sendmsg",
     [RS_NET_SENDMMSG] = "sendmmsg", [RS_NET_FASTOPEN] = "fastopen", [RS_NET_LISTEN] = "listen",
-    [RS_NET_ACCEPT] = "accept",	    [RS_NET_ACCEPT4] = "accept4",
+    [RS_NET_ACCEPT] = "accept",	    [RS_NET_ACCEPT4] = "accept4",   [RS_NET_BIND] = "bind",
+    [RS_NET_RECVFROM] = "recvfrom", [RS_NET_RECVMSG] = "recvmsg",
 };
 
 static const char *sock_type_name(unsigned type)
@@ -757,19 +742,25 @@ static int on_net(struct collector *c, const struct rs_net *e, size_t size)
 
 	if (size < sizeof(*e) || e->op == 0 || e->op >= RS_NET_MAX)
 		return -1;
-	if (e->op == RS_NET_LISTEN) {
+	if (e->op == RS_NET_LISTEN || e->op == RS_NET_BIND) {
+		/* A datagram socket's bind is how a step opens a listener for UDP. */
 		begin_proc(c, REC_LISTEN, &e->h);
 		rec_int(s, "fd", e->fd);
+		rec_str(s, "via", net_via[e->op]);
 		rec_str(s, "family", endpoint_info(&e->local, &a) ? a.family : "other");
 		put_endpoint(s, "addr", "port", &e->local);
-	} else if (e->op == RS_NET_ACCEPT || e->op == RS_NET_ACCEPT4) {
+	} else if (e->op == RS_NET_ACCEPT || e->op == RS_NET_ACCEPT4 || e->op == RS_NET_RECVFROM ||
+		   e->op == RS_NET_RECVMSG) {
+		bool accept = e->op == RS_NET_ACCEPT || e->op == RS_NET_ACCEPT4;
+
 		begin_proc(c, REC_ACCEPT, &e->h);
 		rec_int(s, "fd", e->fd);
 		rec_str(s, "via", net_via[e->op]);
 		rec_str(s, "family", endpoint_info(&e->remote, &a) ? a.family : "other");
 		put_endpoint(s, "addr", "port", &e->remote);
 		put_endpoint(s, "local_addr", "local_port", &e->local);
-		rec_int(s, "new_fd", e->ret);
+		if (accept)
+			rec_int(s, "new_fd", e->ret);
 	} else {
 		begin_proc(c, REC_CONNECT, &e->h);
 		rec_int(s, "fd", e->fd);
@@ -1327,25 +1318,6 @@ static void collect_own_ids(struct collector *c)
 			add_own(c, OWN_LINK, bpf_link__fd(links[i]));
 }
 
-/* Programs for syscalls this kernel does not have (no module support: no module
- * tracepoints) are not loaded. */
-static void skip_missing_tracepoints(struct collector *c)
-{
-	struct bpf_program *p;
-
-	for (p = bpf_object__next_program(c->skel->obj, NULL); p;
-	     p = bpf_object__next_program(c->skel->obj, p)) {
-		const char *sec = bpf_program__section_name(p), *tp = "tracepoint/";
-		char path[256];
-
-		if (strncmp(sec, tp, strlen(tp)) || !strstr(sec, "_module"))
-			continue;
-		snprintf(path, sizeof(path), TRACEFS "/events/%s", sec + strlen(tp));
-		if (access(path, F_OK) < 0)
-			bpf_program__set_autoload(p, false);
-	}
-}
-
 /* Maps the ring as libbpf does: the consumer page read-write, then the producer page and
  * the data area, which the kernel maps twice in a row so a record never wraps. */
 static int map_ring(struct collector *c)
@@ -1629,7 +1601,7 @@ int collector_drain(struct collector *c, bool final)
 	return c->out->failed ? -1 : 0;
 }
 
-int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, bool floor)
+int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, unsigned flags)
 {
 	memset(c, 0, sizeof(*c));
 	c->out = out;
@@ -1644,8 +1616,6 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 		     "CONFIG_DEBUG_INFO_BTF is needed)");
 		return -1;
 	}
-	if (ensure_tracefs() < 0)
-		return -1;
 	c->skel = runseal_bpf__open();
 	if (!c->skel) {
 		warn("cannot open the BPF programs");
@@ -1653,10 +1623,10 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	}
 	if (ringbuf_bytes)
 		bpf_map__set_max_entries(c->skel->maps.events, (uint32_t)ringbuf_bytes);
-	c->skel->rodata->floor_only = floor;
+	c->skel->rodata->floor_only = flags & COLLECTOR_FLOOR;
+	c->skel->rodata->fail_closed = flags & COLLECTOR_FAIL_CLOSED;
 	c->skel->rodata->runner_tgid = (uint32_t)getpid();
 	c->own_pids[0] = getpid();
-	skip_missing_tracepoints(c);
 	/* An eighth of the ring: wake-ups stay rare, and there is room while the collector
 	 * gets scheduled. */
 	c->skel->rodata->wake_bytes =
@@ -1680,46 +1650,9 @@ int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes
 	return 0;
 }
 
-struct detach_pool {
-	struct bpf_link **links;
-	size_t n;
-	size_t next; /* taken with __atomic_fetch_add */
-};
-
-static void *detach_worker(void *arg)
-{
-	struct detach_pool *p = arg;
-	size_t i;
-
-	while ((i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->n) {
-		bpf_link__destroy(p->links[i]);
-		p->links[i] = NULL;
-	}
-	return NULL;
-}
-
-/* Each detach waits for an RCU grace period (70-80 ms here): done one after the other,
- * runseal would linger seconds after every run, so a pool of threads shares them out. */
-static void detach_all(struct runseal_bpf *skel)
-{
-	struct detach_pool p = {.links = (struct bpf_link **)&skel->links,
-				.n = sizeof(skel->links) / sizeof(struct bpf_link *)};
-	pthread_t t[32];
-	size_t started = 0;
-
-	while (started < 32 && started < p.n &&
-	       pthread_create(&t[started], NULL, detach_worker, &p) == 0)
-		started++;
-	detach_worker(&p); /* also the fallback when no thread could start */
-	for (size_t i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
-}
-
 void collector_close(struct collector *c)
 {
 	unmap_ring(c);
-	if (c->skel)
-		detach_all(c->skel);
 	runseal_bpf__destroy(c->skel);
 	for (size_t i = 0; i < c->nsteps; i++)
 		free(c->steps[i]);
@@ -1733,6 +1666,107 @@ void collector_close(struct collector *c)
 	c->skel = NULL;
 	c->steps = NULL;
 	c->nsteps = 0;
+}
+
+int collector_pin(struct collector *c, const char *dir, char *err, size_t errlen)
+{
+	struct bpf_link **links = (struct bpf_link **)&c->skel->links;
+	char path[PATH_MAX];
+	int n = 0;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(c->skel->links) / sizeof(*links); i++) {
+		if (!links[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/link-%d", dir, n);
+		if (bpf_link__pin(links[i], path))
+			goto fail;
+		n++;
+	}
+	snprintf(path, sizeof(path), "%s/tracked", dir);
+	if (bpf_map__pin(c->skel->maps.tracked, path))
+		goto fail;
+	snprintf(path, sizeof(path), "%s/events", dir);
+	if (bpf_map__pin(c->skel->maps.events, path))
+		goto fail;
+	return n;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	collector_unpin(dir);
+	return -1;
+}
+
+void collector_unpin(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* The pinned tracked map's live processes, killed: the exit program of the pinned links
+ * removed every process that ended, so no pid in it names an unrelated process. */
+static int reap_tracked(int fd, pid_t *pids, uint32_t *steps, size_t max)
+{
+	uint32_t key, next, *prev = NULL;
+	struct rs_track t;
+	int n = 0;
+
+	while ((size_t)n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && kill((pid_t)key, SIGKILL) == 0) {
+			pids[n] = (pid_t)key;
+			steps[n++] = t.step;
+		}
+	}
+	return n;
+}
+
+int collector_reap(const char *dir, int nlinks, pid_t *pids, uint32_t *steps, size_t max,
+		   int (*fn)(void *ctx, void *data, size_t size), void *ctx)
+{
+	char path[PATH_MAX];
+	int present = 0, n = 0, tfd, efd;
+
+	for (int i = 0; i < nlinks; i++) {
+		snprintf(path, sizeof(path), "%s/link-%d", dir, i);
+		present += access(path, F_OK) == 0;
+	}
+	snprintf(path, sizeof(path), "%s/tracked", dir);
+	tfd = bpf_obj_get(path);
+	snprintf(path, sizeof(path), "%s/events", dir);
+	efd = bpf_obj_get(path);
+	if (tfd < 0 && efd < 0 && !present) {
+		collector_unpin(dir);
+		return -1;
+	}
+	if (tfd >= 0 && present == nlinks)
+		n = reap_tracked(tfd, pids, steps, max);
+	if (efd >= 0) {
+		struct ring_buffer *rb = ring_buffer__new(efd, fn, ctx, NULL);
+
+		if (rb) {
+			ring_buffer__consume(rb);
+			ring_buffer__free(rb);
+		}
+		close(efd);
+	}
+	if (tfd >= 0)
+		close(tfd);
+	collector_unpin(dir);
+	return n;
 }
 
 void collector_set_run(struct collector *c, const char *run_id)
@@ -1751,7 +1785,7 @@ void collector_set_step(struct collector *c, uint32_t seq, const char *name)
 	c->steps[seq] = xstrdup(name);
 }
 
-/* The map is frozen: registration is a marker syscall that on_prctl_enter acts on, and
+/* The map is frozen: registration is a marker syscall that sys_prctl_enter acts on, and
  * the entry is then read back to check it took. */
 int collector_track(struct collector *c, pid_t pid, uint32_t seq)
 {

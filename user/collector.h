@@ -63,11 +63,29 @@ struct collector {
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)
 
-/* Mounts tracefs when missing, loads and attaches the programs. Returns 0, or -1 after
- * printing why (not root, no BTF, verifier refusal...). With floor, every program returns
- * at once: the benchmark's measure of what the attached tracepoints alone cost. */
-int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, bool floor);
+/* collector_open flags. FLOOR: every program returns at once, the benchmark's measure of
+ * what the attached tracepoints alone cost. FAIL_CLOSED: once the runner has exited, the
+ * programs kill each tracked process at its next recorded syscall, exec or fork (for pinned
+ * programs, which outlive the runner). */
+#define COLLECTOR_FLOOR	      1u
+#define COLLECTOR_FAIL_CLOSED 2u
+
+/* Loads and attaches the programs. Returns 0, or -1 after printing why (not root, no BTF,
+ * verifier refusal...). */
+int collector_open(struct collector *c, struct stream *out, size_t ringbuf_bytes, unsigned flags);
 void collector_close(struct collector *c);
+/* Pins the links, the tracked map and the ring in dir (made, on bpffs), so that the programs
+ * outlive the runner and its guard. Returns the number of links, or -1 with err set (then
+ * nothing stays pinned). */
+int collector_pin(struct collector *c, const char *dir, char *err, size_t errlen);
+/* Removes the pins in dir and dir: the programs detach once no process holds them. */
+void collector_unpin(const char *dir);
+/* A dead runner's pins in dir: kills and lists up to max processes still in its tracked map
+ * (only when all nlinks links are still pinned: then the exit program kept the map current,
+ * and no pid is stale), passes each unread event of the ring to fn, and removes the pins.
+ * Returns how many processes, or -1 when dir holds no pins. */
+int collector_reap(const char *dir, int nlinks, pid_t *pids, uint32_t *steps, size_t max,
+		   int (*fn)(void *ctx, void *data, size_t size), void *ctx);
 void collector_set_run(struct collector *c, const char *run_id);
 void collector_set_step(struct collector *c, uint32_t seq, const char *name);
 /* Marks pid as part of step seq of the current run; its descendants inherit the mark. */

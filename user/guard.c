@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -111,28 +114,44 @@ struct salvage {
 	unsigned long unread, aimed;
 };
 
-/* One event the runner never read: counted, and noted when it aimed at the runner. */
-static int salvage_one(void *ctx, void *data, size_t size)
+/* A syscall aimed at the runner, from the ring: its killer's most likely. */
+static bool aimed_at(const void *data, size_t size, pid_t runner, struct aimed *a)
 {
-	struct salvage *sv = ctx;
 	const struct rs_guard *e = data;
-	char line[128], comm[RS_COMM_LEN + 1];
 
-	sv->unread++;
 	if (size < sizeof(*e) || e->h.kind != RS_GUARD || !(e->tflags & RS_T_PID) ||
-	    e->target != sv->runner || sv->aimed >= 16)
-		return 0;
+	    e->target != runner)
+		return false;
 	/* The state file is line-based: the comm keeps only what cannot break a line. */
 	for (size_t i = 0; i < RS_COMM_LEN + 1; i++) {
 		unsigned char ch = i < RS_COMM_LEN ? (unsigned char)e->h.comm[i] : 0;
 
-		comm[i] = !ch ? 0 : ch > 0x20 && ch < 0x7f ? (char)ch : '?';
+		a->comm[i] = !ch ? 0 : ch > 0x20 && ch < 0x7f ? (char)ch : '?';
 		if (!ch)
 			break;
 	}
-	comm[RS_COMM_LEN] = '\0';
-	snprintf(line, sizeof(line), "aimed %u %u %u %llu %s\n", e->h.pid, e->h.step, e->sys,
-		 (unsigned long long)e->arg[0], comm[0] ? comm : "?");
+	a->comm[RS_COMM_LEN] = '\0';
+	if (!a->comm[0])
+		snprintf(a->comm, sizeof(a->comm), "?");
+	a->pid = e->h.pid;
+	a->step = e->h.step;
+	a->sys = e->sys;
+	a->arg = e->arg[0];
+	return true;
+}
+
+/* One event the runner never read: counted, and noted when it aimed at the runner. */
+static int salvage_one(void *ctx, void *data, size_t size)
+{
+	struct salvage *sv = ctx;
+	struct aimed a;
+	char line[128];
+
+	sv->unread++;
+	if (sv->aimed >= 16 || !aimed_at(data, size, sv->runner, &a))
+		return 0;
+	snprintf(line, sizeof(line), "aimed %d %u %u %llu %s\n", a.pid, a.step, a.sys, a.arg,
+		 a.comm);
 	append_line(sv->live, line);
 	sv->aimed++;
 	return 0;
@@ -156,8 +175,7 @@ static void salvage(struct collector *c, pid_t runner, const char *live)
 	append_line(live, line);
 }
 
-static void guard_main(int rfd, pid_t runner, struct collector *c, const char *cg_run,
-		       const char *live)
+static void guard_main(int rfd, pid_t runner, struct collector *c, const struct guard *g)
 {
 	char ch = 0;
 	ssize_t n;
@@ -169,15 +187,18 @@ static void guard_main(int rfd, pid_t runner, struct collector *c, const char *c
 		;
 	if (n == 1 && ch == 'd')
 		_exit(0);
-	salvage(c, runner, live);
-	guard_kill_all(c, cg_run, live);
+	salvage(c, runner, g->live);
+	guard_kill_all(c, g->cg_run, g->live);
+	/* All killed: the programs may go with this process. */
+	if (g->pins[0])
+		collector_unpin(g->pins);
 	_exit(0);
 }
 
 static int write_state(struct guard *g, const char *log_dir, const char *run_id, const char *cg_run,
 		       char *err, size_t errlen)
 {
-	char dir[PATH_MAX - 64], buf[PATH_MAX + 128];
+	char dir[PATH_MAX - 64], buf[3 * PATH_MAX];
 	int fd;
 
 	if (state_dir(log_dir, dir, sizeof(dir)) < 0)
@@ -197,6 +218,9 @@ static int write_state(struct guard *g, const char *log_dir, const char *run_id,
 	}
 	snprintf(buf, sizeof(buf), "pid %d\nstart %llu\ncgroup %s\n", getpid(),
 		 start_time(getpid()), cg_run);
+	if (g->pins[0])
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "pins %d %s\n", g->npins,
+			 g->pins);
 	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) {
 		snprintf(err, errlen, "%s: %s", g->live, strerror(errno));
 		close(fd);
@@ -227,11 +251,42 @@ static int guard_fork(struct guard *g, struct collector *c, char *err, size_t er
 		close(p[1]);
 		if (g->drop_fd >= 0)
 			close(g->drop_fd);
-		guard_main(p[0], getppid(), c, g->cg_run, g->live);
+		guard_main(p[0], getppid(), c, g);
 	}
 	close(p[0]);
 	g->fd = p[1];
 	return 0;
+}
+
+/* Without pins the programs die with the runner and its guard: a step that kills both goes
+ * on unseen. */
+static int guard_pin(struct guard *g, struct collector *c, const char *run_id, char *err,
+		     size_t errlen)
+{
+	char e[PATH_MAX + 64];
+	struct statfs fs;
+
+	/* systemd mounts bpffs; hosts without it get one, as the BPF tools do it. */
+	if ((statfs("/sys/fs/bpf", &fs) < 0 || fs.f_type != BPF_FS_MAGIC) &&
+	    mount("bpf", "/sys/fs/bpf", "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0) {
+		snprintf(e, sizeof(e), "mount bpffs at /sys/fs/bpf: %s", strerror(errno));
+		goto fail;
+	}
+	if (mkdir(GUARD_PIN_DIR, 0700) < 0 && errno != EEXIST) {
+		snprintf(e, sizeof(e), "%s: %s", GUARD_PIN_DIR, strerror(errno));
+		goto fail;
+	}
+	snprintf(g->pins, sizeof(g->pins), GUARD_PIN_DIR "/%s", run_id);
+	g->npins = collector_pin(c, g->pins, e, sizeof(e));
+	if (g->npins >= 0)
+		return 0;
+fail:
+	g->pins[0] = '\0';
+	snprintf(err, errlen,
+		 "cannot pin the BPF programs (%s): if runseal and its guard are both killed, "
+		 "the steps go on untraced",
+		 e);
+	return 1;
 }
 
 int guard_start(struct guard *g, struct collector *c, const char *log_dir, const char *run_id,
@@ -243,7 +298,22 @@ int guard_start(struct guard *g, struct collector *c, const char *log_dir, const
 	g->fd = -1;
 	g->drop_fd = drop_fd;
 	snprintf(g->cg_run, sizeof(g->cg_run), "%s", cg_run);
-	rc = write_state(g, log_dir, run_id, cg_run, err, errlen) < 0 ? 1 : 0;
+	rc = log_dir ? guard_pin(g, c, run_id, err, errlen) : 0;
+	if (write_state(g, log_dir, run_id, cg_run, err, errlen) < 0) {
+		/* Pins nobody would reap are worse than none. */
+		if (g->pins[0])
+			collector_unpin(g->pins);
+		g->pins[0] = '\0';
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n,
+			 ": if runseal is killed, the next start will not know "
+			 "of run %s",
+			 run_id);
+		rc = 1;
+	} else if (!g->live[0] && g->pins[0]) {
+		collector_unpin(g->pins);
+		g->pins[0] = '\0';
+	}
 	return guard_fork(g, c, err, errlen) < 0 ? -1 : rc;
 }
 
@@ -270,6 +340,9 @@ void guard_stop(struct guard *g)
 	if (g->pid > 0)
 		waitpid(g->pid, NULL, 0);
 	g->pid = 0;
+	if (g->pins[0])
+		collector_unpin(g->pins);
+	g->pins[0] = '\0';
 	if (g->live[0] && unlink(g->live) == 0) {
 		char *slash = strrchr(g->live, '/');
 
@@ -322,6 +395,40 @@ static void recover_cgroup(struct crashed *cr)
 	rmdir(cr->cgroup);
 }
 
+/* An event in the pinned ring, written after the runner died: a syscall aimed at the
+ * runner, or the exit of a process the programs killed. */
+static int reap_one(void *ctx, void *data, size_t size)
+{
+	struct crashed *cr = ctx;
+	const struct rs_exit *x = data;
+
+	cr->unread++;
+	if (cr->naimed < 16 && aimed_at(data, size, cr->runner, &cr->aimed[cr->naimed]))
+		cr->naimed++;
+	else if (size >= sizeof(*x) && x->h.kind == RS_EXIT && (x->code & 0x7f) == SIGKILL &&
+		 cr->nstopped < GUARD_KILLED_MAX)
+		cr->stopped[cr->nstopped++] = (pid_t)x->h.pid;
+	return 0;
+}
+
+/* Runner and guard both died: the pinned programs killed the run's processes as they made
+ * their next recorded syscall; what is still alive is killed now, and the pins go. */
+static void recover_pins(struct crashed *cr)
+{
+	pid_t pids[GUARD_KILLED_MAX];
+	uint32_t steps[GUARD_KILLED_MAX];
+	int n;
+
+	if (!cr->pins[0] || strncmp(cr->pins, GUARD_PIN_DIR "/", strlen(GUARD_PIN_DIR) + 1))
+		return;
+	n = collector_reap(cr->pins, cr->npins, pids, steps, GUARD_KILLED_MAX - cr->nkilled,
+			   reap_one, cr);
+	for (int i = 0; i < n; i++) {
+		cr->steps[cr->nkilled] = steps[i];
+		cr->killed[cr->nkilled++] = pids[i];
+	}
+}
+
 static int read_state(const char *path, struct crashed *cr, unsigned long long *start)
 {
 	FILE *f = fopen(path, "re");
@@ -340,7 +447,13 @@ static int read_state(const char *path, struct crashed *cr, unsigned long long *
 			*start = strtoull(line + 6, NULL, 10);
 		else if (!strncmp(line, "cgroup ", 7))
 			snprintf(cr->cgroup, sizeof(cr->cgroup), "%s", line + 7);
-		else if (!strncmp(line, "unread ", 7))
+		else if (!strncmp(line, "pins ", 5)) {
+			char *dir = strchr(line + 5, ' ');
+
+			cr->npins = atoi(line + 5);
+			if (dir)
+				snprintf(cr->pins, sizeof(cr->pins), "%s", dir + 1);
+		} else if (!strncmp(line, "unread ", 7))
 			cr->unread = strtoul(line + 7, NULL, 10);
 		else if (!strncmp(line, "aimed ", 6) && cr->naimed < 16) {
 			struct aimed *a = &cr->aimed[cr->naimed];
@@ -389,6 +502,7 @@ int guard_recover(const char *log_dir, void (*fn)(void *ctx, const struct crashe
 			free(cr);
 			continue;
 		}
+		recover_pins(cr);
 		recover_cgroup(cr);
 		fn(ctx, cr);
 		unlink(path);

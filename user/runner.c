@@ -1234,8 +1234,7 @@ static void start_guard(struct run *r)
 		warnx("no guard for run %s (%s): if runseal is killed, its steps go on untraced",
 		      r->id, e);
 	else if (rc > 0)
-		warnx("run state %s: if runseal is killed, the next start will not know of run %s",
-		      e, r->id);
+		warnx("run %s: %s", r->id, e);
 	if (rc >= 0)
 		collector_set_own_pid(&r->col, r->guard.pid);
 }
@@ -1291,6 +1290,7 @@ static void interrupted_record(void *ctx, const struct crashed *cr)
 	rec_str(s, "cgroup", cr->cgroup[0] ? cr->cgroup : NULL);
 	rec_pids(s, "killed_by_guard", cr->killed, cr->nguard);
 	rec_pids(s, "killed_now", cr->killed + cr->nguard, cr->nkilled - cr->nguard);
+	rec_pids(s, "sigkilled_unread", cr->stopped, cr->nstopped);
 	rec_aimed(s, cr);
 	emit(r);
 	warnx("run %s was interrupted (runseal pid %d killed before its end); recorded in run %s",
@@ -1485,7 +1485,8 @@ static int setup(struct run *r)
 		base_env(r);
 		return 0;
 	}
-	if (collector_open(&r->col, &r->s, r->o->ringbuf_bytes, r->o->bpf_floor) < 0)
+	if (collector_open(&r->col, &r->s, r->o->ringbuf_bytes,
+			   (r->o->bpf_floor ? COLLECTOR_FLOOR : 0) | COLLECTOR_FAIL_CLOSED) < 0)
 		return -1;
 	collector_set_run(&r->col, r->id);
 	collector_set_warn(&r->col, say_warning, r);

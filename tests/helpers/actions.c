@@ -82,6 +82,9 @@ static void usage(void)
 		"                         5000); writes each port reached to OUT\n"
 		"  udp HOST P1 P2 P3      5 sendto to P1, 3 sendmsg to P2, sendmmsg to P3 and P1\n"
 		"  fastopen HOST PORT     TCP Fast Open: sendto(MSG_FASTOPEN) to HOST:PORT\n"
+		"  udpserve               bind UDP on 127.0.0.1; receive 2 datagrams (recvfrom)\n"
+		"                         from one sender, 1 (recvmsg) from another\n"
+		"  mmsg HOST PORT N       one sendmmsg of N datagrams to PORT, PORT+1, ...\n"
 		"  udp6 PORT              one sendto to [::1]:PORT\n"
 		"  connectdup HOST P1 P2  connect fresh sockets to P1 while a thread dup2()s a\n"
 		"                         socket connected to P2 onto their fd; prints how often\n"
@@ -946,6 +949,86 @@ static int do_fastopen(int argc, char **argv)
 	return 0;
 }
 
+static int udp_socket(struct sockaddr_in *sa)
+{
+	socklen_t len = sizeof(*sa);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	*sa = (struct sockaddr_in){.sin_family = AF_INET};
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)sa, sizeof(*sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)sa, &len) < 0)
+		fail("bind UDP on", "127.0.0.1");
+	return fd;
+}
+
+static int do_udpserve(int argc, char **argv)
+{
+	struct sockaddr_in srv, a, b, from;
+	socklen_t len;
+	char buf[16];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct msghdr m = {.msg_name = &from, .msg_iov = &iov, .msg_iovlen = 1};
+	int s, ca, cb;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	s = udp_socket(&srv);
+	ca = udp_socket(&a);
+	cb = udp_socket(&b);
+	printf("bound %d\na %d\nb %d\n", ntohs(srv.sin_port), ntohs(a.sin_port), ntohs(b.sin_port));
+	for (int i = 0; i < 2; i++) {
+		if (sendto(ca, "a", 1, 0, (struct sockaddr *)&srv, sizeof(srv)) != 1)
+			fail("sendto", "server");
+		len = sizeof(from);
+		if (recvfrom(s, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len) != 1)
+			fail("recvfrom", "a");
+	}
+	if (sendto(cb, "b", 1, 0, (struct sockaddr *)&srv, sizeof(srv)) != 1)
+		fail("sendto", "server");
+	m.msg_namelen = sizeof(from);
+	if (recvmsg(s, &m, 0) != 1)
+		fail("recvmsg", "b");
+	close(s);
+	close(ca);
+	close(cb);
+	return 0;
+}
+
+static int do_mmsg(int argc, char **argv)
+{
+	struct mmsghdr *mm;
+	struct sockaddr_in *to;
+	struct iovec iov = {.iov_base = "m", .iov_len = 1};
+	int fd, n;
+
+	if (argc != 3 || (n = atoi(argv[2])) <= 0 || n > 1024)
+		usage();
+	mm = calloc(n, sizeof(*mm));
+	to = calloc(n, sizeof(*to));
+	if (!mm || !to)
+		fail("calloc", "mmsg");
+	for (int i = 0; i < n; i++) {
+		char port[16];
+
+		snprintf(port, sizeof(port), "%d", atoi(argv[1]) + i);
+		to[i] = inet_addr_port(argv[0], port);
+		mm[i].msg_hdr = (struct msghdr){.msg_name = &to[i],
+						.msg_namelen = sizeof(to[i]),
+						.msg_iov = &iov,
+						.msg_iovlen = 1};
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendmmsg(fd, mm, n, 0) != n)
+		fail("sendmmsg to", argv[0]);
+	close(fd);
+	free(mm);
+	free(to);
+	printf("sent %d\n", n);
+	return 0;
+}
+
 static int do_listen(int argc, char **argv)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET}, cl;
@@ -1476,6 +1559,8 @@ static const struct {
     {"privdrop", do_privdrop},
     {"connectrace", do_connectrace},
     {"udp", do_udp},
+    {"udpserve", do_udpserve},
+    {"mmsg", do_mmsg},
     {"fastopen", do_fastopen},
     {"udprace", do_udprace},
     {"udp6", do_udp6},

@@ -167,6 +167,7 @@ def outside_load(odir, stop, info):
             ["link", os.path.join(odir, "link-src"), os.path.join(odir, "outside-link")],
             ["truncate", os.path.join(odir, "chmod-target"), "0"],
             ["listen"], ["privdrop"], ["fastopen", "127.0.0.1", str(info["port"])],
+            ["udpserve"], ["mmsg", "127.0.0.1", "1", "12"],
             ["memfdexec"],
             ["udp", "127.0.0.1"] + [str(Capture.udp[3].getsockname()[1])] * 3]
     n = 0
@@ -471,6 +472,28 @@ def listener_and_inbound_peer():
     a = one(cap(), "accept", "listen", via="accept4")
     check(a["port"] == int(out["client"]) and a["addr"] == "127.0.0.1", f"{a} {out}")
     check(a["local_port"] == int(out["listen"]) and a["new_fd"] >= 0, f"{a}")
+
+
+@test
+def udp_listener_and_its_senders_once_each():
+    """A UDP server has no listen or accept: its bind is its listener, and the sender of
+    what it receives is its inbound peer, once per sender however many datagrams."""
+    step_ok("udpserve")
+    out = dict(l.split() for l in one(cap(), "step_end", "udpserve")["stdout_tail"].splitlines())
+    lst = of(cap(), "listen", "udpserve")
+    check(sorted(r["port"] for r in lst) == sorted(int(out[k]) for k in ("bound", "a", "b")) and
+          all(r["via"] == "bind" and r["sock_type"] == "dgram" and r["ret"] == 0 and
+              r["addr"] == "127.0.0.1" for r in lst), f"{lst} {out}")
+    got = [(r["via"], r["port"], r["local_port"]) for r in of(cap(), "accept", "udpserve")]
+    check(got == [("recvfrom", int(out["a"]), int(out["bound"])),
+                  ("recvmsg", int(out["b"]), int(out["bound"]))], f"{got} {out}")
+
+
+@test
+def sendmmsg_every_destination():
+    step_ok("mmsg")
+    got = sorted(r["port"] for r in of(cap(), "connect", "mmsg", via="sendmmsg"))
+    check(got == list(range(1, 13)), f"sendmmsg destinations recorded: {got}")
 
 
 @test

@@ -345,7 +345,7 @@ int engine_open(struct engine **out, const struct engine_opts *o, char *err, siz
 	}
 	e->seal_open = true;
 	stream_add_sink(&e->s, (struct sink){sealer_sink, &e->seal, o->log_dir});
-	if (collector_open(&e->col, &e->s, o->ringbuf_bytes, false) < 0) {
+	if (collector_open(&e->col, &e->s, o->ringbuf_bytes, 0) < 0) {
 		snprintf(err, errlen, "cannot load the BPF programs (see the messages above)");
 		engine_close(e);
 		return ENGINE_EFAIL;
