@@ -1235,6 +1235,10 @@ def run_picks_the_daemon_when_one_answers():
         time.sleep(1.5)
         p.kill()
         p.wait()
+        deadline = time.monotonic() + 10
+        while json.loads(d.rs(["status", "--json"])[1])["runs_open"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
         d.stop()
         recs = d.records()
         one_run(recs, "auto")
@@ -1246,6 +1250,13 @@ def run_picks_the_daemon_when_one_answers():
                 pass
         check(by_kind(recs, "step_end", killed)[0]["status"] == "abandoned",
               f"killed runner's step {by_kind(recs, 'step_end', killed)}")
+        # Nobody enforces the runbook with its runner gone: the daemon kills the step, as
+        # the runner's guard does on the embedded path, and traces it to its exit.
+        rend = by_kind(recs, "run_end", killed)
+        check(len(rend) == 1 and rend[0]["status"] == "abandoned" and rend[0]["killed"] >= 1,
+              f"killed runner's run_end {rend}")
+        sleeps = [r for r in by_kind(recs, "exit", killed) if r["comm"] == "sleep"]
+        check(sleeps and sleeps[0]["signal"] == 9, f"the step's sleep was not killed {sleeps}")
         check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
     finally:
         d.close()

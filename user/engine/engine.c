@@ -44,7 +44,8 @@ struct erun {
 	bool records;			/* its client writes its records (ENGINE_RECORDS) */
 	char **sec_names, **sec_values; /* its secret params (engine_secret) */
 	size_t nsec;
-	bool started; /* its run_start is in the log */
+	size_t killed; /* processes killed when its runner went (records runs) */
+	bool started;  /* its run_start is in the log */
 	char id[ENGINE_ID_LEN];
 	uid_t owner;
 	uint64_t start, lost_at_start, tamper_at_start, events;
@@ -314,9 +315,25 @@ static int run_end_record(struct engine *e, struct erun *r, const char *status, 
 	rec_int(s, "lost", (int64_t)(e->col.lost - r->lost_at_start));
 	rec_int(s, "duration_ms", (int64_t)((mono() - r->start) / 1000000));
 	rec_int(s, "lingering", (int64_t)lingering);
+	if (r->killed)
+		rec_int(s, "killed", (int64_t)r->killed);
 	if (p)
 		rec_peer(s, "closed_by_", p);
 	return emit(e);
+}
+
+/* A runbook's runner enforces its steps' timeouts and stops them when the run fails; with
+ * the runner gone nobody would, so the daemon does what the runner's guard does alone:
+ * the run's processes are killed (they are traced to the end, their exits recorded). */
+static void kill_orphans(struct engine *e, struct erun *r)
+{
+	pid_t pids[256];
+	uint32_t steps[256];
+	size_t n = collector_run_tracked(&e->col, r->no, pids, steps, 256);
+
+	for (size_t i = 0; i < n; i++)
+		if (kill(pids[i], SIGKILL) == 0)
+			r->killed++;
 }
 
 /* ---- life ------------------------------------------------------------------------------- */
@@ -587,6 +604,8 @@ int engine_run_close(struct engine *e, const char *run, const char *status,
 			if (r->steps[i].open &&
 			    step_end_record(e, r, i, "abandoned", -1, 0, NULL) < 0)
 				return ENGINE_EFAIL;
+		if (r->records)
+			kill_orphans(e, r);
 		return reap_abandoned(e);
 	}
 	collector_drain(&e->col, true);
