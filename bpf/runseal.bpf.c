@@ -13,6 +13,12 @@
 #include <bpf/bpf_endian.h>
 #include "runseal.h"
 
+/* The syscall dispatch reads x86-64 registers and numbers (syscall_64.tbl, and i386 ones
+ * for compat); another architecture needs its own tables, not silently wrong records. */
+#ifndef __TARGET_ARCH_x86
+#error "runseal's BPF programs support x86-64 only"
+#endif
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AT_FDCWD -100

@@ -61,6 +61,9 @@ static const char usage_run[] =
     "  -e, --events FILE           also write every record as JSON Lines (mode 0600);\n"
     "                              '-' for stdout (step output then goes to stderr)\n"
     "      --strict                exit 3 when events were lost (run 'incomplete')\n"
+    "      --lingering leave|kill|wait  processes the steps left running at the end:\n"
+    "                              listed and left (default), killed, or traced until\n"
+    "                              they exit\n"
     "      --redact-env LIST       env-name substrings whose values are redacted\n"
     "                              (default SECRET,TOKEN,PASSWORD,PASSWD,KEY,CREDENTIAL)\n"
     "      --ringbuf-size N[K|M]   kernel ring buffer, a power of two from 4K (16M)\n"
@@ -142,6 +145,7 @@ static int cmd_run(int argc, char **argv)
 	    {"daemon", no_argument, NULL, 'D'},
 	    {"no-daemon", no_argument, NULL, 'E'},
 	    {"socket", required_argument, NULL, 'S'},
+	    {"lingering", required_argument, NULL, 'G'},
 	    {0},
 	};
 	/* Options of the embedded engine's own log and tracer: not the daemon's to take. */
@@ -172,6 +176,16 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			o.strict = true;
+			break;
+		case 'G':
+			if (!strcmp(optarg, "leave"))
+				o.lingering = LINGER_LEAVE;
+			else if (!strcmp(optarg, "kill"))
+				o.lingering = LINGER_KILL;
+			else if (!strcmp(optarg, "wait"))
+				o.lingering = LINGER_WAIT;
+			else
+				errx(2, "--lingering %s: expected leave, kill or wait", optarg);
 			break;
 		case 'r':
 			o.redact_env = optarg;

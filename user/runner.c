@@ -106,7 +106,8 @@ struct run {
 	uint64_t start;
 	bool interrupted, log_failed, any_failed;
 	size_t steps_run;
-	char error[256]; /* the failure that stopped the run, for its run_end */
+	size_t linger_n, linger_killed; /* --lingering: alive after the last step, killed */
+	char error[256];		/* the failure that stopped the run, for its run_end */
 	/* Through the daemon (docs/DAEMON.md): it traces and seals, the run sends its own
 	 * records and its steps attach themselves. */
 	bool via_daemon;
@@ -1321,6 +1322,36 @@ static void rec_tracked_left(struct run *r)
 	rec_close(s, '}');
 }
 
+/* The steps' processes still alive after the last step, as --lingering says: killed (their
+ * exits recorded, within 2 s), or traced until they exit (an interruption kills them). */
+static void end_lingering(struct run *r)
+{
+	uint64_t until = mono() + 2000000000ull;
+
+	if (r->o->lingering == LINGER_LEAVE)
+		return;
+	seen(r);
+	if (!r->ntracked)
+		return;
+	r->linger_n = r->ntracked;
+	if (r->o->lingering == LINGER_WAIT)
+		while (r->ntracked && !r->interrupted && !r->log_failed && !r->error[0]) {
+			pause_ms(r, 100);
+			seen(r);
+		}
+	/* The exit program keeps the map current while the programs are attached: no pid
+	 * in it is stale. */
+	for (size_t i = 0; i < r->ntracked; i++)
+		kill(r->tpids[i], SIGKILL);
+	r->linger_killed = r->ntracked;
+	while (r->ntracked && mono() < until) {
+		drain(r, false);
+		usleep(20000);
+		seen(r);
+	}
+	drain(r, false);
+}
+
 /* VmHWM, not ru_maxrss: the latter survives exec and may be the invoker's peak. */
 static int64_t peak_rss_kb(void)
 {
@@ -1361,6 +1392,11 @@ static void run_end_record(struct run *r, const char *status)
 		rec_str(s, "error", "log write failed");
 	rec_int(s, "tamper_attempts", (int64_t)r->tamper);
 	rec_int(s, "guard_restarts", r->guard.restarts);
+	rec_str(s, "lingering_policy", (const char *[]){"leave", "kill", "wait"}[r->o->lingering]);
+	if (r->o->lingering != LINGER_LEAVE) {
+		rec_int(s, "lingered", (int64_t)r->linger_n);
+		rec_int(s, "lingering_killed", (int64_t)r->linger_killed);
+	}
 	rec_tracked_left(r);
 	emit(r);
 }
@@ -1569,6 +1605,7 @@ int runner_run(const struct run_opts *o)
 	recover_crashed(&r);
 	if (!r.log_failed)
 		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
+	end_lingering(&r);
 	drain(&r, true);
 	seen(&r);
 	if (r.any_failed || run_stopped(&r))

@@ -7,6 +7,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What happens at the end of a run to the processes its steps left running. */
+enum lingering {
+	LINGER_LEAVE, /* listed in run_end; they go on, untraced once runseal exits */
+	LINGER_KILL,  /* killed, their exits recorded */
+	LINGER_WAIT,  /* traced until they exit: the run ends after them */
+};
+
 struct run_opts {
 	const char *runbook;
 	char **params; /* "name=value" */
@@ -29,6 +36,7 @@ struct run_opts {
 	size_t ntriggers;
 	enum { RUN_AUTO, RUN_EMBEDDED, RUN_DAEMON } tracer; /* who traces and seals */
 	const char *socket;				    /* the daemon's, NULL for the default */
+	enum lingering lingering; /* the run's processes still alive after its last step */
 };
 
 /* Exit status of `runseal run`. */

@@ -32,6 +32,28 @@ def check(cond, msg):
         raise Failure(msg)
 
 
+
+def alive(pid):
+    """True for a process that runs (not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def pids_with(arg):
+    """Live processes, this one aside, whose command line contains arg."""
+    found = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if arg.encode() in f.read():
+                    found.append(int(d))
+        except OSError:
+            pass
+    return [p for p in found if p != os.getpid() and alive(p)]
+
 def run_all(name, why_root, only=()):
     """Runs the registered tests (or those named in only); returns the exit status."""
     if os.geteuid() != 0:

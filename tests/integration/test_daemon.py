@@ -1224,6 +1224,15 @@ def run_picks_the_daemon_when_one_answers():
             f.write("name: auto\nsteps:\n  - name: one\n    run: \"true\"\n")
         rc, out, err = d.rs(["run", "-q", rb])  # RUNSEAL_SOCKET names the daemon
         check(rc == 0, f"auto run: {rc} {err}")
+        # --lingering kill through the daemon: what the step left running is killed, its
+        # exits recorded by the daemon.
+        with open(rb, "w") as f:
+            f.write("name: linger\nsteps:\n  - name: bg\n"
+                    "    run: \"(sleep 30) >/dev/null 2>&1 &\"\n")
+        rc, out, err = d.rs(["run", "-q", "--lingering", "kill", rb])
+        check(rc == 0, f"--lingering kill through the daemon: {rc} {err}")
+        with open(rb, "w") as f:
+            f.write("name: auto\nsteps:\n  - name: one\n    run: \"true\"\n")
         rc, out, err = d.rs(["run", "--daemon", "--log-dir", "/tmp/x", rb])
         check(rc == 2 and "--log-dir" in err, f"--daemon with --log-dir: {rc} {err}")
         rc, out, err = d.rs(["run", "--daemon", "--socket", os.path.join(d.tmp, "none"), rb])
@@ -1242,6 +1251,12 @@ def run_picks_the_daemon_when_one_answers():
         d.stop()
         recs = d.records()
         one_run(recs, "auto")
+        linger = one_run(recs, "linger")
+        lend = by_kind(recs, "run_end", linger)[0]
+        check(lend["lingering_policy"] == "kill" and lend["lingering_killed"] >= 1 and
+              lend["lingering"] == {}, f"linger run_end {lend}")
+        check([r for r in by_kind(recs, "exit", linger) if r["comm"] == "sleep" and
+               r["signal"] == 9], "the lingering sleep's exit")
         killed = one_run(recs, "killed")
         for st in by_kind(recs, "step_start", killed):  # the step's own process group
             try:

@@ -9,6 +9,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ KERNEL_KINDS = {"exec", "fork", "exit", "open", "connect", "rename", "unlink", "
                 "compat_syscall", "pidfd_getfd", "io_uring_result", "mkdir", "mknod"}
 STEP_KINDS = {"step_start", "step_end"} | KERNEL_KINDS
 
-from harness import Failure, check, run_all, test
+from harness import Failure, check, pids_with, run_all, test
 
 
 SEAL_TMP = tempfile.mkdtemp(prefix="runseal-itest-log-")
@@ -1187,6 +1188,53 @@ steps:
         raw = opens[0]["path"].encode("utf-8", "surrogateescape")
         check(raw == bad, f"bytes not recovered: {raw!r}")
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lingering_run(tmp, policy, script):
+    rb = os.path.join(tmp, f"{policy}.yaml")
+    ev = os.path.join(tmp, f"{policy}.jsonl")
+    with open(rb, "w") as f:
+        f.write(f"name: linger\nsteps:\n  - name: start\n    run: {json.dumps(script)}\n")
+    t0 = time.monotonic()
+    rc, out, err = runseal(["run", "-q", "--events", ev, "--lingering", policy, rb])
+    check(rc == 0, f"--lingering {policy}: rc {rc} {err[-400:]}")
+    recs = load(ev)
+    return recs, recs[-1], time.monotonic() - t0
+
+
+@test
+def lingering_processes_killed_waited_for_or_left():
+    """What a step leaves running is the run's: --lingering kill ends it (its exits
+    recorded), wait traces it until it exits, leave (the default) lists it."""
+    tmp = tempfile.mkdtemp(prefix="runseal-linger-")
+    late = os.path.join(tmp, "late")
+    rc, out, err = runseal(["run", "--lingering", "sometimes", "runbooks/deploy-patch.yaml"])
+    check(rc == 2 and "--lingering sometimes: expected leave, kill or wait" in err, err)
+    bg = "(sleep 1; touch %s; sleep 28) >/dev/null 2>&1 & # linger-%s"
+    try:
+        recs, end, _ = lingering_run(tmp, "kill", bg % (late, "kill"))
+        check(end["lingering_policy"] == "kill" and end["lingering_killed"] >= 2 and
+              end["lingering"] == {}, f"run_end {end}")
+        killed = [r for r in of(recs, "exit", "start") if r["signal"] == 9]
+        check(len(killed) == end["lingering_killed"], f"exits {of(recs, 'exit')}")
+        time.sleep(1.5)
+        check(not os.path.exists(late) and not pids_with("linger-kill"),
+              "a killed process went on")
+        recs, end, took = lingering_run(tmp, "wait", "(sleep 1; touch %s) & # linger-wait" % late)
+        check(os.path.exists(late) and took >= 1, f"the run ended before its processes: {took}")
+        check(end["lingering_policy"] == "wait" and end["lingered"] >= 1 and
+              end["lingering_killed"] == 0 and end["lingering"] == {}, f"run_end {end}")
+        touch = one(recs, "exec", "start", path="/usr/bin/touch")
+        check(touch["time"] > one(recs, "step_end", "start")["time"], f"{touch}")
+        recs, end, _ = lingering_run(tmp, "leave", bg % (late + "2", "leave"))
+        left = pids_with("linger-leave")
+        check(end["lingering_policy"] == "leave" and left and
+              set(map(str, left)) <= set(end["lingering"]) and
+              set(end["lingering"].values()) == {"start"}, f"run_end {end}, alive {left}")
+    finally:
+        for p in pids_with("linger-"):
+            os.kill(p, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNSEAL = os.path.join(ROOT, "runseal")
 ATTACK = os.path.join(ROOT, "build", "attack")
 
-from harness import Failure, check, run_all, skip, test
+from harness import Failure, alive, check, pids_with, run_all, skip, test
 
 TMP = tempfile.mkdtemp(prefix="runseal-selfprotect-")
 
@@ -86,28 +86,6 @@ def run_end(recs):
     ends = of(recs, "run_end")
     check(ends, "no run_end record")
     return ends[-1]
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def pids_with(arg):
-    """Processes whose command line contains arg."""
-    found = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if arg.encode() in f.read():
-                        found.append(int(d))
-            except OSError:
-                pass
-    return [p for p in found if p != os.getpid() and alive(p)]
 
 
 # ---- attacks on runseal's maps ------------------------------------------------------------
