@@ -1393,6 +1393,26 @@ size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uin
 	return n;
 }
 
+size_t collector_tracked_all(struct collector *c, pid_t *pids, uint32_t *runs, uint32_t *steps,
+			     size_t max)
+{
+	int fd = bpf_map__fd(c->skel->maps.tracked);
+	uint32_t key, next, *prev = NULL;
+	struct rs_track t;
+	size_t n = 0;
+
+	while (n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &t) == 0) {
+			pids[n] = (pid_t)key;
+			runs[n] = t.run;
+			steps[n++] = t.step;
+		}
+	}
+	return n;
+}
+
 int collector_events_fd(struct collector *c)
 {
 	return bpf_map__fd(c->skel->maps.events);

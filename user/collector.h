@@ -98,6 +98,9 @@ size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size
 /* The same for any run number (the daemon's runs). */
 size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uint32_t *steps,
 			     size_t max);
+/* Every entry of the kernel's table (one walk, no liveness check): pid, run, step. */
+size_t collector_tracked_all(struct collector *c, pid_t *pids, uint32_t *runs, uint32_t *steps,
+			     size_t max);
 /* Names another process of runseal's own (the guard), for the target of signals. */
 void collector_set_own_pid(struct collector *c, pid_t pid);
 /* The run must not be called complete: events were lost or the ring was tampered with. */

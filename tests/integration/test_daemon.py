@@ -683,8 +683,7 @@ def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
         d.close()
 
 
-@test
-def restart_mid_step_reregisters_the_steps_processes():
+def restart_mid_step(sig):
     d = Daemon()
     d2 = None
     try:
@@ -703,7 +702,8 @@ def restart_mid_step_reregisters_the_steps_processes():
         while not os.path.exists(os.path.join(marks, "tick-5")):
             check(time.monotonic() < deadline and p.poll() is None, "the step did not start")
             time.sleep(0.05)
-        check(d.stop() == 0, f"SIGTERM: {d.stderr()}")
+        rc = d.stop(sig)
+        check(rc == 0 if sig == signal.SIGTERM else rc == -sig, f"stop: {rc} {d.stderr()}")
         d2 = Daemon(tmp=d.tmp)
         check(p.poll() is None, "the step ended before the restart completed")
         p.wait(60)
@@ -725,8 +725,9 @@ def restart_mid_step_reregisters_the_steps_processes():
         after = [n for n, r in ticks.items() if r["time"] > gap["to"]]
         check(1 in ticks and 50 in ticks and after, f"ticks recorded {sorted(ticks)}")
         # What the step did between stop and start is the gap: no tick of it is recorded.
+        # (After a crash the gap starts at the last state saved, up to a second before.)
         inside = [n for n, r in ticks.items() if gap["from"] < r["time"] < gap["to"]]
-        check(not inside, f"ticks dated inside the gap {inside}")
+        check(not inside or sig == signal.SIGKILL, f"ticks dated inside the gap {inside}")
         sleeps = [r for r in by_kind(recs, "exec", run) if r.get("filename") == "/usr/bin/sleep"
                   and r["time"] > gap["to"]]
         check(sleeps and all(r["step"] == "loop" for r in sleeps), "children after the restart")
@@ -736,6 +737,51 @@ def restart_mid_step_reregisters_the_steps_processes():
         if d2:
             d2.close()
         d.close()
+
+
+@test
+def restart_mid_step_reregisters_the_steps_processes():
+    restart_mid_step(signal.SIGTERM)
+
+
+@test
+def crash_mid_step_reregisters_the_steps_processes():
+    """Restart=on-failure: the state is at most a second old, the torn segment is
+    recovered, and the run goes on being traced."""
+    restart_mid_step(signal.SIGKILL)
+
+
+@test
+def state_of_another_log_is_not_taken():
+    """The state is named after the log directory's inode, which a new directory can
+    reuse: a state that names another log is ignored."""
+    a = Daemon()
+    b = None
+    try:
+        run = a.rs(["begin", "elsewhere"])[1].strip()
+        time.sleep(1.5)  # a tick saves the state
+        st = os.stat(a.log)
+        state = f"/run/runseal/daemon/{st.st_dev:x}-{st.st_ino:x}"
+        check(os.path.exists(state), f"no state at {state}")
+        with open(state) as f:
+            saved = f.read()
+        a.stop(signal.SIGKILL)
+        b = Daemon()
+        b.stop()
+        st = os.stat(b.log)
+        other = f"/run/runseal/daemon/{st.st_dev:x}-{st.st_ino:x}"
+        with open(other, "w") as f:
+            f.write(saved)
+        b = Daemon(tmp=b.tmp)
+        rc, out, err = b.rs(["end", run])
+        check(rc == 1 and "no_such_run" in err, f"a run of another log resumed: {rc} {err}")
+        b.stop()
+        check(not by_kind(b.records(), "gap"), "a gap record for another log's run")
+        check(not os.path.exists(other), "the foreign state was left")
+    finally:
+        if b:
+            b.close()
+        a.close()
 
 
 @test

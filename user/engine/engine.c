@@ -68,6 +68,9 @@ struct engine {
 	uint64_t rate[60]; /* events counted at each of the last 60 ticks */
 	unsigned ticks;
 	struct jtok *tok; /* for checking the records clients write */
+	pid_t *st_pid;	  /* the kernel's table, read for the state (engine_save_state) */
+	uint32_t *st_run, *st_step;
+	uint64_t state_events; /* events counted at the last save */
 	struct jbuf line, stamped;
 };
 
@@ -192,6 +195,8 @@ static void run_closed(struct engine *e, struct erun *r)
 		wipe_secrets(r);
 		rebuild_redactor(e);
 	}
+	/* A crash now must not bring the run back. */
+	engine_save_state(e);
 }
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -353,6 +358,9 @@ int engine_open(struct engine **out, const struct engine_opts *o, char *err, siz
 	e->o = *o;
 	e->start = mono();
 	e->tok = xcalloc(RECORD_TOKENS, sizeof(*e->tok));
+	e->st_pid = xcalloc(ENGINE_STATE_ALL, sizeof(*e->st_pid));
+	e->st_run = xcalloc(ENGINE_STATE_ALL, sizeof(*e->st_run));
+	e->st_step = xcalloc(ENGINE_STATE_ALL, sizeof(*e->st_step));
 	e->next_no = 1;
 	redact_init(&e->red);
 	stream_init(&e->s, &e->red);
@@ -412,8 +420,10 @@ int engine_tick(struct engine *e)
 	e->rate[e->ticks++ % 60] = e->col.events;
 	if (reap_abandoned(e) < 0 || sealer_tick(&e->seal) < 0)
 		e->log_failed = true;
-	/* For a restart after a crash as well: at most a second old. */
-	engine_save_state(e);
+	/* For a restart after a crash as well: at most a second old (forks and exits change
+	 * it between the saves that changes of the run table make at once). */
+	if (e->col.events != e->state_events)
+		engine_save_state(e);
 	return e->log_failed ? ENGINE_EFAIL : 0;
 }
 
@@ -463,6 +473,7 @@ int engine_run_open(struct engine *e, const char *runbook, const char *client,
 		run_closed(e, r);
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
 	}
+	engine_save_state(e);
 	return 0;
 }
 
@@ -498,6 +509,7 @@ int engine_step_open(struct engine *e, const char *run, const char *name, const 
 	rec_peer(s, "", p);
 	if (emit(e) < 0)
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	engine_save_state(e);
 	return 0;
 }
 
@@ -554,6 +566,8 @@ int engine_attach(struct engine *e, const char *run, uint32_t seq, const struct 
 		return seterr(err, errlen, ENGINE_EGONE, "%s", "the process exited");
 	}
 	st->attached++;
+	/* A crash now must bring the process back (the tick would be up to a second late). */
+	engine_save_state(e);
 	return 0;
 }
 
@@ -818,6 +832,8 @@ int engine_record(struct engine *e, const char *run, const char *line, size_t n,
 	}
 	if (rc == ENGINE_EFAIL)
 		return seterr(err, errlen, ENGINE_EFAIL, "%s", "the log cannot be written");
+	if (rc == 0 && (kind == REC_RUN_START || kind == REC_STEP_START))
+		engine_save_state(e);
 	return rc;
 }
 
@@ -1016,12 +1032,10 @@ static int state_path(const struct engine *e, char *out, size_t n)
 	return 0;
 }
 
-static void save_run(FILE *f, struct engine *e, const struct erun *r)
+static void save_run(FILE *f, struct engine *e, const struct erun *r, size_t n)
 {
-	static pid_t pids[ENGINE_STATE_PIDS];
-	static uint32_t steps[ENGINE_STATE_PIDS];
-	size_t n = collector_run_tracked(&e->col, r->no, pids, steps, ENGINE_STATE_PIDS);
 	char name[2 * ENGINE_NAME_MAX + 1];
+	size_t mine = 0;
 
 	fprintf(f, "run %s %u %d %d %llu %llu %u %zu\n", r->id, (unsigned)r->owner, r->detached,
 		r->records, (unsigned long long)r->start, (unsigned long long)r->events, r->nsteps,
@@ -1033,17 +1047,20 @@ static void save_run(FILE *f, struct engine *e, const struct erun *r)
 		hex((const unsigned char *)r->steps[i].name, len, name);
 		fprintf(f, "step %u %d %s\n", i, r->steps[i].open, name);
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && mine < ENGINE_STATE_PIDS; i++) {
 		unsigned long long t;
 
-		if (proc_stat(pids[i], NULL, &t) == 0)
-			fprintf(f, "pid %d %llu %u\n", (int)pids[i], t, steps[i]);
+		if (e->st_run[i] == r->no && proc_stat(e->st_pid[i], NULL, &t) == 0) {
+			fprintf(f, "pid %d %llu %u\n", (int)e->st_pid[i], t, e->st_step[i]);
+			mine++;
+		}
 	}
 }
 
 int engine_save_state(struct engine *e)
 {
 	char path[128], tmp[160];
+	size_t n;
 	FILE *f;
 
 	if (state_path(e, path, sizeof(path)) < 0)
@@ -1052,6 +1069,10 @@ int engine_save_state(struct engine *e)
 		unlink(path);
 		return 0;
 	}
+	/* The seq saved is then on disk: a crash after this leaves a chain at least as long
+	 * (the state names the chain's length, and a shorter chain is another log's). */
+	if (sealer_flush(&e->seal) < 0)
+		e->log_failed = true;
 	mkdir("/run/runseal", 0700);
 	mkdir(ENGINE_STATE_DIR, 0700);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -1059,9 +1080,12 @@ int engine_save_state(struct engine *e)
 		return -1;
 	fprintf(f, "runseal-daemon-state 1 %llu %llu %s %s\n", (unsigned long long)real(),
 		(unsigned long long)e->seal.seq, e->seal.host_hex, e->o.log_dir);
+	/* One walk of the kernel's table for all runs. */
+	n = collector_tracked_all(&e->col, e->st_pid, e->st_run, e->st_step, ENGINE_STATE_ALL);
 	for (size_t i = 0; i < ENGINE_RUNS_MAX; i++)
 		if (e->runs[i].open && e->runs[i].started)
-			save_run(f, e, &e->runs[i]);
+			save_run(f, e, &e->runs[i], n);
+	e->state_events = e->col.events;
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		unlink(tmp);
 		return -1;
@@ -1291,6 +1315,9 @@ void engine_close(struct engine *e)
 	stream_free(&e->s);
 	redact_free(&e->red);
 	free(e->tok);
+	free(e->st_pid);
+	free(e->st_run);
+	free(e->st_step);
 	jb_free(&e->line);
 	jb_free(&e->stamped);
 	free(e);

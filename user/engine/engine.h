@@ -152,6 +152,7 @@ size_t engine_open_runs(struct engine *e, const char **ids, size_t max);
  * tick while runs are open, and at the stop. Returns 0, or -1 when it cannot be written. */
 #define ENGINE_STATE_DIR  "/run/runseal/daemon"
 #define ENGINE_STATE_PIDS 1024 /* processes of one run carried over a restart */
+#define ENGINE_STATE_ALL  4096 /* of all runs together */
 #define ENGINE_NAME_MAX	  256  /* bytes of a step name kept over a restart */
 int engine_save_state(struct engine *e);
 /* At start: the runs open at the last stop (or crash) back in the table, their processes
