@@ -28,6 +28,11 @@ USER_SRCS := user/main.c user/util.c user/json.c user/runbook.c user/redact.c us
 	     user/logfmt.c user/sealer.c user/verify.c user/guard.c
 # Modules without BPF or I/O side effects, linked into every unit test.
 PURE := user/util.c user/json.c user/redact.c user/decode.c user/keys.c user/logfmt.c
+# The one table of record and entry kinds and their fields (writers and readers).
+USER_SRCS += user/schema.c
+PURE += user/schema.c
+# The SHA-256 of each executed file, for exec records (called by the collector).
+USER_SRCS += user/digest.c
 # Reading the log back: the reader, the reports (user/report/) and their commands (user/cli/).
 USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c user/report/runs.c \
 	     user/report/escape.c user/report/normalize.c user/report/doc.c user/report/report.c \
@@ -100,6 +105,9 @@ $(B)/test_verify: $(B)/test_verify.o $(B)/verify.o $(B)/cli/verify.o $(B)/cli/sh
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS) -larchive
 
 # The report escapers and normalisation live under user/report/.
+$(B)/test_digest: $(B)/test_digest.o $(B)/digest.o $(B)/record.o $(PURE_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
+
 $(B)/test_render: $(B)/test_render.o $(B)/report/escape.o $(B)/report/normalize.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS)
 
@@ -116,7 +124,7 @@ $(B)/runseal.1: runseal scripts/mkman
 FUZZ_SECONDS ?= 60
 FUZZ_CC      := $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iuser -Ibpf
 FUZZ_TARGETS := segment runbook head keys
-FUZZ_VERIFY  := user/logfmt.c user/verify.c user/keys.c user/util.c user/json.c
+FUZZ_VERIFY  := user/logfmt.c user/verify.c user/keys.c user/util.c user/json.c user/schema.c
 $(B)/fuzz_segment: tests/fuzz/fuzz_segment.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)
 	$(FUZZ_CC) $(filter %.c,$^) -o $@ -lcrypto -lz
 $(B)/fuzz_head: tests/fuzz/fuzz_head.c user/sealer.c $(FUZZ_VERIFY) $(wildcard user/*.h) | $(B)

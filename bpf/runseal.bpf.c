@@ -2009,6 +2009,7 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 	e->pad = 0;
 	e->res = 0;
 	e->pad2 = 0;
+	__builtin_memset(&e->peer, 0, sizeof(e->peer));
 	__builtin_memset(e->sockaddr, 0, RS_SOCKADDR_MAX);
 	if (op == IORING_OP_OPENAT || op == IORING_OP_OPENAT2) {
 		struct io_open *o = (struct io_open *)req;
@@ -2092,6 +2093,16 @@ int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, void *req, struct io_u
 	e->fd = BPF_CORE_READ((struct io_kiocb *)req, cqe.fd);
 	e->user_data = BPF_CORE_READ(cqe, user_data);
 	e->res = BPF_CORE_READ(cqe, res);
+	/* The peer is known once accepted: the new descriptor is in the submitter's table,
+	 * which its io-wq workers share (a fixed-file accept's res is no descriptor). */
+	if (e->opcode == IORING_OP_ACCEPT && e->res >= 0 &&
+	    !BPF_CORE_READ((struct io_accept *)req, file_slot)) {
+		struct socket *sock =
+		    fd_socket((struct task_struct *)bpf_get_current_task(), e->res);
+
+		if (sock)
+			sock_endpoint(BPF_CORE_READ(sock, sk), true, &e->peer);
+	}
 	submit(e, sizeof(*e), RS_URING);
 	return 0;
 }

@@ -344,6 +344,7 @@ struct rs_uring {
 	__u16 pad;
 	__s32 res; /* a completion's result */
 	__u32 pad2;
+	struct rs_endpoint peer; /* an accept's completion: the new socket's peer */
 	__u8 sockaddr[RS_SOCKADDR_MAX];
 	char data[];
 };

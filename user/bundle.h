@@ -1,5 +1,5 @@
 /* bundle: evidence bundles, one .tar.gz holding the sealed segments that cover a run (and
- * every segment before them, which the verifier needs to check the chain from genesis),
+ * ANCHOR, the seal before them, from which the verifier checks the chain),
  * the public keys, the run's reports and a README. Written and read with libarchive (tar)
  * and zlib (gzip, with a fixed header so that no byte of the file goes unchecked). */
 #ifndef RUNSEAL_BUNDLE_H

@@ -21,6 +21,7 @@
 
 #include "collector.h"
 #include "decode.h"
+#include "digest.h"
 #include "runseal.h"
 #include "runseal.skel.h"
 #include "util.h"
@@ -300,6 +301,9 @@ static int on_exec(struct collector *c, const struct rs_exec *e, size_t size)
 			       e->exe_len, e->exe_depth);
 	else if (e->ret == 0)
 		rec_null(s, "path"); /* the kernel walk found no name at all */
+	if (e->ret == 0)
+		rec_exe_digest(s, e->h.pid, d + e->filename_len + e->argv_len + e->cwd_len,
+			       e->exe_len, e->exe_len ? e->exe_depth : RS_DEPTH_TRUNC);
 	put_argv(s, d + e->filename_len, e->argv_len, trunc);
 	rec_int(s, "argc", e->argc);
 	rec_int(s, "argv_bytes", e->argv_total);
@@ -859,6 +863,12 @@ static int on_uring_result(struct collector *c, const struct rs_uring *e)
 	rec_str(s, "op", op);
 	rec_int(s, "user_data", (int64_t)e->user_data);
 	rec_int(s, "fd", e->fd);
+	if (e->peer.family) {
+		struct sockaddr_info a;
+
+		rec_str(s, "family", endpoint_info(&e->peer, &a) ? a.family : "other");
+		put_endpoint(s, "addr", "port", &e->peer);
+	}
 	put_result(s, e->res);
 	return rec_end(s);
 }

@@ -11,55 +11,45 @@
 #include "logread.h"
 #include "verify.h"
 
-const char *const lr_kind_names[LR_KINDS] = {
-    [LR_OTHER] = "other",
-    [LR_GENESIS] = "genesis",
-    [LR_SEGMENT] = "segment",
-    [LR_SEAL] = "seal",
-    [LR_RECOVERY] = "recovery",
-    [LR_RUN_START] = "run_start",
-    [LR_RUN_END] = "run_end",
-    [LR_STEP_START] = "step_start",
-    [LR_STEP_END] = "step_end",
-    [LR_EXEC] = "exec",
-    [LR_FORK] = "fork",
-    [LR_EXIT] = "exit",
-    [LR_OPEN] = "open",
-    [LR_CONNECT] = "connect",
-    [LR_LOSS] = "loss",
-    [LR_RENAME] = "rename",
-    [LR_UNLINK] = "unlink",
-    [LR_CHMOD] = "chmod",
-    [LR_CHOWN] = "chown",
-    [LR_LINK] = "link",
-    [LR_SYMLINK] = "symlink",
-    [LR_TRUNCATE] = "truncate",
-    [LR_MOUNT] = "mount",
-    [LR_UMOUNT] = "umount",
-    [LR_CRED] = "cred",
-    [LR_LISTEN] = "listen",
-    [LR_ACCEPT] = "accept",
-    [LR_COMPAT_SYSCALL] = "compat_syscall",
-    [LR_MKDIR] = "mkdir",
-    [LR_MKNOD] = "mknod",
-    [LR_BPF] = "bpf",
-    [LR_PERF_EVENT_OPEN] = "perf_event_open",
-    [LR_PTRACE] = "ptrace",
-    [LR_PROCESS_VM] = "process_vm",
-    [LR_PIDFD_GETFD] = "pidfd_getfd",
-    [LR_SIGNAL] = "signal",
-    [LR_MODULE_LOAD] = "module_load",
-    [LR_MEMFD_CREATE] = "memfd_create",
-    [LR_RUN_INTERRUPTED] = "run_interrupted",
+/* A segment as verified: the chain link before its first entry and its last entry's hash,
+ * from which lr_select() reads it again. */
+struct lr_seg {
+	uint64_t n, first_seq, last_seq;
+	unsigned char prev[32], last[32];
 };
-_Static_assert(LR_KINDS <= 64, "replay selects kinds by a 64-bit mask");
+
+/* A verified line waiting in a stream's queue: its bytes are in the reader's arena. */
+struct lr_raw {
+	size_t off, len;
+	uint64_t seq;
+	unsigned char hash[32];
+};
 
 struct logread {
 	struct lr_verify v;
-	struct lr_ent **ents;
+	struct lr_ent **ents; /* kept, in log order */
 	size_t n, cap, pos;
 	lr_keep_fn keep;
 	void *ctx;
+	struct lr_seg *segs;
+	size_t nsegs;
+	struct lr_ent **notes;
+	size_t nnotes;
+	/* the selection lr_next() reads on: ranges, and the next segment to look at */
+	struct lr_range *rg;
+	size_t nrg, next_seg;
+	bool selected;
+	char err[PATH_MAX + 128];
+	/* lr_stream: the verification walked a segment at a time, the segment's verified
+	 * lines queued raw (arena, q) and parsed one by one as lr_next() gives them */
+	struct verify_walk *vw;
+	struct verify_opts vo;
+	struct verify_summary sum;
+	char pub[PATH_MAX];
+	struct jbuf arena;
+	struct lr_raw *q;
+	size_t qn, qcap, qpos;
+	struct lr_ent *cur; /* the entry lr_next() gave last, freed at the next call */
 	bool bundle;
 	char tmp[PATH_MAX]; /* the unpacked bundle, removed on close */
 	char log_dir[PATH_MAX], key_dir[PATH_MAX];
@@ -142,9 +132,8 @@ static struct lr_ent *ent_parse(struct logread *r, const char *line, size_t len,
 	e->seq = seq;
 	memcpy(e->hash, hash, 32);
 	{
-		unsigned char prev[32];
 		uint64_t s;
-		long off = entry_prefix(e->line, len, &s, prev);
+		long off = entry_prefix(e->line, len, &s, e->prev);
 
 		e->body = off > 0 ? (size_t)off : 1;
 	}
@@ -161,19 +150,16 @@ static struct lr_ent *ent_parse(struct logread *r, const char *line, size_t len,
 	}
 	e->tok = xmalloc((size_t)e->ntok * sizeof(*e->tok));
 	memcpy(e->tok, r->scratch, (size_t)e->ntok * sizeof(*e->tok));
-	copy_str(e, "kind", e->kind_name, sizeof(e->kind_name));
-	e->kind = LR_OTHER;
-	for (int k = 1; k < LR_KINDS; k++)
-		if (!strcmp(e->kind_name, lr_kind_names[k]))
-			e->kind = (enum lr_kind)k;
-	copy_str(e, "time", e->time, sizeof(e->time));
+	copy_str(e, RF_KIND, e->kind_name, sizeof(e->kind_name));
+	e->kind = rec_kind_of(e->kind_name, strlen(e->kind_name));
+	copy_str(e, RF_TIME, e->time, sizeof(e->time));
 	if (parse_time(e->time, strlen(e->time), &e->time_ns))
 		e->time_ns = 0;
-	copy_str(e, "run", e->run, sizeof(e->run));
-	e->step = lr_str(e, "step", NULL);
-	if (lr_int(e, "pid", &e->pid))
+	copy_str(e, RF_RUN, e->run, sizeof(e->run));
+	e->step = lr_str(e, RF_STEP, NULL);
+	if (lr_int(e, RF_PID, &e->pid))
 		e->pid = -1;
-	if (lr_int(e, "ppid", &e->ppid))
+	if (lr_int(e, RF_PPID, &e->ppid))
 		e->ppid = -1;
 	return e;
 }
@@ -209,25 +195,99 @@ const struct lr_seal *lr_seal_for(const struct lr_verify *v, uint64_t seq)
 	return NULL;
 }
 
+static void push_ent(struct logread *r, struct lr_ent *e)
+{
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 256;
+		r->ents = xrealloc(r->ents, r->cap * sizeof(*r->ents));
+	}
+	r->ents[r->n++] = e;
+}
+
+/* Segment 1 starts with genesis and then its segment entry, every other with its segment
+ * entry: a new segment number starts a new trusted link. */
+static void index_entry(struct logread *r, const struct lr_ent *e)
+{
+	struct lr_seg *sg = r->nsegs ? &r->segs[r->nsegs - 1] : NULL;
+	int64_t n = 0;
+
+	if (e->kind == REC_GENESIS)
+		n = 1;
+	else if (e->kind == REC_SEGMENT && lr_int(e, "segment", &n))
+		n = 0;
+	if ((n > 0 && (!sg || sg->n != (uint64_t)n)) || !sg) {
+		r->segs = xrealloc(r->segs, (r->nsegs + 1) * sizeof(*r->segs));
+		sg = &r->segs[r->nsegs++];
+		*sg = (struct lr_seg){.n = (uint64_t)(n > 0 ? n : 0), .first_seq = e->seq};
+		/* verify checked it: the link to the log's entry before, or to an anchored
+		 * log's ANCHOR seal */
+		memcpy(sg->prev, e->prev, 32);
+	}
+	sg->last_seq = e->seq;
+	memcpy(sg->last, e->hash, 32);
+}
+
+static bool is_note(const struct lr_ent *e)
+{
+	return e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED || e->kind == REC_GENESIS;
+}
+
+/* What the reader notes of every verified entry (segment links, seals, the log's notes);
+ * then whether the caller keeps it. false: e was freed. */
+static bool take(struct logread *r, struct lr_ent *e)
+{
+	index_entry(r, e);
+	if (e->kind == REC_SEAL)
+		add_seal(&r->v, e);
+	if (is_note(e)) {
+		r->notes = xrealloc(r->notes, (r->nnotes + 1) * sizeof(*r->notes));
+		r->notes[r->nnotes++] = ent_parse(r, e->line, e->len, e->seq, e->hash);
+	}
+	if (r->keep && !r->keep(r->ctx, e)) {
+		ent_free(e);
+		return false;
+	}
+	return true;
+}
+
+/* An entry that is no object runseal writes, but chained: its link still counts. */
+static void take_unparsed(struct logread *r, uint64_t seq, const unsigned char hash[32])
+{
+	if (r->nsegs) {
+		r->segs[r->nsegs - 1].last_seq = seq;
+		memcpy(r->segs[r->nsegs - 1].last, hash, 32);
+	}
+}
+
 static int on_entry(void *ctx, const char *line, size_t len, uint64_t seq,
 		    const unsigned char hash[32])
 {
 	struct logread *r = ctx;
 	struct lr_ent *e = ent_parse(r, line, len, seq, hash);
 
-	if (!e)
-		return 0;
-	if (e->kind == LR_SEAL)
-		add_seal(&r->v, e);
-	if (r->keep && !r->keep(r->ctx, e)) {
-		ent_free(e);
+	if (!e) {
+		take_unparsed(r, seq, hash);
 		return 0;
 	}
-	if (r->n == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 256;
-		r->ents = xrealloc(r->ents, r->cap * sizeof(*r->ents));
+	if (!take(r, e))
+		return 0;
+	push_ent(r, e);
+	return 0;
+}
+
+/* A stream's verified line, queued as it is: parsed when lr_next() comes to it. */
+static int on_stream_entry(void *ctx, const char *line, size_t len, uint64_t seq,
+			   const unsigned char hash[32])
+{
+	struct logread *r = ctx;
+
+	if (r->qn == r->qcap) {
+		r->qcap = r->qcap ? r->qcap * 2 : 1024;
+		r->q = xrealloc(r->q, r->qcap * sizeof(*r->q));
 	}
-	r->ents[r->n++] = e;
+	r->q[r->qn] = (struct lr_raw){.off = r->arena.len, .len = len, .seq = seq};
+	memcpy(r->q[r->qn++].hash, hash, 32);
+	jb_raw(&r->arena, line, len);
 	return 0;
 }
 
@@ -252,26 +312,29 @@ static void on_problem(void *ctx, const struct verify_problem *vp)
 	p->seq = vp->seq == VERIFY_NONE ? -1 : (int64_t)vp->seq;
 }
 
-static int run_verify(struct logread *r, struct verify_opts *vo, char *err, size_t errlen)
-{
-	struct verify_summary sum;
+static void bundle_result(struct logread *r, const char *pub);
 
-	vo->problem = on_problem;
-	vo->entry = on_entry;
-	vo->ctx = r;
-	r->v.rc = verify_log(vo, &sum);
-	if (r->v.rc == 2) {
-		snprintf(err, errlen, "%s", *sum.err ? sum.err : "the log could not be verified");
+/* The verification's outcome (rc as verify_log returns it) into the reader's result;
+ * -1 with the reason in err when the log could not be verified. */
+static int verified(struct logread *r, int rc, char *err, size_t errlen)
+{
+	const struct verify_summary *sum = &r->sum;
+
+	r->v.rc = rc;
+	if (rc == 2) {
+		snprintf(err, errlen, "%s", *sum->err ? sum->err : "the log could not be verified");
 		return -1;
 	}
-	r->v.entries = sum.entries;
-	r->v.segments = sum.segments;
-	r->v.seals = sum.seals;
-	r->v.errors = sum.errors;
-	r->v.warnings = sum.warnings;
-	r->v.any = sum.any;
-	r->v.first_seq = sum.first_seq;
-	r->v.last_seq = sum.last_seq;
+	r->v.entries = sum->entries;
+	r->v.segments = sum->segments;
+	r->v.seals = sum->seals;
+	r->v.errors = sum->errors;
+	r->v.warnings = sum->warnings;
+	r->v.any = sum->any;
+	r->v.first_seq = sum->first_seq;
+	r->v.last_seq = sum->last_seq;
+	if (r->bundle)
+		bundle_result(r, r->pub[0] ? r->pub : NULL);
 	return 0;
 }
 
@@ -313,25 +376,25 @@ static void bundle_result(struct logread *r, const char *pub)
 		snprintf(r->v.pub_path, sizeof(r->v.pub_path), "keys/root.pub in the bundle");
 }
 
-int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
+/* The log (a directory, or a bundle unpacked) and the keys to trust: a reader ready to
+ * verify. NULL with a message in err. */
+static struct logread *prepare(const struct lr_opts *o, char *err, size_t errlen)
 {
 	struct logread *r = xcalloc(1, sizeof(*r));
-	struct verify_opts vo = {0};
 	char pub[PATH_MAX];
 	struct stat st;
 
-	*out = NULL;
 	r->keep = o->keep;
 	r->ctx = o->ctx;
 	if (stat(o->path, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", o->path, strerror(errno));
 		free(r);
-		return -1;
+		return NULL;
 	}
 	if (S_ISREG(st.st_mode)) {
 		if (bundle_unpack(o->path, r->tmp, sizeof(r->tmp), err, errlen) < 0) {
 			lr_close(r);
-			return -1;
+			return NULL;
 		}
 		r->bundle = true;
 		snprintf(r->log_dir, sizeof(r->log_dir), "%s/log", r->tmp);
@@ -346,29 +409,215 @@ int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t err
 	snprintf(pub, sizeof(pub), "%s/root.pub", r->key_dir);
 	if (trust(r, o->pub ? o->pub : pub, err, errlen) < 0) {
 		lr_close(r);
-		return -1;
+		return NULL;
 	}
-	vo.log_dir = r->log_dir;
-	vo.key_dir = r->key_dir;
-	vo.pub = o->pub;
-	if (run_verify(r, &vo, err, errlen) < 0) {
+	if (o->pub)
+		snprintf(r->pub, sizeof(r->pub), "%s", o->pub);
+	r->vo = (struct verify_opts){.log_dir = r->log_dir,
+				     .key_dir = r->key_dir,
+				     .pub = r->pub[0] ? r->pub : NULL,
+				     /* trimmed to its run, from a trusted seal */
+				     .allow_anchor = r->bundle,
+				     .problem = on_problem,
+				     .entry = on_entry,
+				     .ctx = r};
+	return r;
+}
+
+int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
+{
+	struct logread *r = prepare(o, err, errlen);
+
+	*out = NULL;
+	if (!r)
+		return -1;
+	if (verified(r, verify_log(&r->vo, &r->sum), err, errlen) < 0) {
 		lr_close(r);
 		return -1;
 	}
-	if (r->bundle)
-		bundle_result(r, o->pub);
 	*out = r;
 	return 0;
 }
 
+int lr_stream(struct logread **out, const struct lr_opts *o, char *err, size_t errlen)
+{
+	struct logread *r = prepare(o, err, errlen);
+
+	*out = NULL;
+	if (!r)
+		return -1;
+	r->vo.entry = on_stream_entry;
+	if (verify_begin(&r->vw, &r->vo, &r->sum) < 0) {
+		verified(r, verify_end(r->vw), err, errlen);
+		r->vw = NULL;
+		lr_close(r);
+		return -1;
+	}
+	*out = r;
+	return 0;
+}
+
+/* A stream's next verified entry, parsed: the queue first, then the next segment the
+ * verification walks; NULL at the end of the log (the result is then final). */
+static const struct lr_ent *stream_next(struct logread *r)
+{
+	char e[512];
+
+	ent_free(r->cur);
+	r->cur = NULL;
+	for (;;) {
+		while (r->qpos >= r->qn) {
+			r->qn = r->qpos = 0;
+			r->arena.len = 0;
+			if (!r->vw)
+				return NULL;
+			if (verify_step(r->vw) > 0)
+				continue;
+			if (verified(r, verify_end(r->vw), e, sizeof(e)) < 0)
+				snprintf(r->err, sizeof(r->err), "%s", e);
+			r->vw = NULL;
+			return NULL;
+		}
+		const struct lr_raw *q = &r->q[r->qpos++];
+		struct lr_ent *x = ent_parse(r, r->arena.p + q->off, q->len, q->seq, q->hash);
+
+		if (!x) {
+			take_unparsed(r, q->seq, q->hash);
+			continue;
+		}
+		if (take(r, x))
+			return r->cur = x;
+	}
+}
 const struct lr_verify *lr_result(const struct logread *r)
 {
 	return &r->v;
 }
 
+static void drop_ents(struct logread *r, size_t from)
+{
+	for (size_t i = from; i < r->n; i++)
+		ent_free(r->ents[i]);
+	r->n = from;
+}
+
+void lr_select(struct logread *r, const struct lr_range *rg, size_t n, lr_keep_fn keep, void *ctx)
+{
+	drop_ents(r, 0);
+	r->pos = 0;
+	free(r->rg);
+	r->rg = xmalloc((n ? n : 1) * sizeof(*rg));
+	memcpy(r->rg, rg, n * sizeof(*rg));
+	r->nrg = n;
+	r->next_seg = 0;
+	r->keep = keep;
+	r->ctx = ctx;
+	r->selected = true;
+	r->err[0] = '\0';
+}
+
+static bool in_ranges(const struct logread *r, uint64_t first, uint64_t last)
+{
+	for (size_t i = 0; i < r->nrg; i++)
+		if (first <= r->rg[i].last && last >= r->rg[i].first)
+			return true;
+	return false;
+}
+
+/* Walks a segment file from sg's trusted link to its verified last entry, keeping the
+ * selected entries; 0 when every line chained and the last one hashed as verified, -1 (and
+ * nothing kept) otherwise. */
+static int walk_seg(struct logread *r, const struct lr_seg *sg, const char *buf, size_t len)
+{
+	unsigned char want[32], prev[32], h[32];
+	uint64_t seq, expect = sg->first_seq;
+	size_t off = 0, n0 = r->n;
+
+	memcpy(want, sg->prev, 32);
+	while (off < len) {
+		const char *l = buf + off, *nl = memchr(l, '\n', len - off);
+		size_t ll = nl ? (size_t)(nl - l) : 0;
+
+		if (!nl || entry_prefix(l, ll, &seq, prev) < 0 || seq != expect ||
+		    memcmp(prev, want, 32))
+			break;
+		entry_hash(l, ll, h);
+		if (seq == sg->last_seq && memcmp(h, sg->last, 32))
+			break;
+		if (in_ranges(r, seq, seq)) {
+			struct lr_ent *e = ent_parse(r, l, ll, seq, h);
+
+			if (e && (!r->keep || r->keep(r->ctx, e)))
+				push_ent(r, e);
+			else
+				ent_free(e);
+		}
+		if (seq == sg->last_seq)
+			return 0;
+		memcpy(want, h, 32);
+		expect++;
+		off += ll + 1;
+	}
+	drop_ents(r, n0);
+	return -1;
+}
+
+/* Reads the segment again: sealed segments are compressed once sealed, so it may have
+ * become seg-N.log.z since it was verified as seg-N.log. */
+static int read_seg(struct logread *r, const struct lr_seg *sg)
+{
+	static const char *const ext[] = {".log.z", ".log"};
+	char path[PATH_MAX + 40], e[256];
+
+	for (size_t i = 0; i < 2; i++) {
+		char *buf;
+		size_t len;
+		int rc;
+
+		snprintf(path, sizeof(path), "%s/seg-%016llu%s", r->log_dir,
+			 (unsigned long long)sg->n, ext[i]);
+		if (segment_read(path, &buf, &len, e, sizeof(e)) < 0)
+			continue;
+		rc = walk_seg(r, sg, buf, len);
+		free(buf);
+		if (!rc)
+			return 0;
+	}
+	snprintf(r->err, sizeof(r->err),
+		 "%s: segment %llu changed or went after it was verified (read the log again)",
+		 r->log_dir, (unsigned long long)sg->n);
+	return -1;
+}
+
+/* Reads the next selected segment: 1, 0 when there is none left, -1 on an error. */
+static int read_next(struct logread *r)
+{
+	if (!r->selected || r->err[0])
+		return r->err[0] ? -1 : 0;
+	for (; r->next_seg < r->nsegs; r->next_seg++) {
+		const struct lr_seg *sg = &r->segs[r->next_seg];
+
+		if (!in_ranges(r, sg->first_seq, sg->last_seq))
+			continue;
+		r->next_seg++;
+		return read_seg(r, sg) < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
 const struct lr_ent *lr_next(struct logread *r)
 {
-	return r->pos < r->n ? r->ents[r->pos++] : NULL;
+	if (r->vw || r->cur)
+		return stream_next(r);
+	while (r->pos >= r->n)
+		if (read_next(r) <= 0)
+			return NULL;
+	return r->ents[r->pos++];
+}
+
+const char *lr_error(const struct logread *r)
+{
+	return r->err[0] ? r->err : NULL;
 }
 
 void lr_rewind(struct logread *r)
@@ -378,22 +627,40 @@ void lr_rewind(struct logread *r)
 
 int lr_seek_run(struct logread *r, const char *run)
 {
-	size_t first = SIZE_MAX;
+	size_t first = SIZE_MAX, i = 0;
 
-	for (size_t i = 0; i < r->n; i++) {
-		if (strcmp(r->ents[i]->run, run))
-			continue;
-		if (r->ents[i]->kind == LR_RUN_START) {
-			r->pos = i;
-			return 0;
+	for (;;) {
+		for (; i < r->n; i++) {
+			if (strcmp(r->ents[i]->run, run))
+				continue;
+			if (r->ents[i]->kind == REC_RUN_START) {
+				r->pos = i;
+				return 0;
+			}
+			if (first == SIZE_MAX)
+				first = i;
 		}
-		if (first == SIZE_MAX)
-			first = i;
+		if (read_next(r) <= 0)
+			break;
 	}
 	if (first == SIZE_MAX)
 		return -1;
 	r->pos = first;
 	return 0;
+}
+
+uint64_t lr_segment_of(const struct logread *r, uint64_t seq)
+{
+	for (size_t i = 0; i < r->nsegs; i++)
+		if (r->segs[i].first_seq <= seq && seq <= r->segs[i].last_seq)
+			return r->segs[i].n;
+	return 0;
+}
+
+const struct lr_ent *const *lr_notes(const struct logread *r, size_t *n)
+{
+	*n = r->nnotes;
+	return (const struct lr_ent *const *)r->notes;
 }
 
 bool lr_is_bundle(const struct logread *r)
@@ -415,9 +682,17 @@ void lr_close(struct logread *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++)
-		ent_free(r->ents[i]);
+	verify_abort(r->vw); /* a stream closed before its end */
+	ent_free(r->cur);
+	free(r->q);
+	jb_free(&r->arena);
+	drop_ents(r, 0);
 	free(r->ents);
+	for (size_t i = 0; i < r->nnotes; i++)
+		ent_free(r->notes[i]);
+	free(r->notes);
+	free(r->segs);
+	free(r->rg);
 	for (size_t i = 0; i < r->v.nprob; i++) {
 		free(r->v.prob[i].level);
 		free(r->v.prob[i].kind);
@@ -430,10 +705,4 @@ void lr_close(struct logread *r)
 	if (r->bundle && r->tmp[0])
 		bundle_remove(r->tmp);
 	free(r);
-}
-
-bool lr_keep_run(void *run_id, const struct lr_ent *e)
-{
-	return e->kind == LR_RECOVERY || e->kind == LR_RUN_INTERRUPTED ||
-	       !strcmp(e->run, (const char *)run_id);
 }

@@ -1,15 +1,22 @@
 /* logread: the one reader of a sealed log, for reports, replay, diff, evidence and export.
  *
- * It reads only what verified: the log (a directory, or an evidence bundle) is checked by
- * verify_log(), and only the entries it delivers (chain and seal checked) are kept. Each is
- * parsed once, by the one JSON scanner, into a typed view. The result of the verification
- * (problems, key ids, seals and seq range) travels with the entries, so that every output
- * can state it.
+ * It reads only what verified. lr_open() verifies the log (a directory, or an evidence
+ * bundle) once, with verify_log(): every rule, every seal's signature. The entries verify
+ * delivers then stream through the caller's keep filter (runs, show and export look at
+ * each and keep none), and the reader notes, per segment, the chain link before its first
+ * verified entry and the hash of its last one: the trusted links.
  *
- * verify_log() pushes entries through a callback over the whole log; this reader turns that
- * into a pull iterator by keeping the entries the caller's filter selects (for one run: its
- * records, a few hundred bytes each, and nothing else), so memory grows with the selected
- * run, not with the log. */
+ * lr_stream() is the same verification pulled one segment at a time, for readers that
+ * write as they read (show, export).
+ *
+ * lr_select() then makes the reader a pull iterator over only the segments that hold the
+ * seqs asked for (the records of one run, or a few): lr_next() reads them one at a time,
+ * from the trusted link before each, and checks that every line chains to the next and that
+ * the last one hashes to what verify accepted, so no byte that changed after verification
+ * is given out (a segment compressed in between is read from its .z). Memory grows with the
+ * entries kept, not with the log. Each entry is parsed once, by the one JSON scanner, into
+ * a typed view. The result of the verification (problems, key ids, seals and seq range)
+ * travels with the entries, so that every output can state it. */
 #ifndef RUNSEAL_LOGREAD_H
 #define RUNSEAL_LOGREAD_H
 
@@ -19,60 +26,15 @@
 #include <stdint.h>
 
 #include "json.h"
+#include "schema.h"
 #include "util.h"
-
-enum lr_kind {
-	LR_OTHER, /* a kind this version does not know: kept, shown generically */
-	LR_GENESIS,
-	LR_SEGMENT,
-	LR_SEAL,
-	LR_RECOVERY,
-	LR_RUN_START,
-	LR_RUN_END,
-	LR_STEP_START,
-	LR_STEP_END,
-	LR_EXEC,
-	LR_FORK,
-	LR_EXIT,
-	LR_OPEN,
-	LR_CONNECT,
-	LR_LOSS,
-	/* file and privilege changes, network beyond connect (docs/RECORDS.md) */
-	LR_RENAME,
-	LR_UNLINK,
-	LR_CHMOD,
-	LR_CHOWN,
-	LR_LINK,
-	LR_SYMLINK,
-	LR_MKDIR,
-	LR_MKNOD,
-	LR_TRUNCATE, /* the last file change (m_file_change) */
-	LR_MOUNT,
-	LR_UMOUNT,
-	LR_CRED,
-	LR_LISTEN,
-	LR_ACCEPT,
-	LR_COMPAT_SYSCALL,
-	/* self-protection: recorded at entry, before the call takes effect */
-	LR_BPF,
-	LR_PERF_EVENT_OPEN,
-	LR_PTRACE,
-	LR_PROCESS_VM,
-	LR_PIDFD_GETFD,
-	LR_SIGNAL,
-	LR_MODULE_LOAD,
-	LR_MEMFD_CREATE,
-	LR_RUN_INTERRUPTED, /* written by the next run about one that never ended */
-	LR_KINDS,	    /* at most 64: replay selects kinds by a 64-bit mask */
-};
-
-extern const char *const lr_kind_names[LR_KINDS];
 
 /* One verified entry. Strings are decoded bytes (hostile: escape them when printing). */
 struct lr_ent {
 	uint64_t seq;
 	unsigned char hash[32];
-	enum lr_kind kind;
+	unsigned char prev[32]; /* its prev field: verified to be the hash before it */
+	enum rec_kind kind;	/* REC_OTHER for a kind this version does not know */
 	char kind_name[32];
 	uint64_t time_ns;
 	char time[TIME_LEN];
@@ -141,25 +103,52 @@ struct lr_opts {
 
 struct logread;
 
-/* Verifies and reads. Returns 0 with *out set (look at lr_result() for the verification:
- * a log with problems still gives the entries before the first one), or -1 with a message
- * in err when nothing could be verified (no such directory, unreadable keys). */
+/* Verifies, and streams the verified entries through o->keep. Returns 0 with *out set
+ * (look at lr_result() for the verification: a log with problems still gives the entries
+ * before the first one), or -1 with a message in err when nothing could be verified (no
+ * such directory, unreadable keys). The entries o->keep kept are what lr_next() gives until
+ * lr_select() is called. */
 int lr_open(struct logread **out, const struct lr_opts *o, char *err, size_t errlen);
+/* The same, pulled: nothing is verified yet; each lr_next() gives the next verified entry
+ * that o->keep keeps, the verification walking one segment further when the ones before
+ * are used up (memory: one segment's lines and one parsed entry). The entry stays valid
+ * until the next lr_next(). lr_result() is final once lr_next() gave NULL (lr_error():
+ * the log could not be verified after all); lr_select() works after that. */
+int lr_stream(struct logread **out, const struct lr_opts *o, char *err, size_t errlen);
 const struct lr_verify *lr_result(const struct logread *r);
-/* The next kept entry in log order, or NULL at the end. */
+
+/* A seq range, both ends included. */
+struct lr_range {
+	uint64_t first, last;
+};
+
+/* Drops the entries kept so far and makes lr_next() read again the segments holding seqs
+ * of the ranges (n of them), from their trusted links, keeping what keep selects (NULL:
+ * every entry in the ranges). Nothing is read before lr_next() asks. */
+void lr_select(struct logread *r, const struct lr_range *rg, size_t n, lr_keep_fn keep, void *ctx);
+/* The next kept entry in log order, reading the next selected segment when the kept ones
+ * are used up; NULL at the end, or on an error (lr_error()). An entry stays valid until
+ * lr_select() or lr_close(). */
 const struct lr_ent *lr_next(struct logread *r);
-/* Positions the iterator at the run_start of run id (or its first entry); -1 if absent. */
+/* Why the last lr_next() gave NULL before the end (a segment that changed or went after it
+ * was verified), or NULL. */
+const char *lr_error(const struct logread *r);
+/* Positions the iterator at the run_start of run id (or its first entry), reading on as
+ * far as needed; -1 if it is not among the entries selected. */
 int lr_seek_run(struct logread *r, const char *run);
+/* Back to the first entry kept (segments already read are not read again). */
 void lr_rewind(struct logread *r);
+/* The log's recovery, run_interrupted and genesis entries, in log order, kept from the
+ * verification whatever was selected: few (one per crash or killed run), and they concern
+ * runs they are far from in the log. Valid until lr_close(). */
+const struct lr_ent *const *lr_notes(const struct logread *r, size_t *n);
+/* The number of the segment that holds verified entry seq, or 0. */
+uint64_t lr_segment_of(const struct logread *r, uint64_t seq);
 /* Whether the path is an evidence bundle rather than a log directory, and where its
  * unpacked log and keys are (valid while r is open). */
 bool lr_is_bundle(const struct logread *r);
 const char *lr_log_dir(const struct logread *r);
 const char *lr_key_dir(const struct logread *r);
 void lr_close(struct logread *r);
-
-/* Keep filters: the entries of one run (and the log's recovery and run_interrupted entries,
- * which other runs write about it). */
-bool lr_keep_run(void *run_id, const struct lr_ent *e);
 
 #endif

@@ -14,6 +14,7 @@
 #include "util.h"
 #include "verify.h"
 #include "cli/cmds.h"
+#include "cli/common.h"
 
 static const char usage_main[] =
     "usage: runseal COMMAND [OPTIONS]\n"
@@ -151,7 +152,8 @@ static int cmd_run(int argc, char **argv)
 	/* Options of the embedded engine's own log and tracer: not the daemon's to take. */
 	static const char engine_only[] = "ebLKRFCONZ";
 	const char *engine_opt = NULL;
-	struct run_opts o = {.log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT};
+	struct run_opts o = {
+	    .log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT, .log_notice = cli_notice};
 	const char **replicas = NULL, **triggers = NULL;
 	char *end;
 	unsigned long long sz;

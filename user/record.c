@@ -7,52 +7,6 @@
 #include "record.h"
 #include "util.h"
 
-const char *const rec_kind_names[REC_KIND_MAX] = {
-    [REC_RUN_START] = "run_start",
-    [REC_RUN_END] = "run_end",
-    [REC_STEP_START] = "step_start",
-    [REC_STEP_END] = "step_end",
-    [REC_EXEC] = "exec",
-    [REC_FORK] = "fork",
-    [REC_EXIT] = "exit",
-    [REC_OPEN] = "open",
-    [REC_CONNECT] = "connect",
-    [REC_LOSS] = "loss",
-    /* issue 8, self-protection: */
-    [REC_BPF] = "bpf",
-    [REC_PERF_EVENT_OPEN] = "perf_event_open",
-    [REC_PTRACE] = "ptrace",
-    [REC_PROCESS_VM] = "process_vm",
-    [REC_PIDFD_GETFD] = "pidfd_getfd",
-    [REC_SIGNAL] = "signal",
-    [REC_MODULE_LOAD] = "module_load",
-    [REC_MEMFD_CREATE] = "memfd_create",
-    [REC_RUN_INTERRUPTED] = "run_interrupted",
-    /* capture coverage (issue 8) */
-    [REC_RENAME] = "rename",
-    [REC_UNLINK] = "unlink",
-    [REC_CHMOD] = "chmod",
-    [REC_CHOWN] = "chown",
-    [REC_LINK] = "link",
-    [REC_SYMLINK] = "symlink",
-    [REC_TRUNCATE] = "truncate",
-    [REC_MOUNT] = "mount",
-    [REC_UMOUNT] = "umount",
-    [REC_CRED] = "cred",
-    [REC_LISTEN] = "listen",
-    [REC_ACCEPT] = "accept",
-    [REC_COMPAT_SYSCALL] = "compat_syscall",
-    [REC_IO_URING_RESULT] = "io_uring_result",
-    [REC_MKDIR] = "mkdir",
-    [REC_MKNOD] = "mknod",
-    /* the daemon: */
-    [REC_ATTACH] = "attach",
-    [REC_REFUSED] = "refused",
-    [REC_DAEMON] = "daemon",
-    [REC_GAP] = "gap",
-    [REC_READ] = "read",
-};
-
 void stream_init(struct stream *s, const struct redactor *r)
 {
 	memset(s, 0, sizeof(*s));
@@ -106,10 +60,10 @@ void rec_begin(struct stream *s, enum rec_kind kind, uint64_t realtime_ns, const
 	s->step = step;
 	s->first = true;
 	jb_putc(&s->buf, '{');
-	rec_str(s, "kind", rec_kind_names[kind]);
+	rec_str(s, RF_KIND, rec_kind_name(kind));
 	fmt_time(realtime_ns, t);
-	rec_str(s, "time", t);
-	rec_str(s, "run", run);
+	rec_str(s, RF_TIME, t);
+	rec_str(s, RF_RUN, run);
 }
 
 void rec_strn(struct stream *s, const char *k, const char *v, size_t n, bool truncated)

@@ -13,54 +13,7 @@
 
 #include "json.h"
 #include "redact.h"
-
-enum rec_kind {
-	REC_RUN_START,
-	REC_RUN_END,
-	REC_STEP_START,
-	REC_STEP_END,
-	REC_EXEC,
-	REC_FORK,
-	REC_EXIT,
-	REC_OPEN,
-	REC_CONNECT,
-	REC_LOSS,
-	/* issue 8, self-protection: */
-	REC_BPF,
-	REC_PERF_EVENT_OPEN,
-	REC_PTRACE,
-	REC_PROCESS_VM,
-	REC_PIDFD_GETFD,
-	REC_SIGNAL,
-	REC_MODULE_LOAD,
-	REC_MEMFD_CREATE,
-	REC_RUN_INTERRUPTED,
-	/* capture coverage (issue 8) */
-	REC_RENAME,
-	REC_UNLINK,
-	REC_CHMOD,
-	REC_CHOWN,
-	REC_LINK,
-	REC_SYMLINK,
-	REC_TRUNCATE,
-	REC_MOUNT,
-	REC_UMOUNT,
-	REC_CRED,
-	REC_LISTEN,
-	REC_ACCEPT,
-	REC_COMPAT_SYSCALL,
-	REC_IO_URING_RESULT,
-	REC_MKDIR,
-	REC_MKNOD,
-	REC_ATTACH,  /* daemon: a process put under a run's step */
-	REC_REFUSED, /* daemon: a request refused, and who asked */
-	REC_DAEMON,  /* daemon: start, reload, stop */
-	REC_GAP,     /* daemon: a run's time untraced (a restart), and what was re-registered */
-	REC_READ,    /* daemon: who read which runs of a log (show, report, ...) */
-	REC_KIND_MAX,
-};
-
-extern const char *const rec_kind_names[REC_KIND_MAX];
+#include "schema.h"
 
 struct rec_view {
 	enum rec_kind kind;

@@ -225,7 +225,7 @@ static int daemon_sink(void *ctx, const struct rec_view *v)
 	struct run *r = ctx;
 
 	if (send_pieces(r, "record", NULL, v->line, v->len - 1) < 0) {
-		warnx("the daemon refused a %s record: %s: %s", rec_kind_names[v->kind], r->dc.code,
+		warnx("the daemon refused a %s record: %s: %s", rec_kind_name(v->kind), r->dc.code,
 		      r->dc.err);
 		errno = EIO;
 		return -1;
@@ -1481,6 +1481,7 @@ static int setup_sinks(struct run *r)
 		    .fsync_record = o->fsync_record,
 		    .keep_going = o->log_keep_going,
 		    .checkpoint_s = o->checkpoint_s,
+		    .notice = o->log_notice,
 		};
 		char serr[1024];
 

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sealer.h"
+
 /* What happens at the end of a run to the processes its steps left running. */
 enum lingering {
 	LINGER_LEAVE, /* listed in run_end; they go on, untraced once runseal exits */
@@ -36,7 +38,8 @@ struct run_opts {
 	size_t ntriggers;
 	enum { RUN_AUTO, RUN_EMBEDDED, RUN_DAEMON } tracer; /* who traces and seals */
 	const char *socket;				    /* the daemon's, NULL for the default */
-	enum lingering lingering; /* the run's processes still alive after its last step */
+	sealer_notice_fn log_notice; /* what the sealer has to say; NULL: dropped */
+	enum lingering lingering;    /* the run's processes still alive after its last step */
 };
 
 /* Exit status of `runseal run`. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "logfmt.h"
+#include "schema.h"
 #include "sealer.h"
 #include "util.h"
 
@@ -202,13 +204,41 @@ static void field_u64(struct jbuf *b, const char *k, uint64_t v)
 	jb_u64(b, v);
 }
 
-static void begin_body(struct jbuf *b, const char *kind, char time[TIME_LEN])
+enum { SAY_NOTICE, SAY_WARNING, SAY_ERRNO /* a warning, with strerror(errno) as warn(3) */ };
+
+/* What the sealer has to say goes to the caller's callback (sealer_opts.notice), never to
+ * stderr itself. */
+static void __attribute__((format(printf, 3, 4)))
+say(const struct sealer *s, int how, const char *fmt, ...)
 {
+	char msg[1024];
+	int e = errno;
+	size_t n;
+	va_list ap;
+
+	if (!s->o.notice)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = strlen(msg);
+	if (how == SAY_ERRNO)
+		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(e));
+	s->o.notice(s->o.notice_ctx, how == SAY_NOTICE ? SEALER_NOTICE : SEALER_WARNING, msg);
+	errno = e;
+}
+
+static void begin_body(struct jbuf *b, enum rec_kind kind, char time[TIME_LEN])
+{
+	const char *name = rec_kind_name(kind);
+
 	b->len = 0;
-	jb_raw(b, "{\"kind\":", 8);
-	jb_str(b, kind, strlen(kind));
+	jb_putc(b, '{');
+	jb_str(b, RF_KIND, strlen(RF_KIND));
+	jb_putc(b, ':');
+	jb_str(b, name, strlen(name));
 	fmt_time(now_ns(CLOCK_REALTIME), time);
-	field_str(b, "time", time);
+	field_str(b, RF_TIME, time);
 }
 
 static int put_body(struct sealer *s, struct jbuf *b)
@@ -228,7 +258,7 @@ static int put_genesis(struct sealer *s)
 
 	gethostname(host, sizeof(host) - 1);
 	key_id(s->sched.root_pub, root);
-	begin_body(&b, "genesis", t);
+	begin_body(&b, REC_GENESIS, t);
 	field_str(&b, "format", LOG_FORMAT);
 	field_str(&b, "host_id", s->host_hex);
 	field_str(&b, "hostname", host);
@@ -273,9 +303,10 @@ static int open_segment_entries(struct sealer *s)
 	}
 	s->worm = worm_set(s->fd, FS_APPEND_FL) == 0;
 	if (!s->worm && !warned) {
-		warn("%s: the filesystem refuses the append-only flag; segments are not write-once "
-		     "(recorded as worm: unavailable)",
-		     s->o.log_dir);
+		say(s, SAY_ERRNO,
+		    "%s: the filesystem refuses the append-only flag; segments are not write-once "
+		    "(recorded as worm: unavailable)",
+		    s->o.log_dir);
 		warned = true;
 	}
 	s->first_seq = s->seq;
@@ -283,7 +314,7 @@ static int open_segment_entries(struct sealer *s)
 	s->last_seal = now_ns(CLOCK_MONOTONIC);
 	if (s->seq == 0 && put_genesis(s) < 0)
 		return -1;
-	begin_body(&b, "segment", t);
+	begin_body(&b, REC_SEGMENT, t);
 	field_u64(&b, "segment", s->segment);
 	field_str(&b, "host_id", s->host_hex);
 	field_str(&b, "worm", s->worm ? "append-only" : "unavailable");
@@ -291,7 +322,7 @@ static int open_segment_entries(struct sealer *s)
 	if (put_body(s, &b) < 0)
 		return -1;
 	if (s->pending_recovery) {
-		begin_body(&b, "recovery", t);
+		begin_body(&b, REC_RECOVERY, t);
 		jb_raw(&b, s->recovery, strlen(s->recovery));
 		if (put_body(s, &b) < 0)
 			return -1;
@@ -325,25 +356,26 @@ static int copy_to_replica(struct sealer *s, const char *dir, const char *zname,
 	int r = -1;
 
 	if (dfd < 0) {
-		warnx("replica: %s", err);
+		say(s, SAY_WARNING, "replica: %s", err);
 		return -1;
 	}
 	/* A sealed segment is immutable there too: an existing copy must be identical. */
 	if (replace_file(dfd, zname, z, zlen, &fd) < 0) {
-		warn("replica %s: cannot write %s", dir, zname);
+		say(s, SAY_ERRNO, "replica %s: cannot write %s", dir, zname);
 		goto out;
 	}
 	close(fd);
 	fd = openat(dfd, zname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	back = xmalloc(zlen + 1);
 	if (fd < 0 || pread(fd, back, zlen + 1, 0) != (ssize_t)zlen || memcmp(back, z, zlen)) {
-		warnx("replica %s: the copy of %s does not read back identical", dir, zname);
+		say(s, SAY_WARNING, "replica %s: the copy of %s does not read back identical", dir,
+		    zname);
 		goto out;
 	}
 	if (worm_set(fd, FS_IMMUTABLE_FL) < 0 && s->worm)
-		warn("replica %s: cannot make %s immutable", dir, zname);
+		say(s, SAY_ERRNO, "replica %s: cannot make %s immutable", dir, zname);
 	if (head && replace_file(dfd, "HEAD", head, hlen, NULL) < 0) {
-		warn("replica %s: cannot write HEAD", dir);
+		say(s, SAY_ERRNO, "replica %s: cannot write HEAD", dir);
 		goto out;
 	}
 	r = 0;
@@ -371,14 +403,14 @@ static int compress_segment(struct sealer *s, uint64_t n, const char *head, size
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", s->o.log_dir, name);
 	if (segment_read(path, &plain, &len, err, sizeof(err)) < 0) {
-		warnx("%s", err);
+		say(s, SAY_WARNING, "%s", err);
 		return -1;
 	}
 	if (z_deflate(plain, len, &z, &zlen) < 0 ||
 	    replace_file(s->dirfd, zname, z, zlen, &zfd) < 0)
 		goto out;
 	if (worm_set(zfd, FS_IMMUTABLE_FL) < 0 && s->worm)
-		warn("%s/%s: cannot set the immutable flag", s->o.log_dir, zname);
+		say(s, SAY_ERRNO, "%s/%s: cannot set the immutable flag", s->o.log_dir, zname);
 	pfd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (pfd >= 0) {
 		worm_set(pfd, 0);
@@ -393,7 +425,7 @@ static int compress_segment(struct sealer *s, uint64_t n, const char *head, size
 	r = 0;
 out:
 	if (r < 0)
-		warn("%s: cannot seal %s", s->o.log_dir, name);
+		say(s, SAY_ERRNO, "%s: cannot seal %s", s->o.log_dir, name);
 	if (zfd >= 0)
 		close(zfd);
 	free(plain);
@@ -415,21 +447,22 @@ int sealer_seal(struct sealer *s, const char *reason)
 		if ((strcmp(reason, "heartbeat") && strcmp(reason, "start")) || open_segment(s) < 0)
 			return s->failed ? -1 : 0;
 	}
-	begin_body(&b, "seal", t);
+	begin_body(&b, REC_SEAL, t);
 	e = epoch_of(&s->sched, now_ns(CLOCK_REALTIME) / 1000000000ull);
 	if (e == UINT64_MAX) {
-		warnx("%s: no epoch key covers the current time (keys expired, or the clock is "
-		      "before "
-		      "keygen): run `runseal keygen` for new keys",
-		      s->o.key_dir);
+		say(s, SAY_WARNING,
+		    "%s: no epoch key covers the current time (keys expired, or the clock is "
+		    "before "
+		    "keygen): run `runseal keygen` for new keys",
+		    s->o.key_dir);
 		goto fail;
 	}
 	if (e > s->sg.epoch && signer_advance(&s->sg, e, err, sizeof(err)) < 0) {
-		warnx("%s", err);
+		say(s, SAY_WARNING, "%s", err);
 		goto fail;
 	}
 	if (e < s->sg.epoch) {
-		warnx(
+		say(s, SAY_WARNING,
 		    "the clock is in epoch %llu but epoch key %llu is already in use: not sealing",
 		    (unsigned long long)e, (unsigned long long)s->sg.epoch);
 		goto fail;
@@ -503,9 +536,10 @@ failed:
 		static bool warned;
 
 		if (!warned)
-			warn("%s: cannot write the log; going on without it "
-			     "(--on-log-error=continue)",
-			     s->o.log_dir);
+			say(s, SAY_ERRNO,
+			    "%s: cannot write the log; going on without it "
+			    "(--on-log-error=continue)",
+			    s->o.log_dir);
 		warned = true;
 		return 0;
 	}
@@ -579,8 +613,8 @@ static size_t valid_prefix(const char *buf, size_t len, uint64_t *last_seq, unsi
 		    (*n && (seq != expect || memcmp(prev, h, 32))))
 			break;
 		entry_hash(buf + off, l, h);
-		*sealed = entry_get_str(buf + off, l, "kind", kind, sizeof(kind)) == 0 &&
-			  !strcmp(kind, "seal");
+		*sealed = entry_get_str(buf + off, l, RF_KIND, kind, sizeof(kind)) == 0 &&
+			  rec_kind_of(kind, strlen(kind)) == REC_SEAL;
 		expect = seq + 1;
 		*last_seq = seq;
 		memcpy(last, h, 32);
@@ -666,7 +700,7 @@ static void complete_copies(struct sealer *s, uint64_t n, const char *seal, size
 
 	if (!same_file(s->dirfd, "HEAD", seal, slen) &&
 	    replace_file(s->dirfd, "HEAD", seal, slen, NULL) < 0)
-		warn("%s: cannot write HEAD", s->o.log_dir);
+		say(s, SAY_ERRNO, "%s: cannot write HEAD", s->o.log_dir);
 	snprintf(zname, sizeof(zname), SEG_FMT ".z", (unsigned long long)n);
 	fd = openat(s->dirfd, zname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > LOG_SEGMENT_MAX) {
@@ -681,16 +715,16 @@ static void complete_copies(struct sealer *s, uint64_t n, const char *seal, size
 		int dfd = open_dir(s->o.replicas[i], true, s->o.owner, err, sizeof(err));
 
 		if (dfd < 0) {
-			warnx("replica: %s", err);
+			say(s, SAY_WARNING, "replica: %s", err);
 			continue;
 		}
 		if (!same_file(dfd, zname, z, zlen)) {
-			warnx("replica %s: %s missing after a crash; copying it", s->o.replicas[i],
-			      zname);
+			say(s, SAY_WARNING, "replica %s: %s missing after a crash; copying it",
+			    s->o.replicas[i], zname);
 			copy_to_replica(s, s->o.replicas[i], zname, z, zlen, seal, slen);
 		} else if (!same_file(dfd, "HEAD", seal, slen) &&
 			   replace_file(dfd, "HEAD", seal, slen, NULL) < 0) {
-			warn("replica %s: cannot write HEAD", s->o.replicas[i]);
+			say(s, SAY_ERRNO, "replica %s: cannot write HEAD", s->o.replicas[i]);
 		}
 		close(dfd);
 	}
@@ -800,9 +834,10 @@ static int recover(struct sealer *s, const struct scan *sc, char *err, size_t er
 		 "\"last_seq\":%llu,\"sealed\":false",
 		 name, (unsigned long long)n, valid, len - valid, (unsigned long long)last_seq);
 	s->pending_recovery = true;
-	warnx("%s/%s: recovered after a crash: %zu bytes of whole entries, %zu torn bytes after "
-	      "them; the chain continues in the next segment",
-	      s->o.log_dir, name, valid, len - valid);
+	say(s, SAY_WARNING,
+	    "%s/%s: recovered after a crash: %zu bytes of whole entries, %zu torn bytes after "
+	    "them; the chain continues in the next segment",
+	    s->o.log_dir, name, valid, len - valid);
 	return 0;
 }
 
@@ -816,10 +851,11 @@ static int erase_ended(struct sealer *s, char *err, size_t errlen)
 		return 0;
 	if (signer_advance(&s->sg, due, err, errlen) < 0)
 		return -1;
-	warnx("%s/epoch.key was still at epoch %llu, the clock is in epoch %llu: the keys of "
-	      "ended epochs stayed on disk until now (erased); install the runseal-keys-tick "
-	      "timer or cron line (`make install`) so they are erased when their epoch ends",
-	      s->o.key_dir, (unsigned long long)was, (unsigned long long)due);
+	say(s, SAY_WARNING,
+	    "%s/epoch.key was still at epoch %llu, the clock is in epoch %llu: the keys of "
+	    "ended epochs stayed on disk until now (erased); install the runseal-keys-tick "
+	    "timer or cron line (`make install`) so they are erased when their epoch ends",
+	    s->o.key_dir, (unsigned long long)was, (unsigned long long)due);
 	return 0;
 }
 
@@ -865,10 +901,9 @@ static int load_keys(struct sealer *s, char *err, size_t errlen)
 				  KEYS_EPOCHS, KEYS_MAX_INTERVAL, KEYS_LATE_SLACK, s->o.owner, rid,
 				  hid, err, errlen) < 0)
 			return -1;
-		fprintf(
-		    stderr,
-		    "runseal: created signing keys in %s (host %s, root key %s); keep a copy of "
-		    "root.pub for verifying and move root.key offline\n",
+		say(s, SAY_NOTICE,
+		    "created signing keys in %s (host %s, root key %s); keep a copy of "
+		    "root.pub for verifying and move root.key offline",
 		    s->o.key_dir, hid, rid);
 	}
 	snprintf(path, sizeof(path), "%s/root.pub", s->o.key_dir);

@@ -17,16 +17,23 @@
 #define SEALER_CHECKPOINT_S 60
 #define SEALER_LOCK	    "LOCK" /* in the log directory: one writer at a time */
 
+enum sealer_level { SEALER_NOTICE, SEALER_WARNING };
+/* A message for the user ("created signing keys in ...", "recovered after a crash: ...",
+ * a replica that could not be written), without a trailing newline. */
+typedef void (*sealer_notice_fn)(void *ctx, enum sealer_level level, const char *msg);
+
 struct sealer_opts {
 	const char *log_dir;
 	const char *key_dir;
 	const char *const *replicas;
 	size_t nreplicas;
-	bool fsync_record;     /* fsync every entry, not only at boundaries */
-	bool keep_going;       /* --on-log-error=continue */
-	uint64_t segment_max;  /* bytes */
-	uint64_t checkpoint_s; /* seal at least this often */
-	uid_t owner;	       /* of the log, replica and key directories: root (0) on a host */
+	bool fsync_record;	 /* fsync every entry, not only at boundaries */
+	bool keep_going;	 /* --on-log-error=continue */
+	uint64_t segment_max;	 /* bytes */
+	uint64_t checkpoint_s;	 /* seal at least this often */
+	uid_t owner;		 /* of the log, replica and key directories: root (0) on a host */
+	sealer_notice_fn notice; /* NULL: messages are dropped */
+	void *notice_ctx;
 };
 
 struct sealer {
@@ -52,8 +59,9 @@ struct sealer {
 	struct jbuf out; /* entries not yet written */
 };
 
-/* Opens (creating keys on first use, saying so on stderr) the log and recovers from a
- * crash. Returns 0, or -1 with err naming the file and the problem; nothing is written then. */
+/* Opens (creating keys on first use, saying so through o->notice) the log and recovers
+ * from a crash. Returns 0, or -1 with err naming the file and the problem; nothing is
+ * written then. */
 int sealer_open(struct sealer *s, const struct sealer_opts *o, char *err, size_t errlen);
 /* The stream sink: appends one record; fsyncs at step and run boundaries. */
 int sealer_sink(void *ctx, const struct rec_view *v);

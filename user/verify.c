@@ -16,6 +16,7 @@
 #include "json.h"
 #include "keys.h"
 #include "logfmt.h"
+#include "schema.h"
 #include "util.h"
 #include "verify.h"
 
@@ -117,6 +118,7 @@ struct walk {
 	size_t len;
 
 	/* chain */
+	uint64_t expect; /* the number of the next segment */
 	bool started, resync, after_malformed, after_crash;
 	uint64_t gap_seg; /* replica: a missing segment a recovery entry may explain, or 0 */
 	size_t gap_at;
@@ -378,6 +380,25 @@ static bool cert_ok(struct ver *v, uint64_t e)
 
 /* ---- entries ------------------------------------------------------------------------------- */
 
+/* The kinds with rules of their own; every other kind is a record. */
+static enum kind rule_of(enum rec_kind k)
+{
+	switch (k) {
+	case REC_GENESIS:
+		return K_GENESIS;
+	case REC_SEGMENT:
+		return K_SEGMENT;
+	case REC_SEAL:
+		return K_SEAL;
+	case REC_RECOVERY:
+		return K_RECOVERY;
+	case REC_LOSS:
+		return K_LOSS;
+	default:
+		return K_RECORD;
+	}
+}
+
 /* The kind and time of an entry. Records written by runseal start with "kind" and "time"
  * right after the prefix; that fast path avoids a full parse per record. Anything else (an
  * escaped kind, another order) goes through the full, strict parser. */
@@ -398,26 +419,14 @@ static enum kind classify(const char *l, size_t len, size_t p, char time[TIME_LE
 			kind[n] = '\0';
 			memcpy(time, q + sizeof(t) - 1, 30);
 			time[30] = '\0';
-			if (strcmp(kind, "genesis") && strcmp(kind, "segment") &&
-			    strcmp(kind, "seal") && strcmp(kind, "recovery") &&
-			    strcmp(kind, "loss"))
+			if (rule_of(rec_kind_of(kind, n)) == K_RECORD)
 				return K_RECORD;
 		}
 	}
-	if (entry_get_str(l, len, "kind", kind, sizeof(kind)) ||
-	    entry_get_str(l, len, "time", time, TIME_LEN))
+	if (entry_get_str(l, len, RF_KIND, kind, sizeof(kind)) ||
+	    entry_get_str(l, len, RF_TIME, time, TIME_LEN))
 		return K_BAD;
-	if (!strcmp(kind, "genesis"))
-		return K_GENESIS;
-	if (!strcmp(kind, "segment"))
-		return K_SEGMENT;
-	if (!strcmp(kind, "seal"))
-		return K_SEAL;
-	if (!strcmp(kind, "recovery"))
-		return K_RECOVERY;
-	if (!strcmp(kind, "loss"))
-		return K_LOSS;
-	return K_RECORD;
+	return rule_of(rec_kind_of(kind, strlen(kind)));
 }
 
 static void check_genesis(struct walk *w, const char *l, size_t len, size_t off, uint64_t seq)
@@ -883,11 +892,13 @@ static void runs_note(struct walk *w, const char *l, size_t len, size_t off, uin
 {
 	char kind[32], id[64], old[64];
 	struct run_seen *r;
+	enum rec_kind k;
 
-	if (entry_get_str(l, len, "kind", kind, sizeof(kind)) ||
-	    entry_get_str(l, len, "run", id, sizeof(id)))
+	if (entry_get_str(l, len, RF_KIND, kind, sizeof(kind)) ||
+	    entry_get_str(l, len, RF_RUN, id, sizeof(id)))
 		return;
-	if (!strcmp(kind, "run_start")) {
+	k = rec_kind_of(kind, strlen(kind));
+	if (k == REC_RUN_START) {
 		if (w->nruns == w->capruns) {
 			w->capruns = w->capruns ? w->capruns * 2 : 64;
 			w->runs = xrealloc(w->runs, w->capruns * sizeof(*w->runs));
@@ -898,9 +909,9 @@ static void runs_note(struct walk *w, const char *l, size_t len, size_t off, uin
 		r->seg = w->cur;
 		r->off = off;
 		r->seq = seq;
-	} else if (!strcmp(kind, "run_end") && (r = run_find(w, id))) {
+	} else if (k == REC_RUN_END && (r = run_find(w, id))) {
 		r->ended = true;
-	} else if (!strcmp(kind, "run_interrupted") &&
+	} else if (k == REC_RUN_INTERRUPTED &&
 		   !entry_get_str(l, len, "interrupted_run", old, sizeof(old)) &&
 		   (r = run_find(w, old))) {
 		snprintf(r->by, sizeof(r->by), "%s", id);
@@ -1271,7 +1282,8 @@ static int list_dir(struct walk *w)
 
 		/* LOCK: the writer's lock file (docs/FORMAT.md), no evidence. */
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, "HEAD") || !strcmp(de->d_name, "LOCK"))
+		    !strcmp(de->d_name, "HEAD") || !strcmp(de->d_name, "LOCK") ||
+		    (w->primary && w->v->o->allow_anchor && !strcmp(de->d_name, "ANCHOR")))
 			continue;
 		if (!seg_name(de->d_name, &n, &z)) {
 			problem(w, false, "unexpected", SIZE_MAX, de->d_name, NOOFF, NOSEQ,
@@ -1408,43 +1420,126 @@ static void walk_free(struct walk *w)
 }
 
 /* Verifies one directory; -1 when it cannot be read at all. */
-static int walk_dir(struct walk *w)
+/* The seal an anchored log starts after (docs/FORMAT.md, "Anchored logs"): checked as a
+ * seal, signature and certificate, it stands for everything before it. Returns the first
+ * segment number the directory must hold, or 1 when there is no ANCHOR. */
+static uint64_t read_anchor(struct walk *w)
 {
-	uint64_t expect = 1;
+	struct ver *v = w->v;
+	char path[PATH_MAX], err[PATH_MAX + 128], *l = NULL, time[TIME_LEN], kh[80], lh[80];
+	unsigned char prev[32], key[32], last[32];
+	uint64_t seq, n, first, count, e, tns;
+	size_t len = 0;
+	long p;
+	struct recent me = {.seg = SIZE_MAX, .off = NOOFF};
 
+	snprintf(path, sizeof(path), "%s/ANCHOR", w->dir);
+	if (!w->primary || !v->o->allow_anchor || access(path, F_OK) < 0)
+		return 1;
+	if (segment_read(path, &l, &len, err, sizeof(err)) < 0 || !len || l[len - 1] != '\n' ||
+	    memchr(l, '\n', len - 1) || (p = entry_prefix(l, len - 1, &seq, prev)) < 0 ||
+	    classify(l, len - 1, (size_t)p, time) != K_SEAL ||
+	    parse_time(time, strlen(time), &tns) < 0 || !entry_is_json(l, len - 1) ||
+	    entry_get_u64(l, len - 1, "segment", &n) ||
+	    entry_get_u64(l, len - 1, "first_seq", &first) ||
+	    entry_get_u64(l, len - 1, "count", &count) || entry_get_u64(l, len - 1, "epoch", &e) ||
+	    entry_get_str(l, len - 1, "last_hash", lh, sizeof(lh)) ||
+	    entry_get_str(l, len - 1, "epoch_key", kh, sizeof(kh)) ||
+	    unhex(lh, strlen(lh), last, 32) || unhex(kh, strlen(kh), key, 32) ||
+	    seq != first + count || memcmp(last, prev, 32) || !n) {
+		problem(w, true, "malformed", SIZE_MAX, "ANCHOR", NOOFF, NOSEQ,
+			"ANCHOR is not one seal line");
+		free(l);
+		w->resync = true; /* what follows is checked as after a missing segment */
+		return 1;
+	}
+	len--;
+	if (v->have_sched && !v->keys_bad &&
+	    (e >= v->s.n || memcmp(key, v->s.pub[e], 32) || !cert_ok(v, e) ||
+	     !seal_sig_ok(v, l, len, key) || epoch_of(&v->s, tns / 1000000000ull) != e)) {
+		problem(w, true, "bad_signature", SIZE_MAX, "ANCHOR", NOOFF, seq,
+			"ANCHOR (seq %" PRIu64 ") is not a seal signed in its epoch by the "
+			"certified key of that epoch: it cannot be trusted",
+			seq);
+		free(l);
+		w->resync = true; /* what follows is checked as after a missing segment */
+		return n + 1;
+	}
+	note_key(v->sum, key);
+	/* The chain goes on from the anchor as from any seal. */
+	entry_hash(l, len, me.hash);
+	me.seq = seq;
+	ring_push(w, &me);
+	w->started = true;
+	w->max_seq = seq;
+	w->have_genesis = true;
+	w->have_seal = true;
+	w->last_epoch = e;
+	w->last_seal_seq = seq;
+	w->last_seal_ns = tns;
+	snprintf(w->last_seal_time, sizeof(w->last_seal_time), "%s", time);
+	w->seal_line = xrealloc(w->seal_line, len + 1);
+	memcpy(w->seal_line, l, len + 1);
+	w->seal_len = w->seal_cap = len + 1;
+	v->sum->anchored = true;
+	v->sum->anchor_seq = seq;
+	v->sum->anchor_segment = n;
+	free(l);
+	return n + 1;
+}
+
+/* Lists the directory and reads its ANCHOR: the walk of its segments can begin. */
+static int walk_start(struct walk *w)
+{
 	if (list_dir(w) < 0)
 		return -1;
+	w->expect = read_anchor(w);
 	if (!w->nsegs)
 		problem(w, true, "missing_segment", SIZE_MAX, "seg-0000000000000001.log.z", NOOFF,
 			0, "the log has no segments");
-	for (size_t i = 0; i < w->nsegs; i++) {
-		uint64_t n = w->segs[i].n;
+	return 0;
+}
 
-		w->missing_before = false;
-		if (w->gap_seg) {
-			problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
-				"seg-%016" PRIu64 " (.log or .log.z) is missing before this one",
-				w->gap_seg);
-			w->gap_seg = 0;
-		}
-		if (n == expect + 1 && !w->primary) {
-			/* Decided by the recovery entry of this segment, if it has one. */
-			w->gap_seg = expect;
-			w->gap_at = i;
-			w->resync = true;
-			w->ncrash = 0;
-		} else if (n != expect) {
-			problem(w, true, "missing_segment", i, NULL, NOOFF, NOSEQ,
-				"seg-%016" PRIu64 " to seg-%016" PRIu64
-				" (.log or .log.z) are missing before this one",
-				expect, n - 1);
-			w->resync = true;
-			w->ncrash = 0;
-			w->missing_before = true;
-		}
-		process_segment(w, i);
-		expect = n + 1;
+/* Checks segment i (in order), after the segment numbers before it. */
+static void walk_segment(struct walk *w, size_t i)
+{
+	uint64_t n = w->segs[i].n;
+
+	w->missing_before = false;
+	if (w->gap_seg) {
+		problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
+			"seg-%016" PRIu64 " (.log or .log.z) is missing before this one",
+			w->gap_seg);
+		w->gap_seg = 0;
 	}
+	if (n == w->expect + 1 && !w->primary) {
+		/* Decided by the recovery entry of this segment, if it has one. */
+		w->gap_seg = w->expect;
+		w->gap_at = i;
+		w->resync = true;
+		w->ncrash = 0;
+	} else if (n < w->expect) {
+		problem(w, true, "malformed", i, NULL, NOOFF, NOSEQ,
+			"the segment is not after the ANCHOR seal (of segment %" PRIu64 ")",
+			w->expect - 1);
+		w->resync = true;
+	} else if (n != w->expect) {
+		problem(w, true, "missing_segment", i, NULL, NOOFF, NOSEQ,
+			"seg-%016" PRIu64 " to seg-%016" PRIu64
+			" (.log or .log.z) are missing before this one",
+			w->expect, n - 1);
+		w->resync = true;
+		w->ncrash = 0;
+		w->missing_before = true;
+	}
+	process_segment(w, i);
+	w->expect = n + 1;
+}
+
+/* What only the whole directory tells: missing segments at the end, crashes no recovery
+ * named, the unsealed tail, inode flags, runs that never ended, HEAD. */
+static void walk_finish(struct walk *w)
+{
 	flush_break(w);
 	if (w->gap_seg)
 		problem(w, true, "missing_segment", w->gap_at, NULL, NOOFF, NOSEQ,
@@ -1482,6 +1577,16 @@ static int walk_dir(struct walk *w)
 	if (w->primary)
 		runs_report(w);
 	check_head(w);
+}
+
+/* Verifies one directory; -1 when it cannot be read at all. */
+static int walk_dir(struct walk *w)
+{
+	if (walk_start(w) < 0)
+		return -1;
+	for (size_t i = 0; i < w->nsegs; i++)
+		walk_segment(w, i);
+	walk_finish(w);
 	return 0;
 }
 
@@ -1558,29 +1663,63 @@ static int load_keys(struct ver *v)
 	return 0;
 }
 
-int verify_log(const struct verify_opts *o, struct verify_summary *out)
+struct verify_walk {
+	struct ver v;
+	struct walk w;
+	struct verify_summary local;
+	size_t next; /* the primary's next segment */
+	int rc;	     /* 2 once the log cannot be verified */
+	bool keys;   /* loaded: to be freed */
+};
+
+int verify_begin(struct verify_walk **out, const struct verify_opts *o, struct verify_summary *sum)
 {
-	struct verify_summary local = {0}, *sum = out ? out : &local;
-	struct ver v = {.o = o, .fn = o->entry, .ctx = o->ctx, .deliver = true, .sum = sum};
-	struct walk *reps = NULL;
-	struct walk w = {0};
-	int rc = 0;
+	struct verify_walk *vw = xcalloc(1, sizeof(*vw));
 
+	*out = vw;
+	if (!sum)
+		sum = &vw->local;
 	memset(sum, 0, sizeof(*sum));
-
-	if (load_keys(&v) < 0)
-		return 2;
-	w = (struct walk){.v = &v,
-			  .dir = o->log_dir ? o->log_dir : LOG_DIR_DEFAULT,
-			  .label = "",
-			  .primary = true,
-			  .cur = SIZE_MAX};
-	if (walk_dir(&w) < 0) {
-		rc = 2;
-		goto out;
+	vw->v = (struct ver){.o = o, .fn = o->entry, .ctx = o->ctx, .deliver = true, .sum = sum};
+	vw->w = (struct walk){.v = &vw->v,
+			      .dir = o->log_dir ? o->log_dir : LOG_DIR_DEFAULT,
+			      .label = "",
+			      .primary = true,
+			      .cur = SIZE_MAX};
+	if (load_keys(&vw->v) < 0) {
+		vw->rc = 2;
+		return -1;
 	}
-	if (!v.have_sched && !v.keys_bad) {
-		snprintf(v.sum->err, sizeof(v.sum->err), "%s", v.sched_err);
+	vw->keys = true;
+	if (walk_start(&vw->w) < 0)
+		vw->rc = 2;
+	return vw->rc ? -1 : 0;
+}
+
+int verify_step(struct verify_walk *vw)
+{
+	if (vw->rc || vw->next >= vw->w.nsegs)
+		return 0;
+	walk_segment(&vw->w, vw->next++);
+	return 1;
+}
+
+int verify_end(struct verify_walk *vw)
+{
+	struct ver *const v = &vw->v;
+	const struct verify_opts *o = v->o;
+	struct verify_summary *sum = v->sum;
+	struct walk *reps = NULL;
+	struct walk *const w = &vw->w;
+	int rc = vw->rc;
+
+	if (rc)
+		goto out;
+	while (verify_step(vw) > 0)
+		;
+	walk_finish(w);
+	if (!v->have_sched && !v->keys_bad) {
+		snprintf(v->sum->err, sizeof(v->sum->err), "%s", v->sched_err);
 		rc = 2;
 		goto out;
 	}
@@ -1589,7 +1728,7 @@ int verify_log(const struct verify_opts *o, struct verify_summary *out)
 		struct walk *r = &reps[i];
 		char *label = xasprintf("%s/", o->replicas[i]);
 
-		*r = (struct walk){.v = &v, .dir = o->replicas[i], .label = label, .cur = SIZE_MAX};
+		*r = (struct walk){.v = v, .dir = o->replicas[i], .label = label, .cur = SIZE_MAX};
 		if (walk_dir(r) < 0) {
 			free(label);
 			rc = 2;
@@ -1597,15 +1736,15 @@ int verify_log(const struct verify_opts *o, struct verify_summary *out)
 		}
 		/* The replica's HEAD against the log's: ahead means the log lost seals. */
 		if (r->have_head && r->head_parsed &&
-		    (!w.have_seal || r->head_seq > w.last_seal_seq))
+		    (!w->have_seal || r->head_seq > w->last_seal_seq))
 			problem(r, true, "rollback", SIZE_MAX, "HEAD", NOOFF, r->head_seq,
 				"the replica's HEAD is at seq %" PRIu64
 				", the log's last seal at %s: "
 				"the log was rolled back or truncated",
-				r->head_seq, w.have_seal ? "an earlier seq" : "none");
-		else if (r->have_head != w.have_head ||
-			 (r->have_head && (r->head_len != w.head_len ||
-					   (r->head_len && memcmp(r->head, w.head, r->head_len)))))
+				r->head_seq, w->have_seal ? "an earlier seq" : "none");
+		else if (r->have_head != w->have_head ||
+			 (r->have_head && (r->head_len != w->head_len ||
+					   (r->head_len && memcmp(r->head, w->head, r->head_len)))))
 			problem(r, true, "head_mismatch", SIZE_MAX, "HEAD", NOOFF,
 				r->head_parsed ? r->head_seq : NOSEQ,
 				"the replica's HEAD differs from the log's HEAD");
@@ -1614,27 +1753,48 @@ int verify_log(const struct verify_opts *o, struct verify_summary *out)
 	}
 	/* A log alone cannot show that its newest segments went together with HEAD: say so,
 	 * rather than let "ok" claim it. */
-	if (!o->nreplicas && w.have_seal)
-		problem(&w, false, "no_replica", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
+	if (!o->nreplicas && w->have_seal)
+		problem(w, false, "no_replica", SIZE_MAX, "HEAD", NOOFF, NOSEQ,
 			"no replica was given: HEAD has no independent copy, so the deletion of "
 			"the newest segments together with HEAD (a rollback) cannot be detected; "
 			"verify with --replica DIR (--strict requires one)");
-	if (v.errors)
+	if (v->errors)
 		rc = 1;
-	sum->errors = v.errors;
-	sum->warnings = v.warnings;
-	sum->entries = w.entries;
-	sum->segments = w.segments;
-	sum->seals = w.seals;
-	sum->have_seal = w.have_seal;
-	sum->last_seal_seq = w.last_seal_seq;
-	snprintf(sum->last_seal_time, sizeof(sum->last_seal_time), "%s", w.last_seal_time);
+	sum->errors = v->errors;
+	sum->warnings = v->warnings;
+	sum->entries = w->entries;
+	sum->segments = w->segments;
+	sum->seals = w->seals;
+	sum->have_seal = w->have_seal;
+	sum->last_seal_seq = w->last_seal_seq;
+	snprintf(sum->last_seal_time, sizeof(sum->last_seal_time), "%s", w->last_seal_time);
 out:
 	for (size_t i = 0; reps && i < o->nreplicas; i++)
 		walk_free(&reps[i]);
 	free(reps);
-	walk_free(&w);
-	free(v.cert);
-	keys_free_schedule(&v.s);
+	walk_free(w);
+	free(v->cert);
+	if (vw->keys)
+		keys_free_schedule(&v->s);
+	free(vw);
 	return rc;
+}
+
+void verify_abort(struct verify_walk *vw)
+{
+	if (!vw)
+		return;
+	walk_free(&vw->w);
+	free(vw->v.cert);
+	if (vw->keys)
+		keys_free_schedule(&vw->v.s);
+	free(vw);
+}
+
+int verify_log(const struct verify_opts *o, struct verify_summary *sum)
+{
+	struct verify_walk *vw;
+
+	verify_begin(&vw, o, sum);
+	return verify_end(vw);
 }

@@ -43,7 +43,11 @@ struct verify_opts {
 	const char *key_dir; /* where epochs.pub is; default KEYS_DIR_DEFAULT */
 	const char *const *replicas;
 	size_t nreplicas;
-	bool strict;		   /* warnings count as errors */
+	bool strict; /* warnings count as errors */
+	/* Accept a log that starts after a trusted link: a file ANCHOR in the directory holding
+	 * the seal line of the segment before its first one (docs/FORMAT.md, "Anchored
+	 * logs"), as an evidence bundle trimmed to a run has. */
+	bool allow_anchor;
 	verify_problem_fn problem; /* NULL: problems are only counted */
 	verify_entry_fn entry;	   /* NULL: entries are not delivered */
 	void *ctx;		   /* for both */
@@ -64,6 +68,8 @@ struct verify_summary {
 	/* The key ids of the epoch keys whose seals verified (the first VERIFY_KEYS_MAX). */
 	char epoch_keys[VERIFY_KEYS_MAX][65];
 	size_t nepoch_keys;
+	bool anchored; /* checked from an ANCHOR seal: anchor_seq, of segment anchor_segment */
+	uint64_t anchor_seq, anchor_segment;
 	char err[512]; /* why, when verify_log returned 2 */
 };
 
@@ -71,5 +77,18 @@ struct verify_summary {
  * strict), 2 when the log or the keys cannot be read (the reason in sum->err). sum may be
  * NULL. */
 int verify_log(const struct verify_opts *o, struct verify_summary *sum);
+
+/* The same, a segment at a time, for a reader that pulls: verify_begin loads the keys and
+ * lists the log (-1 when that failed: verify_end then returns 2); each verify_step checks
+ * the next segment of the log and hands its verified entries to o->entry before it
+ * returns, 1 while there was one, 0 after the last; verify_end checks what only the whole
+ * log tells (HEAD, the replicas, runs that never ended), fills sum, frees the walk and
+ * returns what verify_log returns. o and sum must outlive the walk. */
+struct verify_walk;
+int verify_begin(struct verify_walk **vw, const struct verify_opts *o, struct verify_summary *sum);
+int verify_step(struct verify_walk *vw);
+int verify_end(struct verify_walk *vw);
+/* Frees a walk that is not finished (a reader that stopped early). */
+void verify_abort(struct verify_walk *vw);
 
 #endif

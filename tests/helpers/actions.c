@@ -1270,6 +1270,40 @@ static void uring_fs(struct ring *r, int dfd, const char *existing)
 	}
 }
 
+/* An accept through the ring (user_data 4) of a connection of its own to its own
+ * listener on 127.0.0.1; prints the new descriptor and the client's port. */
+static void uring_accept(struct ring *r)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET}, cl;
+	socklen_t len = sizeof(sa);
+	struct io_uring_sqe sqe;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), cfd, afd;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
+		fail("listen on", "127.0.0.1");
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	len = sizeof(cl);
+	if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(cfd, (struct sockaddr *)&cl, &len) < 0)
+		fail("connect to own listener", "127.0.0.1");
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = IORING_OP_ACCEPT;
+	sqe.fd = lfd;
+	sqe.accept_flags = SOCK_CLOEXEC;
+	sqe.user_data = 4;
+	afd = ring_run(r, &sqe);
+	if (afd < 0) {
+		errno = -afd;
+		fail("io_uring accept on", "127.0.0.1");
+	}
+	printf("accept %d client %d\n", afd, ntohs(cl.sin_port));
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+
 static int do_uring(int argc, char **argv)
 {
 	struct ring r;
@@ -1321,6 +1355,7 @@ static int do_uring(int argc, char **argv)
 		fail("io_uring sendmsg to", argv[4]);
 	}
 	printf("open %d connect %d sent %d\n", fd, rc, sent);
+	uring_accept(&r);
 	uring_fs(&r, dfd, argv[1]);
 	close(fd);
 	close(sfd);

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from harness import Failure, check, run_all, skip, test  # noqa: E402
+import schema_table  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="runseal-report-")
 KEYS = os.path.join(TMP, "keys")
@@ -65,6 +66,22 @@ def read(log, cmd, *args, want=0):
     rc, out, err = rs([cmd, log, "--key-dir", KEYS] + list(args))
     check(rc == want, f"{cmd} {' '.join(args)}: rc {rc}: {err[-800:]}")
     return out
+
+
+def check_schema(log, label):
+    """Every entry of the log (records and the log's own entries, as sealed) has a kind of
+    user/schema.c's table and only fields the table lists for it."""
+    table = schema_table.load()
+    out = read(log, "show", "--json")
+    kinds = set()
+    for line in out.splitlines():
+        e = json.loads(line)
+        kinds.add(e["kind"])
+        bad = [k for k in schema_table.unknown_fields(e, table) if k != "hash"]
+        check(not bad, f"{label}: {e['kind']} seq {e['seq']}: fields not in the schema: {bad}")
+    check({"genesis", "segment", "seal", "run_start", "exec"} <= kinds,
+          f"{label}: the log lacks kinds: {kinds}")
+    return kinds
 
 
 def write_runbook(tmp, text, name="rb.yaml"):
@@ -229,6 +246,7 @@ def example_runbooks_report_and_replay():
         check(all(r["status"] == "ok" and not r["interrupted"] for r in runs[:-1]),
               f"runs: {runs}")
         check(runs[-1]["verification"] == "ok", f"runs: {runs[-1]}")
+        check_schema(log, "example runbooks")
     finally:
         subprocess.run([DEMO, "stop", "rs-report"], capture_output=True)
         shutil.rmtree("/tmp/runseal-demo/rs-report", ignore_errors=True)
@@ -274,6 +292,7 @@ steps:
 """)
     run_id, recs = run(log, rb, (), tmp)
     kinds = {r["kind"] for r in recs}
+    check_schema(log, "file changes")
     if "rename" not in kinds:
         skip("this build does not capture rename records yet (docs/RECORDS.md)")
     rep = json.loads(read(log, "report", run_id, "--format", "json"))
@@ -500,7 +519,125 @@ def diff_extra_command_file_port():
           f"report --baseline: {rows}")
 
 
+@test
+def exec_digests_in_report_and_diff():
+    """Each exec carries the SHA-256 of the file it ran, shown in the reports; the same path
+    running another file in a later run is an anomaly in diff."""
+    import hashlib
+    tmp = tempfile.mkdtemp(prefix="rs-dig-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    tool = os.path.join(tmp, "tool")
+    shutil.copy("/bin/true", tool)
+    rb = write_runbook(tmp, f"""name: digests
+steps:
+  - name: run-tool
+    run: "{tool}; {tool} again; /bin/echo done"
+""")
+
+    def sha(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    first = sha(tool)
+    ids = []
+    for i in range(3):
+        if i == 2:  # replaced as installers do: a new file renamed over the old one
+            shutil.copy("/bin/false", tool + ".new")
+            os.rename(tool + ".new", tool)
+        rid, recs = run(log, rb, (), tmp)
+        ids.append(rid)
+        execs = [r for r in recs if r["kind"] == "exec" and r.get("path") == tool]
+        check(len(execs) == 2 and all(r["sha256"] == sha(tool) for r in execs),
+              f"run {i}: exec records of the tool: {execs}, file sha256 {sha(tool)}")
+        echo = [r for r in recs if r["kind"] == "exec" and r.get("path") == "/usr/bin/echo"]
+        check(echo and echo[0]["sha256"] == sha("/usr/bin/echo"), f"echo: {echo}")
+    second = sha(tool)
+    check(first != second, "the replacement has the same digest")
+    rep = json.loads(read(log, "report", ids[2], "--format", "json"))
+    rows = next(s for s in rep["sections"] if s["id"] == "executables")["tables"][0]["rows"]
+    mine = [r for r in rows if r["path"] == tool]
+    check(len(mine) == 1 and mine[0]["sha256"] == second and mine[0]["times"] == "2",
+          f"report executables: {rows}")
+    for fmt in ("md", "html"):
+        out = read(log, "report", ids[2], "--format", fmt)
+        check(second in out and first not in out, f"{fmt} report: digest of {tool}")
+    ocsf = [json.loads(x) for x in read(log, "export", "--run", ids[2], "--format",
+                                        "ocsf").splitlines()]
+    launch = [e["process"]["file"] for e in ocsf if e["class_uid"] == 1007 and
+              e["activity_id"] == 1 and e["process"].get("file", {}).get("path") == tool]
+    check(len(launch) == 2 and all(f["hashes"] == [{"algorithm_id": 3, "algorithm": "SHA-256",
+                                                     "value": second}] for f in launch),
+          f"OCSF launches of the tool: {launch}")
+    ecs = [json.loads(x) for x in read(log, "export", "--run", ids[2], "--format",
+                                       "ecs").splitlines()]
+    check(any(d.get("process", {}).get("executable") == tool and
+              d["process"].get("hash") == {"sha256": second} for d in ecs),
+          "ECS: no process.hash.sha256 for the tool")
+    out = read(log, "diff", ids[0], ids[1], "--json")
+    check(json.loads(out.splitlines()[-1])["differences"] == 0, f"routine diff: {out}")
+    out = read(log, "diff", ids[1], ids[2], "--json", want=1)
+    items = [json.loads(x) for x in out.splitlines()][:-1]
+    want = [{"step": "run-tool", "what": "executable digest",
+             "detail": f"{tool}: sha256 {second} (the other run: sha256 {first})",
+             "side": "b"}]
+    check(items == want, f"diff of the replaced tool: {items}")
+    out = read(log, "diff", ids[2], "--baseline-runs", "2", "--json", want=1)
+    check([json.loads(x) for x in out.splitlines()][:-1] == want, f"--baseline-runs: {out}")
+
+
 # ---- replay filters, pacing and colour ---------------------------------------------------
+
+def segment_opens(log, cmd, *args):
+    """How often each segment file of log was opened (successfully) by a read command."""
+    trace = os.path.join(TMP, f"strace-{random.getrandbits(32):08x}")
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", trace,
+                        RUNSEAL, cmd, log, "--key-dir", KEYS] + list(args),
+                       capture_output=True, timeout=120)
+    check(p.returncode in (0, 1), f"{cmd}: rc {p.returncode}: {p.stderr[-500:]}")
+    opens = {}
+    with open(trace) as f:
+        for line in f:
+            m = re.search(r'"[^"]*/(seg-\d{16})\.log(?:\.z)?".* = (-?\d+)', line)
+            if m and int(m.group(2)) >= 0:
+                opens[m.group(1)] = opens.get(m.group(1), 0) + 1
+    os.unlink(trace)
+    return opens
+
+
+def segments_of(log, runs):
+    """The segments that hold records of the runs (from the seals' seq ranges)."""
+    seals = [json.loads(x) for x in read(log, "show", "--json").splitlines()]
+    seals = [e for e in seals if e["kind"] == "seal"]
+    want = set()
+    for r in runs:
+        for e in seals:
+            if e["first_seq"] <= r["last_seq"] and e["seq"] >= r["first_seq"]:
+                want.add("seg-%016d" % e["segment"])
+    return want
+
+
+@test
+def report_and_diff_verify_the_log_once():
+    """The log is verified once (every segment read once); then only the segments holding
+    the runs' records are read again, from the links that verification trusted."""
+    if not shutil.which("strace"):
+        skip("strace is not installed")
+    log, ids, _, _ = diff_log()
+    runs = {r["run"]: r for r in
+            (json.loads(x) for x in read(log, "runs", "--json").splitlines()) if "run" in r}
+    every = {f[:20] for f in os.listdir(log) if f.startswith("seg-")}
+    check(len(every) >= 4, f"{len(every)} segments: a run per segment expected")
+    once = segment_opens(log, "verify")  # what one verification opens (data, then flags)
+    check(set(once) == every, f"verify opened {once}")
+    for cmd, args, chosen in (("report", [ids[1]], [ids[1]]),
+                              ("diff", [ids[0], ids[3]], [ids[0], ids[3]]),
+                              ("replay", [ids[2]], [ids[2]])):
+        opens = segment_opens(log, cmd, *args)
+        again = segments_of(log, [runs[i] for i in chosen])
+        check(again and again < every, f"{cmd}: segments of the runs: {again}")
+        want = {seg: once[seg] + (seg in again) for seg in every}
+        check(opens == want, f"{cmd}: segment opens {opens}, expected {want}")
+
 
 def replay_json(log, run_id, *args):
     lines = [json.loads(x) for x in read(log, "replay", run_id, "--json", *args).splitlines()]
@@ -623,6 +760,68 @@ def evidence_bundle_verifies_alone_and_detects_any_change():
                if d.startswith("runseal-bundle.") and
                os.path.getmtime(os.path.join("/tmp", d)) > os.path.getmtime(bundle)],
           "unpacked bundles left behind")
+
+
+def last_line(log, seg):
+    """The last line of a segment file of log (its seal when it is sealed)."""
+    import zlib
+    path = os.path.join(log, seg + ".log.z")
+    data = (zlib.decompress(open(path, "rb").read()) if os.path.exists(path)
+            else open(os.path.join(log, seg + ".log"), "rb").read())
+    return data.splitlines(keepends=True)[-1]
+
+
+@test
+def evidence_bundle_trimmed_to_its_run():
+    """A bundle holds only the segments of its run, and ANCHOR: the seal before them, from
+    which the chain is checked. Any other seal there, a changed one, or none, fails."""
+    log, ids, tmp, _ = diff_log()
+    runs = {r["run"]: r for r in
+            (json.loads(x) for x in read(log, "runs", "--json").splitlines()) if "run" in r}
+    bundle = os.path.join(tmp, "trimmed.tar.gz")
+    rc, out, err = rs(["evidence", log, ids[2], "--key-dir", KEYS, "-o", bundle])
+    check(rc == 0, f"evidence rc {rc}: {err}")
+    names = subprocess.run(["tar", "tzf", bundle], capture_output=True, text=True,
+                           check=True).stdout.split()
+    segs = sorted(n[4:24] for n in names if n.startswith("log/seg-"))
+    want = sorted(segments_of(log, [runs[ids[2]]]))
+    check(segs == want and "seg-0000000000000001" not in segs,
+          f"bundle segments {segs}, the run's {want}")
+    check("log/ANCHOR" in names, f"no ANCHOR: {names}")
+    away = tempfile.mkdtemp(prefix="rs-trim-", dir=TMP)
+    subprocess.run(["tar", "xzf", bundle, "-C", away], check=True)
+    before = "seg-%016d" % (int(segs[0][4:]) - 1)
+    anchor = open(os.path.join(away, "log", "ANCHOR"), "rb").read()
+    check(anchor == last_line(log, before) and b'"kind":"seal"' in anchor,
+          f"ANCHOR is not the seal of {before}: {anchor[:200]}")
+    shutil.copy(bundle, os.path.join(away, "b.tar.gz"))
+    rc, out, err = rs(["verify", "b.tar.gz"], cwd=away)
+    check(rc == 0 and "from the ANCHOR seal" in out, f"bundle verify rc {rc}: {out} {err}")
+    d = os.path.join(away, "log")
+    keys = ["--key-dir", os.path.join(away, "keys")]
+
+    def verify_dir(*extra):
+        return rs(["verify", d, "--anchored"] + keys + list(extra))
+
+    rc, out, err = verify_dir()
+    check(rc == 0, f"the unpacked log with --anchored: rc {rc}: {out}")
+    rc, out, err = rs(["verify", d] + keys)
+    check(rc == 1 and "missing_segment" in out, f"without --anchored: rc {rc}: {out}")
+    earlier = last_line(log, "seg-%016d" % (int(segs[0][4:]) - 2))
+    i = anchor.index(b'"sig":"') + 7
+    flipped = anchor[:i] + (b"1" if anchor[i:i + 1] == b"0" else b"0") + anchor[i + 1:]
+    for label, content in (("an earlier genuine seal", earlier),
+                           ("a changed signature", flipped),
+                           ("another reason", anchor.replace(b'"reason":"run_end"',
+                                                             b'"reason":"size"'))):
+        check(content != anchor, f"{label}: the same ANCHOR")
+        with open(os.path.join(d, "ANCHOR"), "wb") as f:
+            f.write(content)
+        rc, out, err = verify_dir()
+        check(rc == 1, f"ANCHOR with {label} verified: {out}")
+    os.unlink(os.path.join(d, "ANCHOR"))
+    rc, out, err = verify_dir()
+    check(rc == 1, f"a trimmed log without ANCHOR verified: {out}")
 
 
 # ---- export ---------------------------------------------------------------------------------
@@ -841,6 +1040,65 @@ def killed_run_shows_no_run_end_and_its_recovery():
     nxt = json.loads(read(log, "report", "last", "--format", "json"))
     rec = next(s for s in nxt["sections"] if s["id"] == "recoveries")["tables"][0]["rows"]
     check(rec == [], f"the next run's report claims the recovery: {rec}")
+
+
+@test
+def evidence_of_a_run_after_a_crash():
+    """A run whose segment follows a crashed one: the bundle takes the crashed segment too
+    (its recovery entry carries the chain) and anchors at the seal before it."""
+    import time
+    tmp = tempfile.mkdtemp(prefix="rs-evcrash-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    ok = write_runbook(tmp, "name: ok\nsteps:\n  - name: one\n    run: /bin/true\n", "ok.yaml")
+    run(log, ok, (), tmp)
+    slow = write_runbook(tmp, "name: slow\nsteps:\n  - name: wait\n    run: exec sleep 30\n")
+    ev = os.path.join(tmp, "ev.jsonl")
+    p = subprocess.Popen([RUNSEAL, "run", "-q", "--key-dir", KEYS, "--log-dir", log,
+                          "--events", ev, slow], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    step_pid = None
+    try:
+        for _ in range(100):
+            starts = [r for r in (load(ev) if os.path.exists(ev) else [])
+                      if r["kind"] == "step_start"]
+            if starts:
+                step_pid = starts[0]["pid"]
+                break
+            time.sleep(0.05)
+        check(step_pid, "the step did not start")
+        p.kill()
+        p.wait(timeout=30)
+    finally:
+        if step_pid:
+            try:
+                os.kill(step_pid, 9)
+            except ProcessLookupError:
+                pass
+    for _ in range(40):
+        rc, out, err = rs(["run", "-q", "--key-dir", KEYS, "--log-dir", log, ok])
+        if "log in use" not in err:
+            break
+        time.sleep(0.25)
+    check(rc == 0, f"the run after the crash: rc {rc}: {err[-400:]}")
+    killed = load(ev)[0]["run"]
+    # seg 1: the first run, sealed; seg 2: the killed run, crashed; seg 3: the next start's
+    # recovery and seal; seg 4: the last run.
+    for run_id, want, anchored_at in ((killed, [2, 3, 4], 1), ("last", [4], 3)):
+        bundle = os.path.join(tmp, f"b-{anchored_at}.tar.gz")
+        rc, out, err = rs(["evidence", log, run_id, "--key-dir", KEYS, "-o", bundle])
+        check(rc == 0, f"evidence {run_id} rc {rc}: {err}")
+        names = subprocess.run(["tar", "tzf", bundle], capture_output=True, text=True,
+                               check=True).stdout.split()
+        segs = sorted(int(n[8:24]) for n in names if n.startswith("log/seg-"))
+        check(segs == want and "log/ANCHOR" in names, f"bundle of {run_id}: {names}")
+        away = tempfile.mkdtemp(prefix="rs-evcrash-away-", dir=TMP)
+        shutil.copy(bundle, os.path.join(away, "b.tar.gz"))
+        rc, out, err = rs(["verify", "b.tar.gz"], cwd=away)
+        check(rc == 0 and f"from the ANCHOR seal of segment {anchored_at} " in out,
+              f"bundle of {run_id}: verify rc {rc}: {out} {err}")
+        rep = json.loads(rs(["report", os.path.join(away, "b.tar.gz"), run_id, "--format",
+                             "json"])[1])
+        check(rep["verified"] is True, f"report from the bundle of {run_id}")
 
 
 def main():

@@ -795,8 +795,14 @@ def io_uring_requests_are_seen():
     u = one(cap(), "connect", "uring", via="io_uring_sendmsg")
     check(u["port"] == Capture.info["udp3"] and u["user_data"] == 3, f"{u}")
     res = {r["user_data"]: r for r in of(cap(), "io_uring_result", "uring")}
-    fd, rc, sent = (int(x) for x in end["stdout_tail"].split()[1::2])
-    check(sorted(res) == [1, 2, 3, 11, 12, 13, 14, 15], f"results {res}")
+    lines = end["stdout_tail"].splitlines()
+    fd, rc, sent = (int(x) for x in lines[0].split()[1::2])
+    afd, client = (int(x) for x in lines[1].split()[1::2])
+    check(sorted(res) == [1, 2, 3, 4, 11, 12, 13, 14, 15], f"results {res}")
+    # An accept's peer is known once it completes: in its result.
+    check((res[4]["op"], res[4]["ret"], res[4]["addr"], res[4]["port"]) ==
+          ("accept", afd, "127.0.0.1", client), f"{res[4]}")
+    check("addr" not in res[1] and "addr" not in res[2], f"{res[1]} {res[2]}")
     check(all(res[u]["ret"] == 0 for u in range(11, 16)), f"{res}")
     check((res[1]["op"], res[1]["ret"]) == ("openat", fd), f"{res[1]}")
     check((res[2]["op"], res[2]["ret"]) == ("connect", rc), f"{res[2]}")

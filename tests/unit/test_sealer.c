@@ -452,6 +452,66 @@ static void test_replica_completed_after_crash(void **state)
 	free(lhead);
 }
 
+/* What the sealer has to say goes to the caller's callback, never to stderr. */
+struct said {
+	int n, notices, warnings;
+	char last[1024];
+};
+
+static void on_notice(void *ctx, enum sealer_level level, const char *msg)
+{
+	struct said *w = ctx;
+
+	w->n++;
+	if (level == SEALER_NOTICE)
+		w->notices++;
+	else
+		w->warnings++;
+	snprintf(w->last, sizeof(w->last), "%s", msg);
+}
+
+static void test_notices_to_callback(void **state)
+{
+	struct fx *f = *state;
+	struct said w = {0};
+	struct sealer s;
+	char keys[160], e[1024], tmpl[] = "/tmp/runseal-sealer-err.XXXXXX", *out;
+	struct sealer_opts o = {.log_dir = f->log, .key_dir = keys, .owner = getuid()};
+	int fd = mkstemp(tmpl), saved = dup(2);
+	size_t len;
+
+	snprintf(keys, sizeof(keys), "%s/newkeys", f->tmp);
+	o.notice = on_notice;
+	o.notice_ctx = &w;
+	assert_true(fd >= 0 && saved >= 0);
+	dup2(fd, 2);
+	/* First use: keys are made, and that is a notice. */
+	assert_int_equal(sealer_open(&s, &o, e, sizeof(e)), 0);
+	assert_int_equal(w.notices, 1);
+	assert_int_equal(strncmp(w.last, "created signing keys in ", 24), 0);
+	assert_non_null(strstr(w.last, keys));
+	assert_null(strchr(w.last, '\n'));
+	append(&s, REC_RUN_START, "{\"kind\":\"run_start\",\"time\":\"x\",\"run\":\"r1\"}");
+	sealer_flush(&s);
+	/* A crash (no seal, no close), then the next open: a warning about the recovery. */
+	close(s.fd);
+	s.fd = -1;
+	sealer_close(&s);
+	assert_int_equal(sealer_open(&s, &o, e, sizeof(e)), 0);
+	assert_int_equal(w.notices, 1);
+	assert_true(w.warnings >= 1);
+	assert_non_null(strstr(w.last, "recovered after a crash"));
+	sealer_close(&s);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	out = slurp(tmpl, &len);
+	assert_int_equal(len, 0); /* nothing on stderr */
+	free(out);
+	unlink(tmpl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +519,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reopen_continues_chain_and_replicates, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_crash_recovery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_notices_to_callback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_heartbeat_and_foreign_host, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_single_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_segment, setup, teardown),

@@ -22,6 +22,7 @@
 #include "json.h"
 #include "keys.h"
 #include "logfmt.h"
+#include "logread.h"
 #include "util.h"
 #include "verify.h"
 
@@ -1400,6 +1401,8 @@ static void test_vector_cases(void **state)
 		o.log_dir = log;
 		o.key_dir = kd;
 		o.pub = pub;
+		snprintf(exp, sizeof(exp), "tests/vectors/cases/%s/anchored", de->d_name);
+		o.allow_anchor = access(exp, F_OK) == 0;
 		verdict(run_opts(&o, NULL, NULL), got, sizeof(got));
 		if (strcmp(got, want)) {
 			print_message("case %s: expected \"%s\", verify says \"%s\"\n", de->d_name,
@@ -1462,6 +1465,190 @@ static void test_interrupted(void **state)
 	tl_free(&t);
 }
 
+/* An anchored log: segments 2-3 and ANCHOR, the seal of segment 1. */
+static void test_anchored(void **state)
+{
+	struct tl t;
+	struct seen s;
+	struct verify_opts o;
+	char *p, *a;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	p = seg_path(t.log, 1, true);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	p = xasprintf("%s/ANCHOR", t.log);
+	a = xasprintf("%s\n", t.line[6]);
+	put_file(p, a, strlen(a));
+	/* Accepted: the chain from the anchor, entries 7-19 delivered. */
+	s = (struct seen){&t, 7, false};
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .allow_anchor = true};
+	assert_int_equal(run_opts(&o, collect, &s), 0);
+	assert_false(s.bad);
+	assert_int_equal(s.next, 20);
+	assert_true(sum.anchored);
+	assert_int_equal(sum.anchor_seq, 6);
+	assert_int_equal(sum.anchor_segment, 1);
+	assert_int_equal(sum.first_seq, 7);
+	/* Not asked for: segment 1 is missing. */
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys};
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_false(sum.anchored);
+	/* Another seal (segment 2's, in the log itself), or a record: refused. */
+	free(a);
+	a = xasprintf("%s\n", t.line[13]);
+	put_file(p, a, strlen(a));
+	o = (struct verify_opts){.log_dir = t.log, .key_dir = t.keys, .allow_anchor = true};
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	free(a);
+	a = xasprintf("%s\n", t.line[5]);
+	put_file(p, a, strlen(a));
+	assert_int_equal(run_opts(&o, NULL, NULL), 1);
+	assert_false(sum.anchored);
+	free(a);
+	free(p);
+	tl_free(&t);
+}
+
+/* ---- logread: one verification, then the selected segments from their trusted links ---- */
+
+/* The seqs lr_next() gives, each checked against the line the log holds. */
+static size_t reread(struct tl *t, struct logread *r, uint64_t *seqs, size_t max)
+{
+	const struct lr_ent *e;
+	unsigned char h[32];
+	size_t n = 0;
+
+	while ((e = lr_next(r)) && n < max) {
+		entry_hash(t->line[e->seq], strlen(t->line[e->seq]), h);
+		assert_memory_equal(e->hash, h, 32);
+		assert_int_equal(e->len, strlen(t->line[e->seq]));
+		seqs[n++] = e->seq;
+	}
+	return n;
+}
+
+/* lr_stream: the same entries, pulled as the verification walks; the result at the end. */
+static void test_logread_stream(void **state)
+{
+	struct tl t;
+	struct logread *r;
+	struct lr_opts o = {0};
+	const struct lr_ent *e;
+	char err[512];
+	uint64_t s[32];
+	size_t n = 0;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	o.path = t.log;
+	o.key_dir = t.keys;
+	assert_int_equal(lr_stream(&r, &o, err, sizeof(err)), 0);
+	assert_int_equal(lr_result(r)->entries, 0); /* nothing verified yet */
+	while ((e = lr_next(r))) {
+		unsigned char h[32];
+
+		entry_hash(t.line[e->seq], strlen(t.line[e->seq]), h);
+		assert_memory_equal(e->hash, h, 32);
+		s[n++] = e->seq;
+	}
+	assert_int_equal(n, 20);
+	assert_int_equal(s[19], 19);
+	assert_null(lr_error(r));
+	assert_int_equal(lr_result(r)->rc, 0);
+	assert_int_equal(lr_result(r)->entries, 20);
+	assert_int_equal(lr_result(r)->nseal, 3);
+	/* The segment links were noted on the way: a selection reads again. */
+	lr_select(r, (struct lr_range[]){{8, 12}}, 1, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 5);
+	lr_close(r);
+	/* Closed half-way (a reader that had enough): nothing leaks (the sanitizer build). */
+	assert_int_equal(lr_stream(&r, &o, err, sizeof(err)), 0);
+	assert_non_null(lr_next(r));
+	lr_close(r);
+	/* No such log: the error at once. */
+	o.path = "/nonexistent/log";
+	assert_int_equal(lr_stream(&r, &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/log"));
+	tl_free(&t);
+}
+
+static void test_logread_reread(void **state)
+{
+	struct tl t;
+	struct logread *r;
+	struct lr_opts o = {0};
+	char err[512], *p, *q, *plain, *bad;
+	size_t len, n, pl;
+	uint64_t s[32];
+	unsigned char *z;
+	bool isz;
+
+	(void)state;
+	tl_init(&t);
+	tl_standard(&t, 3);
+	tl_write(&t, t.log, 3, true);
+	o.path = t.log;
+	o.key_dir = t.keys;
+	assert_int_equal(lr_open(&r, &o, err, sizeof(err)), 0);
+	assert_int_equal(lr_result(r)->rc, 0);
+	/* What the verification kept (everything: keep is NULL). */
+	assert_int_equal(reread(&t, r, s, 32), 20);
+	/* Seqs 8-12 only (segment 2), then 3 and 16-17 (segments 1 and 3, not 2). */
+	lr_select(r, (struct lr_range[]){{8, 12}}, 1, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 5);
+	assert_int_equal(s[0], 8);
+	assert_int_equal(s[4], 12);
+	lr_select(r, (struct lr_range[]){{3, 3}, {16, 17}}, 2, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 3);
+	assert_int_equal(s[0], 3);
+	assert_int_equal(s[1], 16);
+	assert_int_equal(s[2], 17);
+	assert_null(lr_error(r));
+	/* Seeking reads on to the run's first record. */
+	lr_select(r, (struct lr_range[]){{0, 19}}, 1, NULL, NULL);
+	assert_int_equal(lr_seek_run(r, "0190aaaa-0000-7000-8000-000000000001"), 0);
+	assert_int_equal(lr_next(r)->seq, 2);
+	assert_int_equal(lr_seek_run(r, "0190aaaa-0000-7000-8000-00000000ffff"), -1);
+	/* Segment 3 stored plain instead of compressed: the same bytes, still read. */
+	seg_load(t.log, 3, &plain, &pl, &isz);
+	assert_true(isz);
+	p = seg_path(t.log, 3, true);
+	q = seg_path(t.log, 3, false);
+	assert_int_equal(unlink(p), 0);
+	put_file(q, plain, pl);
+	lr_select(r, (struct lr_range[]){{14, 19}}, 1, NULL, NULL);
+	assert_int_equal(reread(&t, r, s, 32), 6);
+	/* One byte of segment 2 changed after the verification: segment 1 is given, then the
+	 * error, and nothing of segment 2. */
+	free(plain);
+	seg_load(t.log, 2, &plain, &pl, &isz);
+	bad = strstr(plain, "/etc/file-6");
+	assert_non_null(bad);
+	bad[10] = 'X';
+	free(p);
+	p = seg_path(t.log, 2, true);
+	assert_int_equal(z_deflate(plain, pl, &z, &len), 0);
+	put_file(p, z, len);
+	free(z);
+	lr_select(r, (struct lr_range[]){{0, 19}}, 1, NULL, NULL);
+	n = reread(&t, r, s, 32);
+	assert_int_equal(n, 7);
+	assert_int_equal(s[6], 6);
+	assert_non_null(lr_error(r));
+	assert_non_null(strstr(lr_error(r), "segment 2 changed"));
+	free(plain);
+	free(p);
+	free(q);
+	lr_close(r);
+	tl_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1488,6 +1675,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_show, teardown),
 	    cmocka_unit_test_teardown(test_vector, teardown),
 	    cmocka_unit_test_teardown(test_interrupted, teardown),
+	    cmocka_unit_test_teardown(test_logread_reread, teardown),
+	    cmocka_unit_test_teardown(test_logread_stream, teardown),
+	    cmocka_unit_test_teardown(test_anchored, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 

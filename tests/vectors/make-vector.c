@@ -615,6 +615,31 @@ static void bad_cert(struct vec *v, const char *dir, bool used)
 	free(p);
 }
 
+/* An anchored log, as an evidence bundle holds it: segment 1 gone, ANCHOR its seal. */
+static void c_anchored(struct vec *v, const char *dir)
+{
+	char *p;
+
+	standard(v, dir);
+	put_file(dir, "ANCHOR", v->prev_head, strlen(v->prev_head));
+	p = xasprintf("%s/seg-%016u.log.z", dir, 1u);
+	unlink(p);
+	free(p);
+}
+
+/* The same with one hex digit of the ANCHOR seal's signature changed. */
+static void c_anchor_forged(struct vec *v, const char *dir)
+{
+	char *a, *s;
+
+	c_anchored(v, dir);
+	a = xstrdup(v->prev_head);
+	s = strstr(a, "\"sig\":\"") + 7;
+	*s = *s == '0' ? '1' : '0';
+	put_file(dir, "ANCHOR", a, strlen(a));
+	free(a);
+}
+
 static void c_bad_cert_used(struct vec *v, const char *dir)
 {
 	bad_cert(v, dir, true);
@@ -659,6 +684,9 @@ static const struct vcase cases[] = {
     {"bad-cert-used", "failed epoch", "the certificate of an epoch a seal uses is broken",
      c_bad_cert_used},
     {"bad-cert-unused", "ok", "the certificate of an unused epoch is broken", c_bad_cert_unused},
+    {"anchored", "ok", "segment 1 gone, ANCHOR its seal (--anchored)", c_anchored},
+    {"anchor-forged", "failed bad_signature", "an ANCHOR whose signature was changed (--anchored)",
+     c_anchor_forged},
 };
 
 static void make_cases(struct vec *v)
@@ -676,6 +704,9 @@ static void make_cases(struct vec *v)
 				 "kinds of its errors\n%s\n",
 				 cases[i].why, cases[i].expect);
 		put_file(cdir, "expect", text, strlen(text));
+		/* verified with --anchored: the case directory says so with a file */
+		if (!strncmp(cases[i].name, "anchor", 6))
+			put_file(cdir, "anchored", "", 0);
 		free(text);
 		free(ldir);
 		free(cdir);

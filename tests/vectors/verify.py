@@ -187,8 +187,8 @@ def entry_hash(line):
 # ---- the walk (FORMAT.md "Verifying") --------------------------------------------------------
 
 class Walk:
-    def __init__(self, keys, d):
-        self.k, self.dir = keys, d
+    def __init__(self, keys, d, anchored=False):
+        self.k, self.dir, self.anchored = keys, d, anchored
         self.errors, self.warnings = set(), set()
         self.prev, self.expect = b"\0" * 32, 0
         self.resync = self.after_malformed = False
@@ -206,7 +206,7 @@ class Walk:
         found = {}
         for name in os.listdir(self.dir):
             m = SEG.match(name)
-            if name in ("HEAD", "LOCK"):
+            if name in ("HEAD", "LOCK") or (self.anchored and name == "ANCHOR"):
                 continue
             if not m or int(m.group(1)) == 0:
                 self.warnings.add("unexpected")
@@ -228,13 +228,48 @@ class Walk:
             return out
         return data if len(data) <= SEGMENT_MAX else None
 
+    def anchor(self):
+        """FORMAT.md "Anchored logs": the seal the log starts after, checked as a seal; the
+        first segment it allows, 1 without one."""
+        path = os.path.join(self.dir, "ANCHOR")
+        if not self.anchored or not os.path.exists(path):
+            return 1
+        data = open(path, "rb").read()
+        m = PREFIX.match(data)
+        f = parse_entry(data[:-1]) if m and data.endswith(b"\n") and \
+            b"\n" not in data[:-1] else None
+        line = data[:-1]
+        try:
+            seq, n = int(m.group(1)), f["segment"]
+            ok = (f["kind"] == "seal" and isinstance(n, int) and n > 0 and
+                  f["first_seq"] + f["count"] == seq and
+                  hexbytes(f["last_hash"], 32) == bytes.fromhex(m.group(2).decode()))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            self.err("malformed")
+            self.resync = True
+            return 1
+        t, k, e = parse_time(f["time"]), self.k, f.get("epoch")
+        if k.seal_problem(line, f) or not isinstance(e, int) or \
+                not k.t0 * 10**9 + e * k.L * 10**9 <= t < k.t0 * 10**9 + (e + 1) * k.L * 10**9:
+            self.err("bad_signature")
+            self.resync = True
+            return n + 1
+        self.prev, self.expect = entry_hash(line), seq + 1
+        self.last_seal, self.last_epoch = (seq, line, t), e
+        return n + 1
+
     def run(self):
         segs = self.segments()
+        expect_n = self.anchor()
         if not segs:
             self.err("missing_segment")
-        expect_n = 1
         for i, (n, name) in enumerate(segs):
-            if n != expect_n:
+            if n < expect_n:
+                self.err("malformed")  # not after the ANCHOR seal
+                self.resync = True
+            elif n != expect_n:
                 self.err("missing_segment")
                 self.resync = True
                 self.crashes = []
@@ -464,12 +499,12 @@ class Walk:
             self.err("head_mismatch")
 
 
-def verdict(log, root_pub, epochs_pub):
+def verdict(log, root_pub, epochs_pub, anchored=False):
     try:
         keys = Keys(root_pub, epochs_pub)
     except (Unusable, ValueError, OSError):
         return "unusable"
-    w = Walk(keys, log).run()
+    w = Walk(keys, log, anchored).run()
     return "ok" if not w.errors else "failed " + " ".join(sorted(w.errors))
 
 
@@ -481,7 +516,7 @@ def check_cases(top):
         want = [l for l in open(os.path.join(d, "expect")).read().splitlines()
                 if not l.startswith("#")][-1]
         got = verdict(os.path.join(d, "log"), os.path.join(kd, "root.pub"),
-                      os.path.join(kd, "epochs.pub"))
+                      os.path.join(kd, "epochs.pub"), os.path.exists(os.path.join(d, "anchored")))
         n += 1
         if got != want:
             bad += 1

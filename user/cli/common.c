@@ -46,12 +46,12 @@ static struct lr_opts opts_of(const struct cli_log *l)
 	    .path = l->path ? l->path : LOG_DIR_DEFAULT, .pub = l->pub, .key_dir = l->key_dir};
 }
 
-/* Keeps the records of the runs being read, and the log's recovery entries. */
+/* Keeps the records of the runs being read (the log's notes come with the reader). */
 static bool keep_chosen(void *ctx, const struct lr_ent *e)
 {
 	const struct cli_run *cr = ctx;
 
-	if (e->kind == LR_RECOVERY || e->kind == LR_RUN_INTERRUPTED || !strcmp(e->run, cr->sum->id))
+	if (!strcmp(e->run, cr->sum->id))
 		return true;
 	for (size_t i = 0; i < cr->nother; i++)
 		if (!strcmp(e->run, cr->osum[i]->id))
@@ -59,18 +59,19 @@ static bool keep_chosen(void *ctx, const struct lr_ent *e)
 	return false;
 }
 
-static int read_chosen(struct cli_run *cr, const struct cli_log *l)
+/* The records of the chosen runs, from the segments that hold them: the log was verified
+ * once already, while the runs were listed. */
+static int read_chosen(struct cli_run *cr)
 {
-	struct lr_opts o = opts_of(l);
+	struct lr_range rg[CLI_OTHERS_MAX + 1];
 	char err[1024];
 	size_t i = 0;
 
-	o.keep = keep_chosen;
-	o.ctx = cr;
-	if (lr_open(&cr->r, &o, err, sizeof(err)) < 0) {
-		fprintf(stderr, "runseal: %s\n", err);
-		return 2;
-	}
+	rg[0] = (struct lr_range){cr->sum->first_seq, cr->sum->last_seq};
+	for (size_t k = 0; k < cr->nother; k++)
+		rg[k + 1] = (struct lr_range){cr->osum[k]->first_seq, cr->osum[k]->last_seq};
+	cr->r = cr->runs.reader;
+	lr_select(cr->r, rg, cr->nother + 1, keep_chosen, cr);
 	if (model_build(&cr->m, cr->r, cr->sum->id, err, sizeof(err)) < 0)
 		goto fail;
 	for (; i < cr->nother; i++)
@@ -79,10 +80,10 @@ static int read_chosen(struct cli_run *cr, const struct cli_log *l)
 	return 0;
 fail:
 	fprintf(stderr, "runseal: %s\n", err);
+	model_free(&cr->m); /* zeroed by a model_build that failed */
 	while (i-- > 0)
 		model_free(&cr->other[i]);
 	cr->nother = 0;
-	lr_close(cr->r);
 	cr->r = NULL;
 	return 2;
 }
@@ -117,7 +118,7 @@ int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, 
 		cli_note_read(l->cmd, o.path, ids, cr->nother + 1);
 	}
 	if (!rc)
-		rc = read_chosen(cr, l);
+		rc = read_chosen(cr);
 	if (rc)
 		runs_free(&cr->runs);
 	return rc;
@@ -135,8 +136,7 @@ void cli_close_run(struct cli_run *cr)
 		for (size_t i = 0; i < cr->nother; i++)
 			model_free(&cr->other[i]);
 	}
-	lr_close(cr->r);
-	runs_free(&cr->runs);
+	runs_free(&cr->runs); /* and the reader, cr->r */
 	*cr = (struct cli_run){0};
 }
 
@@ -187,4 +187,11 @@ void cli_note_verify(const struct lr_verify *v, const char *path)
 			"runseal: %s did NOT verify (%lu errors): only records before the first "
 			"problem are used; `runseal verify` lists the problems\n",
 			path, v->errors);
+}
+
+void cli_notice(void *ctx, enum sealer_level level, const char *msg)
+{
+	(void)ctx;
+	(void)level; /* both read "runseal: ...", as before */
+	fprintf(stderr, "runseal: %s\n", msg);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "logread.h"
+#include "sealer.h"
 #include "report/model.h"
 #include "report/runs.h"
 
@@ -56,8 +57,9 @@ struct cli_run {
 typedef int (*cli_others_fn)(struct cli_run *cr, void *ctx);
 
 /* Verifies the log, finds run arg and builds its model; prints the error and returns 2.
- * The log is read twice: once for the list of runs, once for the records of the run and
- * of the others, which pick (NULL: none) chose from that list. */
+ * The log is verified once, while its runs are listed; then only the segments that hold
+ * the records of the run and of the others (which pick, NULL: none, chose from that list)
+ * are read again, from the links that verification trusted. */
 int cli_open_run(struct cli_run *cr, const struct cli_log *l, const char *arg);
 int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, cli_others_fn pick,
 		  void *ctx);
@@ -73,6 +75,10 @@ int cli_write(const char *path, const char *data, size_t len);
  * who did, as the kernel says (SO_PEERCRED). When none answers, or it refuses, a note on
  * stderr says the read is not recorded; the command goes on either way. */
 void cli_note_read(const char *cmd, const char *path, const char *const *runs, size_t n);
+/* Prints what the sealer has to say (keys created, a crash recovered, a replica that
+ * failed) on stderr, as "runseal: MESSAGE": the sealer_notice_fn of the commands that
+ * write the log. */
+void cli_notice(void *ctx, enum sealer_level level, const char *msg);
 /* A note on stderr when the log did not verify (outputs still state it themselves). */
 void cli_note_verify(const struct lr_verify *v, const char *path);
 

@@ -25,9 +25,9 @@ static const char usage[] =
     "usage: runseal evidence [LOGDIR] RUN -o BUNDLE.tar.gz [--pub FILE] [--key-dir DIR]\n"
     "\n"
     "Verifies the log (default " LOG_DIR_DEFAULT ") and writes an evidence bundle\n"
-    "for RUN: the sealed segments that hold its records and every segment before\n"
-    "them (the hash chain is checked from the log's genesis), HEAD at the seal that\n"
-    "covers the run's last record, the public keys (root.pub, epochs.pub), the run's\n"
+    "for RUN: the sealed segments that hold its records, ANCHOR (the seal of the\n"
+    "segment before them, from which the hash chain is checked), HEAD at the seal\n"
+    "that covers the run's last record, the public keys (root.pub, epochs.pub), the run's\n"
     "report as report.md, report.html and report.json, and a README for the\n"
     "receiver. `runseal verify BUNDLE.tar.gz` checks it offline on any machine, and\n"
     "`runseal report` and `runseal replay` read it like a log directory.\n"
@@ -117,9 +117,37 @@ static char *seal_line_of(const char *path, size_t *len)
 	return line;
 }
 
-/* Segments 1..last (all of them when last is 0), HEAD, and the public keys. */
+/* The seal line of segment n (compressed or not), or NULL: a crashed segment has none. */
+static char *seal_of(const char *log, uint64_t n, size_t *len)
+{
+	char *p = xasprintf("%s/seg-%016" PRIu64 ".log.z", log, n), *l = seal_line_of(p, len);
+
+	free(p);
+	if (l)
+		return l;
+	p = xasprintf("%s/seg-%016" PRIu64 ".log", log, n);
+	l = seal_line_of(p, len);
+	free(p);
+	return l;
+}
+
+/* The run's first segment, moved back over crashed segments (no seal to start from: the
+ * chain goes through their recovery), and ANCHOR, the seal before it (none from 1). */
+static uint64_t first_segment(struct files *fs, const char *log, uint64_t first)
+{
+	char *a = NULL;
+	size_t len = 0;
+
+	while (first > 1 && !(a = seal_of(log, first - 1, &len)))
+		first--;
+	if (a)
+		add(fs, "log/ANCHOR", a, len);
+	return first > 1 ? first : 1;
+}
+
+/* Segments first..last (to the end when last is 0), HEAD, and the public keys. */
 static int log_files(struct files *fs, const char *log, const char *keys, const char *pub,
-		     uint64_t last)
+		     uint64_t from, uint64_t last)
 {
 	DIR *d = opendir(log);
 	struct dirent *de;
@@ -133,7 +161,7 @@ static int log_files(struct files *fs, const char *log, const char *keys, const 
 		return -1;
 	}
 	while ((de = readdir(d)) && fs->n < EV_FILES_MAX - 8) {
-		if (seg_num(de->d_name, &n) < 0 || (last && n > last))
+		if (seg_num(de->d_name, &n) < 0 || (last && n > last) || n < from)
 			continue;
 		p = xasprintf("%s/%s", log, de->d_name);
 		if (slurp(p, &data, &len) < 0) {
@@ -224,9 +252,11 @@ static int finish(struct files *fs, const char *bundle, const char *run)
 		    "run: %s\nrunbook: %s\nmade by: runseal %s\n"
 		    "root key id: %s\n\n"
 		    "What is here\n"
-		    "- log/: the sealed log segments that hold the run's records, and every\n"
-		    "  segment before them, so that the hash chain is checked from the log's\n"
-		    "  genesis; log/HEAD is the seal that covers the run's last record.\n"
+		    "- log/: the sealed log segments that hold the run's records (and a\n"
+		    "  crashed segment just before them, if any); log/ANCHOR, when they do not\n"
+		    "  start at the log's genesis, is the signed seal of the segment before\n"
+		    "  them, from which the hash chain is checked; log/HEAD is the seal that\n"
+		    "  covers the run's last record.\n"
 		    "- keys/root.pub, keys/epochs.pub: the host's public keys (no secret).\n"
 		    "- report.md, report.html, report.json: the run's report, made from this\n"
 		    "  bundle's verified log.\n\n"
@@ -319,7 +349,7 @@ int evidence_cmd(int argc, char **argv)
 	struct cli_run cr;
 	const char *out = NULL;
 	const struct lr_seal *s;
-	uint64_t last = 0;
+	uint64_t last = 0, from;
 	char *gz = NULL;
 	size_t len;
 	int c, rc, stop;
@@ -351,7 +381,8 @@ int evidence_cmd(int argc, char **argv)
 	s = lr_seal_for(lr_result(cr.r), cr.sum->last_seq);
 	if (s)
 		last = s->segment;
-	rc = log_files(&fs, lr_log_dir(cr.r), lr_key_dir(cr.r), l.pub, last) ||
+	from = first_segment(&fs, lr_log_dir(cr.r), lr_segment_of(cr.r, cr.sum->first_seq));
+	rc = log_files(&fs, lr_log_dir(cr.r), lr_key_dir(cr.r), l.pub, from, last) ||
 		     make_bundle(&fs, cr.sum->id, &gz, &len) || cli_write(out, gz, len)
 		 ? 2
 		 : 0;
@@ -450,9 +481,10 @@ int verify_any_cmd(int argc, char **argv)
 		bundle_files_free(f, n);
 		return 1;
 	}
-	args = xcalloc((size_t)argc + 4, sizeof(*args));
+	args = xcalloc((size_t)argc + 5, sizeof(*args));
 	for (int i = 0; i < argc; i++)
 		args[k++] = i == pos ? xasprintf("%s/log", dir) : xstrdup(argv[i]);
+	args[k++] = xstrdup("--anchored"); /* a bundle is trimmed to its run */
 	if (!keydir) {
 		args[k++] = xstrdup("--key-dir");
 		args[k++] = xasprintf("%s/keys", dir);

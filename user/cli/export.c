@@ -35,7 +35,8 @@ static const char usage[] =
 
 struct ex {
 	enum export_fmt fmt;
-	const char *run;
+	const char *run; /* id, or NULL for every run */
+	char id[48];
 	uint64_t since;
 	bool has_since;
 	FILE *out; /* stdout, which logread redirects while it verifies */
@@ -44,7 +45,7 @@ struct ex {
 	bool broken;
 };
 
-/* Writes as entries verify: nothing is kept, however long the log. */
+/* Writes one entry (or takes the genesis's host name): nothing is kept. */
 static bool each(void *ctx, const struct lr_ent *e)
 {
 	struct ex *x = ctx;
@@ -52,7 +53,7 @@ static bool each(void *ctx, const struct lr_ent *e)
 	if (x->broken)
 		return false;
 	if ((x->run && strcmp(e->run, x->run)) || (x->has_since && e->seq <= x->since)) {
-		if (e->kind == LR_GENESIS) /* its host name still counts */
+		if (e->kind == REC_GENESIS) /* its host name still counts */
 			export_entry(&x->b, e, EXPORT_ECS, &x->c);
 		x->b.len = 0;
 		return false;
@@ -64,24 +65,65 @@ static bool each(void *ctx, const struct lr_ent *e)
 	return false;
 }
 
-static int find_run(const struct cli_log *l, const char *arg, char id[48])
+/* --run: the log verified once while its runs are listed, then the run's segments read
+ * again from the links that verification trusted. */
+static int export_run(struct ex *x, const struct lr_opts *o, const char *arg, struct logread **r)
 {
-	struct lr_opts o = {.path = l->path, .pub = l->pub, .key_dir = l->key_dir};
 	struct run_list runs;
 	const struct run_sum *s;
+	const struct lr_ent *const *note, *e;
 	char err[1024];
+	size_t n;
 
-	if (runs_collect(&runs, &o, err, sizeof(err)) < 0) {
+	if (runs_collect(&runs, o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "runseal: %s\n", err);
-		return 2;
+		return -1;
 	}
 	s = runs_find(&runs, arg, err, sizeof(err));
-	if (!s)
+	if (!s) {
 		fprintf(stderr, "runseal: %s\n", err);
-	else
-		snprintf(id, 48, "%s", s->id);
+		runs_free(&runs);
+		return -1;
+	}
+	snprintf(x->id, sizeof(x->id), "%s", s->id);
+	x->run = x->id;
+	cli_note_read("export", o->path, (const char *const[]){x->id}, 1);
+	note = lr_notes(runs.reader, &n);
+	for (size_t i = 0; i < n; i++)
+		if (note[i]->kind == REC_GENESIS) /* its host name counts */
+			each(x, note[i]);
+	lr_select(runs.reader, &(struct lr_range){s->first_seq, s->last_seq}, 1, NULL, NULL);
+	while ((e = lr_next(runs.reader)))
+		each(x, e);
+	*r = runs.reader;
+	runs.reader = NULL;
 	runs_free(&runs);
-	return s ? 0 : 2;
+	if (lr_error(*r)) {
+		fprintf(stderr, "runseal: %s\n", lr_error(*r));
+		lr_close(*r);
+		return -1;
+	}
+	return 0;
+}
+
+/* The whole log, pulled as it verifies: nothing is kept, however long the log. */
+static int export_all(struct ex *x, const struct lr_opts *o, struct logread **r)
+{
+	const struct lr_ent *e;
+	char err[1024];
+
+	if (lr_stream(r, o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "runseal: %s\n", err);
+		return -1;
+	}
+	while (!x->broken && (e = lr_next(*r)))
+		each(x, e);
+	if (lr_error(*r)) {
+		fprintf(stderr, "runseal: %s\n", lr_error(*r));
+		lr_close(*r);
+		return -1;
+	}
+	return 0;
 }
 
 int export_cmd(int argc, char **argv)
@@ -95,7 +137,7 @@ int export_cmd(int argc, char **argv)
 	const char *fmt = NULL, *run = NULL;
 	struct lr_opts o;
 	struct logread *r;
-	char err[1024], id[48], *end;
+	char *end;
 	int c, rc, fd, stop;
 
 	optind = 0;
@@ -128,10 +170,6 @@ int export_cmd(int argc, char **argv)
 	}
 	if (optind < argc)
 		l.path = argv[optind];
-	if (run && find_run(&l, run, id))
-		return 2;
-	x.run = run ? id : NULL;
-	cli_note_read("export", l.path, (const char *const[]){id}, run ? 1 : 0);
 	signal(SIGPIPE, SIG_IGN); /* a closed pipe ends the export as an error, cleanly */
 	fd = dup(1);
 	x.out = fd < 0 ? NULL : fdopen(fd, "w");
@@ -139,11 +177,11 @@ int export_cmd(int argc, char **argv)
 		fprintf(stderr, "runseal: stdout: %s\n", strerror(errno));
 		return 2;
 	}
-	o = (struct lr_opts){
-	    .path = l.path, .pub = l.pub, .key_dir = l.key_dir, .keep = each, .ctx = &x};
+	o = (struct lr_opts){.path = l.path, .pub = l.pub, .key_dir = l.key_dir};
 	jb_raw(&x.b, "", 0);
-	if (lr_open(&r, &o, err, sizeof(err)) < 0) {
-		fprintf(stderr, "runseal: %s\n", err);
+	if (!run)
+		cli_note_read("export", l.path, NULL, 0);
+	if (run ? export_run(&x, &o, run, &r) < 0 : export_all(&x, &o, &r) < 0) {
 		fclose(x.out);
 		jb_free(&x.b);
 		return 2;

@@ -67,7 +67,7 @@ static void show_note_run(struct show *sh, const struct lr_ent *e)
 {
 	struct show_run *r;
 
-	if (e->kind == LR_RUN_START) {
+	if (e->kind == REC_RUN_START) {
 		if (sh->nruns == sh->capruns) {
 			sh->capruns = sh->capruns ? sh->capruns * 2 : 64;
 			sh->runs = xrealloc(sh->runs, sh->capruns * sizeof(*sh->runs));
@@ -78,7 +78,7 @@ static void show_note_run(struct show *sh, const struct lr_ent *e)
 		for (size_t i = 0; i < sizeof(r->id) - 1 && i < sizeof(e->run) && e->run[i]; i++)
 			r->id[i] =
 			    isalnum((unsigned char)e->run[i]) || e->run[i] == '-' ? e->run[i] : '?';
-	} else if (e->kind == LR_RUN_END && (r = show_find_run(sh, e->run))) {
+	} else if (e->kind == REC_RUN_END && (r = show_find_run(sh, e->run))) {
 		r->ended = true;
 	}
 }
@@ -159,22 +159,22 @@ static void summary_guard(struct show *sh, const struct lr_ent *e, size_t m)
 
 static void summary_log(struct show *sh, const struct lr_ent *e)
 {
-	if (e->kind == LR_GENESIS) {
+	if (e->kind == REC_GENESIS) {
 		put_lit(sh, "host ");
 		put_field(sh, e, "hostname", "");
 		put_lit(sh, " ");
 		put_field(sh, e, "host_id", "");
-	} else if (e->kind == LR_SEGMENT) {
+	} else if (e->kind == REC_SEGMENT) {
 		put_lit(sh, "segment ");
 		put_field(sh, e, "segment", "");
-	} else if (e->kind == LR_SEAL) {
+	} else if (e->kind == REC_SEAL) {
 		put_lit(sh, "segment ");
 		put_field(sh, e, "segment", "");
 		put_lit(sh, " sealed (");
 		put_field(sh, e, "reason", "");
 		put_lit(sh, ") epoch ");
 		put_field(sh, e, "epoch", "");
-	} else if (e->kind == LR_RECOVERY) {
+	} else if (e->kind == REC_RECOVERY) {
 		put_field(sh, e, "file", "");
 		put_lit(sh, " recovered: ");
 		put_field(sh, e, "valid_bytes", "");
@@ -187,20 +187,20 @@ static void summary_log(struct show *sh, const struct lr_ent *e)
 static void summary_run(struct show *sh, const struct lr_ent *e)
 {
 	switch (e->kind) {
-	case LR_STEP_END:
-	case LR_RUN_END:
+	case REC_STEP_END:
+	case REC_RUN_END:
 		put_field(sh, e, "status", "");
-		if (e->kind == LR_STEP_END) {
+		if (e->kind == REC_STEP_END) {
 			put_lit(sh, " exit_code ");
 			put_field(sh, e, "exit_code", "");
 		}
 		break;
-	case LR_RUN_START:
+	case REC_RUN_START:
 		put_field(sh, e, "runbook_name", "");
 		put_lit(sh, " ");
 		put_field(sh, e, "runbook", "");
 		break;
-	case LR_LOSS:
+	case REC_LOSS:
 		put_field(sh, e, "count", "");
 		put_lit(sh, " events lost");
 		if (lr_get(e, "reason") >= 0) {
@@ -209,7 +209,7 @@ static void summary_run(struct show *sh, const struct lr_ent *e)
 			put_lit(sh, ")");
 		}
 		break;
-	case LR_RUN_INTERRUPTED:
+	case REC_RUN_INTERRUPTED:
 		put_lit(sh, "run ");
 		put_field(sh, e, "interrupted_run", "");
 		put_lit(sh, " was interrupted");
@@ -226,11 +226,11 @@ static void summary(struct show *sh, const struct lr_ent *e)
 	int t;
 
 	switch (e->kind) {
-	case LR_EXEC:
-	case LR_STEP_START:
+	case REC_EXEC:
+	case REC_STEP_START:
 		put_field(sh, e, "argv", " ");
 		break;
-	case LR_OPEN:
+	case REC_OPEN:
 		put_field(sh, e, "path", "");
 		put_lit(sh, " [");
 		put_field(sh, e, "flags", ",");
@@ -240,7 +240,7 @@ static void summary(struct show *sh, const struct lr_ent *e)
 			put_field(sh, e, "fd", "");
 		}
 		break;
-	case LR_CONNECT:
+	case REC_CONNECT:
 		if (!put_field(sh, e, "addr", "")) {
 			put_field(sh, e, "path", "");
 		} else {
@@ -248,29 +248,29 @@ static void summary(struct show *sh, const struct lr_ent *e)
 			put_field(sh, e, "port", "");
 		}
 		break;
-	case LR_FORK:
+	case REC_FORK:
 		put_lit(sh, "child ");
 		put_field(sh, e, "child_pid", "");
 		break;
-	case LR_EXIT:
+	case REC_EXIT:
 		put_lit(sh, "exit_code ");
 		put_field(sh, e, "exit_code", "");
 		break;
-	case LR_BPF:
-	case LR_PTRACE:
-	case LR_SIGNAL:
-	case LR_PROCESS_VM:
-	case LR_PIDFD_GETFD:
-	case LR_PERF_EVENT_OPEN:
-	case LR_MEMFD_CREATE:
-	case LR_MODULE_LOAD:
+	case REC_BPF:
+	case REC_PTRACE:
+	case REC_SIGNAL:
+	case REC_PROCESS_VM:
+	case REC_PIDFD_GETFD:
+	case REC_PERF_EVENT_OPEN:
+	case REC_MEMFD_CREATE:
+	case REC_MODULE_LOAD:
 		summary_guard(sh, e, m);
 		break;
 	default:
 		summary_run(sh, e);
 	}
 	/* Failures of kernel events: the errno name. */
-	if (e->kind != LR_STEP_END && e->kind != LR_RUN_END && (t = lr_get(e, "error")) >= 0 &&
+	if (e->kind != REC_STEP_END && e->kind != REC_RUN_END && (t = lr_get(e, "error")) >= 0 &&
 	    e->tok[t].type == J_STR) {
 		put_lit(sh, sh->b.len > m ? " = " : "= ");
 		put_tokstr(sh, &e->tok[t]);
@@ -279,8 +279,8 @@ static void summary(struct show *sh, const struct lr_ent *e)
 
 static bool is_log_entry(const struct lr_ent *e)
 {
-	return e->kind == LR_GENESIS || e->kind == LR_SEGMENT || e->kind == LR_SEAL ||
-	       e->kind == LR_RECOVERY;
+	return e->kind == REC_GENESIS || e->kind == REC_SEGMENT || e->kind == REC_SEAL ||
+	       e->kind == REC_RECOVERY;
 }
 
 /* Called by the reader on each verified entry, in order: printed at once and not kept, so
@@ -292,7 +292,7 @@ static bool show_entry(void *ctx, const struct lr_ent *e)
 	if (sh->broken ||
 	    (sh->run && (is_log_entry(e) || lr_get(e, "run") < 0 || strcmp(e->run, sh->run))))
 		return false;
-	if (e->kind == LR_RUN_START || e->kind == LR_RUN_END)
+	if (e->kind == REC_RUN_START || e->kind == REC_RUN_END)
 		show_note_run(sh, e);
 	sh->b.len = 0;
 	if (sh->json) {
@@ -330,7 +330,7 @@ int show_cmd(int argc, char **argv)
 	    {0},
 	};
 	struct show sh = {0};
-	struct lr_opts lo = {.path = LOG_DIR_DEFAULT, .keep = show_entry, .ctx = &sh};
+	struct lr_opts lo = {.path = LOG_DIR_DEFAULT};
 	struct logread *r;
 	char err[1024];
 	int c, rc;
@@ -366,17 +366,28 @@ int show_cmd(int argc, char **argv)
 		lo.path = argv[optind];
 	/* --run as given (a prefix, too): show reads every entry and keeps the run's. */
 	cli_note_read("show", lo.path, (const char *const[]){sh.run}, sh.run ? 1 : 0);
-	if (lr_open(&r, &lo, err, sizeof(err)) < 0) {
+	/* Pulled as it verifies: one segment in memory, however long the log. */
+	if (lr_stream(&r, &lo, err, sizeof(err)) < 0) {
+		r = NULL;
+	} else {
+		const struct lr_ent *e;
+
+		while (!sh.broken && (e = lr_next(r)))
+			show_entry(&sh, e);
+		if (lr_error(r))
+			snprintf(err, sizeof(err), "%s", lr_error(r));
+	}
+	if (!r || lr_error(r)) {
 		sh.tmp.len = 0;
 		esc_term(&sh.tmp, err, strlen(err));
 		fprintf(stderr, "runseal: %.*s\n", (int)sh.tmp.len, sh.tmp.p);
 		rc = 2;
 	} else {
 		rc = lr_result(r)->rc;
-		lr_close(r);
 		if (!sh.broken)
 			show_interrupted(&sh);
 	}
+	lr_close(r);
 	fflush(stdout);
 	free(sh.runs);
 	jb_free(&sh.b);

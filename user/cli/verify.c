@@ -112,6 +112,9 @@ static void put_summary(const struct vout *o, const struct verify_summary *s, in
 		if (s->have_seal)
 			printf(",\"last_seal_seq\":%" PRIu64 ",\"last_seal_time\":\"%s\"",
 			       s->last_seal_seq, s->last_seal_time);
+		if (s->anchored)
+			printf(",\"anchor_seq\":%" PRIu64 ",\"anchor_segment\":%" PRIu64,
+			       s->anchor_seq, s->anchor_segment);
 		printf("}\n");
 	} else if (rc) {
 		printf("FAILED: %lu errors, %lu warnings\n", s->errors, s->warnings);
@@ -123,6 +126,9 @@ static void put_summary(const struct vout *o, const struct verify_summary *s, in
 			       s->last_seal_time);
 		if (s->warnings)
 			printf(" (%lu warnings)", s->warnings);
+		if (s->anchored)
+			printf(", from the ANCHOR seal of segment %" PRIu64 " (seq %" PRIu64 ")",
+			       s->anchor_segment, s->anchor_seq);
 		putchar('\n');
 	}
 	fflush(stdout);
@@ -142,6 +148,9 @@ static const char usage_verify[] =
     "      --key-dir DIR   where epochs.pub is (default " KEYS_DIR_DEFAULT ")\n"
     "      --replica DIR   verify this replica too and compare HEADs (repeatable)\n"
     "      --json          problems and the summary as JSON Lines\n"
+    "      --anchored      accept a log that starts after the seal in its ANCHOR\n"
+    "                      file (an evidence bundle trimmed to its run); the chain\n"
+    "                      is checked from that seal, which must verify\n"
     "      --strict        warnings (loss, recovery, worm, unsealed tail, no replica...)\n"
     "                      fail too\n"
     "  -q, --quiet         print nothing; the exit status tells\n"
@@ -155,7 +164,7 @@ static const char usage_verify[] =
     "\n"
     "exit status: 0 verified, 1 problems found, 2 usage error, unreadable log or keys\n";
 
-enum { OPT_PUB = 256, OPT_KEYDIR, OPT_REPLICA, OPT_JSON, OPT_STRICT };
+enum { OPT_PUB = 256, OPT_KEYDIR, OPT_REPLICA, OPT_JSON, OPT_STRICT, OPT_ANCHORED };
 
 int verify_cmd(int argc, char **argv)
 {
@@ -165,6 +174,7 @@ int verify_cmd(int argc, char **argv)
 	    {"replica", required_argument, NULL, OPT_REPLICA},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"strict", no_argument, NULL, OPT_STRICT},
+	    {"anchored", no_argument, NULL, OPT_ANCHORED},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -196,6 +206,9 @@ int verify_cmd(int argc, char **argv)
 			break;
 		case OPT_STRICT:
 			o.strict = true;
+			break;
+		case OPT_ANCHORED:
+			o.allow_anchor = true;
 			break;
 		case 'q':
 			out.quiet = true;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli/common.h"
 #include "client.h"
 #include "config.h"
 #include "engine/engine.h"
@@ -116,6 +117,7 @@ int daemon_cmd(int argc, char **argv)
 	    .ringbuf_bytes = conf.ringbuf_bytes,
 	    .checkpoint_s = conf.checkpoint_s,
 	    .warn = say_warning,
+	    .log_notice = cli_notice,
 	};
 	if (geteuid() != 0) {
 		fputs("runseal daemon: needs root (it loads BPF programs and writes the sealed "

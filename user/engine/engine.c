@@ -353,6 +353,7 @@ int engine_open(struct engine **out, const struct engine_opts *o, char *err, siz
 	    .nreplicas = o->nreplicas,
 	    .fsync_record = o->fsync_record,
 	    .checkpoint_s = o->checkpoint_s,
+	    .notice = o->log_notice,
 	};
 
 	e->o = *o;
@@ -698,7 +699,7 @@ static int record_kind(struct engine *e, const struct erun *r, const char *line,
 		return seterr(err, errlen, ENGINE_EBAD, "the record's \"run\" is not %s", r->id);
 	k = member_str(e, "kind");
 	for (size_t i = 0; k && i < sizeof(own) / sizeof(own[0]); i++)
-		if (!strcmp(k, rec_kind_names[own[i]])) {
+		if (!strcmp(k, rec_kind_name(own[i]))) {
 			*kind = own[i];
 			return 0;
 		}

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sealer.h"
+
 #define ENGINE_ID_LEN	    40
 #define ENGINE_RUNS_MAX	    1024  /* open runs at once; closed ones stay named until reused */
 #define ENGINE_RUNS_PER_UID 256	  /* open runs of one user other than root */
@@ -29,6 +31,7 @@ struct engine_opts {
 	bool fsync_record;
 	void (*warn)(void *ctx, const char *msg); /* the collector's warnings (NULL: none) */
 	void *warn_ctx;
+	sealer_notice_fn log_notice; /* what the sealer has to say; NULL: dropped */
 };
 
 /* Who asked: from SO_PEERCRED, never from the client's word. */

@@ -11,8 +11,11 @@
 #define COUNT_MIN_CHANGE 20   /* and half again or half less: a "large" change of counts */
 #define DURATION_MIN_MS	 1000 /* and twice as long or half as long */
 
-enum set_kind { S_EXEC, S_WRITE, S_NET, S_KINDS };
-static const char *const set_name[S_KINDS] = {"executable", "file written", "network destination"};
+/* S_DIGEST is compared apart: "normalised path\x1fsha256" of each exec whose digest is
+ * known. */
+enum set_kind { S_EXEC, S_WRITE, S_NET, S_DIGEST, S_KINDS };
+static const char *const set_name[S_KINDS] = {"executable", "file written", "network destination",
+					      "executable digest"};
 
 /* The normalised things one step (all its attempts) did, sorted and unique. */
 struct set {
@@ -59,18 +62,11 @@ struct step_sets {
 	const char *status;
 };
 
-/* Adds raw (taking it) under its normal form, or under itself when norm is false. */
-static void set_add(struct set *s, char *raw, bool norm)
+/* Adds raw (taking it) under key (taking its bytes). */
+static void set_put(struct set *s, struct jbuf b, char *raw)
 {
-	struct jbuf b = {0};
 	size_t *slot;
 
-	if (!raw)
-		raw = xstrdup("?");
-	if (norm)
-		norm_text(&b, raw, strlen(raw));
-	else
-		jb_raw(&b, raw, strlen(raw));
 	if (2 * (s->n + 1) > s->cap)
 		set_grow(s);
 	slot = slot_of(s, b.p);
@@ -84,6 +80,37 @@ static void set_add(struct set *s, char *raw, bool norm)
 	s->raw = xrealloc(s->raw, (s->n + 1) * sizeof(*s->raw));
 	s->v[s->n] = b.p;
 	s->raw[s->n++] = raw;
+}
+
+/* Adds raw (taking it) under its normal form, or under itself when norm is false. */
+static void set_add(struct set *s, char *raw, bool norm)
+{
+	struct jbuf b = {0};
+
+	if (!raw)
+		raw = xstrdup("?");
+	if (norm)
+		norm_text(&b, raw, strlen(raw));
+	else
+		jb_raw(&b, raw, strlen(raw));
+	set_put(s, b, raw);
+}
+
+/* An exec with its file's digest, when it is known: the same path running another file
+ * in the other run is an anomaly that the path alone does not show. */
+static void add_digest(struct set *s, const struct lr_ent *e)
+{
+	char *path = lr_str(e, "path", NULL), *d = lr_str(e, "sha256", NULL);
+	struct jbuf b = {0};
+
+	if (path && d && strlen(d) == 64) {
+		norm_text(&b, path, strlen(path));
+		jb_putc(&b, 0x1f);
+		jb_raw(&b, d, 64);
+		set_put(s, b, xasprintf("%s: sha256 %s", path, d));
+	}
+	free(path);
+	free(d);
 }
 
 /* m_dest into a static buffer, for one use in an expression. */
@@ -103,16 +130,17 @@ static void sets_of_step(struct step_sets *ss, const struct m_step *st)
 		for (size_t k = 0; k < st->procs[p].nev; k++) {
 			const struct lr_ent *e = st->procs[p].ev[k];
 
-			if (e->kind == LR_EXEC && !m_failed(e))
+			if (e->kind == REC_EXEC && !m_failed(e)) {
 				set_add(&ss->s[S_EXEC], lr_str(e, "path", NULL), true);
-			else if (e->kind == LR_OPEN && !m_failed(e) &&
-				 (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC)))
+				add_digest(&ss->s[S_DIGEST], e);
+			} else if (e->kind == REC_OPEN && !m_failed(e) &&
+				   (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC)))
 				set_add(&ss->s[S_WRITE], lr_str(e, "path", NULL), true);
-			else if (m_file_change(e) && !m_failed(e) && e->kind != LR_UNLINK)
+			else if (m_file_change(e) && !m_failed(e) && e->kind != REC_UNLINK)
 				set_add(&ss->s[S_WRITE], lr_str(e, "path", NULL), true);
-			else if (e->kind == LR_CONNECT) /* addresses and ports as they are */
+			else if (e->kind == REC_CONNECT) /* addresses and ports as they are */
 				set_add(&ss->s[S_NET], m_dest(e), lr_get(e, "addr") < 0);
-			else if (e->kind == LR_LISTEN && !m_failed(e))
+			else if (e->kind == REC_LISTEN && !m_failed(e))
 				set_add(&ss->s[S_NET], xasprintf("listen %s", m_dest_tmp(e)),
 					false);
 		}
@@ -204,6 +232,42 @@ static void counts(struct diff *d, const struct step_sets *x, const struct step_
 	}
 }
 
+/* The digests x's step ran from normalised path p (p ending at its 0x1f), joined. */
+static char *digests_for(const struct set *x, const char *p, size_t n)
+{
+	struct jbuf b = {0};
+
+	for (size_t i = 0; i < x->n; i++)
+		if (!strncmp(x->v[i], p, n + 1)) {
+			if (b.len)
+				jb_raw(&b, ", ", 2);
+			jb_raw(&b, x->v[i] + n + 1, strlen(x->v[i] + n + 1));
+		}
+	return b.p;
+}
+
+/* Paths both runs executed, where B ran a file A never did under that path (a binary
+ * replaced between the runs); paths whose digest A does not know are not compared. */
+static void digests(struct diff *d, const struct step_sets *x, const struct step_sets *y)
+{
+	const struct set *a = &x->s[S_DIGEST], *b = &y->s[S_DIGEST];
+
+	for (size_t v = 0; v < b->n; v++) {
+		size_t n = strcspn(b->v[v], "\x1f");
+		char *was;
+
+		if (in_set(a, b->v[v]))
+			continue;
+		was = digests_for(a, b->v[v], n);
+		if (was) {
+			char *t = xasprintf("%s (the other run: sha256 %s)", b->raw[v], was);
+			item(d, y->name, set_name[S_DIGEST], t, b->v[v], 1);
+			free(t);
+		}
+		free(was);
+	}
+}
+
 void diff_runs(struct diff *d, const struct m_run *a, const struct m_run *b)
 {
 	size_t na, nb;
@@ -219,7 +283,7 @@ void diff_runs(struct diff *d, const struct m_run *a, const struct m_run *b)
 			item(d, sb[i].name, "step", "only in B", NULL, 1);
 			continue;
 		}
-		for (int k = 0; k < S_KINDS; k++) {
+		for (int k = 0; k < S_DIGEST; k++) {
 			for (size_t v = 0; v < sb[i].s[k].n; v++)
 				if (!in_set(&sa[j].s[k], sb[i].s[k].v[v]))
 					item(d, sb[i].name, set_name[k], sb[i].s[k].raw[v],
@@ -229,6 +293,7 @@ void diff_runs(struct diff *d, const struct m_run *a, const struct m_run *b)
 					item(d, sa[j].name, set_name[k], sa[j].s[k].raw[v],
 					     sa[j].s[k].v[v], -1);
 		}
+		digests(d, &sa[j], &sb[i]);
 		counts(d, &sa[j], &sb[i]);
 	}
 	for (size_t j = 0; j < na; j++) {

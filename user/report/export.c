@@ -79,6 +79,15 @@ static void ocsf_process(struct jbuf *b, const struct lr_ent *e, bool with_file)
 		kstr(b, "path", path);
 		kstr(b, "name", basename_of(path));
 		kint(b, "type_id", 1);
+		if (lr_get(e, "sha256") >= 0 && e->tok[lr_get(e, "sha256")].type == J_STR) {
+			/* OCSF Fingerprint: algorithm_id 3 is SHA-256 */
+			key(b, "hashes");
+			jb_raw(b, "[{", 2);
+			kint(b, "algorithm_id", 3);
+			kstr(b, "algorithm", "SHA-256");
+			kcopy(b, "value", e, "sha256");
+			jb_raw(b, "}]", 2);
+		}
 		kclose(b);
 	}
 	kopen(b, "user");
@@ -141,24 +150,24 @@ static void unmapped(struct jbuf *b, const struct lr_ent *e)
 }
 
 /* File System Activity's activity_id for a file change (OCSF 1.1). */
-static int fs_activity(enum lr_kind k)
+static int fs_activity(enum rec_kind k)
 {
 	switch (k) {
-	case LR_RENAME:
+	case REC_RENAME:
 		return 5;
-	case LR_UNLINK:
+	case REC_UNLINK:
 		return 4;
-	case LR_CHMOD:
-	case LR_CHOWN:
+	case REC_CHMOD:
+	case REC_CHOWN:
 		return 7; /* Set Security */
-	case LR_LINK:
-	case LR_SYMLINK:
-	case LR_MKDIR:
-	case LR_MKNOD:
+	case REC_LINK:
+	case REC_SYMLINK:
+	case REC_MKDIR:
+	case REC_MKNOD:
 		return 1;
-	case LR_MOUNT:
+	case REC_MOUNT:
 		return 12;
-	case LR_UMOUNT:
+	case REC_UMOUNT:
 		return 13;
 	default:
 		return 3; /* Update: truncate */
@@ -183,12 +192,12 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 
 	jb_putc(b, '{');
 	switch (e->kind) {
-	case LR_EXEC:
-	case LR_FORK:
-	case LR_EXIT:
-		ocsf_common(b, e, 1007, 1, e->kind == LR_EXIT ? 2 : 1, c);
+	case REC_EXEC:
+	case REC_FORK:
+	case REC_EXIT:
+		ocsf_common(b, e, 1007, 1, e->kind == REC_EXIT ? 2 : 1, c);
 		kopen(b, "process");
-		if (e->kind == LR_FORK) {
+		if (e->kind == REC_FORK) {
 			int64_t child = -1;
 
 			lr_int(e, "child_pid", &child);
@@ -197,12 +206,12 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 			kint(b, "pid", e->pid);
 			kclose(b);
 		} else {
-			ocsf_process(b, e, e->kind == LR_EXEC);
+			ocsf_process(b, e, e->kind == REC_EXEC);
 		}
 		kclose(b);
 		kcopy(b, "exit_code", e, "exit_code");
 		break;
-	case LR_OPEN:
+	case REC_OPEN:
 		f = m_open_flags(e);
 		/* 1 Create, 2 Read, 3 Update */
 		ocsf_common(b, e, 1001, 1,
@@ -212,17 +221,17 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 			    c);
 		ocsf_file(b, e, "file", "path");
 		break;
-	case LR_RENAME:
-	case LR_UNLINK:
-	case LR_CHMOD:
-	case LR_CHOWN:
-	case LR_LINK:
-	case LR_SYMLINK:
-	case LR_MKDIR:
-	case LR_MKNOD:
-	case LR_TRUNCATE:
-	case LR_MOUNT:
-	case LR_UMOUNT:
+	case REC_RENAME:
+	case REC_UNLINK:
+	case REC_CHMOD:
+	case REC_CHOWN:
+	case REC_LINK:
+	case REC_SYMLINK:
+	case REC_MKDIR:
+	case REC_MKNOD:
+	case REC_TRUNCATE:
+	case REC_MOUNT:
+	case REC_UMOUNT:
 		ocsf_common(b, e, 1001, 1, fs_activity(e->kind), c);
 		/* A rename or link: the file it was, and the name it has now. */
 		if (lr_get(e, "old_path") >= 0) {
@@ -232,21 +241,21 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 			ocsf_file(b, e, "file", "path");
 		}
 		break;
-	case LR_CRED:
+	case REC_CRED:
 		ocsf_common(b, e, 1007, 1, 5, c); /* Set User ID */
 		kopen(b, "process");
 		ocsf_process(b, e, false);
 		kclose(b);
 		break;
-	case LR_LISTEN:
-	case LR_ACCEPT:
+	case REC_LISTEN:
+	case REC_ACCEPT:
 		ocsf_common(b, e, 4001, 4, 1, c); /* Open */
 		kopen(b, "dst_endpoint");
-		kcopy(b, "ip", e, e->kind == LR_ACCEPT ? "local_addr" : "addr");
-		kcopy(b, "port", e, e->kind == LR_ACCEPT ? "local_port" : "port");
+		kcopy(b, "ip", e, e->kind == REC_ACCEPT ? "local_addr" : "addr");
+		kcopy(b, "port", e, e->kind == REC_ACCEPT ? "local_port" : "port");
 		kclose(b);
 		kopen(b, "src_endpoint");
-		if (e->kind == LR_ACCEPT) {
+		if (e->kind == REC_ACCEPT) {
 			kcopy(b, "ip", e, "addr");
 			kcopy(b, "port", e, "port");
 		} else {
@@ -254,10 +263,10 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 		}
 		kclose(b);
 		kopen(b, "connection_info");
-		kint(b, "direction_id", e->kind == LR_ACCEPT ? 1 : 0);
+		kint(b, "direction_id", e->kind == REC_ACCEPT ? 1 : 0);
 		kclose(b);
 		break;
-	case LR_CONNECT:
+	case REC_CONNECT:
 		ocsf_common(b, e, 4001, 4, m_failed(e) ? 4 : 1, c);
 		kopen(b, "dst_endpoint");
 		kcopy(b, "ip", e, "addr");
@@ -283,24 +292,24 @@ static bool ocsf(struct jbuf *b, const struct lr_ent *e, const struct export_ctx
 
 static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx *c)
 {
-	static const char *const cat[LR_KINDS] = {
-	    [LR_EXEC] = "process",    [LR_FORK] = "process",	   [LR_EXIT] = "process",
-	    [LR_OPEN] = "file",	      [LR_CONNECT] = "network",	   [LR_RUN_START] = "process",
-	    [LR_RUN_END] = "process", [LR_STEP_START] = "process", [LR_STEP_END] = "process",
-	    [LR_LOSS] = "host",	      [LR_RENAME] = "file",	   [LR_UNLINK] = "file",
-	    [LR_CHMOD] = "file",      [LR_CHOWN] = "file",	   [LR_LINK] = "file",
-	    [LR_SYMLINK] = "file",    [LR_MKDIR] = "file",	   [LR_MKNOD] = "file",
-	    [LR_TRUNCATE] = "file",   [LR_MOUNT] = "file",	   [LR_UMOUNT] = "file",
-	    [LR_CRED] = "iam",	      [LR_LISTEN] = "network",	   [LR_ACCEPT] = "network"};
-	static const char *const type[LR_KINDS] = {
-	    [LR_EXEC] = "start",       [LR_FORK] = "start",	    [LR_EXIT] = "end",
-	    [LR_OPEN] = "access",      [LR_CONNECT] = "connection", [LR_RUN_START] = "start",
-	    [LR_RUN_END] = "end",      [LR_STEP_START] = "start",   [LR_STEP_END] = "end",
-	    [LR_LOSS] = "info",	       [LR_RENAME] = "change",	    [LR_UNLINK] = "deletion",
-	    [LR_CHMOD] = "change",     [LR_CHOWN] = "change",	    [LR_LINK] = "creation",
-	    [LR_SYMLINK] = "creation", [LR_MKDIR] = "creation",	    [LR_MKNOD] = "creation",
-	    [LR_TRUNCATE] = "change",  [LR_MOUNT] = "change",	    [LR_UMOUNT] = "change",
-	    [LR_CRED] = "change",      [LR_LISTEN] = "start",	    [LR_ACCEPT] = "connection"};
+	static const char *const cat[REC_KIND_MAX] = {
+	    [REC_EXEC] = "process",    [REC_FORK] = "process",	     [REC_EXIT] = "process",
+	    [REC_OPEN] = "file",       [REC_CONNECT] = "network",    [REC_RUN_START] = "process",
+	    [REC_RUN_END] = "process", [REC_STEP_START] = "process", [REC_STEP_END] = "process",
+	    [REC_LOSS] = "host",       [REC_RENAME] = "file",	     [REC_UNLINK] = "file",
+	    [REC_CHMOD] = "file",      [REC_CHOWN] = "file",	     [REC_LINK] = "file",
+	    [REC_SYMLINK] = "file",    [REC_MKDIR] = "file",	     [REC_MKNOD] = "file",
+	    [REC_TRUNCATE] = "file",   [REC_MOUNT] = "file",	     [REC_UMOUNT] = "file",
+	    [REC_CRED] = "iam",	       [REC_LISTEN] = "network",     [REC_ACCEPT] = "network"};
+	static const char *const type[REC_KIND_MAX] = {
+	    [REC_EXEC] = "start",	[REC_FORK] = "start",	      [REC_EXIT] = "end",
+	    [REC_OPEN] = "access",	[REC_CONNECT] = "connection", [REC_RUN_START] = "start",
+	    [REC_RUN_END] = "end",	[REC_STEP_START] = "start",   [REC_STEP_END] = "end",
+	    [REC_LOSS] = "info",	[REC_RENAME] = "change",      [REC_UNLINK] = "deletion",
+	    [REC_CHMOD] = "change",	[REC_CHOWN] = "change",	      [REC_LINK] = "creation",
+	    [REC_SYMLINK] = "creation", [REC_MKDIR] = "creation",     [REC_MKNOD] = "creation",
+	    [REC_TRUNCATE] = "change",	[REC_MOUNT] = "change",	      [REC_UMOUNT] = "change",
+	    [REC_CRED] = "change",	[REC_LISTEN] = "start",	      [REC_ACCEPT] = "connection"};
 	char h[65];
 
 	if (!cat[e->kind])
@@ -319,9 +328,9 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 	key(b, "type");
 	jb_putc(b, '[');
 	jb_str(b, type[e->kind], strlen(type[e->kind]));
-	if (e->kind == LR_OPEN && (m_open_flags(e) & F_CREATE))
+	if (e->kind == REC_OPEN && (m_open_flags(e) & F_CREATE))
 		jb_raw(b, ",\"creation\"", 11);
-	else if (e->kind == LR_OPEN && (m_open_flags(e) & (F_WRITE | F_TRUNC)))
+	else if (e->kind == REC_OPEN && (m_open_flags(e) & (F_WRITE | F_TRUNC)))
 		jb_raw(b, ",\"change\"", 9);
 	jb_putc(b, ']');
 	kstr(b, "action", e->kind_name);
@@ -337,9 +346,14 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 		kint(b, "pid", e->pid);
 		kcopy(b, "name", e, "comm");
 		kcopy(b, "executable", e, "path");
-		if (e->kind == LR_EXEC) {
+		if (e->kind == REC_EXEC) {
 			kcopy(b, "args", e, "argv");
 			kcopy(b, "working_directory", e, "cwd");
+			if (lr_get(e, "sha256") >= 0 && e->tok[lr_get(e, "sha256")].type == J_STR) {
+				kopen(b, "hash");
+				kcopy(b, "sha256", e, "sha256");
+				kclose(b);
+			}
 		}
 		kcopy(b, "exit_code", e, "exit_code");
 		kopen(b, "parent");
@@ -350,7 +364,7 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 		kcopy(b, "id", e, "uid");
 		kclose(b);
 	}
-	if (e->kind == LR_OPEN || (cat[e->kind] && !strcmp(cat[e->kind], "file"))) {
+	if (e->kind == REC_OPEN || (cat[e->kind] && !strcmp(cat[e->kind], "file"))) {
 		char *s;
 
 		kopen(b, "file");
@@ -359,7 +373,7 @@ static bool ecs(struct jbuf *b, const struct lr_ent *e, const struct export_ctx 
 		kstr(b, "name", basename_of(s));
 		free(s);
 		kclose(b);
-	} else if (e->kind == LR_CONNECT) {
+	} else if (e->kind == REC_CONNECT) {
 		kopen(b, "destination");
 		kcopy(b, "ip", e, "addr");
 		kcopy(b, "port", e, "port");
@@ -385,9 +399,9 @@ static void learn_host(const struct lr_ent *e, struct export_ctx *c)
 {
 	char *h = NULL;
 
-	if (e->kind == LR_GENESIS)
+	if (e->kind == REC_GENESIS)
 		h = lr_str(e, "hostname", NULL);
-	else if (e->kind == LR_RUN_START)
+	else if (e->kind == REC_RUN_START)
 		h = lr_str(e, "host", NULL);
 	if (h && !memchr(h, '\0', strlen(h)))
 		snprintf(c->host, sizeof(c->host), "%s", h);

@@ -90,7 +90,7 @@ unsigned m_open_flags(const struct lr_ent *e)
 
 bool m_file_change(const struct lr_ent *e)
 {
-	return e->kind >= LR_RENAME && e->kind <= LR_TRUNCATE;
+	return rec_schema[e->kind].flags & RK_FILE_CHANGE;
 }
 
 bool m_failed(const struct lr_ent *e)
@@ -102,7 +102,7 @@ bool m_failed(const struct lr_ent *e)
 		return false;
 	/* A non-blocking connect under way: its outcome is not a failure of the call. */
 	t = lr_get(e, "error");
-	return !(e->kind == LR_CONNECT && t >= 0 && e->tok[t].n == 11 &&
+	return !(e->kind == REC_CONNECT && t >= 0 && e->tok[t].n == 11 &&
 		 !memcmp(e->tok[t].s, "EINPROGRESS", 11));
 }
 
@@ -192,34 +192,34 @@ static void count(struct m_step *s, const struct lr_ent *e)
 	unsigned f;
 
 	switch (e->kind) {
-	case LR_EXEC:
+	case REC_EXEC:
 		s->nexec++;
 		break;
-	case LR_OPEN:
+	case REC_OPEN:
 		f = m_open_flags(e);
 		if (f & (F_WRITE | F_CREATE | F_TRUNC))
 			s->nwrite++;
 		else
 			s->nread++;
 		break;
-	case LR_CONNECT:
-	case LR_LISTEN:
-	case LR_ACCEPT:
+	case REC_CONNECT:
+	case REC_LISTEN:
+	case REC_ACCEPT:
 		s->nconn++;
 		break;
-	case LR_RENAME:
-	case LR_UNLINK:
-	case LR_CHMOD:
-	case LR_CHOWN:
-	case LR_LINK:
-	case LR_SYMLINK:
-	case LR_MKDIR:
-	case LR_MKNOD:
-	case LR_TRUNCATE:
+	case REC_RENAME:
+	case REC_UNLINK:
+	case REC_CHMOD:
+	case REC_CHOWN:
+	case REC_LINK:
+	case REC_SYMLINK:
+	case REC_MKDIR:
+	case REC_MKNOD:
+	case REC_TRUNCATE:
 		s->nwrite++;
 		break;
-	case LR_FORK:
-	case LR_EXIT:
+	case REC_FORK:
+	case REC_EXIT:
 		break;
 	default:
 		s->nother++;
@@ -241,9 +241,9 @@ static void kernel_rec(struct m_run *m, const struct lr_ent *e)
 	}
 	p = proc_add(s, e->pid, e->ppid, e->time_ns);
 	push(&s->procs[p].ev, &s->procs[p].nev, e);
-	if (e->kind == LR_FORK && !lr_int(e, "child_pid", &child))
+	if (e->kind == REC_FORK && !lr_int(e, "child_pid", &child))
 		proc_add(s, child, e->pid, e->time_ns);
-	else if (e->kind == LR_EXIT)
+	else if (e->kind == REC_EXIT)
 		s->procs[p].exit = e;
 	count(s, e);
 }
@@ -253,28 +253,28 @@ static void take(struct m_run *m, const struct lr_ent *e)
 	struct m_step *s;
 
 	switch (e->kind) {
-	case LR_RUN_START:
+	case REC_RUN_START:
 		m->start = e;
 		m->start_ns = e->time_ns;
 		break;
-	case LR_RUN_END:
+	case REC_RUN_END:
 		m->end = e;
 		m->end_ns = e->time_ns;
 		break;
-	case LR_STEP_START:
+	case REC_STEP_START:
 		step_start(m, e);
 		if (e->pid >= 0)
 			proc_add(&m->steps[m->nstep - 1], e->pid, e->ppid, e->time_ns);
 		break;
-	case LR_STEP_END:
+	case REC_STEP_END:
 		s = step_named(m, e->step);
 		if (s)
 			step_end(s, e);
 		break;
-	case LR_LOSS:
+	case REC_LOSS:
 		push(&m->loss, &m->nloss, e);
 		break;
-	case LR_RECOVERY:
+	case REC_RECOVERY:
 		push(&m->recov, &m->nrecov, e);
 		break;
 	default:
@@ -300,6 +300,30 @@ static void recoveries(struct m_run *m, uint64_t last_seq)
 	m->nrecov = k;
 }
 
+/* The log's recoveries, and what the next start found of this run (run_interrupted:
+ * another run's record about this one, or about another). */
+static void notes(struct m_run *m, const struct logread *r, const char *id)
+{
+	size_t n;
+	const struct lr_ent *const *note = lr_notes(r, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct lr_ent *e = note[i];
+		char *of;
+
+		if (e->kind == REC_RECOVERY) {
+			take(m, e);
+			continue;
+		}
+		if (e->kind != REC_RUN_INTERRUPTED)
+			continue;
+		of = lr_str(e, "interrupted_run", NULL);
+		if (of && !strcmp(of, id))
+			m->found = e;
+		free(of);
+	}
+}
+
 int model_build(struct m_run *m, struct logread *r, const char *id, char *err, size_t errlen)
 {
 	const struct lr_ent *e;
@@ -313,29 +337,22 @@ int model_build(struct m_run *m, struct logread *r, const char *id, char *err, s
 	if (lr_seek_run(r, id) < 0)
 		lr_rewind(r);
 	while ((e = lr_next(r))) {
-		if (e->kind == LR_RECOVERY) {
-			take(m, e);
-			continue;
-		}
-		if (e->kind == LR_RUN_INTERRUPTED) {
-			char *of = lr_str(e, "interrupted_run", NULL);
-
-			if (of && !strcmp(of, id))
-				m->found = e;
-			free(of);
-			continue; /* another run's record about this one, or about another */
-		}
-		if (strcmp(e->run, id))
+		/* the log's notes, below, whatever the selection held */
+		if (e->kind == REC_RECOVERY || e->kind == REC_RUN_INTERRUPTED || strcmp(e->run, id))
 			continue;
 		seen++;
 		last_seq = e->seq;
 		take(m, e);
 	}
-	if (!seen) {
-		snprintf(err, errlen, "run %s: no verified record of it in the log", id);
+	if (lr_error(r) || !seen) {
+		if (lr_error(r))
+			snprintf(err, errlen, "%s", lr_error(r));
+		else
+			snprintf(err, errlen, "run %s: no verified record of it in the log", id);
 		model_free(m);
 		return -1;
 	}
+	notes(m, r, id);
 	recoveries(m, last_seq);
 	if (m->end) {
 		m->status = lr_str(m->end, "status", NULL);

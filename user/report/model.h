@@ -63,8 +63,7 @@ char *m_join(const struct lr_ent *e, const char *key, const char *sep);
 char *m_argv(const struct lr_ent *e);
 /* "addr:port", "[addr]:port" or the unix path of a connect record. */
 char *m_dest(const struct lr_ent *e);
-/* A record that changes a file's name, content, mode or owner (rename, unlink, chmod,
- * chown, link, symlink, truncate). */
+/* A record that changes a file's name, content, mode or owner (schema's RK_FILE_CHANGE). */
 bool m_file_change(const struct lr_ent *e);
 /* The step's or process's kernel failure (negative ret): the errno name, or NULL. */
 bool m_failed(const struct lr_ent *e);

@@ -118,7 +118,7 @@ static char *proc_label(const struct m_proc *p)
 	int64_t code = -1;
 
 	for (size_t i = 0; i < p->nev; i++) {
-		if (p->ev[i]->kind == LR_EXEC && !m_failed(p->ev[i])) {
+		if (p->ev[i]->kind == REC_EXEC && !m_failed(p->ev[i])) {
 			free(name);
 			name = lr_str(p->ev[i], "path", NULL);
 		}

@@ -55,11 +55,9 @@ int replay_kinds(const char *list, uint64_t *kinds, char *bad, size_t badlen)
 
 	*kinds = 0;
 	for (char *k = strtok_r(dup, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
-		int i = 1;
+		enum rec_kind i = rec_kind_of(k, strlen(k));
 
-		while (i < LR_KINDS && strcmp(lr_kind_names[i], k))
-			i++;
-		if (i == LR_KINDS) {
+		if (i == REC_OTHER) {
 			snprintf(bad, badlen, "%s", k);
 			free(dup);
 			return -1;
@@ -94,7 +92,7 @@ static void describe(struct rp *r, const struct lr_ent *e)
 	bool fail = m_failed(e);
 
 	switch (e->kind) {
-	case LR_EXEC:
+	case REC_EXEC:
 		col(r, fail ? C_RED : C_GREEN);
 		lit(&r->b, "exec ");
 		a = lr_str(e, fail ? "filename" : "path", NULL);
@@ -104,7 +102,7 @@ static void describe(struct rp *r, const struct lr_ent *e)
 		lit(&r->b, "  ");
 		term(&r->b, b);
 		break;
-	case LR_OPEN: {
+	case REC_OPEN: {
 		unsigned f = m_open_flags(e);
 
 		col(r, fail ? C_RED : (f & (F_WRITE | F_CREATE | F_TRUNC)) ? C_YELLOW : C_DIM);
@@ -117,21 +115,21 @@ static void describe(struct rp *r, const struct lr_ent *e)
 		col(r, C_OFF);
 		break;
 	}
-	case LR_CONNECT:
+	case REC_CONNECT:
 		col(r, fail ? C_RED : C_CYAN);
 		lit(&r->b, "connect ");
 		a = m_dest(e);
 		term(&r->b, a);
 		col(r, C_OFF);
 		break;
-	case LR_FORK:
+	case REC_FORK:
 		lit(&r->b, "fork ");
 		if (!lr_int(e, "child_pid", &v)) {
 			snprintf(t, sizeof(t), "%lld", (long long)v);
 			lit(&r->b, t);
 		}
 		break;
-	case LR_EXIT:
+	case REC_EXIT:
 		if (!lr_int(e, "exit_code", &v))
 			snprintf(t, sizeof(t), "exit %lld", (long long)v);
 		else if (!lr_int(e, "signal", &v))
@@ -140,10 +138,10 @@ static void describe(struct rp *r, const struct lr_ent *e)
 			snprintf(t, sizeof(t), "exit");
 		lit(&r->b, t);
 		break;
-	case LR_LISTEN:
-	case LR_ACCEPT:
+	case REC_LISTEN:
+	case REC_ACCEPT:
 		col(r, fail ? C_RED : C_CYAN);
-		lit(&r->b, e->kind == LR_LISTEN ? "listen " : "accept from ");
+		lit(&r->b, e->kind == REC_LISTEN ? "listen " : "accept from ");
 		a = m_dest(e);
 		term(&r->b, a);
 		col(r, C_OFF);
@@ -167,9 +165,9 @@ static void describe(struct rp *r, const struct lr_ent *e)
 		lit(&r->b, " ");
 		esc_term(&r->b, e->line, e->len);
 	}
-	if (!fail && e->kind == LR_CONNECT && lr_get(e, "error") >= 0)
+	if (!fail && e->kind == REC_CONNECT && lr_get(e, "error") >= 0)
 		lit(&r->b, " (in progress: non-blocking)");
-	if (fail && e->kind != LR_EXIT) {
+	if (fail && e->kind != REC_EXIT) {
 		char *er = lr_str(e, "error", NULL);
 
 		col(r, C_RED);
@@ -214,10 +212,10 @@ static void exec_outcome(struct rp *r, const struct lr_ent *e, const struct m_pr
 	char t[64];
 	int64_t v;
 
-	if (!p || e->kind != LR_EXEC || m_failed(e))
+	if (!p || e->kind != REC_EXEC || m_failed(e))
 		return;
 	for (size_t i = 0; i < p->nev; i++)
-		if (p->ev[i]->kind == LR_EXEC && !m_failed(p->ev[i]) && p->ev[i]->seq > e->seq)
+		if (p->ev[i]->kind == REC_EXEC && !m_failed(p->ev[i]) && p->ev[i]->seq > e->seq)
 			return; /* a later exec replaced this program */
 	if (!p->exit)
 		snprintf(t, sizeof(t), "  -> no exit seen");

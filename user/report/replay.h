@@ -13,7 +13,7 @@
 struct replay_opts {
 	const char *step;  /* a step name or its number; NULL: all */
 	int64_t pid;	   /* this process and its descendants; -1: all */
-	uint64_t kinds;	   /* bit per enum lr_kind; 0: all */
+	uint64_t kinds;	   /* bit per enum rec_kind; 0: all */
 	uint64_t since_ns; /* absolute times; 0: no bound */
 	uint64_t until_ns;
 	bool json, colour;

@@ -21,7 +21,7 @@ char *proc_exe(const struct m_proc *p)
 	char *name = NULL;
 
 	for (size_t i = 0; i < p->nev; i++)
-		if (p->ev[i]->kind == LR_EXEC && !m_failed(p->ev[i])) {
+		if (p->ev[i]->kind == REC_EXEC && !m_failed(p->ev[i])) {
 			free(name);
 			name = lr_str(p->ev[i], "path", NULL);
 		}
@@ -47,6 +47,17 @@ static char *raw_or(const struct lr_ent *e, const char *key, const char *dflt)
 	if (k->type == J_STR)
 		return lr_tokstr(e, t, NULL);
 	return xasprintf("%.*s", (int)k->n, k->s);
+}
+
+/* An exec's sha256: the digest, "not known" (null: the file could not be read) or "not
+ * recorded" (a log older than the field). */
+static char *exe_digest_of(const struct lr_ent *e)
+{
+	char *d = lr_str(e, "sha256", NULL);
+
+	if (d)
+		return d;
+	return xstrdup(lr_get(e, "sha256") < 0 ? "not recorded" : "not known");
 }
 
 static void fmt_ms(char *b, size_t n, int64_t ms)
@@ -390,7 +401,7 @@ static void proc_rows(struct walkp *w, size_t i, int depth)
 	snprintf(ppid, sizeof(ppid), "%lld", (long long)p->ppid);
 	exe = proc_exe(p);
 	for (size_t k = 0; k < p->nev; k++)
-		if (p->ev[k]->kind == LR_EXEC && !m_failed(p->ev[k])) {
+		if (p->ev[k]->kind == REC_EXEC && !m_failed(p->ev[k])) {
 			free(argv);
 			argv = m_argv(p->ev[k]);
 		}
@@ -415,40 +426,40 @@ static char *change_detail(const struct lr_ent *e)
 	char *a = NULL, *b = NULL, *s;
 
 	switch (e->kind) {
-	case LR_RENAME:
+	case REC_RENAME:
 		a = lr_str(e, "old_path", NULL);
 		s = xasprintf("renamed into place from %s", a ? a : "?");
 		break;
-	case LR_LINK:
+	case REC_LINK:
 		a = lr_str(e, "old_path", NULL);
 		s = xasprintf("linked from %s", a ? a : "?");
 		break;
-	case LR_SYMLINK:
+	case REC_SYMLINK:
 		a = lr_str(e, "target", NULL);
 		s = xasprintf("symlink to %s", a ? a : "?");
 		break;
-	case LR_UNLINK:
+	case REC_UNLINK:
 		s = xstrdup(lr_true(e, "dir") ? "directory removed" : "deleted");
 		break;
-	case LR_MKDIR:
+	case REC_MKDIR:
 		a = raw_or(e, "mode", "?");
 		s = xasprintf("directory created, mode %s", a);
 		break;
-	case LR_MKNOD:
+	case REC_MKNOD:
 		a = raw_or(e, "type", "?");
 		s = xasprintf("%s node created", a);
 		break;
-	case LR_CHMOD:
+	case REC_CHMOD:
 		a = raw_or(e, "mode", "?");
 		s = xasprintf("mode %s%s%s", a, lr_true(e, "setuid") ? " (SETUID)" : "",
 			      lr_true(e, "setgid") ? " (SETGID)" : "");
 		break;
-	case LR_CHOWN:
+	case REC_CHOWN:
 		a = raw_or(e, "owner", "null");
 		b = raw_or(e, "group", "null");
 		s = xasprintf("owner %s, group %s", a, b);
 		break;
-	case LR_TRUNCATE:
+	case REC_TRUNCATE:
 		a = raw_or(e, "length", "?");
 		s = xasprintf("truncated to %s bytes", a);
 		break;
@@ -465,9 +476,9 @@ static char *net_cell(const struct lr_ent *e)
 {
 	char *d = m_dest(e), *s;
 
-	if (e->kind == LR_LISTEN)
+	if (e->kind == REC_LISTEN)
 		s = xasprintf("listening on %s", d);
-	else if (e->kind == LR_ACCEPT)
+	else if (e->kind == REC_ACCEPT)
 		s = xasprintf("inbound from %s", d);
 	else
 		return d;
@@ -497,16 +508,16 @@ static void step_events(struct d_sec *s, const struct m_step *st)
 			const struct lr_ent *e = pr->ev[k];
 			char *a = NULL, *b = NULL, *r = result_of(e);
 
-			if (e->kind == LR_EXEC) {
+			if (e->kind == REC_EXEC) {
 				a = lr_str(e, m_failed(e) ? "filename" : "path", NULL);
 				b = m_argv(e);
 				d_row(x, 0, S(e->time), S(pid), S(a), S(b), S(r));
-			} else if (e->kind == LR_OPEN) {
+			} else if (e->kind == REC_OPEN) {
 				a = access_of(m_open_flags(e));
 				b = lr_str(e, "path", NULL);
 				d_row(f, 0, S(e->time), S(pid), S(a), S(b), S(r));
-			} else if (e->kind == LR_CONNECT || e->kind == LR_LISTEN ||
-				   e->kind == LR_ACCEPT) {
+			} else if (e->kind == REC_CONNECT || e->kind == REC_LISTEN ||
+				   e->kind == REC_ACCEPT) {
 				a = net_cell(e);
 				b = lr_str(e, "family", NULL);
 				d_row(c, 0, S(e->time), S(pid), S(a), S(b), S(r));
@@ -514,7 +525,7 @@ static void step_events(struct d_sec *s, const struct m_step *st)
 				a = lr_str(e, "path", NULL);
 				b = change_detail(e);
 				d_row(g, 0, S(e->time), S(pid), S(e->kind_name), S(a), S(b), S(r));
-			} else if (e->kind != LR_FORK && e->kind != LR_EXIT) {
+			} else if (e->kind != REC_FORK && e->kind != REC_EXIT) {
 				d_row(o, 0, S(e->time), S(pid), S(e->kind_name), e->line, e->len);
 			}
 			free(a);
@@ -683,9 +694,9 @@ struct rev {
 	struct agg files, net, exe, fail, priv, other, guard;
 };
 
-static bool self_protection(enum lr_kind k)
+static bool self_protection(enum rec_kind k)
 {
-	return k >= LR_BPF && k <= LR_MEMFD_CREATE;
+	return rec_schema[k].flags & RK_GUARD;
 }
 
 /* What a self-protection record asked for, in a few words. */
@@ -733,7 +744,7 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 	int64_t uid = -1, euid = -1;
 
 	snprintf(pid, sizeof(pid), "%lld", (long long)p->pid);
-	if (e->kind == LR_OPEN && !m_failed(e) &&
+	if (e->kind == REC_OPEN && !m_failed(e) &&
 	    (m_open_flags(e) & (F_WRITE | F_CREATE | F_TRUNC))) {
 		a = lr_str(e, "path", NULL);
 		b = access_of(m_open_flags(e));
@@ -742,14 +753,14 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		a = lr_str(e, "path", NULL);
 		b = change_detail(e);
 		agg_row(&r->files, (const char *const[]){a ? a : "?", st->name, b, ""});
-		if (e->kind == LR_CHMOD && (lr_true(e, "setuid") || lr_true(e, "setgid")))
+		if (e->kind == REC_CHMOD && (lr_true(e, "setuid") || lr_true(e, "setgid")))
 			agg_row(&r->priv, (const char *const[]){"set-id bit set on a file",
 								st->name, a ? a : "?", ""});
-	} else if (e->kind == LR_CONNECT || e->kind == LR_LISTEN || e->kind == LR_ACCEPT) {
+	} else if (e->kind == REC_CONNECT || e->kind == REC_LISTEN || e->kind == REC_ACCEPT) {
 		a = net_cell(e);
 		b = result_of(e);
 		agg_row(&r->net, (const char *const[]){a, st->name, b, ""});
-	} else if (e->kind == LR_CRED && !m_failed(e)) {
+	} else if (e->kind == REC_CRED && !m_failed(e)) {
 		char *sc = raw_or(e, "syscall", "cred"), *nu = raw_or(e, "new_uid", "?");
 		char *ne = raw_or(e, "new_euid", "?"), *ce = raw_or(e, "cap_effective", "?");
 
@@ -759,7 +770,7 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		free(nu);
 		free(ne);
 		free(ce);
-	} else if ((e->kind == LR_MOUNT || e->kind == LR_UMOUNT) && !m_failed(e)) {
+	} else if ((e->kind == REC_MOUNT || e->kind == REC_UMOUNT) && !m_failed(e)) {
 		char *src = raw_or(e, "source", ""), *fs = raw_or(e, "fstype", "");
 
 		a = lr_str(e, "path", NULL);
@@ -768,11 +779,13 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		agg_row(&r->priv, (const char *const[]){"mount table changed", st->name, c, ""});
 		free(src);
 		free(fs);
-	} else if (e->kind == LR_EXEC && !m_failed(e)) {
+	} else if (e->kind == REC_EXEC && !m_failed(e)) {
 		a = lr_str(e, "path", NULL);
 		b = m_argv(e);
-		agg_row(&r->exe,
-			(const char *const[]){a ? a : "?", st->name, "not recorded", "", b});
+		c = exe_digest_of(e);
+		agg_row(&r->exe, (const char *const[]){a ? a : "?", st->name, c, "", b});
+		free(c);
+		c = NULL;
 		if (!lr_int(e, "uid", &uid) && !lr_int(e, "euid", &euid) && uid != euid) {
 			c = xasprintf("exec with uid %lld, euid %lld (set-user-id program)",
 				      (long long)uid, (long long)euid);
@@ -782,17 +795,17 @@ static void rev_one(void *ctx, const struct m_step *st, const struct m_proc *p,
 		a = guard_target(e);
 		b = guard_detail(e);
 		agg_row(&r->guard, (const char *const[]){e->kind_name, a, b, st->name, ""});
-		if (e->kind == LR_MODULE_LOAD)
+		if (e->kind == REC_MODULE_LOAD)
 			agg_row(&r->priv,
 				(const char *const[]){"kernel module loaded", st->name, b, ""});
-	} else if (e->kind == LR_OTHER || e->kind == LR_COMPAT_SYSCALL) {
+	} else if (e->kind == REC_OTHER || e->kind == REC_COMPAT_SYSCALL) {
 		agg_row(&r->other, (const char *const[]){e->kind_name, st->name, ""});
 	}
-	if (m_failed(e) && e->kind != LR_OPEN) {
+	if (m_failed(e) && e->kind != REC_OPEN) {
 		free(a);
-		a = e->kind == LR_CONNECT
+		a = e->kind == REC_CONNECT
 			? m_dest(e)
-			: lr_str(e, e->kind == LR_EXEC ? "filename" : "path", NULL);
+			: lr_str(e, e->kind == REC_EXEC ? "filename" : "path", NULL);
 		free(b);
 		b = result_of(e);
 		agg_row(&r->fail, (const char *const[]){e->kind_name, a ? a : "", b, st->name, ""});
@@ -833,9 +846,11 @@ static void reviewers(struct doc *d, const struct m_run *m)
 		       (const char *const[]){"destination", "step", "result", "times", NULL}, 3, 3);
 	r.exe = mk_agg(
 	    d, "executables", "Executables",
-	    "Every program executed (path resolved in the kernel). Digests are not "
-	    "recorded by this version.",
-	    (const char *const[]){"path", "step", "digest", "times", "argv (first)", NULL}, 2, 3);
+	    "Every program executed (path resolved in the kernel), with the SHA-256 of the "
+	    "file it ran, read when the exec was recorded (\"not known\": it could not be "
+	    "read; \"not recorded\": a log of a runseal that did not record digests). A "
+	    "path with two digests was changed during the run.",
+	    (const char *const[]){"path", "step", "sha256", "times", "argv (first)", NULL}, 3, 3);
 	r.priv = mk_agg(d, "privilege", "Privilege changes",
 			"Execs whose effective uid differs from the real one, credential changes "
 			"(set*id, capset), set-id bits set on files, mounts, and steps run as "

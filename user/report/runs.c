@@ -89,20 +89,20 @@ static bool tally(void *ctx, const struct lr_ent *e)
 		s->first_seq = e->seq;
 	s->last_seq = e->seq;
 	switch (e->kind) {
-	case LR_RUN_START:
+	case REC_RUN_START:
 		s->runbook = lr_str(e, "runbook", NULL);
 		s->runbook_name = lr_str(e, "runbook_name", NULL);
 		s->trigger = run_trigger(e);
 		snprintf(s->start, sizeof(s->start), "%s", e->time);
 		s->start_ns = e->time_ns;
 		break;
-	case LR_STEP_START:
+	case REC_STEP_START:
 		s->steps++;
 		break;
-	case LR_LOSS:
+	case REC_LOSS:
 		s->losses++;
 		break;
-	case LR_RUN_END:
+	case REC_RUN_END:
 		end_of(s, e);
 		break;
 	default:
