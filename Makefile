@@ -39,7 +39,8 @@ USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c use
 	     user/report/render_md.c user/report/render_html.c user/report/render_json.c \
 	     user/report/diff.c user/report/replay.c user/report/export.c user/cli/common.c user/cli/runs.c \
 	     user/cli/report.c user/cli/replay.c user/cli/diff.c \
-	     user/cli/evidence.c user/cli/export.c user/cli/verify.c user/cli/show.c
+	     user/cli/evidence.c user/cli/export.c user/cli/verify.c user/cli/show.c \
+	     user/cli/readlog.c
 # The daemon (user/daemon/) and the engine it owns (user/engine/).
 DAEMON_SRCS := user/daemon/proto.c user/daemon/config.c user/daemon/client.c \
 	       user/daemon/server.c user/daemon/cli.c user/engine/engine.c
@@ -99,7 +100,8 @@ $(B)/test_%: $(B)/test_%.o $(B)/%.o $(PURE_OBJS)
 
 # The verifier's rules, and its two commands (show reads through logread).
 $(B)/test_verify: $(B)/test_verify.o $(B)/verify.o $(B)/cli/verify.o $(B)/cli/show.o \
-		  $(B)/logread.o $(B)/bundle.o $(B)/report/escape.o $(PURE_OBJS)
+		  $(B)/logread.o $(B)/bundle.o $(B)/report/escape.o $(B)/cli/readlog.o \
+		  $(B)/daemon/client.o $(B)/daemon/proto.o $(B)/daemon/config.o $(PURE_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(sort $^) -o $@ $(TESTLIBS) -larchive
 
 # The report escapers and normalisation live under user/report/.

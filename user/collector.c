@@ -151,33 +151,39 @@ static size_t sh_slot(const struct collector *c, uint32_t pid)
 	return i;
 }
 
-static void sh_put(struct collector *c, uint32_t pid, uint32_t step)
+static uint64_t mark(uint32_t run, uint32_t step)
+{
+	return (uint64_t)run << 32 | step;
+}
+
+static void sh_put(struct collector *c, uint32_t pid, uint64_t m)
 {
 	size_t i;
 
 	if (!pid)
 		return;
 	if ((c->sh_n + 1) * 2 > c->sh_cap) {
-		uint32_t *op = c->sh_pid, *os = c->sh_step;
+		uint32_t *op = c->sh_pid;
+		uint64_t *om = c->sh_mark;
 		size_t ocap = c->sh_cap;
 
 		c->sh_cap = ocap ? ocap * 2 : 256;
 		c->sh_pid = xcalloc(c->sh_cap, sizeof(uint32_t));
-		c->sh_step = xcalloc(c->sh_cap, sizeof(uint32_t));
+		c->sh_mark = xcalloc(c->sh_cap, sizeof(uint64_t));
 		free(c->sh_seen);
 		c->sh_seen = xcalloc(c->sh_cap, sizeof(uint32_t));
 		c->sh_n = 0;
 		for (size_t k = 0; k < ocap; k++)
 			if (op[k])
-				sh_put(c, op[k], os[k]);
+				sh_put(c, op[k], om[k]);
 		free(op);
-		free(os);
+		free(om);
 	}
 	i = sh_slot(c, pid);
 	if (!c->sh_pid[i])
 		c->sh_n++;
 	c->sh_pid[i] = pid;
-	c->sh_step[i] = step;
+	c->sh_mark[i] = m;
 }
 
 /* Returns the slot of pid, or SIZE_MAX. */
@@ -201,27 +207,28 @@ static void sh_del(struct collector *c, uint32_t pid)
 	c->sh_pid[i] = 0;
 	c->sh_n--;
 	for (j = (i + 1) & (c->sh_cap - 1); c->sh_pid[j]; j = (j + 1) & (c->sh_cap - 1)) {
-		uint32_t p = c->sh_pid[j], st = c->sh_step[j];
+		uint32_t p = c->sh_pid[j];
+		uint64_t m = c->sh_mark[j];
 
 		c->sh_pid[j] = 0;
 		c->sh_n--;
-		sh_put(c, p, st);
+		sh_put(c, p, m);
 	}
 }
 
 enum track_change { TC_NONE, TC_ADDED, TC_REWRITTEN, TC_DELETED };
 
 /* How the map's entry for pid differs from the shadow now. */
-static enum track_change track_diff(struct collector *c, uint32_t pid, uint32_t *found)
+static enum track_change track_diff(struct collector *c, uint32_t pid, uint64_t *found)
 {
 	struct rs_track t;
 	size_t i = sh_find(c, pid);
 	bool in_map = bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.tracked), &pid, &t) == 0;
 
-	*found = in_map ? t.step : 0;
+	*found = in_map ? mark(t.run, t.step) : 0;
 	if (in_map && i == SIZE_MAX)
 		return TC_ADDED;
-	if (in_map && t.step != c->sh_step[i])
+	if (in_map && *found != c->sh_mark[i])
 		return TC_REWRITTEN;
 	/* An entry goes with its process's exit event; a live process must keep it. Once fork
 	 * or exit events were dropped the shadow cannot tell (the pid may be reused). */
@@ -231,28 +238,46 @@ static enum track_change track_diff(struct collector *c, uint32_t pid, uint32_t 
 	return TC_NONE;
 }
 
-/* Records a change made to the map outside runseal's programs, and undoes it. */
-static int track_tampered(struct collector *c, uint32_t pid, enum track_change tc, uint32_t found)
+/* The run id and step name of a mark, for a record (the daemon's run table, or ours). */
+static const char *mark_names(const struct collector *c, uint64_t m, const char **step)
+{
+	if (c->names)
+		return c->names(c->names_ctx, (uint32_t)(m >> 32), (uint32_t)m, step);
+	*step = step_name(c, (uint32_t)m);
+	return c->run_id;
+}
+
+/* Records a change made to the map outside runseal's programs, and undoes it. The record
+ * belongs to the run the process was registered with (to the one it was moved to, for a
+ * process added from nowhere). */
+static int track_tampered(struct collector *c, uint32_t pid, enum track_change tc, uint64_t found)
 {
 	static const char *const what[] = {"", "added", "rewritten", "deleted"};
 	size_t i = sh_find(c, pid);
-	uint32_t want = i == SIZE_MAX ? 0 : c->sh_step[i];
+	uint64_t want = i == SIZE_MAX ? 0 : c->sh_mark[i];
+	const char *want_run, *want_step, *found_run, *found_step;
 	struct stream *s = c->out;
 
 	c->tampered++;
 	if (tc != TC_DELETED)
 		prctl(RS_MARK_UNTRACK, (unsigned long)pid, 0UL, 0UL, 0UL);
 	if (tc != TC_ADDED)
-		prctl(RS_MARK_TRACK, (unsigned long)pid, 1UL, (unsigned long)want, 0UL);
-	rec_begin(s, REC_LOSS, now_ns(CLOCK_REALTIME), c->run_id, -1);
+		prctl(RS_MARK_TRACK, (unsigned long)pid, (unsigned long)(want >> 32),
+		      (unsigned long)(uint32_t)want, 0UL);
+	want_run = mark_names(c, want, &want_step);
+	found_run = mark_names(c, found, &found_step);
+	rec_begin(s, REC_LOSS, now_ns(CLOCK_REALTIME), tc == TC_ADDED ? found_run : want_run, -1);
 	rec_str(s, "reason", "tamper");
 	rec_null(s, "count");
 	rec_str(s, "tracked", what[tc]);
 	rec_int(s, "tracked_pid", pid);
 	if (tc != TC_ADDED)
-		rec_str(s, "expected_step", step_name(c, want));
+		rec_str(s, "expected_step", want_step);
 	if (tc != TC_DELETED)
-		rec_str(s, "found_step", step_name(c, found));
+		rec_str(s, "found_step", found_step);
+	/* Moved to another run: which one (the daemon's runs only; ours is always run 1). */
+	if (tc == TC_REWRITTEN && (found >> 32) != (want >> 32))
+		rec_str(s, "found_run", found_run);
 	rec_str(s, "detail",
 		"the kernel's tracked map was changed outside runseal (by a BPF "
 		"program): records of this process may be missing or misattributed "
@@ -292,7 +317,7 @@ static int on_fork(struct collector *c, const struct rs_fork *e, size_t size)
 {
 	if (size < sizeof(*e))
 		return -1;
-	sh_put(c, e->child_pid, e->h.step);
+	sh_put(c, e->child_pid, mark(e->h.run, e->h.step));
 	begin_proc(c, REC_FORK, &e->h);
 	rec_int(c->out, "child_pid", e->child_pid);
 	return rec_end(c->out);
@@ -1417,6 +1442,12 @@ int collector_untrack(struct collector *c, pid_t pid)
 
 size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size_t max)
 {
+	return collector_run_tracked(c, 1, pids, steps, max);
+}
+
+size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uint32_t *steps,
+			     size_t max)
+{
 	int fd = bpf_map__fd(c->skel->maps.tracked);
 	uint32_t key, next, *prev = NULL;
 	struct rs_track t;
@@ -1426,9 +1457,29 @@ size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size
 		key = next;
 		prev = &key;
 		/* Only processes still alive: an exit removes the entry, a pid never lingers. */
-		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && t.run == 1 &&
+		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && t.run == run &&
 		    (kill((pid_t)key, 0) == 0 || errno == EPERM)) {
 			pids[n] = (pid_t)key;
+			steps[n++] = t.step;
+		}
+	}
+	return n;
+}
+
+size_t collector_tracked_all(struct collector *c, pid_t *pids, uint32_t *runs, uint32_t *steps,
+			     size_t max)
+{
+	int fd = bpf_map__fd(c->skel->maps.tracked);
+	uint32_t key, next, *prev = NULL;
+	struct rs_track t;
+	size_t n = 0;
+
+	while (n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &t) == 0) {
+			pids[n] = (pid_t)key;
+			runs[n] = t.run;
 			steps[n++] = t.step;
 		}
 	}
@@ -1464,6 +1515,22 @@ bool collector_incomplete(const struct collector *c)
 	return c->lost || c->tampered || c->tamper_attempts;
 }
 
+/* To the caller's callback (none: counted only; the loss record says it either way). */
+static void warn_malformed(struct collector *c, int kind, size_t size)
+{
+	char msg[128];
+
+	c->malformed++;
+	if (!c->warn)
+		return;
+	if (kind < 0)
+		snprintf(msg, sizeof(msg), "malformed event of %zu bytes counted as lost", size);
+	else
+		snprintf(msg, sizeof(msg), "malformed event (kind %d, %zu bytes) counted as lost",
+			 kind, size);
+	c->warn(c->warn_ctx, msg);
+}
+
 static int handle(void *ctx, void *data, size_t size)
 {
 	struct collector *c = ctx;
@@ -1471,8 +1538,7 @@ static int handle(void *ctx, void *data, size_t size)
 	int r = -1;
 
 	if (size < sizeof(*h) || h->size > size) {
-		warnx("collector: malformed event of %zu bytes counted as lost", size);
-		c->malformed++;
+		warn_malformed(c, -1, size);
 		return 0;
 	}
 	size = h->size;
@@ -1515,11 +1581,8 @@ static int handle(void *ctx, void *data, size_t size)
 		r = on_getfd(c, data, size);
 		break;
 	}
-	if (r < 0 && !c->out->failed) {
-		warnx("collector: malformed event (kind %u, %zu bytes) counted as lost", h->kind,
-		      size);
-		c->malformed++;
-	}
+	if (r < 0 && !c->out->failed)
+		warn_malformed(c, (int)h->kind, size);
 	/* A failed stream stops the drain; the runner then fails closed. */
 	return c->out->failed ? -1 : 0;
 }
@@ -1577,7 +1640,8 @@ static int check_drops(struct collector *c)
 static int check_tracked(struct collector *c)
 {
 	int fd = bpf_map__fd(c->skel->maps.tracked);
-	uint32_t key, next, *prev = NULL, cand[64], found;
+	uint32_t key, next, *prev = NULL, cand[64];
+	uint64_t found;
 	size_t ncand = 0;
 
 	c->sh_gen++;
@@ -1687,9 +1751,10 @@ void collector_close(struct collector *c)
 		free(c->steps[i]);
 	free(c->steps);
 	free(c->sh_pid);
-	free(c->sh_step);
+	free(c->sh_mark);
 	free(c->sh_seen);
-	c->sh_pid = c->sh_step = c->sh_seen = NULL;
+	c->sh_pid = c->sh_seen = NULL;
+	c->sh_mark = NULL;
 	c->sh_cap = c->sh_n = 0;
 	c->skel = NULL;
 	c->steps = NULL;
@@ -1827,7 +1892,7 @@ int collector_track(struct collector *c, pid_t pid, uint32_t seq)
 		errno = EEXIST;
 		return -1;
 	}
-	sh_put(c, key, seq);
+	sh_put(c, key, mark(1, seq));
 	return 0;
 }
 
@@ -1838,6 +1903,12 @@ int collector_fd(struct collector *c)
 }
 
 /* ---- the daemon's many runs ----------------------------------------------------------- */
+
+void collector_set_warn(struct collector *c, collector_warn_fn fn, void *ctx)
+{
+	c->warn = fn;
+	c->warn_ctx = ctx;
+}
 
 void collector_set_names(struct collector *c, collector_names_fn fn, void *ctx)
 {
@@ -1860,7 +1931,7 @@ int collector_track_run(struct collector *c, pid_t pid, uint32_t run, uint32_t s
 		errno = EEXIST;
 		return -1;
 	}
-	sh_put(c, key, seq);
+	sh_put(c, key, mark(run, seq));
 	return 0;
 #else
 	struct rs_track t = {.run = run, .step = seq};

@@ -16,6 +16,8 @@ struct runseal_bpf;
  * kernel stamped on it. Without it, every event belongs to run_id and steps[]. */
 typedef const char *(*collector_names_fn)(void *ctx, uint32_t run, uint32_t step,
 					  const char **step_name);
+/* Warnings (a malformed event, counted as lost) go to the caller, which says them. */
+typedef void (*collector_warn_fn)(void *ctx, const char *msg);
 
 struct collector {
 	struct runseal_bpf *skel;
@@ -45,13 +47,18 @@ struct collector {
 	uint64_t tamper_moves, last_tamper_rec;
 	uint64_t tamper_attempts; /* syscalls of the run's processes aimed at runseal itself */
 	/* What the tracked map must hold, from registrations, forks and exits: a BPF program
-	 * of a step's own can still write the frozen map, so it is compared now and then. */
-	uint32_t *sh_pid, *sh_step, *sh_seen;
+	 * of a step's own can still write the frozen map, so it is compared now and then.
+	 * sh_mark is the run and step together (run << 32 | step): with many runs (the
+	 * daemon), an entry moved to another run with the same step number is a change too. */
+	uint32_t *sh_pid, *sh_seen;
+	uint64_t *sh_mark;
 	size_t sh_cap, sh_n;
 	uint32_t sh_gen;
 	uint64_t last_track_check; /* CLOCK_MONOTONIC ns */
 	collector_names_fn names;
 	void *names_ctx;
+	collector_warn_fn warn;
+	void *warn_ctx;
 };
 
 #define COLLECTOR_RINGBUF_DEFAULT (16u << 20)
@@ -88,6 +95,12 @@ int collector_untrack(struct collector *c, pid_t pid);
 /* Lists up to max live processes of the current run from the kernel's tracked map, with
  * their step sequence numbers; returns how many. */
 size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size_t max);
+/* The same for any run number (the daemon's runs). */
+size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uint32_t *steps,
+			     size_t max);
+/* Every entry of the kernel's table (one walk, no liveness check): pid, run, step. */
+size_t collector_tracked_all(struct collector *c, pid_t *pids, uint32_t *runs, uint32_t *steps,
+			     size_t max);
 /* Names another process of runseal's own (the guard), for the target of signals. */
 void collector_set_own_pid(struct collector *c, pid_t pid);
 /* The run must not be called complete: events were lost or the ring was tampered with. */
@@ -96,6 +109,8 @@ bool collector_incomplete(const struct collector *c);
 int collector_events_fd(struct collector *c);
 /* "kill", "ptrace"... for an rs_guard.sys number; NULL when unknown. */
 const char *collector_guard_sys_name(unsigned sys);
+/* Where warnings go (default: nowhere; what they say is also in the loss records). */
+void collector_set_warn(struct collector *c, collector_warn_fn fn, void *ctx);
 /* The run table of the daemon (user/engine/engine.c): names by run number. */
 void collector_set_names(struct collector *c, collector_names_fn fn, void *ctx);
 /* Marks pid as part of step seq of run number run. Returns 0, or -1 with errno (EEXIST when

@@ -35,31 +35,12 @@ static int state_dir(const char *log_dir, char *out, size_t len)
 	return 0;
 }
 
-/* Field 22 of /proc/PID/stat: with the pid, it names one process even after pid reuse. */
+/* With the pid, the start time names one process even after pid reuse. */
 static unsigned long long start_time(pid_t pid)
 {
-	char path[64], buf[1024];
 	unsigned long long t = 0;
-	ssize_t n;
-	char *p;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	/* After the comm: state is field 3, starttime field 22. */
-	if (!p || sscanf(p + 2,
-			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
-			 "%*d %*d %*d %llu",
-			 &t) != 1)
-		return 0;
+	proc_stat(pid, NULL, &t);
 	return t;
 }
 

@@ -74,7 +74,14 @@ static const char usage_run[] =
     "                              uid, session, sudo user, tty, SSH_CONNECTION and the\n"
     "                              invoker's process ancestry (repeatable)\n"
     "  -h, --help                  show this help\n"
-    "sealed log:\n"
+    "tracer:\n"
+    "      --daemon                through the runseal daemon (fail when none answers)\n"
+    "      --no-daemon             runseal's own tracer and log, even when a daemon runs\n"
+    "      --socket PATH           the daemon's socket (default $RUNSEAL_SOCKET, else\n"
+    "                              /run/runseal/runseal.sock)\n"
+    "  Without either, run uses the daemon when one answers on the socket and no option\n"
+    "  below (nor --events, --ringbuf-size) is given; otherwise its own tracer and log.\n"
+    "sealed log (runseal's own):\n"
     "      --log-dir DIR           log directory (default " LOG_DIR_DEFAULT ")\n"
     "      --key-dir DIR           signing keys (default " KEYS_DIR_DEFAULT ", made on first use)\n"
     "      --replica DIR           copy each sealed segment and the head here too\n"
@@ -136,9 +143,15 @@ static int cmd_run(int argc, char **argv)
 	    {"no-seal", no_argument, NULL, 'N'},
 	    {"bpf-floor", no_argument, NULL, 'Z'},
 	    {"trigger", required_argument, NULL, 'T'},
+	    {"daemon", no_argument, NULL, 'D'},
+	    {"no-daemon", no_argument, NULL, 'E'},
+	    {"socket", required_argument, NULL, 'S'},
 	    {"lingering", required_argument, NULL, 'G'},
 	    {0},
 	};
+	/* Options of the embedded engine's own log and tracer: not the daemon's to take. */
+	static const char engine_only[] = "ebLKRFCONZ";
+	const char *engine_opt = NULL;
 	struct run_opts o = {
 	    .log_dir = LOG_DIR_DEFAULT, .key_dir = KEYS_DIR_DEFAULT, .log_notice = cli_notice};
 	const char **replicas = NULL, **triggers = NULL;
@@ -147,6 +160,10 @@ static int cmd_run(int argc, char **argv)
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "p:P:e:qh", opts, NULL)) != -1) {
+		for (const struct option *op = opts; op->name && c > 0 && strchr(engine_only, c);
+		     op++)
+			if (op->val == c && !engine_opt)
+				engine_opt = op->name;
 		switch (c) {
 		case 'p':
 		case 'P':
@@ -236,6 +253,15 @@ static int cmd_run(int argc, char **argv)
 		case 'Z': /* benchmark only, undocumented: see scripts/bench */
 			o.bpf_floor = true;
 			break;
+		case 'D':
+			o.tracer = RUN_DAEMON;
+			break;
+		case 'E':
+			o.tracer = RUN_EMBEDDED;
+			break;
+		case 'S':
+			o.socket = optarg;
+			break;
 		case 'h':
 			fputs(usage_run, stdout);
 			return 0;
@@ -249,6 +275,14 @@ static int cmd_run(int argc, char **argv)
 		return 2;
 	}
 	o.runbook = argv[optind];
+	if (engine_opt && o.tracer == RUN_DAEMON)
+		errx(2,
+		     "--daemon: --%s is an option of runseal's own log and tracer; the daemon's "
+		     "are its own (see runseal daemon --help)",
+		     engine_opt);
+	/* An explicit log or capture option asks for runseal's own engine. */
+	if (engine_opt)
+		o.tracer = RUN_EMBEDDED;
 	rc = runner_run(&o);
 	for (size_t i = 0; i < o.nparams; i++) {
 		explicit_bzero(o.params[i], strlen(o.params[i]));

@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "collector.h"
+#include "daemon/client.h"
 #include "decode.h"
 #include "guard.h"
 #include "progress.h"
@@ -56,8 +57,8 @@ struct child_err {
 	int err;
 };
 
-enum { STAGE_CGROUP = 1, STAGE_CWD, STAGE_USER, STAGE_EXEC };
-static const char *const stage_names[] = {"", "cgroup", "chdir", "run_as", "exec"};
+enum { STAGE_CGROUP = 1, STAGE_CWD, STAGE_USER, STAGE_EXEC, STAGE_TRACE };
+static const char *const stage_names[] = {"", "cgroup", "chdir", "run_as", "exec", "trace"};
 
 struct attempt {
 	pid_t pid;
@@ -107,6 +108,17 @@ struct run {
 	size_t steps_run;
 	size_t linger_n, linger_killed; /* --lingering: alive after the last step, killed */
 	char error[256];		/* the failure that stopped the run, for its run_end */
+	/* Through the daemon (docs/DAEMON.md): it traces and seals, the run sends its own
+	 * records and its steps attach themselves. */
+	bool via_daemon;
+	struct rs_client dc;
+	const char *socket;
+	/* What the tracer saw, from the embedded collector or the daemon (seen()). */
+	uint64_t events, lost, tamper;
+	bool incomplete;
+	pid_t tpids[256];
+	uint32_t tsteps[256];
+	size_t ntracked;
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -134,6 +146,157 @@ static void run_fail(struct run *r, int e, const char *what)
 static bool run_stopped(const struct run *r)
 {
 	return r->interrupted || r->log_failed || r->error[0];
+}
+
+/* ---- the tracer: embedded, or the daemon's ------------------------------------------ */
+
+/* The collector's warnings, as runseal run says everything else: on stderr. */
+static void say_warning(void *ctx, const char *msg)
+{
+	const struct run *r = ctx;
+
+	warnx("run %s: %s", r->id, msg);
+}
+
+static int drain(struct run *r, bool final)
+{
+	/* The daemon drains its ring itself before each step_end and run_end it writes. */
+	return r->via_daemon ? 0 : collector_drain(&r->col, final);
+}
+
+/* Refreshes events, losses and the live traced processes of the run. */
+static void seen(struct run *r)
+{
+	if (!r->via_daemon) {
+		r->events = r->col.events;
+		r->lost = r->col.lost;
+		r->tamper = r->col.tamper_attempts;
+		r->incomplete = collector_incomplete(&r->col);
+		r->ntracked = collector_tracked(&r->col, r->tpids, r->tsteps, 256);
+		return;
+	}
+	rsc_begin(&r->dc, "stats");
+	pe_str(&r->dc.req, "run", r->id);
+	if (rsc_call(&r->dc) < 0) {
+		run_fail(r, 0, "the daemon's stats");
+		return;
+	}
+	r->events = (uint64_t)rsc_int(&r->dc, "events", 0);
+	r->lost = (uint64_t)rsc_int(&r->dc, "lost", 0);
+	r->tamper = (uint64_t)rsc_int(&r->dc, "tamper_attempts", 0);
+	r->incomplete = r->lost || r->tamper;
+	r->ntracked = 0;
+	const struct proto_val *t = proto_get(&r->dc.reply, "tracked");
+	for (size_t i = 0; t && t->t == PV_OBJ && i < t->count && i < 256; i++) {
+		const struct proto_item *it = &r->dc.reply.items[t->first + i];
+
+		r->tpids[r->ntracked] = (pid_t)atoi(it->key);
+		r->tsteps[r->ntracked++] = (uint32_t)strtoul(it->v.s, NULL, 10);
+	}
+}
+
+/* Sends data as op's "data" in pieces that fit a frame (escaped, a piece at most doubles;
+ * a secret's bytes may take six each), cut at UTF-8 boundaries; 0 once all are answered. */
+static int send_pieces(struct run *r, const char *op, const char *name, const char *data, size_t n)
+{
+	size_t off = 0, max = name ? 2000 : 6000;
+
+	do {
+		size_t k = n - off > max ? max : n - off;
+
+		while (off + k < n && k && ((unsigned char)data[off + k] & 0xC0) == 0x80)
+			k--;
+		rsc_begin(&r->dc, op);
+		pe_str(&r->dc.req, "run", r->id);
+		if (name)
+			pe_str(&r->dc.req, "name", name);
+		pe_strn(&r->dc.req, "data", data + off, k);
+		pe_bool(&r->dc.req, "more", off + k < n);
+		if (rsc_call(&r->dc) < 0)
+			return -1;
+		off += k;
+	} while (off < n);
+	return 0;
+}
+
+/* The daemon sink: each record goes to the daemon; it is in the log before the reply. */
+static int daemon_sink(void *ctx, const struct rec_view *v)
+{
+	struct run *r = ctx;
+
+	if (send_pieces(r, "record", NULL, v->line, v->len - 1) < 0) {
+		warnx("the daemon refused a %s record: %s: %s", rec_kind_name(v->kind), r->dc.code,
+		      r->dc.err);
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* The daemon redacts the run's events with the same secrets as the records runseal run
+ * writes itself (a step's process may put a secret in its argv). */
+static int send_secrets(struct run *r)
+{
+	for (size_t i = 0; i < r->b.n; i++)
+		if (r->b.secret[i] && send_pieces(r, "secret", r->b.names[i], r->b.values[i],
+						  strlen(r->b.values[i])) < 0) {
+			fprintf(stderr, "runseal: the daemon at %s refused secret %s: %s: %s\n",
+				r->socket, r->b.names[i], r->dc.code, r->dc.err);
+			return -1;
+		}
+	return 0;
+}
+
+/* Whether this run goes through the daemon: forced by --daemon or --no-daemon, else when
+ * one answers on the socket. Opens the daemon's run and takes its id. */
+static int choose_tracer(struct run *r)
+{
+	const struct run_opts *o = r->o;
+
+	r->socket = rsc_socket(o->socket);
+	if (o->tracer == RUN_EMBEDDED || (o->tracer == RUN_AUTO && geteuid() != 0))
+		return uuid7(r->id) < 0 ? -1 : 0;
+	if (rsc_open(&r->dc, r->socket, "runseal-run " RUNSEAL_VERSION) < 0) {
+		if (o->tracer == RUN_DAEMON) {
+			fprintf(stderr, "runseal: --daemon: %s\n", r->dc.err);
+			return -1;
+		}
+		rsc_close(&r->dc);
+		return uuid7(r->id) < 0 ? -1 : 0;
+	}
+	rsc_begin(&r->dc, "begin");
+	pe_str(&r->dc.req, "runbook", r->rb.name);
+	pe_str(&r->dc.req, "client", "runseal-run " RUNSEAL_VERSION);
+	pe_bool(&r->dc.req, "records", true);
+	if (rsc_call(&r->dc) < 0 || !rsc_str(&r->dc, "run") ||
+	    strlen(rsc_str(&r->dc, "run")) >= sizeof(r->id)) {
+		fprintf(stderr, "runseal: the daemon at %s refused the run: %s: %s\n", r->socket,
+			r->dc.code, r->dc.err);
+		rsc_close(&r->dc);
+		return -1;
+	}
+	snprintf(r->id, sizeof(r->id), "%s", rsc_str(&r->dc, "run"));
+	r->via_daemon = true;
+	return send_secrets(r);
+}
+
+/* In a step's child, before its exec: the child attaches itself, so that the daemon
+ * learns its pid from the kernel, not from us. */
+static int attach_self(const char *socket, const char *run, uint32_t seq)
+{
+	struct rs_client c;
+	int rc = rsc_open(&c, socket, "runseal-run " RUNSEAL_VERSION);
+
+	if (rc == 0) {
+		rsc_begin(&c, "attach");
+		pe_str(&c.req, "run", run);
+		pe_int(&c.req, "step", seq);
+		rc = rsc_call(&c);
+	}
+	rsc_close(&c);
+	if (rc < 0)
+		errno = strcmp(c.code, "no_daemon") ? EPERM : ECONNREFUSED;
+	return rc;
 }
 
 static int write_file(const char *path, const char *s)
@@ -426,8 +589,13 @@ static void child_fail(int fd, int stage)
 
 /* Runs in the forked child: wait until the parent has registered us with the tracer, so the
  * step's first exec is already captured, then become the step. */
+struct link {
+	const char *socket, *run; /* NULL: the embedded tracer registered us already */
+	uint32_t seq;
+};
+
 static void child(int go, int errfd, int devnull, int out, int errout, const char *cwd,
-		  const struct user *u, char **argv, char **envp)
+		  const struct user *u, char **argv, char **envp, const struct link *l)
 {
 	extern char **environ;
 	sigset_t none;
@@ -441,6 +609,9 @@ static void child(int go, int errfd, int devnull, int out, int errout, const cha
 		child_fail(errfd, STAGE_EXEC);
 	if (read(go, &c, 1) != 1)
 		_exit(126);
+	/* Fail closed: a step the daemon does not trace does not run. */
+	if (l->socket && attach_self(l->socket, l->run, l->seq) < 0)
+		child_fail(errfd, STAGE_TRACE);
 	if (cwd && chdir(cwd) < 0)
 		child_fail(errfd, STAGE_CWD);
 	if (u && (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 ||
@@ -624,8 +795,10 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 	if (a->pid == 0) {
 		close(go[1]);
 		close(ep[0]);
+		struct link l = {r->via_daemon ? r->socket : NULL, r->id, r->seq};
+
 		child(go[0], ep[1], r->devnull, out[1], errp[1], p->cwd,
-		      p->has_user ? &p->user : NULL, p->argv, p->env);
+		      p->has_user ? &p->user : NULL, p->argv, p->env, &l);
 	}
 	close(go[0]);
 	close(ep[1]);
@@ -642,7 +815,7 @@ static int spawn(struct run *r, struct attempt *a, const struct prepared *p, con
 		if (write_file(path, pid) < 0)
 			warn("cannot move step %s into %s", name, a->cgroup);
 	}
-	if (collector_track(&r->col, a->pid, r->seq) < 0) {
+	if (!r->via_daemon && collector_track(&r->col, a->pid, r->seq) < 0) {
 		snprintf(error, errlen, "cannot register the step with the tracer: %s",
 			 strerror(errno));
 		kill(a->pid, SIGKILL);
@@ -787,7 +960,7 @@ static void on_event(struct run *r, struct attempt *a, uint32_t tag, bool *grace
 {
 	switch (tag) {
 	case TAG_RB:
-		if (collector_drain(&r->col, false) < 0 && !r->log_failed)
+		if (drain(r, false) < 0 && !r->log_failed)
 			emit(r);
 		if (r->sealing && sealer_flush(&r->seal) < 0 && !r->log_failed &&
 		    !r->o->log_keep_going) {
@@ -872,17 +1045,16 @@ static const char *attempt_status(const struct attempt *a)
  * move itself to another cgroup, not out of the map (issue 8). */
 static size_t add_tracked_of_step(struct run *r, pid_t *pids, size_t n, size_t max)
 {
-	pid_t t[256];
-	uint32_t steps[256];
-	size_t nt = collector_tracked(&r->col, t, steps, 256), have = n;
+	size_t have = n;
 
-	for (size_t i = 0; i < nt && n < max; i++) {
-		bool dup = steps[i] != r->seq;
+	seen(r);
+	for (size_t i = 0; i < r->ntracked && n < max; i++) {
+		bool dup = r->tsteps[i] != r->seq;
 
 		for (size_t k = 0; k < have && !dup; k++)
-			dup = pids[k] == t[i];
+			dup = pids[k] == r->tpids[i];
 		if (!dup)
-			pids[n++] = t[i];
+			pids[n++] = r->tpids[i];
 	}
 	return n;
 }
@@ -988,7 +1160,7 @@ static const char *run_attempt(struct run *r, const struct rb_step *st, unsigned
 			snprintf(error, sizeof(error), "interrupted");
 	}
 	/* Everything the step's processes did is in the ring buffer by now. */
-	collector_drain(&r->col, true);
+	drain(r, true);
 	step_end_record(r, st->name, attempt, &a, status, error[0] ? error : NULL);
 	progress_step_end(&r->prog, st->name, status, (mono() - a.start) / 1000000);
 	if (a.cgroup[0] && !cgroup_pids(a.cgroup, (pid_t[1]){0}, 1))
@@ -1015,7 +1187,7 @@ static void pause_ms(struct run *r, uint64_t ms)
 		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u32 == TAG_RB)
-				collector_drain(&r->col, false);
+				drain(r, false);
 			else if (evs[i].data.u32 == TAG_SIG)
 				on_signal(r, NULL);
 			else if (evs[i].data.u32 == TAG_TICK)
@@ -1138,17 +1310,14 @@ static void recover_crashed(struct run *r)
  * step's cgroup, not the map. Once runseal exits, nothing traces them. */
 static void rec_tracked_left(struct run *r)
 {
-	pid_t pids[256];
-	uint32_t steps[256];
-	size_t n = collector_tracked(&r->col, pids, steps, 256);
 	struct stream *s = &r->s;
 
 	rec_open(s, "lingering", '{');
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < r->ntracked; i++) {
 		char p[16];
 
-		snprintf(p, sizeof(p), "%d", pids[i]);
-		rec_str(s, p, steps[i] < r->col.nsteps ? r->col.steps[steps[i]] : "?");
+		snprintf(p, sizeof(p), "%d", r->tpids[i]);
+		rec_str(s, p, r->tsteps[i] < r->col.nsteps ? r->col.steps[r->tsteps[i]] : "?");
 	}
 	rec_close(s, '}');
 }
@@ -1157,30 +1326,30 @@ static void rec_tracked_left(struct run *r)
  * exits recorded, within 2 s), or traced until they exit (an interruption kills them). */
 static void end_lingering(struct run *r)
 {
-	pid_t pids[256];
-	uint32_t steps[256];
-	size_t n = collector_tracked(&r->col, pids, steps, 256);
 	uint64_t until = mono() + 2000000000ull;
 
-	if (r->o->lingering == LINGER_LEAVE || !n)
+	if (r->o->lingering == LINGER_LEAVE)
 		return;
-	r->linger_n = n;
+	seen(r);
+	if (!r->ntracked)
+		return;
+	r->linger_n = r->ntracked;
 	if (r->o->lingering == LINGER_WAIT)
-		while (n && !r->interrupted && !r->log_failed) {
+		while (r->ntracked && !r->interrupted && !r->log_failed && !r->error[0]) {
 			pause_ms(r, 100);
-			n = collector_tracked(&r->col, pids, steps, 256);
+			seen(r);
 		}
 	/* The exit program keeps the map current while the programs are attached: no pid
 	 * in it is stale. */
-	for (size_t i = 0; i < n; i++)
-		kill(pids[i], SIGKILL);
-	r->linger_killed = n;
-	while (n && mono() < until) {
-		collector_drain(&r->col, false);
+	for (size_t i = 0; i < r->ntracked; i++)
+		kill(r->tpids[i], SIGKILL);
+	r->linger_killed = r->ntracked;
+	while (r->ntracked && mono() < until) {
+		drain(r, false);
 		usleep(20000);
-		n = collector_tracked(&r->col, pids, steps, 256);
+		seen(r);
 	}
-	collector_drain(&r->col, false);
+	drain(r, false);
 }
 
 /* VmHWM, not ru_maxrss: the latter survives exec and may be the invoker's peak. */
@@ -1205,8 +1374,8 @@ static void run_end_record(struct run *r, const char *status)
 	rec_begin(s, REC_RUN_END, real(), r->id, -1);
 	rec_str(s, "status", status);
 	rec_int(s, "steps", (int64_t)r->steps_run);
-	rec_int(s, "events", (int64_t)r->col.events);
-	rec_int(s, "lost", (int64_t)r->col.lost);
+	rec_int(s, "events", (int64_t)r->events);
+	rec_int(s, "lost", (int64_t)r->lost);
 	rec_int(s, "duration_ms", (int64_t)((mono() - r->start) / 1000000));
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -1221,7 +1390,7 @@ static void run_end_record(struct run *r, const char *status)
 		rec_str(s, "error", r->error);
 	else if (r->log_failed)
 		rec_str(s, "error", "log write failed");
-	rec_int(s, "tamper_attempts", (int64_t)r->col.tamper_attempts);
+	rec_int(s, "tamper_attempts", (int64_t)r->tamper);
 	rec_int(s, "guard_restarts", r->guard.restarts);
 	rec_str(s, "lingering_policy", (const char *[]){"leave", "kill", "wait"}[r->o->lingering]);
 	if (r->o->lingering != LINGER_LEAVE) {
@@ -1243,12 +1412,7 @@ static int setup_runbook(struct run *r)
 		fprintf(stderr, "runseal: %s\n", e);
 		return -1;
 	}
-	if (uuid7(r->id) < 0) {
-		warn("getrandom");
-		return -1;
-	}
-	if (runbook_bind(&r->rb, o->params, o->nparams, &r->b, e, sizeof(e)) < 0 ||
-	    rb_binding_set(&r->b, "run_id", r->id) < 0) {
+	if (runbook_bind(&r->rb, o->params, o->nparams, &r->b, e, sizeof(e)) < 0) {
 		fprintf(stderr, "runseal: %s: %s\n", o->runbook, e);
 		return -1;
 	}
@@ -1258,6 +1422,12 @@ static int setup_runbook(struct run *r)
 			"runseal: run needs root: it loads BPF programs, creates cgroups and "
 			"writes the sealed log (runbook %s is valid)\n",
 			o->runbook);
+		return -1;
+	}
+	if (choose_tracer(r) < 0)
+		return -1;
+	if (rb_binding_set(&r->b, "run_id", r->id) < 0) {
+		fprintf(stderr, "runseal: %s: cannot bind run_id\n", o->runbook);
 		return -1;
 	}
 	redact_init(&r->red);
@@ -1300,7 +1470,9 @@ static int setup_sinks(struct run *r)
 	const struct run_opts *o = r->o;
 
 	stream_init(&r->s, &r->red);
-	if (!o->no_seal) {
+	if (r->via_daemon) {
+		stream_add_sink(&r->s, (struct sink){daemon_sink, r, r->socket});
+	} else if (!o->no_seal) {
 		struct sealer_opts so = {
 		    .log_dir = o->log_dir,
 		    .key_dir = o->key_dir,
@@ -1343,10 +1515,18 @@ static int setup(struct run *r)
 {
 	if (setup_runbook(r) < 0 || setup_loop(r) < 0 || setup_sinks(r) < 0)
 		return -1;
+	if (r->via_daemon) {
+		/* The daemon traces, seals and guards itself; a runner killed mid-step leaves
+		 * its step traced and closed as abandoned (docs/DAEMON.md). */
+		cgroup_init(r);
+		base_env(r);
+		return 0;
+	}
 	if (collector_open(&r->col, &r->s, r->o->ringbuf_bytes,
 			   (r->o->bpf_floor ? COLLECTOR_FLOOR : 0) | COLLECTOR_FAIL_CLOSED) < 0)
 		return -1;
 	collector_set_run(&r->col, r->id);
+	collector_set_warn(&r->col, say_warning, r);
 	if (ep_add(r, collector_fd(&r->col), TAG_RB) < 0) {
 		warn("epoll_ctl");
 		return -1;
@@ -1389,6 +1569,8 @@ static void teardown(struct run *r)
 	close_fd(&r->tickfd);
 	close_fd(&r->devnull);
 	stream_free(&r->s);
+	if (r->via_daemon)
+		rsc_close(&r->dc);
 	env_free(r->env, r->nenv);
 	redact_free(&r->red);
 	rb_binding_free(&r->b);
@@ -1401,7 +1583,7 @@ static int exit_status(const struct run *r)
 		return RUN_INTERRUPTED;
 	if (r->log_failed || r->any_failed || r->error[0])
 		return RUN_FAILED;
-	if (collector_incomplete(&r->col) && r->o->strict)
+	if (r->incomplete && r->o->strict)
 		return RUN_INCOMPLETE;
 	return RUN_OK;
 }
@@ -1425,10 +1607,11 @@ int runner_run(const struct run_opts *o)
 	if (!r.log_failed)
 		run_steps(&r, r.rb.steps, r.rb.nsteps, false);
 	end_lingering(&r);
-	collector_drain(&r.col, true);
+	drain(&r, true);
+	seen(&r);
 	if (r.any_failed || run_stopped(&r))
 		status = "failed";
-	else if (collector_incomplete(&r.col))
+	else if (r.incomplete)
 		status = "incomplete";
 	else
 		status = "ok";
@@ -1437,14 +1620,14 @@ int runner_run(const struct run_opts *o)
 		warnx("cannot seal the log in %s", o->log_dir);
 		r.log_failed = !o->log_keep_going;
 	}
-	progress_run_end(&r.prog, r.id, status, r.steps_run, r.col.events, r.col.lost);
+	progress_run_end(&r.prog, r.id, status, r.steps_run, r.events, r.lost);
 	cgroups_release(&r);
 	rc = exit_status(&r);
 	if (r.error[0])
 		warnx("run %s stopped: %s", r.id, r.error);
-	if (r.col.lost)
+	if (r.lost)
 		warnx("run %s: %llu events lost: the record is incomplete", r.id,
-		      (unsigned long long)r.col.lost);
+		      (unsigned long long)r.lost);
 	teardown(&r);
 	return rc;
 }

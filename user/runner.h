@@ -36,6 +36,8 @@ struct run_opts {
 	bool quiet;
 	const char *const *triggers; /* --trigger NAME=VALUE, into run_start's trigger */
 	size_t ntriggers;
+	enum { RUN_AUTO, RUN_EMBEDDED, RUN_DAEMON } tracer; /* who traces and seals */
+	const char *socket;				    /* the daemon's, NULL for the default */
 	sealer_notice_fn log_notice; /* what the sealer has to say; NULL: dropped */
 	enum lingering lingering;    /* the run's processes still alive after its last step */
 };

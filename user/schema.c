@@ -19,11 +19,11 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
     [REC_RUN_START] = {"run_start", SCOPE_RUN, 0,
 		       "runbook runbook_name runbook_sha256 params host kernel runseal_version "
 		       "uid euid gid pid sudo_uid runseal_pid cgroup env trigger source client "
-		       "detached"},
+		       "detached given_by"},
     [REC_RUN_END] = {"run_end", SCOPE_RUN, 0,
 		     "status steps events lost duration_ms runseal_cpu_ms runseal_maxrss_kb "
 		     "interrupted error tamper_attempts guard_restarts lingering_policy lingered "
-		     "lingering_killed lingering closed_by_uid "
+		     "lingering_killed lingering killed closed_by_uid "
 		     "closed_by_gid closed_by_pid"},
     [REC_STEP_START] = {"step_start", SCOPE_STEP, 0,
 			"step_seq attempt mode argv argv_truncated cwd run_as timeout_ms env "
@@ -42,7 +42,7 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
     [REC_CONNECT] = {"connect", SCOPE_PROC, RK_NET, "fd" PEER RESULT VIA_URING},
     [REC_LOSS] = {"loss", SCOPE_RUN, 0,
 		  "count kinds reason detail bytes moves tracked tracked_pid expected_step "
-		  "found_step"},
+		  "found_step found_run"},
     [REC_BPF] = {"bpf", SCOPE_PROC, RK_GUARD,
 		 "cmd cmd_num map_id prog_id link_id id owner prog_type map_type path "
 		 "tracepoint name attr_size"},
@@ -102,6 +102,9 @@ const struct rec_schema rec_schema[REC_KIND_MAX] = {
     [REC_ATTACH] = {"attach", SCOPE_STEP, 0, "step_seq gid comm exe cwd"},
     [REC_REFUSED] = {"refused", SCOPE_RUN, 0, "op reason asked uid gid pid comm exe cwd"},
     [REC_DAEMON] = {"daemon", SCOPE_RUN, 0, "event detail runseal_pid runseal_version open_runs"},
+    [REC_GAP] = {"gap", SCOPE_RUN, 0,
+		 "from to reason reregistered born_untraced gone not_reregistered"},
+    [REC_READ] = {"read", SCOPE_RUN, 0, "command log all_runs runs uid gid pid comm exe cwd"},
     [REC_GENESIS] = {"genesis", SCOPE_LOG, 0,
 		     "format host_id hostname root_key t0 epoch_seconds epochs max_interval "
 		     "late_slack"},

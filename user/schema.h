@@ -56,6 +56,8 @@ enum rec_kind {
 	REC_ATTACH,  /* daemon: a process put under a run's step */
 	REC_REFUSED, /* daemon: a request refused, and who asked */
 	REC_DAEMON,  /* daemon: start, reload, stop */
+	REC_GAP,     /* daemon: a run's time untraced (a restart), and what was re-registered */
+	REC_READ,    /* daemon: who read which runs of a log (show, report, ...) */
 	/* the log's own entries, written by the sealer */
 	REC_GENESIS,
 	REC_SEGMENT,

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <time.h>
 #include <limits.h>
+#include <fcntl.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -135,4 +137,36 @@ size_t cgroup_pids(const char *cg, pid_t *pids, size_t max)
 	if (f)
 		fclose(f);
 	return n;
+}
+
+int proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
+{
+	char path[64], buf[1024];
+	unsigned long long t = 0;
+	int pp = 0;
+	ssize_t n;
+	char *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* After the comm (which may hold anything, ')' too): state is field 3. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			 "%*d %*d %*d %llu",
+			 &pp, &t) != 2)
+		return -1;
+	if (ppid)
+		*ppid = pp;
+	if (start)
+		*start = t;
+	return 0;
 }

@@ -25,5 +25,9 @@ void hex(const unsigned char *in, size_t n, char *out); /* out: 2n + 1 bytes */
 int uuid7(char out[UUID_LEN]);
 /* The pids in cgroup cg (its cgroup.procs), at most max; 0 when it cannot be read. */
 size_t cgroup_pids(const char *cg, pid_t *pids, size_t max);
+/* Fields 4 (ppid) and 22 (starttime, clock ticks after boot) of /proc/PID/stat: with the
+ * pid, the start time names one process even after pid reuse. Either may be NULL.
+ * Returns 0, or -1 when the process is gone. */
+int proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start);
 
 #endif

@@ -9,6 +9,9 @@
  *   attack progdelete MARKER     the same with a BPF program of our own (the map is frozen only
  *                                to bpf() calls), then open MARKER a second later
  *   attack progretarget STEP MARKER  likewise, rewriting our entry
+ *   attack progmove RUN STEP MARKER  likewise, moving our entry to run number RUN (the
+ *                                daemon's: $RUNSEAL_ATTACK_OWNER is its pid, whose maps
+ *                                are searched instead of the parent's)
  *   attack detachlinks MARKER    BPF_LINK_DETACH every BPF link of the runner, then open MARKER
  *   attack consumer MARKER MS    move the ring's consumer position for MS ms while opening
  *   attack killcollector SECS    SIGKILL the runner, then sleep SECS (and open /etc/hostname)
@@ -62,7 +65,8 @@ static void touch(const char *path)
 static int runner_map(int type, const char *name)
 {
 	char dir[64], path[512], link[64], line[128];
-	pid_t runner = getppid();
+	pid_t runner =
+	    getenv("RUNSEAL_ATTACK_OWNER") ? atoi(getenv("RUNSEAL_ATTACK_OWNER")) : getppid();
 	struct dirent *de;
 	DIR *d;
 	int found = -1;
@@ -145,7 +149,7 @@ static int do_retarget(char **argv)
 }
 
 /* A socket filter that deletes (step < 0) or rewrites our entry in map fd, run once. */
-static int run_map_prog(int fd, int step)
+static int run_map_prog(int fd, int run, int step)
 {
 	int32_t pid = getpid();
 	struct bpf_insn del[] = {
@@ -155,7 +159,7 @@ static int run_map_prog(int fd, int step)
 	     .imm = fd},
 	    {0},
 	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -4, .imm = pid},
-	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -16, .imm = 1},
+	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -16, .imm = run},
 	    {.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -12, .imm = step},
 	    {.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 2, .src_reg = 10},
 	    {.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = 2, .imm = -4},
@@ -187,7 +191,7 @@ static int do_progdelete(char **argv)
 
 	if (fd < 0)
 		return 2;
-	report("progdelete", run_map_prog(fd, -1));
+	report("progdelete", run_map_prog(fd, 1, -1));
 	sleep(2);
 	touch(argv[0]);
 	return 0;
@@ -199,9 +203,21 @@ static int do_progretarget(char **argv)
 
 	if (fd < 0)
 		return 2;
-	report("progretarget", run_map_prog(fd, atoi(argv[0])));
+	report("progretarget", run_map_prog(fd, 1, atoi(argv[0])));
 	sleep(2);
 	touch(argv[1]);
+	return 0;
+}
+
+static int do_progmove(char **argv)
+{
+	int fd = tracked_fd();
+
+	if (fd < 0)
+		return 2;
+	report("progmove", run_map_prog(fd, atoi(argv[0]), atoi(argv[1])));
+	sleep(2);
+	touch(argv[2]);
 	return 0;
 }
 
@@ -433,6 +449,7 @@ static const struct {
     {"retarget", 2, do_retarget},
     {"progdelete", 1, do_progdelete},
     {"progretarget", 2, do_progretarget},
+    {"progmove", 3, do_progmove},
     {"detachlinks", 1, do_detachlinks},
     {"consumer", 2, do_consumer},
     {"killcollector", 1, do_killcollector},

@@ -666,8 +666,9 @@ def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
         d2 = Daemon(tmp=d.tmp)
         rc, out, err = d2.rs(["exec", "--runbook", "after", "--", "true"])
         check(rc == 0, f"exec after restart: {err}")
+        # The run open at the stop is back (its processes, none here, re-registered).
         rc, out, err = d2.rs(["end", run])
-        check(rc == 1 and "no_such_run" in err, f"run of the old daemon: {rc} {err}")
+        check(rc == 0, f"end of the run left open by the old daemon: {rc} {err}")
         d2.stop()
         rc, out = d.verify()
         check(rc == 0, f"chain across the restart does not verify: {out}")
@@ -675,8 +676,112 @@ def sigterm_seals_records_open_runs_and_restart_continues_the_chain():
         starts = [r for r in by_kind(recs, "daemon") if r["event"] == "start"]
         check(len(starts) == 2, f"daemon start records {starts}")
         check(one_run(recs, "after"), "run after restart")
+        gap = by_kind(recs, "gap", run)
+        check(len(gap) == 1 and gap[0]["reregistered"] == {}, f"gap record {gap}")
+        check([r["status"] for r in by_kind(recs, "run_end", run)] == ["ok"], "run_end")
     finally:
         d.close()
+
+
+def restart_mid_step(sig):
+    d = Daemon()
+    d2 = None
+    try:
+        rc, run, err = d.rs(["begin", "restart-me"])
+        run = run.strip()
+        check(rc == 0, f"begin: {err}")
+        marks = os.path.join(d.tmp, "marks")
+        os.mkdir(marks)
+        # A long step that keeps opening files, one name per tick, through the restart.
+        script = (f"i=0; while [ $i -lt 50 ]; do i=$((i+1)); : > {marks}/tick-$i; "
+                  "cat /etc/hostname >/dev/null; sleep 0.1; done")
+        p = subprocess.Popen([RUNSEAL, "exec", "--run", run, "--step", "loop", "--", "sh",
+                              "-c", script], env=d.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(marks, "tick-5")):
+            check(time.monotonic() < deadline and p.poll() is None, "the step did not start")
+            time.sleep(0.05)
+        rc = d.stop(sig)
+        check(rc == 0 if sig == signal.SIGTERM else rc == -sig, f"stop: {rc} {d.stderr()}")
+        d2 = Daemon(tmp=d.tmp)
+        check(p.poll() is None, "the step ended before the restart completed")
+        p.wait(60)
+        rc, out, err = d2.rs(["end", run])
+        check(rc == 0, f"end after the restart: {rc} {err}")
+        d2.stop()
+        recs = d2.records()
+        gap = by_kind(recs, "gap", run)
+        check(len(gap) == 1, f"gap records {gap}")
+        gap = gap[0]
+        check(gap["from"] < gap["to"] and "restarted" in gap["reason"], f"gap {gap}")
+        sh = by_kind(recs, "attach", run)[0]["pid"]
+        check(gap["reregistered"].get(str(sh)) == "loop", f"sh {sh} not re-registered: {gap}")
+        ticks = {}
+        for r in by_kind(recs, "open", run):
+            if "/tick-" in (r.get("path") or ""):
+                ticks[int(r["path"].rsplit("-", 1)[1])] = r
+        check(all(r["step"] == "loop" for r in ticks.values()), "ticks attributed to loop")
+        after = [n for n, r in ticks.items() if r["time"] > gap["to"]]
+        check(1 in ticks and 50 in ticks and after, f"ticks recorded {sorted(ticks)}")
+        # What the step did between stop and start is the gap: no tick of it is recorded.
+        # (After a crash the gap starts at the last state saved, up to a second before.)
+        inside = [n for n, r in ticks.items() if gap["from"] < r["time"] < gap["to"]]
+        check(not inside or sig == signal.SIGKILL, f"ticks dated inside the gap {inside}")
+        sleeps = [r for r in by_kind(recs, "exec", run) if r.get("filename") == "/usr/bin/sleep"
+                  and r["time"] > gap["to"]]
+        check(sleeps and all(r["step"] == "loop" for r in sleeps), "children after the restart")
+        rc, out = d.verify()
+        check(rc == 0, f"chain across the restart does not verify: {out}")
+    finally:
+        if d2:
+            d2.close()
+        d.close()
+
+
+@test
+def restart_mid_step_reregisters_the_steps_processes():
+    restart_mid_step(signal.SIGTERM)
+
+
+@test
+def crash_mid_step_reregisters_the_steps_processes():
+    """Restart=on-failure: the state is at most a second old, the torn segment is
+    recovered, and the run goes on being traced."""
+    restart_mid_step(signal.SIGKILL)
+
+
+@test
+def state_of_another_log_is_not_taken():
+    """The state is named after the log directory's inode, which a new directory can
+    reuse: a state that names another log is ignored."""
+    a = Daemon()
+    b = None
+    try:
+        run = a.rs(["begin", "elsewhere"])[1].strip()
+        time.sleep(1.5)  # a tick saves the state
+        st = os.stat(a.log)
+        state = f"/run/runseal/daemon/{st.st_dev:x}-{st.st_ino:x}"
+        check(os.path.exists(state), f"no state at {state}")
+        with open(state) as f:
+            saved = f.read()
+        a.stop(signal.SIGKILL)
+        b = Daemon()
+        b.stop()
+        st = os.stat(b.log)
+        other = f"/run/runseal/daemon/{st.st_dev:x}-{st.st_ino:x}"
+        with open(other, "w") as f:
+            f.write(saved)
+        b = Daemon(tmp=b.tmp)
+        rc, out, err = b.rs(["end", run])
+        check(rc == 1 and "no_such_run" in err, f"a run of another log resumed: {rc} {err}")
+        b.stop()
+        check(not by_kind(b.records(), "gap"), "a gap record for another log's run")
+        check(not os.path.exists(other), "the foreign state was left")
+    finally:
+        if b:
+            b.close()
+        a.close()
 
 
 @test
@@ -1036,6 +1141,316 @@ def daemon_under_the_units_capability_set_traces():
         cats = [r for r in by_kind(recs, "exec", run) if r.get("path") == "/usr/bin/cat"]
         check(cats, "no exec record under the unit's capabilities")
         check(d.verify()[0] == 0, "verify")
+    finally:
+        d.close()
+
+
+# ---- runseal run through the daemon --------------------------------------------------------
+
+BOTH_WAYS = """\
+name: both-ways
+params:
+  token:
+    secret: true
+steps:
+  - name: write
+    run: "echo hello {{token}}; cat /etc/hostname > /dev/null; echo oops >&2"
+  - name: secret-in-argv
+    argv: ["/bin/sh", "-c", "sh -c 'true $0' {{token}}"]
+  - name: as-nobody
+    run_as: nobody
+    argv: ["/usr/bin/id", "-u"]
+  - name: slow
+    timeout: 0.5
+    on_failure: continue
+    run: "sleep 5"
+  - name: fails
+    run: "exit 3"
+    on_failure: continue
+"""
+# Fields that differ between any two runs: times, process and run ids, sequence numbers, and
+# what runseal itself cost; given_by is the daemon's own (who gave the run its records).
+VARYING = {"time", "run", "seq", "hash", "pid", "ppid", "tid", "child_pid", "runseal_pid",
+           "duration_ms", "runseal_cpu_ms", "runseal_maxrss_kb", "given_by"}
+
+
+def comparable(recs, run):
+    """The run's records without what varies, and its events as a multiset per step: the
+    exits of a killed tree come in either order."""
+    mine = [r for r in recs if r.get("run") == run and r["kind"] != "attach"]
+    pids = sorted({r[k] for r in mine for k in ("pid", "ppid", "child_pid", "runseal_pid")
+                   if isinstance(r.get(k), int)}, reverse=True)
+
+    def norm(v):
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items() if k not in VARYING and
+                    not (k.isdigit() and int(k) in pids)}
+        if isinstance(v, list):
+            return [norm(x) for x in v if not (isinstance(x, str) and x.isdigit() and
+                                               int(x) in pids)]
+        if isinstance(v, str):
+            v = v.replace(run, "RUN")
+            for p in pids:
+                v = v.replace(f"/{p}/", "/PID/")
+        return v
+
+    frame_kinds = ("run_start", "step_start", "step_end", "run_end")
+    frame = [norm(r) for r in mine if r["kind"] in frame_kinds]
+    events = {}
+    for r in mine:
+        if r["kind"] not in frame_kinds:
+            events.setdefault(r.get("step_seq", r.get("step")), []).append(
+                json.dumps(norm(r), sort_keys=True))
+    return frame, {k: sorted(v) for k, v in events.items()}
+
+
+@test
+def run_through_the_daemon_writes_the_records_run_writes_alone():
+    d = Daemon()
+    try:
+        rb = os.path.join(d.tmp, "both.yaml")
+        with open(rb, "w") as f:
+            f.write(BOTH_WAYS)
+        elog = os.path.join(d.tmp, "embedded-log")
+        rc_e, out_e, err_e = d.rs(["run", "--no-daemon", "-q", "--log-dir", elog, "--key-dir",
+                                   d.keys, "-p", "token=s3cr3tvalue", rb])
+        rc_d, out_d, err_d = d.rs(["run", "--daemon", "-q", "-p", "token=s3cr3tvalue", rb])
+        check(rc_e == 1 and rc_d == rc_e, f"exit status embedded {rc_e} daemon {rc_d}: {err_d}")
+        check(out_d == out_e and "hello s3cr3tvalue" in out_d, f"stdout {out_e!r} {out_d!r}")
+        d.stop()
+        drecs = d.records()
+        p = subprocess.run([RUNSEAL, "show", elog, "--key-dir", d.keys, "--json"],
+                           capture_output=True, timeout=120)
+        check(p.returncode == 0, f"show embedded: {p.stderr.decode()}")
+        erecs = [json.loads(line) for line in p.stdout.decode().splitlines() if line]
+        for top in (d.log, elog):
+            for dirpath, _, files in os.walk(top):
+                for name in files:
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        check(b"s3cr3tvalue" not in f.read(), f"secret in {name}")
+        drun, erun = one_run(drecs, "both-ways"), one_run(erecs, "both-ways")
+        dstart = by_kind(drecs, "run_start", drun)[0]
+        check(dstart["given_by"]["uid"] == 0 and dstart["params"]["token"] ==
+              "[REDACTED:token]", f"daemon run_start {dstart}")
+        dframe, devents = comparable(drecs, drun)
+        eframe, eevents = comparable(erecs, erun)
+        check(len(dframe) == len(eframe) == 12, f"frames {len(dframe)} {len(eframe)}")
+        # The secret is in the argv of the step's processes: the daemon redacts their
+        # events with the secret the runner gave it, as runseal run alone does.
+        for recs in (drecs, erecs):
+            check("s3cr3tvalue" not in json.dumps(recs), "the secret is in the records")
+        inner = [r for r in by_kind(drecs, "exec", drun) if r["step"] == "secret-in-argv"
+                 and r["argv"][:2] == ["sh", "-c"]]
+        check(inner and inner[0]["argv"][3] == "[REDACTED:token]", f"inner sh {inner}")
+        for a, b in zip(eframe, dframe):
+            diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+            check(not diff, f"{a['kind']} differs (embedded, daemon): {diff}")
+        check(devents.keys() == eevents.keys(), f"steps {devents.keys()} {eevents.keys()}")
+        for step in eevents:
+            check(devents[step] == eevents[step],
+                  f"events of step {step} differ: "
+                  f"{set(eevents[step]) ^ set(devents[step])}")
+        ends = {s["step"]: s for s in by_kind(drecs, "step_end", drun)}
+        check(ends["slow"]["status"] == "timeout" and ends["fails"]["exit_code"] == 3,
+              f"step ends {ends}")
+        nobody = [r for r in by_kind(drecs, "exec", drun) if r["step"] == "as-nobody"]
+        check(nobody and nobody[0]["uid"] == NOBODY, f"run_as exec {nobody}")
+        check(len(by_kind(drecs, "attach", drun)) == 5, "one attach per step")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def run_picks_the_daemon_when_one_answers():
+    d = Daemon()
+    try:
+        rb = os.path.join(d.tmp, "auto.yaml")
+        with open(rb, "w") as f:
+            f.write("name: auto\nsteps:\n  - name: one\n    run: \"true\"\n")
+        rc, out, err = d.rs(["run", "-q", rb])  # RUNSEAL_SOCKET names the daemon
+        check(rc == 0, f"auto run: {rc} {err}")
+        # --lingering kill through the daemon: what the step left running is killed, its
+        # exits recorded by the daemon.
+        with open(rb, "w") as f:
+            f.write("name: linger\nsteps:\n  - name: bg\n"
+                    "    run: \"(sleep 30) >/dev/null 2>&1 &\"\n")
+        rc, out, err = d.rs(["run", "-q", "--lingering", "kill", rb])
+        check(rc == 0, f"--lingering kill through the daemon: {rc} {err}")
+        with open(rb, "w") as f:
+            f.write("name: auto\nsteps:\n  - name: one\n    run: \"true\"\n")
+        rc, out, err = d.rs(["run", "--daemon", "--log-dir", "/tmp/x", rb])
+        check(rc == 2 and "--log-dir" in err, f"--daemon with --log-dir: {rc} {err}")
+        rc, out, err = d.rs(["run", "--daemon", "--socket", os.path.join(d.tmp, "none"), rb])
+        check(rc == 2 and "no runseal daemon" in err, f"--daemon, none: {rc} {err}")
+        # A runner killed mid-step: the daemon closes its step and run as abandoned.
+        with open(rb, "w") as f:
+            f.write("name: killed\nsteps:\n  - name: long\n    run: \"sleep 30\"\n")
+        p = subprocess.Popen([RUNSEAL, "run", "-q", rb], env=d.env)
+        time.sleep(1.5)
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 10
+        while json.loads(d.rs(["status", "--json"])[1])["runs_open"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        d.stop()
+        recs = d.records()
+        one_run(recs, "auto")
+        linger = one_run(recs, "linger")
+        lend = by_kind(recs, "run_end", linger)[0]
+        check(lend["lingering_policy"] == "kill" and lend["lingering_killed"] >= 1 and
+              lend["lingering"] == {}, f"linger run_end {lend}")
+        check([r for r in by_kind(recs, "exit", linger) if r["comm"] == "sleep" and
+               r["signal"] == 9], "the lingering sleep's exit")
+        killed = one_run(recs, "killed")
+        for st in by_kind(recs, "step_start", killed):  # the step's own process group
+            try:
+                os.killpg(st["pid"], signal.SIGKILL)
+            except OSError:
+                pass
+        check(by_kind(recs, "step_end", killed)[0]["status"] == "abandoned",
+              f"killed runner's step {by_kind(recs, 'step_end', killed)}")
+        # Nobody enforces the runbook with its runner gone: the daemon kills the step, as
+        # the runner's guard does on the embedded path, and traces it to its exit.
+        rend = by_kind(recs, "run_end", killed)
+        check(len(rend) == 1 and rend[0]["status"] == "abandoned" and rend[0]["killed"] >= 1,
+              f"killed runner's run_end {rend}")
+        sleeps = [r for r in by_kind(recs, "exit", killed) if r["comm"] == "sleep"]
+        check(sleeps and sleeps[0]["signal"] == 9, f"the step's sleep was not killed {sleeps}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def records_of_a_run_are_checked_by_the_daemon():
+    d = Daemon()
+    try:
+        s = connect(d)
+        call(s, op="hello")
+        run = call(s, op="begin", runbook="hand", records=True)["run"]
+        t = "2026-12-01T23:57:33.288043803Z"
+        r = call(s, op="record", run=run, data='{"kind":"step_start","time":"%s","run":"%s",'
+                 '"step":"a","step_seq":1}' % (t, run))
+        check(r["error"] == "out_of_order", f"step before run_start: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start","time":"%s","run":"other"}' % t)
+        check(r["error"] == "bad_request", f"another run's id: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"exec","time":"%s","run":"%s"}' % (t, run))
+        check(r["error"] == "bad_request", f"an event kind: {r}")
+        r = call(s, op="record", run=run, data='{"seq":1,"kind":"run_start"}')
+        check(r["error"] == "bad_request", f"chain fields: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start",\n"time":"x"}')
+        check(r["error"] == "bad_request", f"a newline: {r}")
+        r = call(s, op="record", run=run,
+                 data='{"kind":"run_start","time":"%s","run":"%s"} ' % (t, run))
+        check(r["error"] == "bad_request", f"a blank after the object: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start","time":"x","run":"%s"}' % run)
+        check(r["error"] == "bad_request", f"a bad time: {r}")
+        r = call(s, op="record", run=run, data='{"kind":"run_start",'
+                 '"time":"2026-12-01T23:57:33.288043803Z",', more=True)
+        check(r["ok"], f"first piece: {r}")
+        r = call(s, op="record", run=run, data='"run":"%s","runbook_name":"hand"}' % run)
+        check(r["ok"], f"last piece: {r}")
+        r = call(s, op="step", run=run, name="x")
+        check(r["error"] == "out_of_order", f"step op on a records run: {r}")
+        r = call(s, op="stats", run=run)
+        check(r["ok"] and r["events"] == 0 and r["tracked"] == {}, f"stats {r}")
+        s.close()
+        # A group member who is not root may not write records.
+        p = subprocess.run(as_user([sys.executable, "-c", (
+            "import socket,struct,json,sys\n"
+            "s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])\n"
+            "def call(**m):\n"
+            " b=json.dumps(dict(v=1,**m)).encode();s.sendall(struct.pack('>I',len(b))+b)\n"
+            " n=struct.unpack('>I',s.recv(4))[0];return json.loads(s.recv(n))\n"
+            "call(op='hello')\n"
+            "print(call(op='begin',runbook='x',records=True)['error'])\n"), d.sock],
+            NOBODY, [group_gid()]), capture_output=True, timeout=30)
+        check(p.stdout.decode().strip() == "denied", f"non-root records: {p.stdout} {p.stderr}")
+        d.stop()
+        recs = d.records()
+        start = by_kind(recs, "run_start", run)
+        check(len(start) == 1 and start[0]["given_by"]["uid"] == 0, f"run_start {start}")
+        end = by_kind(recs, "run_end", run)
+        check(len(end) == 1 and end[0]["status"] == "abandoned", f"client left: {end}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def reading_the_log_is_recorded_with_the_readers_identity():
+    d = Daemon()
+    try:
+        check(d.rs(["exec", "--runbook", "readme", "--", "true"])[0] == 0, "exec")
+        recs = d.records()
+        run = one_run(recs, "readme")
+        logs = ["--key-dir", d.keys]
+        bundle = os.path.join(d.tmp, "ev.tar.gz")
+        for args in (["show", d.log, "--run", run] + logs,
+                     ["report", d.log, run, "-o", os.path.join(d.tmp, "r.md")] + logs,
+                     ["replay", d.log, run] + logs,
+                     ["export", d.log, "--run", run, "--format", "jsonl"] + logs,
+                     ["evidence", d.log, run, "-o", bundle] + logs):
+            rc, out, err = d.rs(args)
+            check(rc == 0, f"{args[0]}: rc {rc}: {err[-500:]}")
+            check("not recorded" not in err, f"{args[0]} with a daemon: {err}")
+        # A member who is not root: the daemon records the uid the kernel gives, whatever
+        # the log's file modes then let the reader see.
+        d.rs(["show", d.log, "--run", run] + logs, user=NOBODY, groups=[group_gid()])
+        # Someone the socket keeps out is told the read is not recorded.
+        rc, out, err = d.rs(["show", d.log, "--run", run] + logs, user=NOBODY)
+        check("not recorded" in err, f"outsider's show: {rc} {err}")
+        d.stop()
+        reads = by_kind(d.records(), "read")
+        cmds = [(r["command"], r["uid"]) for r in reads if r["runs"] == [run]]
+        want = [("show", 0), ("report", 0), ("replay", 0), ("export", 0), ("evidence", 0),
+                ("show", NOBODY)]
+        check(cmds == want, f"read records {cmds}")
+        for r in reads:
+            check(r["log"] == os.path.realpath(d.log) and r["comm"] == "runseal" and
+                  r["pid"] > 0 and r["all_runs"] is False, f"read record {r}")
+        # Without a daemon the commands still work, and say that the read is not recorded.
+        rc, out, err = d.rs(["show", d.log] + logs)
+        check(rc == 0 and "not recorded" in err and "no runseal daemon" in err,
+              f"show without a daemon: {rc} {err[-300:]}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
+    finally:
+        d.close()
+
+
+@test
+def entry_moved_to_another_run_is_detected_and_undone():
+    """A BPF program of a step's own can write the frozen tracked map: moving its entry to
+    another run with the same step number must be seen (the shadow is run-aware)."""
+    attack = os.path.join(ROOT, "build", "attack")
+    if not os.path.exists(attack):
+        skip("build/attack is missing (make tests)")
+    d = Daemon()
+    try:
+        ra = d.rs(["begin", "victim"])[1].strip()  # run number 1 of this daemon
+        rb = d.rs(["begin", "liar"])[1].strip()    # run number 2
+        check(d.rs(["exec", "--run", ra, "--step", "one", "--", "true"])[0] == 0, "exec A")
+        marker = os.path.join(d.tmp, "after-move")
+        env = dict(d.env, RUNSEAL_ATTACK_OWNER=str(d.p.pid))
+        p = subprocess.run([RUNSEAL, "exec", "--run", rb, "--step", "one", "--", attack,
+                            "progmove", "1", "1", marker], env=env, capture_output=True,
+                           timeout=60)
+        check(b"progmove: ok" in p.stdout, f"the program did not move the entry: {p.stdout} "
+              f"{p.stderr}")
+        for run in (ra, rb):
+            check(d.rs(["end", run])[0] == 0, "end")
+        d.stop()
+        recs = d.records()
+        pid = by_kind(recs, "attach", rb)[0]["pid"]
+        t = [r for r in by_kind(recs, "loss") if r.get("reason") == "tamper" and
+             r.get("tracked_pid") == pid]
+        check(len(t) == 1 and t[0]["tracked"] == "rewritten" and t[0]["run"] == rb and
+              t[0]["found_run"] == ra and t[0]["expected_step"] == "one", f"loss {t}")
+        opens = [r for r in by_kind(recs, "open") if r.get("path") == marker]
+        check(opens and all(r["run"] == rb for r in opens), f"marker open {opens}")
+        check(d.verify()[0] == 0, "verify failed: " + d.verify()[1])
     finally:
         d.close()
 

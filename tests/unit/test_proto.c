@@ -59,6 +59,41 @@ static void test_hello(void **state)
 	assert_string_equal(r.client, "t");
 }
 
+/* The ops runseal run and the log's readers use. */
+static void test_record_read_stats_fields(void **state)
+{
+	struct proto_req r;
+
+	(void)state;
+	assert_null(request("{\"v\":1,\"op\":\"begin\",\"runbook\":\"x\",\"records\":true}", &r));
+	assert_true(r.records);
+	assert_null(request("{\"v\":1,\"op\":\"record\",\"run\":\"r1\",\"data\":\"{\\\"k\\\":1}\","
+			    "\"more\":true}",
+			    &r));
+	assert_int_equal(r.op, OP_RECORD);
+	assert_string_equal(r.data, "{\"k\":1}");
+	assert_int_equal(r.ndata, 7);
+	assert_true(r.more);
+	assert_string_equal(request("{\"v\":1,\"op\":\"record\",\"run\":\"r1\"}", &r),
+			    "bad_request");
+	assert_string_equal(err, "field \"data\" is required");
+	assert_string_equal(request("{\"v\":1,\"op\":\"stats\"}", &r), "bad_request");
+	assert_string_equal(err, "field \"run\" is required");
+	assert_null(request("{\"v\":1,\"op\":\"read\",\"command\":\"show\",\"log\":\"/l\","
+			    "\"runs\":[\"a\",\"b\"]}",
+			    &r));
+	assert_int_equal(r.op, OP_READ);
+	assert_string_equal(r.command, "show");
+	assert_string_equal(r.log, "/l");
+	assert_int_equal(r.runs->count, 2);
+	assert_string_equal(request("{\"v\":1,\"op\":\"read\"}", &r), "bad_request");
+	assert_string_equal(err, "field \"command\" is required");
+	assert_string_equal(
+	    request("{\"v\":1,\"op\":\"read\",\"command\":\"show\",\"runs\":[1]}", &r),
+	    "bad_request");
+	assert_string_equal(err, "field \"runs\" must hold strings only");
+}
+
 static void test_begin_fields(void **state)
 {
 	struct proto_req r;
@@ -283,6 +318,7 @@ int main(void)
 	    cmocka_unit_test(test_frame),
 	    cmocka_unit_test(test_hello),
 	    cmocka_unit_test(test_begin_fields),
+	    cmocka_unit_test(test_record_read_stats_fields),
 	    cmocka_unit_test(test_step_argv),
 	    cmocka_unit_test(test_required_and_types),
 	    cmocka_unit_test(test_version_and_op),

@@ -322,6 +322,8 @@ static void test_every_kind_name(void **state)
 	    "attach",
 	    "refused",
 	    "daemon",
+	    "gap",
+	    "read",
 	};
 	struct fixture *f = *state;
 

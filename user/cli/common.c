@@ -110,6 +110,13 @@ int cli_open_runs(struct cli_run *cr, const struct cli_log *l, const char *arg, 
 		return 2;
 	}
 	rc = pick ? pick(cr, ctx) : 0;
+	if (!rc && l->cmd) {
+		const char *ids[CLI_OTHERS_MAX + 1] = {cr->sum->id};
+
+		for (size_t i = 0; i < cr->nother; i++)
+			ids[i + 1] = cr->osum[i]->id;
+		cli_note_read(l->cmd, o.path, ids, cr->nother + 1);
+	}
 	if (!rc)
 		rc = read_chosen(cr);
 	if (rc)

@@ -26,6 +26,7 @@ enum { OPT_C_PUB = 300, OPT_C_KEYDIR };
 
 struct cli_log {
 	const char *path, *pub, *key_dir;
+	const char *cmd; /* the command reading, for the daemon's read record (NULL: none) */
 };
 
 /* Takes --pub/--key-dir; returns true when c was one of them. */
@@ -69,6 +70,11 @@ int cli_pick_other(struct cli_run *cr, const char *arg, const char *what);
 /* Writes data to path ("-" or NULL: stdout) through a temporary file and rename, mode 0600:
  * a report or bundle holds what the root-only log holds. */
 int cli_write(const char *path, const char *data, size_t len);
+/* Reading the log is itself evidence (PCI DSS 10.2.1.3): when a daemon answers on the
+ * socket, it records that cmd read these runs of the log at path (none: all of it), and
+ * who did, as the kernel says (SO_PEERCRED). When none answers, or it refuses, a note on
+ * stderr says the read is not recorded; the command goes on either way. */
+void cli_note_read(const char *cmd, const char *path, const char *const *runs, size_t n);
 /* Prints what the sealer has to say (keys created, a crash recovered, a replica that
  * failed) on stderr, as "runseal: MESSAGE": the sealer_notice_fn of the commands that
  * write the log. */

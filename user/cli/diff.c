@@ -120,7 +120,7 @@ int diff_cmd(int argc, char **argv)
 					     CLI_LOG_OPTIONS,
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
-	struct cli_log l = {0};
+	struct cli_log l = {.cmd = "diff"};
 	struct cli_run b;
 	struct pick p = {0};
 	struct diff d = {0};

@@ -345,7 +345,7 @@ int evidence_cmd(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	static struct files fs;
-	struct cli_log l = {0};
+	struct cli_log l = {.cmd = "evidence"};
 	struct cli_run cr;
 	const char *out = NULL;
 	const struct lr_seal *s;

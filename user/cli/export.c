@@ -87,6 +87,7 @@ static int export_run(struct ex *x, const struct lr_opts *o, const char *arg, st
 	}
 	snprintf(x->id, sizeof(x->id), "%s", s->id);
 	x->run = x->id;
+	cli_note_read("export", o->path, (const char *const[]){x->id}, 1);
 	note = lr_notes(runs.reader, &n);
 	for (size_t i = 0; i < n; i++)
 		if (note[i]->kind == REC_GENESIS) /* its host name counts */
@@ -178,6 +179,8 @@ int export_cmd(int argc, char **argv)
 	}
 	o = (struct lr_opts){.path = l.path, .pub = l.pub, .key_dir = l.key_dir};
 	jb_raw(&x.b, "", 0);
+	if (!run)
+		cli_note_read("export", l.path, NULL, 0);
 	if (run ? export_run(&x, &o, run, &r) < 0 : export_all(&x, &o, &r) < 0) {
 		fclose(x.out);
 		jb_free(&x.b);

@@ -184,7 +184,7 @@ static int windows(struct args *a, const struct m_run *m)
 
 int replay_cmd(int argc, char **argv)
 {
-	struct args a = {0};
+	struct args a = {.l.cmd = "replay"};
 	struct cli_run cr;
 	struct pace p = {0};
 	char *vl;

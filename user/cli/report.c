@@ -42,7 +42,7 @@ int report_cmd(int argc, char **argv)
 	    {"format", required_argument, NULL, 'f'},	{"output", required_argument, NULL, 'o'},
 	    {"baseline", required_argument, NULL, 'b'}, CLI_LOG_OPTIONS,
 	    {"help", no_argument, NULL, 'h'},		{0}};
-	struct cli_log l = {0};
+	struct cli_log l = {.cmd = "report"};
 	const char *fmt = "md", *out = NULL, *base = NULL;
 	struct cli_run cr;
 	struct jbuf b = {0};

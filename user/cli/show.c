@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cmds.h"
+#include "cli/common.h"
 #include "json.h"
 #include "keys.h"
 #include "logread.h"
@@ -363,6 +364,8 @@ int show_cmd(int argc, char **argv)
 	}
 	if (optind < argc)
 		lo.path = argv[optind];
+	/* --run as given (a prefix, too): show reads every entry and keeps the run's. */
+	cli_note_read("show", lo.path, (const char *const[]){sh.run}, sh.run ? 1 : 0);
 	/* Pulled as it verifies: one segment in memory, however long the log. */
 	if (lr_stream(&r, &lo, err, sizeof(err)) < 0) {
 		r = NULL;

@@ -65,6 +65,13 @@ static const struct option daemon_opts[] = {
     {0},
 };
 
+/* The engine's warnings, to stderr (the journal under systemd). */
+static void say_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	warnx("%s", msg);
+}
+
 int daemon_cmd(int argc, char **argv)
 {
 	struct daemon_conf flags, conf;
@@ -109,6 +116,7 @@ int daemon_cmd(int argc, char **argv)
 	    .nreplicas = conf.nreplicas,
 	    .ringbuf_bytes = conf.ringbuf_bytes,
 	    .checkpoint_s = conf.checkpoint_s,
+	    .warn = say_warning,
 	    .log_notice = cli_notice,
 	};
 	if (geteuid() != 0) {

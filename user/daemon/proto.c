@@ -6,10 +6,10 @@
 #include "proto.h"
 
 const char *const proto_op_names[] = {
-    [OP_HELLO] = "hello",	[OP_BEGIN] = "begin",
-    [OP_STEP] = "step",		[OP_ATTACH] = "attach",
-    [OP_STEP_END] = "step_end", [OP_END] = "end",
-    [OP_STATUS] = "status",	NULL,
+    [OP_HELLO] = "hello",   [OP_BEGIN] = "begin",	[OP_STEP] = "step",
+    [OP_ATTACH] = "attach", [OP_STEP_END] = "step_end", [OP_END] = "end",
+    [OP_STATUS] = "status", [OP_RECORD] = "record",	[OP_STATS] = "stats",
+    [OP_READ] = "read",	    [OP_SECRET] = "secret",	NULL,
 };
 
 long proto_frame(const unsigned char *buf, size_t len)
@@ -424,15 +424,17 @@ static int op_of(const struct proto_msg *m, struct proto_req *r, char *err, size
 
 static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, size_t errlen)
 {
-	const struct proto_val *v, *t;
-	bool needs_run =
-	    r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END || r->op == OP_END;
+	const struct proto_val *v, *t, *rec, *more, *data, *log;
+	bool needs_run = r->op == OP_STEP || r->op == OP_ATTACH || r->op == OP_STEP_END ||
+			 r->op == OP_END || r->op == OP_RECORD || r->op == OP_STATS ||
+			 r->op == OP_SECRET;
 	bool needs_step = r->op == OP_ATTACH || r->op == OP_STEP_END;
 
 	if (name_field(m, "client", false, &r->client, err, errlen) < 0 ||
 	    name_field(m, "runbook", r->op == OP_BEGIN, &r->runbook, err, errlen) < 0 ||
 	    name_field(m, "run", needs_run, &r->run, err, errlen) < 0 ||
-	    name_field(m, "name", r->op == OP_STEP, &r->name, err, errlen) < 0 ||
+	    name_field(m, "name", r->op == OP_STEP || r->op == OP_SECRET, &r->name, err, errlen) <
+		0 ||
 	    name_field(m, "status", false, &r->status, err, errlen) < 0 ||
 	    int_field(m, "step", needs_step, 1, UINT32_MAX, &r->step, err, errlen) < 0 ||
 	    int_field(m, "exit_code", false, 0, 255, &r->exit_code, err, errlen) < 0 ||
@@ -440,10 +442,27 @@ static int op_fields(const struct proto_msg *m, struct proto_req *r, char *err, 
 	    strings_field(m, "argv", PV_ARR, &r->argv, err, errlen) < 0 ||
 	    strings_field(m, "trigger", PV_OBJ, &r->trigger, err, errlen) < 0 ||
 	    want(m, "detached", PV_BOOL, false, &v, err, errlen) < 0 ||
-	    want(m, "argv_truncated", PV_BOOL, false, &t, err, errlen) < 0)
+	    want(m, "argv_truncated", PV_BOOL, false, &t, err, errlen) < 0 ||
+	    want(m, "records", PV_BOOL, false, &rec, err, errlen) < 0 ||
+	    want(m, "more", PV_BOOL, false, &more, err, errlen) < 0 ||
+	    want(m, "data", PV_STR, r->op == OP_RECORD || r->op == OP_SECRET, &data, err, errlen) <
+		0 ||
+	    name_field(m, "command", r->op == OP_READ, &r->command, err, errlen) < 0 ||
+	    want(m, "log", PV_STR, false, &log, err, errlen) < 0 ||
+	    strings_field(m, "runs", PV_ARR, &r->runs, err, errlen) < 0)
 		return -1;
+	if (log && (log->n == 0 || log->n > 4096)) {
+		snprintf(err, errlen, "%s", "field \"log\" must be 1 to 4096 bytes");
+		return -1;
+	}
+	r->log = log ? log->s : NULL;
 	r->detached = v && v->b;
 	r->argv_truncated = t && t->b;
+	r->records = rec && rec->b;
+	r->more = more && more->b;
+	r->data = data ? data->s : NULL;
+	r->ndata = data ? data->n : 0;
+
 	return 0;
 }
 
@@ -507,6 +526,12 @@ void pe_str(struct jbuf *b, const char *k, const char *v)
 		jb_str(b, v, strlen(v));
 	else
 		jb_raw(b, "null", 4);
+}
+
+void pe_strn(struct jbuf *b, const char *k, const char *v, size_t n)
+{
+	key(b, k);
+	jb_str(b, v, n);
 }
 
 void pe_int(struct jbuf *b, const char *k, int64_t v)

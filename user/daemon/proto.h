@@ -52,6 +52,10 @@ enum proto_op {
 	OP_STEP_END,
 	OP_END,
 	OP_STATUS,
+	OP_RECORD, /* runseal run: a piece of one of the run's own records */
+	OP_STATS,  /* runseal run: what the daemon saw of a run so far */
+	OP_READ,   /* a reader of the log (show, report...): who read which runs */
+	OP_SECRET, /* runseal run: a secret param, for redacting its run's events */
 };
 
 /* A request with its fields checked: types, lengths, which are required for its op. */
@@ -64,7 +68,14 @@ struct proto_req {
 	const char *name;
 	const char *status;
 	bool detached;
-	bool argv_truncated;		 /* the client sent only the first items of a long argv */
+	bool argv_truncated; /* the client sent only the first items of a long argv */
+	bool records;	     /* begin: the client writes the run's own records */
+	bool more;	     /* record: more pieces of this record follow */
+	const char *data;    /* record: a piece of a record line */
+	size_t ndata;
+	const char *command;		 /* read: the command that read the log */
+	const char *log;		 /* read: the log (or bundle) it read */
+	const struct proto_val *runs;	 /* read: the runs it read (PV_ARR; none: all) */
 	int64_t step;			 /* -1 when absent */
 	int64_t exit_code;		 /* -1 when absent */
 	int64_t signal;			 /* 0 when absent */
@@ -88,6 +99,7 @@ extern const char *const proto_op_names[];
 /* Encoding: a frame is built in b with its length reserved, fields added, then closed. */
 size_t pe_begin(struct jbuf *b); /* returns where the frame starts, for pe_end */
 void pe_str(struct jbuf *b, const char *k, const char *v);
+void pe_strn(struct jbuf *b, const char *k, const char *v, size_t n);
 void pe_int(struct jbuf *b, const char *k, int64_t v);
 void pe_bool(struct jbuf *b, const char *k, bool v);
 void pe_strs(struct jbuf *b, const char *k, const char *const *v, size_t n);

@@ -54,6 +54,8 @@ struct client {
 	size_t nruns;
 	struct ostep steps[CLIENT_STEPS]; /* steps abandoned when this connection ends */
 	size_t nsteps;
+	struct jbuf rec; /* a record arriving in pieces (op record) */
+	struct jbuf sec; /* a secret arriving in pieces (op secret) */
 };
 
 struct server {
@@ -300,6 +302,10 @@ static void client_free(struct server *sv, struct client *c)
 	pause_listening(sv, false);
 	free(c->in);
 	jb_free(&c->out);
+	jb_free(&c->rec);
+	if (c->sec.p)
+		explicit_bzero(c->sec.p, c->sec.cap);
+	jb_free(&c->sec);
 	free(c);
 }
 
@@ -407,6 +413,15 @@ static void on_begin(struct server *sv, struct client *c, const struct proto_req
 	char id[ENGINE_ID_LEN], err[ENGINE_ERRLEN];
 	int rc;
 
+	/* A run's own records are the client's word: only root's is taken. */
+	if (r->records && c->peer.uid != 0) {
+		reply_error(c, r->id, "denied", "only root may write a run's records");
+		return;
+	}
+	if (r->records && r->detached) {
+		reply_error(c, r->id, "bad_request", "a run with records is not detached");
+		return;
+	}
 	if (!r->detached && c->nruns == CLIENT_RUNS) {
 		reply_error(c, r->id, "limit", "this connection holds too many runs open");
 		return;
@@ -416,8 +431,10 @@ static void on_begin(struct server *sv, struct client *c, const struct proto_req
 
 		kv[n++] = (struct engine_kv){it->key, it->v.s};
 	}
-	rc = engine_run_open(sv->e, r->runbook, r->client, kv, n, r->detached, &c->peer, id, err,
-			     sizeof(err));
+	rc = engine_run_open(sv->e, r->runbook, r->client, kv, n,
+			     (r->detached ? ENGINE_DETACHED : 0u) |
+				 (r->records ? ENGINE_RECORDS : 0u),
+			     &c->peer, id, err, sizeof(err));
 	if (rc) {
 		engine_failed(c, r, rc, err);
 		return;
@@ -546,6 +563,110 @@ static void on_end(struct server *sv, struct client *c, const struct proto_req *
 	pe_end(&c->out, start_ok(c, r));
 }
 
+/* The connection's bookkeeping follows the records: a step opened by step_start ends as
+ * abandoned if the connection goes first, and the run with it. */
+static void follow_record(struct client *c, const char *run, const struct engine_written *w)
+{
+	if (w->step_opened && c->nsteps < CLIENT_STEPS) {
+		snprintf(c->steps[c->nsteps].run, ENGINE_ID_LEN, "%s", run);
+		c->steps[c->nsteps++].seq = w->step;
+	} else if (w->step_closed) {
+		forget_step(c, run, w->step);
+	} else if (w->run_closed) {
+		forget_run(c, run);
+	}
+}
+
+static void on_record(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	struct engine_written w;
+	char err[ENGINE_ERRLEN];
+	int rc;
+
+	if (c->peer.uid != 0) {
+		reply_error(c, r->id, "denied", "only root may write a run's records");
+		return;
+	}
+	if (c->rec.len + r->ndata > ENGINE_RECORD_MAX) {
+		c->rec.len = 0;
+		reply_error(c, r->id, "limit", "a record may be at most 1 MiB");
+		return;
+	}
+	jb_raw(&c->rec, r->data, r->ndata);
+	if (r->more) {
+		pe_end(&c->out, start_ok(c, r));
+		return;
+	}
+	jb_putc(&c->rec, '\0');
+	rc = engine_record(sv->e, r->run, c->rec.p, c->rec.len - 1, &c->peer, &w, err, sizeof(err));
+	if (rc == 0)
+		follow_record(c, r->run, &w);
+	c->rec.len = 0;
+	if (rc) {
+		engine_failed(c, r, rc, err);
+		return;
+	}
+	pe_end(&c->out, start_ok(c, r));
+}
+
+/* Kept in memory while the run is open, to redact its processes' events; never written. */
+static void on_secret(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	char err[ENGINE_ERRLEN];
+	int rc;
+
+	if (c->peer.uid != 0) {
+		reply_error(c, r->id, "denied", "only root may give a run's secrets");
+		return;
+	}
+	if (c->sec.len + r->ndata > ENGINE_SECRET_MAX) {
+		explicit_bzero(c->sec.p, c->sec.len);
+		c->sec.len = 0;
+		reply_error(c, r->id, "limit", "a secret may be at most 64 KiB");
+		return;
+	}
+	jb_raw(&c->sec, r->data, r->ndata);
+	if (r->more) {
+		pe_end(&c->out, start_ok(c, r));
+		return;
+	}
+	jb_putc(&c->sec, '\0');
+	rc = engine_secret(sv->e, r->run, r->name, c->sec.p, &c->peer, err, sizeof(err));
+	explicit_bzero(c->sec.p, c->sec.len);
+	c->sec.len = 0;
+	if (rc) {
+		engine_failed(c, r, rc, err);
+		return;
+	}
+	pe_end(&c->out, start_ok(c, r));
+}
+
+static void on_stats(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	struct engine_run_stats st;
+	char err[ENGINE_ERRLEN], keys[256][16], vals[256][16];
+	int rc = engine_run_stats(sv->e, r->run, &c->peer, &st, err, sizeof(err));
+	size_t s;
+
+	if (rc) {
+		engine_failed(c, r, rc, err);
+		return;
+	}
+	s = start_ok(c, r);
+	pe_int(&c->out, "events", (int64_t)st.events);
+	pe_int(&c->out, "lost", (int64_t)st.lost);
+	pe_int(&c->out, "tamper_attempts", (int64_t)st.tamper_attempts);
+	/* pid: step number, of the run's processes still alive and traced */
+	pe_obj(&c->out, "tracked");
+	for (size_t i = 0; i < st.ntracked; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "%d", (int)st.pids[i]);
+		snprintf(vals[i], sizeof(vals[i]), "%u", st.steps[i]);
+		pe_str(&c->out, keys[i], vals[i]);
+	}
+	pe_obj_end(&c->out);
+	pe_end(&c->out, s);
+}
+
 static void on_status(struct server *sv, struct client *c, const struct proto_req *r)
 {
 	struct engine_status st;
@@ -589,6 +710,20 @@ static void on_status(struct server *sv, struct client *c, const struct proto_re
 	pe_end(&c->out, s);
 }
 
+static void on_read(struct server *sv, struct client *c, const struct proto_req *r)
+{
+	const char *runs[PROTO_ITEMS_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; r->runs && i < r->runs->count; i++)
+		runs[n++] = r->msg->items[r->runs->first + i].v.s;
+	if (engine_read(sv->e, r->command, r->log, runs, n, &c->peer) < 0) {
+		reply_error(c, r->id, "internal", "the log cannot be written");
+		return;
+	}
+	pe_end(&c->out, start_ok(c, r));
+}
+
 static void dispatch(struct server *sv, struct client *c, const struct proto_req *r)
 {
 	if (r->op != OP_HELLO && !c->hello) {
@@ -596,7 +731,7 @@ static void dispatch(struct server *sv, struct client *c, const struct proto_req
 		return;
 	}
 	if (r->op != OP_HELLO && !c->member) {
-		refuse(sv, c, r, r->runbook ? r->runbook : r->run);
+		refuse(sv, c, r, r->runbook ? r->runbook : r->run ? r->run : r->log);
 		return;
 	}
 	if (r->status && !status_ok(r->status)) {
@@ -626,6 +761,18 @@ static void dispatch(struct server *sv, struct client *c, const struct proto_req
 		break;
 	case OP_STATUS:
 		on_status(sv, c, r);
+		break;
+	case OP_RECORD:
+		on_record(sv, c, r);
+		break;
+	case OP_STATS:
+		on_stats(sv, c, r);
+		break;
+	case OP_READ:
+		on_read(sv, c, r);
+		break;
+	case OP_SECRET:
+		on_secret(sv, c, r);
 		break;
 	}
 }
@@ -875,6 +1022,17 @@ static void loop(struct server *sv)
 	}
 }
 
+/* Runs left open by the daemon before this one: their processes traced again. */
+static void resume(struct engine *e)
+{
+	size_t n = 0;
+
+	if (engine_resume(e, &n) < 0)
+		warnx("runs open at the last stop: the state could not be read or recorded");
+	if (n)
+		warnx("%zu runs open at the last stop resumed (a gap record in each)", n);
+}
+
 int server_run(struct engine *e, struct daemon_conf *conf, const char *conf_file,
 	       const struct daemon_conf *flags, char *err, size_t errlen)
 {
@@ -901,6 +1059,7 @@ int server_run(struct engine *e, struct daemon_conf *conf, const char *conf_file
 
 		snprintf(detail, sizeof(detail), "socket=%s group=%s", conf->socket, conf->group);
 		engine_note(e, "start", detail);
+		resume(e);
 		warnx("listening on %s (group %s)", conf->socket, conf->group);
 		loop(sv);
 	}
