@@ -302,23 +302,6 @@ uint64_t epoch_of(const struct epoch_schedule *s, uint64_t t)
 
 /* ---- Files --------------------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* A write buffer so that a million schedule lines do not cost a million syscalls. */
 struct outbuf {
 	int fd;

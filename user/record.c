@@ -142,19 +142,5 @@ int rec_end(struct stream *s)
 
 int sink_fd_write(void *ctx, const struct rec_view *v)
 {
-	int fd = *(int *)ctx;
-	size_t off = 0;
-
-	while (off < v->len) {
-		ssize_t n = write(fd, v->line + off, v->len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0)
-			errno = EIO;
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
-	return 0;
+	return write_all(*(int *)ctx, v->line, v->len);
 }

@@ -34,26 +34,6 @@ int worm_set(int fd, unsigned flag)
 	return ioctl(fd, FS_IOC_SETFLAGS, &flags);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes a whole file under a temporary name, fsyncs it and renames it into place, so a
  * reader sees the old content or the new, never a part. */
 static int replace_file(int dirfd, const char *name, const void *data, size_t len, int *keepfd)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <limits.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -168,5 +169,23 @@ int proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
 		*ppid = pp;
 	if (start)
 		*start = t;
+	return 0;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = write(fd, (const char *)buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO;
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
 	return 0;
 }

@@ -14,6 +14,8 @@ char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 uint64_t now_ns(int clock);
+/* Writes all of buf, through EINTR and short writes: 0, or -1 with errno set. */
+int write_all(int fd, const void *buf, size_t len);
 /* RFC 3339 UTC with nanoseconds: 2026-11-27T20:34:47.123456789Z (31 bytes + NUL). */
 #define TIME_LEN 32
 void fmt_time(uint64_t realtime_ns, char buf[TIME_LEN]);

@@ -10,6 +10,7 @@ import os
 import random
 import re
 import shutil
+import stat
 import socket
 import subprocess
 import sys
@@ -978,7 +979,37 @@ def runs_shows_interrupted_run():
 
 
 @test
+def output_onto_a_device_or_a_pipe_writes_into_it():
+    """-o names a device or a fifo: the report goes into it, and it stays what it was (an
+    output written beside and renamed over it would replace /dev/null with a file)."""
+    import threading
+    tmp = tempfile.mkdtemp(prefix="rs-out-", dir=TMP)
+    log = os.path.join(tmp, "log")
+    rb = write_runbook(tmp, "name: out\nsteps:\n  - name: one\n    run: /bin/true\n")
+    run_id, _ = run(log, rb, (), tmp)
+    # A null device of the test's own: a failure must not break the machine's /dev/null.
+    null = os.path.join(tmp, "null")
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    read(log, "report", run_id, "--format", "md", "-o", null)
+    st = os.stat(null)
+    check(stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 3,
+          f"the null device was replaced: {st}")
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    got = []
+    t = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    t.start()
+    read(log, "report", run_id, "--format", "json", "-o", fifo)
+    t.join(10)
+    check(got and json.loads(got[0])["run"] == run_id,
+          f"the fifo got {got[:1]!r:.200}")
+    check(stat.S_ISFIFO(os.stat(fifo).st_mode), "the fifo was replaced")
+    check(not [f for f in os.listdir(tmp) if ".tmp" in f], f"left behind: {os.listdir(tmp)}")
+
+
+@test
 def killed_run_shows_no_run_end_and_its_recovery():
+    import time
     tmp = tempfile.mkdtemp(prefix="rs-kill-", dir=TMP)
     log = os.path.join(tmp, "log")
     keygen()
@@ -1000,7 +1031,14 @@ def killed_run_shows_no_run_end_and_its_recovery():
         check(step_pid, "the step did not start")
         p.kill()  # SIGKILL: no run_end, the segment is left unsealed
         p.wait(timeout=30)
+        # The guard kills the step; killed here first, it would find nothing to name.
+        for _ in range(60):
+            if not os.path.exists(f"/proc/{step_pid}"):
+                break
+            time.sleep(0.05)
     finally:
+        if p.poll() is None:
+            p.kill()
         if step_pid:
             try:
                 os.kill(step_pid, 9)

@@ -166,6 +166,17 @@ int cli_write(const char *path, const char *data, size_t len)
 		}
 		return 0;
 	}
+	/* A device or a pipe (-o /dev/null, -o /dev/stdout, a fifo) is written into: renamed
+	 * over, it would be replaced by a regular file. */
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write_all(fd, data, len) < 0 || close(fd) < 0) {
+			fprintf(stderr, "runseal: %s: %s\n", path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
 	tmp = xasprintf("%s.tmpXXXXXX", path);
 	fd = mkstemp(tmp);
 	if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, data, len) != (ssize_t)len ||
