@@ -121,6 +121,11 @@ class Daemon:
 
     def close(self):
         self.stop(signal.SIGKILL)
+        try:  # the run table a daemon killed with runs open leaves for its restart
+            st = os.stat(self.log)
+            os.unlink(f"/run/runseal/daemon/{st.st_dev:x}-{st.st_ino:x}")
+        except OSError:
+            pass
         unflag_tree(self.tmp)
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -1191,7 +1191,7 @@ static void resume_children(struct engine *e, struct resumed *rs, size_t nrs)
 		closedir(d);
 }
 
-static int gap_record(struct engine *e, const struct resumed *rs, uint64_t from)
+static int gap_record(struct engine *e, const struct resumed *rs, uint64_t from, uint64_t to)
 {
 	struct stream *s = &e->s;
 	char t[TIME_LEN];
@@ -1199,7 +1199,7 @@ static int gap_record(struct engine *e, const struct resumed *rs, uint64_t from)
 	rec_begin(s, REC_GAP, real(), rs->run->id, -1);
 	fmt_time(from, t);
 	rec_str(s, "from", t);
-	fmt_time(real(), t);
+	fmt_time(to, t);
 	rec_str(s, "to", t);
 	rec_str(s, "reason",
 		"daemon restarted: what the run's processes did in between was not "
@@ -1263,6 +1263,8 @@ int engine_resume(struct engine *e, size_t *resumed)
 	struct resumed *rs;
 	char path[128], line[1024];
 	unsigned long long from = 0;
+	/* Before the first process is traced again: what it does from now on is recorded. */
+	uint64_t to = real();
 	size_t nrs = 0;
 	FILE *f;
 	int rc = 0;
@@ -1281,7 +1283,7 @@ int engine_resume(struct engine *e, size_t *resumed)
 	fclose(f);
 	resume_children(e, rs, nrs);
 	for (size_t i = 0; i < nrs; i++)
-		if (gap_record(e, &rs[i], from) < 0)
+		if (gap_record(e, &rs[i], from, to) < 0)
 			rc = ENGINE_EFAIL;
 	*resumed = nrs;
 	free(rs);
