@@ -1250,17 +1250,20 @@ def lingering_processes_killed_waited_for_or_left():
     late = os.path.join(tmp, "late")
     rc, out, err = runseal(["run", "--lingering", "sometimes", "runbooks/deploy-patch.yaml"])
     check(rc == 2 and "--lingering sometimes: expected leave, kill or wait" in err, err)
-    bg = "(sleep 1; touch %s; sleep 28) >/dev/null 2>&1 & # linger-%s"
+    # Output redirected: a background process holding the step's stdout would delay its
+    # step_end by the output grace (1 s).
+    bg = "(sleep 2; touch %s; sleep 27) >/dev/null 2>&1 & # linger-%s"
     try:
         recs, end, _ = lingering_run(tmp, "kill", bg % (late, "kill"))
         check(end["lingering_policy"] == "kill" and end["lingering_killed"] >= 2 and
               end["lingering"] == {}, f"run_end {end}")
         killed = [r for r in of(recs, "exit", "start") if r["signal"] == 9]
         check(len(killed) == end["lingering_killed"], f"exits {of(recs, 'exit')}")
-        time.sleep(1.5)
+        time.sleep(2.5)
         check(not os.path.exists(late) and not pids_with("linger-kill"),
               "a killed process went on")
-        recs, end, took = lingering_run(tmp, "wait", "(sleep 1; touch %s) & # linger-wait" % late)
+        recs, end, took = lingering_run(
+            tmp, "wait", "(sleep 1; touch %s) >/dev/null 2>&1 & # linger-wait" % late)
         check(os.path.exists(late) and took >= 1, f"the run ended before its processes: {took}")
         check(end["lingering_policy"] == "wait" and end["lingered"] >= 1 and
               end["lingering_killed"] == 0 and end["lingering"] == {}, f"run_end {end}")
