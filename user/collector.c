@@ -1445,8 +1445,9 @@ size_t collector_tracked(struct collector *c, pid_t *pids, uint32_t *steps, size
 	return collector_run_tracked(c, 1, pids, steps, max);
 }
 
-size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uint32_t *steps,
-			     size_t max)
+/* The tracked map's entries: all of them (runs set), or the live processes of one run. */
+static size_t walk_tracked(struct collector *c, const uint32_t *run, pid_t *pids, uint32_t *runs,
+			   uint32_t *steps, size_t max)
 {
 	int fd = bpf_map__fd(c->skel->maps.tracked);
 	uint32_t key, next, *prev = NULL;
@@ -1456,34 +1457,29 @@ size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uin
 	while (n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &t) < 0)
+			continue;
 		/* Only processes still alive: an exit removes the entry, a pid never lingers. */
-		if (bpf_map_lookup_elem(fd, &key, &t) == 0 && t.run == run &&
-		    (kill((pid_t)key, 0) == 0 || errno == EPERM)) {
-			pids[n] = (pid_t)key;
-			steps[n++] = t.step;
-		}
+		if (run && (t.run != *run || (kill((pid_t)key, 0) < 0 && errno != EPERM)))
+			continue;
+		pids[n] = (pid_t)key;
+		if (runs)
+			runs[n] = t.run;
+		steps[n++] = t.step;
 	}
 	return n;
+}
+
+size_t collector_run_tracked(struct collector *c, uint32_t run, pid_t *pids, uint32_t *steps,
+			     size_t max)
+{
+	return walk_tracked(c, &run, pids, NULL, steps, max);
 }
 
 size_t collector_tracked_all(struct collector *c, pid_t *pids, uint32_t *runs, uint32_t *steps,
 			     size_t max)
 {
-	int fd = bpf_map__fd(c->skel->maps.tracked);
-	uint32_t key, next, *prev = NULL;
-	struct rs_track t;
-	size_t n = 0;
-
-	while (n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &t) == 0) {
-			pids[n] = (pid_t)key;
-			runs[n] = t.run;
-			steps[n++] = t.step;
-		}
-	}
-	return n;
+	return walk_tracked(c, NULL, pids, runs, steps, max);
 }
 
 int collector_events_fd(struct collector *c)

@@ -207,24 +207,14 @@ static void count(struct m_step *s, const struct lr_ent *e)
 	case REC_ACCEPT:
 		s->nconn++;
 		break;
-	case REC_RENAME:
-	case REC_UNLINK:
-	case REC_CHMOD:
-	case REC_CHOWN:
-	case REC_LINK:
-	case REC_SYMLINK:
-	case REC_MKDIR:
-	case REC_MKNOD:
-	case REC_TRUNCATE:
-	case REC_XATTR:
-	case REC_UTIMES:
-		s->nwrite++;
-		break;
 	case REC_FORK:
 	case REC_EXIT:
 		break;
 	default:
-		s->nother++;
+		if (m_file_change(e))
+			s->nwrite++;
+		else
+			s->nother++;
 	}
 	if (m_failed(e))
 		s->nfail++;
