@@ -43,7 +43,7 @@ USER_SRCS += user/trigger.c user/logread.c user/bundle.c user/report/model.c use
 	     user/cli/readlog.c
 # The daemon (user/daemon/) and the engine it owns (user/engine/).
 DAEMON_SRCS := user/daemon/proto.c user/daemon/config.c user/daemon/client.c \
-	       user/daemon/server.c user/daemon/cli.c user/engine/engine.c
+	       user/daemon/server.c user/cli/daemon.c user/engine/engine.c
 USER_SRCS += $(DAEMON_SRCS)
 USER_OBJS := $(patsubst user/%.c,$(B)/%.o,$(USER_SRCS))
 PURE_OBJS := $(patsubst user/%.c,$(B)/%.o,$(PURE))

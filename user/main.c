@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/cli.h"
 #include "keys.h"
 #include "runner.h"
 #include "trigger.h"

@@ -1,4 +1,5 @@
-/* cli/cmds: the commands that read the sealed log back, one file each. */
+/* cli/cmds: the commands that read the sealed log back, one file each, and the daemon's
+ * (cli/daemon.c). */
 #ifndef RUNSEAL_CLI_CMDS_H
 #define RUNSEAL_CLI_CMDS_H
 
@@ -13,5 +14,11 @@ int evidence_cmd(int argc, char **argv);
 int export_cmd(int argc, char **argv);
 /* `runseal verify` of an evidence bundle; other arguments go to verify_cmd. */
 int verify_any_cmd(int argc, char **argv);
+/* `runseal daemon`, and its clients exec, begin, end and status (cli/daemon.c). */
+int daemon_cmd(int argc, char **argv);
+int exec_cmd(int argc, char **argv);
+int begin_cmd(int argc, char **argv);
+int end_cmd(int argc, char **argv);
+int status_cmd(int argc, char **argv);
 
 #endif

@@ -9,12 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cmds.h"
 #include "cli/common.h"
-#include "client.h"
-#include "config.h"
+#include "daemon/client.h"
+#include "daemon/config.h"
+#include "daemon/server.h"
 #include "engine/engine.h"
-#include "server.h"
 #include "util.h"
 
 #define EXIT_RUNSEAL  125 /* runseal itself failed: the command did not run */
