@@ -143,6 +143,20 @@ static int lookup(struct engine *e, const char *id, const struct engine_peer *p,
 	return 0;
 }
 
+/* A run whose client writes its own records (runseal run through the daemon). */
+static int lookup_recording(struct engine *e, const char *id, const struct engine_peer *p,
+			    struct erun **out, char *err, size_t errlen)
+{
+	int rc = lookup(e, id, p, out, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!(*out)->records)
+		return seterr(err, errlen, ENGINE_EORDER,
+			      "run %s was not opened with \"records\": true", id);
+	return 0;
+}
+
 static struct estep *open_step(struct erun *r, uint32_t seq, char *err, size_t errlen)
 {
 	if (seq == 0 || seq >= r->nsteps || !r->steps[seq].open) {
@@ -784,13 +798,10 @@ int engine_record(struct engine *e, const char *run, const char *line, size_t n,
 	enum rec_kind kind = REC_RUN_START;
 	struct erun *r;
 	int64_t seq;
-	int rc = lookup(e, run, p, &r, err, errlen);
+	int rc = lookup_recording(e, run, p, &r, err, errlen);
 
 	if (rc)
 		return rc;
-	if (!r->records)
-		return seterr(err, errlen, ENGINE_EORDER,
-			      "run %s was not opened with \"records\": true", run);
 	if ((rc = record_kind(e, r, line, n, &kind, err, errlen)))
 		return rc;
 	/* The time is the daemon's: when it wrote the record, in the chain's order. */
@@ -842,13 +853,10 @@ int engine_secret(struct engine *e, const char *run, const char *name, const cha
 		  const struct engine_peer *p, char *err, size_t errlen)
 {
 	struct erun *r;
-	int rc = lookup(e, run, p, &r, err, errlen);
+	int rc = lookup_recording(e, run, p, &r, err, errlen);
 
 	if (rc)
 		return rc;
-	if (!r->records)
-		return seterr(err, errlen, ENGINE_EORDER,
-			      "run %s was not opened with \"records\": true", run);
 	if (r->nsec == ENGINE_SECRETS_MAX)
 		return seterr(err, errlen, ENGINE_ELIMIT, "run %s has 64 secrets already", run);
 	if (!*value)
