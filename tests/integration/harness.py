@@ -42,6 +42,15 @@ def alive(pid):
         return False
 
 
+def cgroup2_root():
+    """Where the cgroup v2 hierarchy is mounted (hybrid hosts too), or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if " - cgroup2 " in line:
+                return line.split()[4]
+    return None
+
+
 def pids_with(arg):
     """Live processes, this one aside, whose command line contains arg."""
     found = []

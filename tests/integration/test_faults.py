@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNSEAL = os.environ.get("RUNSEAL", os.path.join(ROOT, "runseal"))
 PLAIN_RUNSEAL = os.path.join(ROOT, "runseal")  # valgrind cannot run an ASan build
 
-from harness import Failure, check, run_all, test
+from harness import Failure, cgroup2_root, check, run_all, test
 
 
 def rs(args, timeout=120):
@@ -123,11 +123,7 @@ def pids_cgroup(name):
     if os.path.ismount(v1):
         top = v1
     else:
-        top = None
-        for line in open("/proc/self/mountinfo"):
-            if " - cgroup2 " in line:
-                top = line.split()[4]
-                break
+        top = cgroup2_root()
         check(top and "pids" in open(os.path.join(top, "cgroup.subtree_control")).read(),
               "no cgroup with the pids controller to limit forks")
     d = os.path.join(top, name)

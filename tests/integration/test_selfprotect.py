@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNSEAL = os.path.join(ROOT, "runseal")
 ATTACK = os.path.join(ROOT, "build", "attack")
 
-from harness import Failure, alive, check, pids_with, run_all, skip, test
+from harness import Failure, alive, cgroup2_root, check, pids_with, run_all, skip, test
 
 TMP = tempfile.mkdtemp(prefix="runseal-selfprotect-")
 
@@ -229,14 +229,6 @@ def killed_collector_leaves_nothing_running_and_is_reported():
     st = os.stat(logdir("kill")[0])
     state = f"/run/runseal/live/{st.st_dev:x}-{st.st_ino:x}"
     check(not os.path.exists(state), f"{state} left behind")
-
-
-def cgroup2_root():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            if " - cgroup2 " in line:
-                return line.split()[4]
-    return None
 
 
 @test
